@@ -1,0 +1,33 @@
+//! strait-bench: benchmark harness for strait.
+//!
+//! `strait-bench peers` compares strait against nginx and haproxy as reverse proxies in front
+//! of one shared static upstream, over HTTP/1.1 (wrk) and HTTP/2 prior knowledge (h2load).
+//! See benches/README.md.
+
+mod configs;
+mod load;
+mod peers;
+mod procs;
+mod report;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "strait-bench", version, about = "Benchmark harness for strait")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// strait vs nginx vs haproxy (same upstream, same worker count), HTTP/1.1 and HTTP/2.
+    Peers(peers::PeersArgs),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Peers(args) => peers::run(args),
+    }
+}

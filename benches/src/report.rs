@@ -1,0 +1,270 @@
+//! Aggregation over repeats, the markdown table and the JSON document.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::load::Proto;
+use crate::peers::{PeersArgs, RunRecord, Target, UpstreamProto};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Meta {
+    pub date: String,
+    pub tool: String,
+    pub cpu_model: String,
+    pub cpus: usize,
+    pub kernel: String,
+    pub loadavg_at_start: String,
+    pub versions: Vec<Version>,
+    pub settings: PeersArgs,
+}
+
+impl Meta {
+    pub fn collect(args: &PeersArgs, strait: Option<&Path>, date: &str) -> Result<Self> {
+        let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|s| s.trim_start_matches([' ', '\t', ':']).trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0);
+        let v = |tool: &str, version: String| Version {
+            tool: tool.into(),
+            version,
+        };
+        let mut versions = vec![
+            v("nginx", version_line("nginx", &["-v"])),
+            v("haproxy", version_line("haproxy", &["-v"])),
+            v("wrk", version_line("wrk", &["-v"])),
+            v("h2load", version_line("h2load", &["--version"])),
+        ];
+        if let Some(bin) = strait {
+            let line = version_line(&bin.display().to_string(), &["--version"]);
+            versions.push(v("strait", format!("{line} ({})", bin.display())));
+        }
+        Ok(Self {
+            date: date.to_string(),
+            tool: format!("strait-bench {} peers", env!("CARGO_PKG_VERSION")),
+            cpu_model,
+            cpus,
+            kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            loadavg_at_start: fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            versions,
+            settings: args.clone(),
+        })
+    }
+}
+
+/// First non-empty line of a tool's combined stdout+stderr (exit status ignored: `wrk -v`
+/// exits non-zero).
+fn version_line(prog: &str, args: &[&str]) -> String {
+    match Command::new(prog).args(args).output() {
+        Ok(o) => {
+            let text = format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            text.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("unknown")
+                .to_string()
+        }
+        Err(_) => "unknown".into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Version {
+    pub tool: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub protocol: Proto,
+    pub target: Target,
+    pub runs_ok: usize,
+    pub runs_failed: usize,
+    pub rps_median: Option<f64>,
+    pub rps_min: Option<f64>,
+    pub rps_max: Option<f64>,
+    pub p50_ms_median: Option<f64>,
+    pub p99_ms_median: Option<f64>,
+    pub proxy_cpu_ms_per_1k_req_median: Option<f64>,
+    pub proxy_cpu_cores_median: Option<f64>,
+    pub proxy_peak_rss_mib_median: Option<f64>,
+    pub errors_total: u64,
+    pub non_2xx_total: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandLine {
+    pub protocol: Proto,
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Document {
+    pub meta: Meta,
+    pub load_commands: Vec<CommandLine>,
+    pub summary: Vec<Summary>,
+    pub runs: Vec<RunRecord>,
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+pub fn summarize(runs: &[RunRecord], targets: &[Target], protos: &[Proto]) -> Vec<Summary> {
+    let mut out = Vec::new();
+    for &protocol in protos {
+        for &target in targets {
+            let all: Vec<&RunRecord> = runs
+                .iter()
+                .filter(|r| r.protocol == protocol && r.target == target)
+                .collect();
+            if all.is_empty() {
+                continue;
+            }
+            let ok: Vec<&RunRecord> = all.iter().copied().filter(|r| r.error.is_none()).collect();
+            let loads: Vec<_> = ok.iter().filter_map(|r| r.load.as_ref()).collect();
+            let rps: Vec<f64> = loads.iter().map(|l| l.rps).collect();
+            out.push(Summary {
+                protocol,
+                target,
+                runs_ok: ok.len(),
+                runs_failed: all.len() - ok.len(),
+                rps_median: median(rps.clone()),
+                rps_min: rps.iter().copied().reduce(f64::min),
+                rps_max: rps.iter().copied().reduce(f64::max),
+                p50_ms_median: median(loads.iter().map(|l| l.p50_ms).collect()),
+                p99_ms_median: median(loads.iter().map(|l| l.p99_ms).collect()),
+                proxy_cpu_ms_per_1k_req_median: median(
+                    ok.iter()
+                        .filter_map(|r| r.proxy_cpu_ms_per_1k_req)
+                        .collect(),
+                ),
+                proxy_cpu_cores_median: median(
+                    ok.iter().filter_map(|r| r.proxy_cpu_cores).collect(),
+                ),
+                proxy_peak_rss_mib_median: median(
+                    ok.iter()
+                        .filter_map(|r| r.proxy_peak_rss_kib)
+                        .map(|k| k as f64 / 1024.0)
+                        .collect(),
+                ),
+                errors_total: loads.iter().map(|l| l.errors).sum(),
+                non_2xx_total: loads.iter().map(|l| l.non_2xx).sum(),
+            });
+        }
+    }
+    out
+}
+
+fn opt(v: Option<f64>, prec: usize) -> String {
+    v.map(|x| format!("{x:.prec$}"))
+        .unwrap_or_else(|| "–".into())
+}
+
+pub fn markdown(
+    meta: &Meta,
+    summary: &[Summary],
+    commands: &[(Proto, String)],
+    args: &PeersArgs,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "### Peers benchmark, {} — {} ({} cpus), kernel {}\n",
+        meta.date, meta.cpu_model, meta.cpus, meta.kernel
+    );
+    let _ = writeln!(
+        s,
+        "workers {} per proxy, {} repeats × {} s (+{} s warm-up), median over repeats; \
+         HTTP/2 runs forward to the upstream over {}.\n",
+        args.workers,
+        args.repeats,
+        args.duration,
+        args.warmup,
+        match args.h2_upstream {
+            UpstreamProto::Http1 => "HTTP/1.1",
+            UpstreamProto::Http2 => "h2c (nginx skipped)",
+        }
+    );
+    let mut protos: Vec<Proto> = summary.iter().map(|r| r.protocol).collect();
+    protos.dedup();
+    for proto in protos {
+        let _ = writeln!(s, "#### {}\n", proto.label());
+        let _ = writeln!(
+            s,
+            "| target | rps (median) | rps min–max | p50 ms | p99 ms | proxy CPU ms / 1k req | \
+             proxy CPU (cores) | proxy peak RSS MiB | errors / non-2xx | runs |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for r in summary.iter().filter(|r| r.protocol == proto) {
+            let runs = if r.runs_failed > 0 {
+                format!("{} ok, {} FAILED", r.runs_ok, r.runs_failed)
+            } else {
+                r.runs_ok.to_string()
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {}–{} | {} | {} | {} | {} | {} | {} / {} | {} |",
+                r.target.name(),
+                opt(r.rps_median, 0),
+                opt(r.rps_min, 0),
+                opt(r.rps_max, 0),
+                opt(r.p50_ms_median, 2),
+                opt(r.p99_ms_median, 2),
+                opt(r.proxy_cpu_ms_per_1k_req_median, 1),
+                opt(r.proxy_cpu_cores_median, 2),
+                opt(r.proxy_peak_rss_mib_median, 1),
+                r.errors_total,
+                r.non_2xx_total,
+                runs
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "proxy CPU = utime+stime of all the proxy's processes during the measured window; \
+         \"cores\" well below the worker count means the proxy was not the bottleneck. \
+         `direct` = load generator straight to the upstream (HTTP/2: the upstream's h2c port), \
+         i.e. the ceiling of the load-generator/upstream side. Peak RSS = sum of VmHWM.\n"
+    );
+    let _ = writeln!(s, "Load generators (port = the proxy under test):\n");
+    let _ = writeln!(s, "```");
+    for (_, c) in commands {
+        let _ = writeln!(s, "{c}");
+    }
+    let _ = writeln!(s, "```");
+    let _ = writeln!(s, "\nVersions:");
+    for v in &meta.versions {
+        let _ = writeln!(s, "- {}: {}", v.tool, v.version);
+    }
+    s
+}

@@ -1,0 +1,611 @@
+//! Configuration: YAML parsed once into an immutable, validated [`Config`].
+//!
+//! Every error names `file:line:col` and the field, so an operator can fix it without guessing.
+//! See `docs/config.md` for the schema.
+
+mod positions;
+mod raw;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::Authority;
+
+use crate::tls;
+use positions::Positions;
+use raw::{RawConfig, RawListener, RawProtocol, RawSink, RawUpstreamProtocol};
+
+/// One problem in a configuration file, with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// The dotted path of the offending field (`listeners[0].upstream`), empty for syntax errors.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", join(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn join(d: &[Diagnostic]) -> String {
+    d.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The whole validated configuration. Cheap to share (`Arc` inside), never mutated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: PathBuf,
+    pub admin: Option<AdminConfig>,
+    pub runtime: RuntimeConfig,
+    pub flows: FlowsConfig,
+    pub listeners: Vec<Arc<ListenerConfig>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Tokio worker threads; defaults to the number of CPUs.
+    pub workers: usize,
+    /// How long in-flight streams may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowSink {
+    Stdout,
+    File(PathBuf),
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct FlowsConfig {
+    pub sink: FlowSink,
+    /// Records buffered between the request path and the writer; beyond it they are dropped
+    /// and counted in `strait_flows_dropped_total`.
+    pub buffer: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 and HTTP/2 (TLS with ALPN, or cleartext prior knowledge) with gRPC and upgrades.
+    Http,
+    /// Opaque byte relay.
+    Tcp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// The downstream request's version: HTTP/2 downstream → HTTP/2 upstream, else HTTP/1.1.
+    Auto,
+    Http1,
+    Http2,
+}
+
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// Time allowed for a client to send a complete request head (slowloris guard), also the TLS
+    /// handshake deadline.
+    pub header_read: Duration,
+    /// A connection with no request in flight and no bytes moving for this long is closed.
+    pub idle: Duration,
+    /// Upstream TCP (and TLS) connect.
+    pub connect: Duration,
+    /// From the request's arrival to the upstream response head. `None`: no limit.
+    pub request: Option<Duration>,
+}
+
+#[derive(Clone)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub address: SocketAddr,
+    pub protocol: Protocol,
+    /// Server-side TLS, loaded and checked at config time.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `host:port` of the upstream.
+    pub upstream: Authority,
+    /// Client-side TLS towards the upstream, loaded and checked at config time.
+    pub upstream_tls: Option<tls::UpstreamTls>,
+    pub upstream_protocol: UpstreamProtocol,
+    pub timeouts: Timeouts,
+    pub max_header_bytes: usize,
+}
+
+impl fmt::Debug for ListenerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListenerConfig")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("protocol", &self.protocol)
+            .field("tls", &self.tls.is_some())
+            .field("upstream", &self.upstream)
+            .field("upstream_tls", &self.upstream_tls.is_some())
+            .field("upstream_protocol", &self.upstream_protocol)
+            .field("timeouts", &self.timeouts)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .finish()
+    }
+}
+
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+impl Config {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &src)
+    }
+
+    /// Parses and validates `src`; `path` names the file in errors and anchors relative paths.
+    pub fn parse(path: &Path, src: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = if src.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            serde_yaml::from_str(src).map_err(|e| {
+                let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+                // serde_yaml appends " at line X column Y"; the prefix already says it.
+                let msg = e.to_string();
+                let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
+                ConfigError::Invalid(vec![Diagnostic {
+                    file: path.to_owned(),
+                    line,
+                    column,
+                    field: String::new(),
+                    message: msg,
+                }])
+            })?
+        };
+        let mut v = Validator {
+            file: path.to_owned(),
+            base: path.parent().map(Path::to_owned).unwrap_or_default(),
+            positions: Positions::index(src),
+            errors: Vec::new(),
+        };
+        let cfg = v.config(raw);
+        if v.errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid(v.errors))
+        }
+    }
+}
+
+struct Validator {
+    file: PathBuf,
+    base: PathBuf,
+    positions: Positions,
+    errors: Vec<Diagnostic>,
+}
+
+impl Validator {
+    fn err(&mut self, field: &str, message: impl Into<String>) {
+        let (line, column) = self.positions.find(field);
+        self.errors.push(Diagnostic {
+            file: self.file.clone(),
+            line,
+            column,
+            field: field.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn addr(&mut self, field: &str, s: &str) -> Option<SocketAddr> {
+        match s.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(
+                    field,
+                    format!("`{s}` is not an IP:port socket address (e.g. 127.0.0.1:8080)"),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, field: &str, s: Option<&str>, default: Duration) -> Option<Duration> {
+        match s.map(parse_duration) {
+            None => Some(default),
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => {
+                self.err(field, e);
+                None
+            }
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let admin = raw.admin.and_then(|a| {
+            self.addr("admin.address", &a.address)
+                .map(|address| AdminConfig { address })
+        });
+        let workers = match raw.runtime.workers {
+            Some(0) => {
+                self.err("runtime.workers", "must be at least 1");
+                1
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let shutdown_grace = self
+            .duration(
+                "runtime.shutdown_grace",
+                raw.runtime.shutdown_grace.as_deref(),
+                Duration::from_secs(30),
+            )
+            .unwrap_or_default();
+        let sink = match (raw.flows.sink.unwrap_or(RawSink::Stdout), raw.flows.path) {
+            (RawSink::File, Some(p)) => FlowSink::File(self.path(&p)),
+            (RawSink::File, None) => {
+                self.err("flows.sink", "sink `file` needs `flows.path`");
+                FlowSink::None
+            }
+            (_, Some(_)) => {
+                self.err("flows.path", "`path` is only used with `sink: file`");
+                FlowSink::None
+            }
+            (RawSink::Stdout, None) => FlowSink::Stdout,
+            (RawSink::None, None) => FlowSink::None,
+        };
+        let buffer = raw.flows.buffer.unwrap_or(65_536);
+        if buffer == 0 {
+            self.err("flows.buffer", "must be at least 1");
+        }
+        if !raw.clusters.is_empty() {
+            self.err(
+                "clusters",
+                "clusters are used by WASM filters' outbound calls, which this build does not support yet; remove `clusters`",
+            );
+        }
+        let mut listeners: Vec<Arc<ListenerConfig>> = Vec::new();
+        let mut seen: Vec<(String, Option<SocketAddr>)> = Vec::new();
+        for (i, l) in raw.listeners.into_iter().enumerate() {
+            let field = format!("listeners[{i}]");
+            if seen.iter().any(|(n, _)| *n == l.name) {
+                self.err(
+                    &format!("{field}.name"),
+                    format!("duplicate listener name `{}`", l.name),
+                );
+            }
+            let addr = l
+                .address
+                .parse::<SocketAddr>()
+                .ok()
+                .filter(|a| a.port() != 0);
+            if let Some((prev, _)) = seen.iter().find(|(_, a)| addr.is_some() && *a == addr) {
+                let msg = format!("address {} is already used by listener `{prev}`", l.address);
+                self.err(&format!("{field}.address"), msg);
+            }
+            seen.push((l.name.clone(), addr));
+            if let Some(lc) = self.listener(&field, l) {
+                listeners.push(Arc::new(lc));
+            }
+        }
+        if listeners.is_empty() && self.errors.is_empty() {
+            self.err(
+                "listeners",
+                "no listeners configured: add at least one under `listeners:`",
+            );
+        }
+        Config {
+            source: self.file.clone(),
+            admin,
+            runtime: RuntimeConfig {
+                workers,
+                shutdown_grace,
+            },
+            flows: FlowsConfig {
+                sink,
+                buffer: buffer.max(1),
+            },
+            listeners,
+        }
+    }
+
+    fn listener(&mut self, f: &str, l: RawListener) -> Option<ListenerConfig> {
+        let before = self.errors.len();
+        if l.name.is_empty()
+            || !l
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            self.err(
+                &format!("{f}.name"),
+                "must be non-empty and use only letters, digits, `-`, `_`, `.`",
+            );
+        }
+        let address = self.addr(&format!("{f}.address"), &l.address);
+        let protocol = match l.protocol {
+            RawProtocol::Http => Protocol::Http,
+            RawProtocol::Tcp => Protocol::Tcp,
+        };
+        let upstream = match l.upstream.parse::<Authority>() {
+            Ok(a)
+                if a.port_u16().is_some() && !a.host().is_empty() && !l.upstream.contains('@') =>
+            {
+                Some(a)
+            }
+            _ => {
+                self.err(
+                    &format!("{f}.upstream"),
+                    format!(
+                        "`{}` is not a host:port upstream (e.g. 127.0.0.1:9000)",
+                        l.upstream
+                    ),
+                );
+                None
+            }
+        };
+        let tls = l.tls.and_then(|t| {
+            let (cert, key) = (self.path(&t.cert), self.path(&t.key));
+            match tls::server_config(&cert, &key) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    self.err(&format!("{f}.tls"), e.to_string());
+                    None
+                }
+            }
+        });
+        let upstream_tls = l.upstream_tls.and_then(|t| {
+            let ca = t.ca.as_deref().map(|p| self.path(p));
+            let sni = t
+                .sni
+                .or_else(|| upstream.as_ref().map(|u| u.host().to_owned()));
+            match tls::UpstreamTls::new(sni.as_deref().unwrap_or_default(), ca.as_deref()) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    self.err(&format!("{f}.upstream_tls"), e.to_string());
+                    None
+                }
+            }
+        });
+        let upstream_protocol = match l.upstream_protocol.unwrap_or(RawUpstreamProtocol::Auto) {
+            RawUpstreamProtocol::Auto => UpstreamProtocol::Auto,
+            RawUpstreamProtocol::Http1 => UpstreamProtocol::Http1,
+            RawUpstreamProtocol::Http2 => UpstreamProtocol::Http2,
+        };
+        if protocol == Protocol::Tcp {
+            if l.upstream_protocol.is_some() {
+                self.err(
+                    &format!("{f}.upstream_protocol"),
+                    "only applies to `protocol: http`",
+                );
+            }
+            if l.max_header_bytes.is_some() {
+                self.err(
+                    &format!("{f}.max_header_bytes"),
+                    "only applies to `protocol: http`",
+                );
+            }
+        }
+        if !l.filters.is_empty() {
+            self.err(
+                &format!("{f}.filters"),
+                "WASM filters are not supported by this build yet; remove `filters` (an unenforced filter would silently bypass policy)",
+            );
+        }
+        let t = &l.timeouts;
+        let header_read = self.duration(
+            &format!("{f}.timeouts.header_read"),
+            t.header_read.as_deref(),
+            Duration::from_secs(10),
+        );
+        let idle = self.duration(
+            &format!("{f}.timeouts.idle"),
+            t.idle.as_deref(),
+            Duration::from_secs(300),
+        );
+        let connect = self.duration(
+            &format!("{f}.timeouts.connect"),
+            t.connect.as_deref(),
+            Duration::from_secs(5),
+        );
+        let request = match t.request.as_deref() {
+            Some("off") => Some(None),
+            other => self
+                .duration(
+                    &format!("{f}.timeouts.request"),
+                    other,
+                    Duration::from_secs(60),
+                )
+                .map(Some),
+        };
+        for (name, d) in [
+            ("header_read", header_read),
+            ("idle", idle),
+            ("connect", connect),
+        ] {
+            if d == Some(Duration::ZERO) {
+                self.err(&format!("{f}.timeouts.{name}"), "must be greater than zero");
+            }
+        }
+        let max_header_bytes = l.max_header_bytes.unwrap_or(DEFAULT_MAX_HEADER_BYTES);
+        if !(1024..=1 << 20).contains(&max_header_bytes) {
+            self.err(
+                &format!("{f}.max_header_bytes"),
+                "must be between 1024 and 1048576",
+            );
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(ListenerConfig {
+            name: l.name,
+            address: address?,
+            protocol,
+            tls,
+            upstream: upstream?,
+            upstream_tls,
+            upstream_protocol,
+            timeouts: Timeouts {
+                header_read: header_read?,
+                idle: idle?,
+                connect: connect?,
+                request: request?,
+            },
+            max_header_bytes,
+        })
+    }
+}
+
+/// Parses `250ms`, `10s`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 250ms, 10s, 5m, 1h)"))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!(
+            "`{s}` has no valid unit (use ms, s, m or h, e.g. 10s)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("strait.yaml"), src)
+    }
+
+    fn diag(src: &str) -> Vec<Diagnostic> {
+        match parse(src) {
+            Err(ConfigError::Invalid(d)) => d,
+            other => panic!("expected invalid config, got {other:?}"),
+        }
+    }
+
+    const OK: &str = "listeners:\n  - name: web\n    address: 127.0.0.1:8080\n    protocol: http\n    upstream: 127.0.0.1:9000\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(OK).expect("valid");
+        let l = &c.listeners[0];
+        assert_eq!(l.name, "web");
+        assert_eq!(l.upstream.as_str(), "127.0.0.1:9000");
+        assert_eq!(l.timeouts.header_read, Duration::from_secs(10));
+        assert_eq!(l.max_header_bytes, DEFAULT_MAX_HEADER_BYTES);
+        assert_eq!(c.flows.sink, FlowSink::Stdout);
+        assert!(c.runtime.workers >= 1);
+    }
+
+    #[test]
+    fn unknown_field_has_position() {
+        let d = diag(&format!("{OK}    colour: blue\n"));
+        assert_eq!((d[0].line, d[0].column), (6, 5), "{}", d[0]);
+        assert!(d[0].message.contains("unknown field `colour`"), "{}", d[0]);
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let d = diag("listeners:\n  - name: [web\n");
+        assert!(d[0].line >= 2, "{}", d[0]);
+        assert!(d[0].to_string().starts_with("strait.yaml:"));
+    }
+
+    #[test]
+    fn semantic_errors_name_field_line_and_column() {
+        let src = OK
+            .replace("127.0.0.1:9000", "nonsense")
+            .replace("127.0.0.1:8080", "localhost");
+        let d = diag(&src);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert_eq!(d[0].field, "listeners[0].address");
+        assert_eq!((d[0].line, d[0].column), (3, 14));
+        assert_eq!(d[1].field, "listeners[0].upstream");
+        assert_eq!((d[1].line, d[1].column), (5, 15));
+        assert_eq!(
+            d[1].to_string(),
+            "strait.yaml:5:15: listeners[0].upstream: `nonsense` is not a host:port upstream (e.g. 127.0.0.1:9000)"
+        );
+    }
+
+    #[test]
+    fn missing_tls_files_are_errors() {
+        let src = format!("{OK}    tls: {{ cert: /nonexistent/c.pem, key: /nonexistent/k.pem }}\n");
+        let d = diag(&src);
+        assert_eq!(d[0].field, "listeners[0].tls");
+        assert!(d[0].message.contains("/nonexistent/c.pem"), "{}", d[0]);
+    }
+
+    #[test]
+    fn bad_durations_and_duplicates() {
+        let src = format!(
+            "{OK}    timeouts: {{ idle: 10 }}\n  - name: web\n    address: 127.0.0.1:8080\n    protocol: tcp\n    upstream: a:1\n"
+        );
+        let d = diag(&src);
+        let fields: Vec<_> = d.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "listeners[0].timeouts.idle",
+                "listeners[1].name",
+                "listeners[1].address"
+            ],
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn filters_are_refused_until_supported() {
+        let d = diag(&format!("{OK}    filters: [{{ module: a.wasm }}]\n"));
+        assert_eq!(d[0].field, "listeners[0].filters");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+}

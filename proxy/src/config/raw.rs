@@ -1,0 +1,102 @@
+//! The YAML schema as written by operators. Everything here is untrusted; `validate` turns it
+//! into the immutable [`super::Config`].
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub runtime: RawRuntime,
+    #[serde(default)]
+    pub flows: RawFlows,
+    #[serde(default)]
+    pub listeners: Vec<RawListener>,
+    #[serde(default)]
+    pub clusters: Vec<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub address: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuntime {
+    pub workers: Option<usize>,
+    pub shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlows {
+    pub sink: Option<RawSink>,
+    pub path: Option<String>,
+    pub buffer: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawSink {
+    Stdout,
+    File,
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub name: String,
+    pub address: String,
+    pub protocol: RawProtocol,
+    pub tls: Option<RawTls>,
+    pub upstream: String,
+    pub upstream_tls: Option<RawUpstreamTls>,
+    pub upstream_protocol: Option<RawUpstreamProtocol>,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    pub max_header_bytes: Option<usize>,
+    #[serde(default)]
+    pub filters: Vec<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawProtocol {
+    Http,
+    Tcp,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawUpstreamProtocol {
+    Auto,
+    Http1,
+    Http2,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    pub sni: Option<String>,
+    pub ca: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub header_read: Option<String>,
+    pub idle: Option<String>,
+    pub connect: Option<String>,
+    pub request: Option<String>,
+}

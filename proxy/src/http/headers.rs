@@ -1,0 +1,175 @@
+//! Header rules of a proxy (RFC 9110 §7.6): hop-by-hop removal, `x-forwarded-*`, `via`.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Version;
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+];
+
+/// The protocol a request asks to switch to (`Connection: upgrade` + `Upgrade: X`), if any.
+pub fn upgrade_protocol(h: &HeaderMap) -> Option<HeaderValue> {
+    let asks = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks {
+        h.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Removes hop-by-hop headers and those named in `Connection`. `te: trailers` is kept (gRPC
+/// needs it end to end); with `upgrade`, the `Connection: upgrade` / `Upgrade` pair is kept.
+pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: Option<&HeaderValue>) {
+    let listed: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        h.remove(name);
+    }
+    let te_trailers = h
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    for name in HOP_BY_HOP {
+        h.remove(name);
+    }
+    if te_trailers {
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    if let Some(proto) = upgrade {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(header::UPGRADE, proto.clone());
+    }
+}
+
+fn via_value(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_2 => "2 strait",
+        Version::HTTP_10 => "1.0 strait",
+        _ => "1.1 strait",
+    }
+}
+
+/// Appends this hop to `via` and the client to `x-forwarded-for`; sets `x-forwarded-proto`.
+pub fn add_forwarded(h: &mut HeaderMap, client: IpAddr, tls: bool, version: Version) {
+    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => {
+            let mut joined = String::new();
+            for v in h
+                .get_all(&X_FORWARDED_FOR)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+            {
+                joined.push_str(v);
+                joined.push_str(", ");
+            }
+            if joined.is_empty() {
+                joined.push_str(prev);
+                joined.push_str(", ");
+            }
+            joined.push_str(&client.to_string());
+            joined
+        }
+        None => client.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    h.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    );
+    add_via(h, version);
+}
+
+/// Appends this hop to `via`.
+pub fn add_via(h: &mut HeaderMap, version: Version) {
+    h.append(header::VIA, HeaderValue::from_static(via_value(version)));
+}
+
+/// Approximate size of a request head as it was on the wire (name, value, separators).
+pub fn head_size(h: &HeaderMap) -> usize {
+    h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum()
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn strips_listed_and_standard_hop_by_hop() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers, deflate"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut h, None);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(h["te"], "trailers");
+        assert_eq!(h["x-kept"], "yes");
+    }
+
+    #[test]
+    fn keeps_upgrade_pair_for_websocket() {
+        let mut h = map(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "k"),
+        ]);
+        let up = upgrade_protocol(&h);
+        assert_eq!(up.as_ref().map(|v| v.as_bytes()), Some(&b"websocket"[..]));
+        strip_hop_by_hop(&mut h, up.as_ref());
+        assert_eq!(h["connection"], "upgrade");
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["sec-websocket-key"], "k");
+    }
+
+    #[test]
+    fn forwarded_headers_append() {
+        let mut h = map(&[("x-forwarded-for", "10.0.0.1"), ("via", "1.1 other")]);
+        add_forwarded(
+            &mut h,
+            "127.0.0.1".parse().expect("ip"),
+            false,
+            Version::HTTP_11,
+        );
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        let via: Vec<_> = h.get_all("via").iter().collect();
+        assert_eq!(via, ["1.1 other", "1.1 strait"]);
+    }
+}

@@ -1,0 +1,563 @@
+//! The HTTP listener flow: HTTP/1.1 and HTTP/2 (cleartext prior knowledge or TLS with ALPN),
+//! gRPC, and `Upgrade` pass-through, forwarded to the listener's upstream.
+//!
+//! Path of a request: `serve` (one per connection: idle timeout, drain) → `handle` (one per
+//! request: limits, header rules, upstream choice) → the pooled client → `ResponseBody`, which
+//! streams the upstream body back and emits the flow record at its end.
+
+mod body;
+mod headers;
+pub mod upstream;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ListenerConfig, UpstreamProtocol};
+use crate::flows::{FlowRecord, Flows, Verdict};
+use crate::io::{Activity, AsyncStream, Tracked};
+use crate::metrics::{ListenerMetrics, UpstreamErrorKind};
+use body::{FlowContext, FlowGuard, RequestBody, ResponseBody};
+use upstream::{ConnectError, Upstreams};
+
+/// One HTTP listener's forwarding state, shared by all its connections.
+pub struct HttpProxy {
+    cfg: Arc<ListenerConfig>,
+    server: auto::Builder<TokioExecutor>,
+    upstreams: Upstreams<RequestBody>,
+    scheme: Scheme,
+    flows: Flows,
+    metrics: ListenerMetrics,
+}
+
+/// Which pooled client carries a request upstream.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Http1,
+    Http2,
+    /// TLS upstream, protocol chosen by ALPN.
+    Negotiated,
+}
+
+/// Per-connection facts a request needs.
+struct Conn {
+    peer: SocketAddr,
+    tls: bool,
+    activity: Arc<Activity>,
+}
+
+/// A failure turned into a local response.
+struct Failure {
+    status: StatusCode,
+    grpc_status: u32,
+    kind: Option<UpstreamErrorKind>,
+    message: String,
+}
+
+impl HttpProxy {
+    pub fn new(cfg: Arc<ListenerConfig>, flows: Flows, metrics: ListenerMetrics) -> Self {
+        let mut server = auto::Builder::new(TokioExecutor::new());
+        server
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(cfg.timeouts.header_read)
+            .max_buf_size(cfg.max_header_bytes.max(8192) + 1024)
+            .keep_alive(true);
+        server
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(cfg.max_header_bytes as u32)
+            .max_concurrent_streams(1024)
+            .adaptive_window(true)
+            .keep_alive_interval(Some(Duration::from_secs(60)));
+        let scheme = if cfg.upstream_tls.is_some() {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
+        Self {
+            upstreams: Upstreams::new(&cfg),
+            cfg,
+            server,
+            scheme,
+            flows,
+            metrics,
+        }
+    }
+
+    /// Serves one accepted connection until it closes, idles out, or `shutdown` drains it.
+    pub async fn serve<S: AsyncStream + 'static>(
+        self: Arc<Self>,
+        io: S,
+        peer: SocketAddr,
+        tls: bool,
+        shutdown: CancellationToken,
+    ) {
+        let activity = Activity::new();
+        let conn = Arc::new(Conn {
+            peer,
+            tls,
+            activity: activity.clone(),
+        });
+        let io = TokioIo::new(Tracked::new(io, activity.clone()));
+        let this = self.clone();
+        let svc = hyper::service::service_fn(move |req| this.clone().handle(req, conn.clone()));
+        let served = self.server.serve_connection_with_upgrades(io, svc);
+        tokio::pin!(served);
+        let idle = self.cfg.timeouts.idle;
+        let mut draining = false;
+        loop {
+            let wait = activity.idle_remaining(idle).max(Duration::from_millis(50));
+            tokio::select! {
+                r = served.as_mut() => {
+                    if let Err(e) = r {
+                        self.connection_error(peer, &*e);
+                    }
+                    break;
+                }
+                _ = shutdown.cancelled(), if !draining => {
+                    served.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+                _ = tokio::time::sleep(wait), if !draining => {
+                    if activity.idle_remaining(idle).is_zero() {
+                        tracing::debug!(listener = %self.cfg.name, %peer, "closing idle connection");
+                        served.as_mut().graceful_shutdown();
+                        draining = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A connection-level failure (malformed request, head too large, head timeout): hyper has
+    /// answered it (400/431/408) or closed; record it as a flow so it is not invisible.
+    fn connection_error(&self, peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
+        let Some(he) = e.downcast_ref::<hyper::Error>() else {
+            tracing::debug!(listener = %self.cfg.name, %peer, error = %e, "connection error");
+            return;
+        };
+        let status = if he.is_parse_too_large() {
+            Some(431)
+        } else if he.is_parse() || he.is_parse_status() {
+            Some(400)
+        } else if he.is_timeout() {
+            Some(408)
+        } else {
+            None
+        };
+        tracing::debug!(listener = %self.cfg.name, %peer, error = %he, "connection error");
+        let Some(status) = status else { return };
+        self.metrics.bad_requests.inc();
+        self.metrics.response(status);
+        self.flows.emit(FlowRecord {
+            time: crate::flows::rfc3339(std::time::SystemTime::now()),
+            source: peer,
+            destination: self.cfg.upstream.to_string(),
+            listener: self.cfg.name.clone(),
+            protocol: "HTTP/1.1".into(),
+            method: None,
+            host: None,
+            path: None,
+            status: Some(status),
+            grpc_status: None,
+            latency_ns: 0,
+            duration_ns: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
+            verdict: Verdict::Error,
+            filter: None,
+            error: Some(format!("bad request: {he}")),
+        });
+    }
+
+    async fn handle(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        conn: Arc<Conn>,
+    ) -> Result<Response<ResponseBody>, Infallible> {
+        self.metrics.requests.inc();
+        let down_version = req.version();
+        let ctx = FlowContext {
+            source: conn.peer,
+            destination: self.cfg.upstream.as_str(),
+            listener: &self.cfg.name,
+            protocol: version_str(down_version),
+        };
+        let guard = FlowGuard::new(&self.flows, conn.activity.clone(), ctx, &req);
+        let grpc = is_grpc(req.headers());
+
+        let head = headers::head_size(req.headers()) + req.uri().to_string().len();
+        if head > self.cfg.max_header_bytes {
+            let f = Failure::local(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                format!(
+                    "request head of {head} bytes exceeds the limit of {}",
+                    self.cfg.max_header_bytes
+                ),
+            );
+            return Ok(self.fail(guard, grpc, down_version, f));
+        }
+
+        // An `Upgrade` other than h2c (which is declined: RFC 9113 deprecates it) is passed through.
+        let upgrade = match headers::upgrade_protocol(req.headers()) {
+            Some(p)
+                if down_version <= Version::HTTP_11
+                    && !p.as_bytes().eq_ignore_ascii_case(b"h2c") =>
+            {
+                Some(p)
+            }
+            _ => None,
+        };
+        let route = match (self.cfg.upstream_protocol, down_version) {
+            (UpstreamProtocol::Http2, _) => Route::Http2,
+            (UpstreamProtocol::Auto, Version::HTTP_2) if self.cfg.upstream_tls.is_some() => {
+                Route::Negotiated
+            }
+            (UpstreamProtocol::Auto, Version::HTTP_2) if self.upstreams.h2c_supported().await => {
+                Route::Http2
+            }
+            _ => Route::Http1,
+        };
+        let up_version = if route == Route::Http2 {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        };
+        if grpc && down_version == Version::HTTP_2 && route == Route::Http1 {
+            let f = Failure::protocol(format!(
+                "gRPC needs HTTP/2 but upstream {} does not speak it (set `upstream_protocol: http2` if it does)",
+                self.cfg.upstream
+            ));
+            return Ok(self.fail(guard, grpc, down_version, f));
+        }
+        if upgrade.is_some() && up_version == Version::HTTP_2 {
+            let f = Failure::local(
+                StatusCode::BAD_GATEWAY,
+                "cannot forward an Upgrade request to an HTTP/2 upstream",
+            );
+            return Ok(self.fail(guard, grpc, down_version, f));
+        }
+        let authority = match self.request_authority(&req) {
+            Ok(a) => a,
+            Err(f) => return Ok(self.fail(guard, grpc, down_version, f)),
+        };
+        let down_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+
+        let (mut parts, body) = req.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers, upgrade.as_ref());
+        headers::add_forwarded(&mut parts.headers, conn.peer.ip(), conn.tls, down_version);
+        let pq = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        if up_version == Version::HTTP_2 {
+            // :authority carries it; a duplicate Host is discouraged by RFC 9113 §8.3.1.
+            parts.headers.remove(header::HOST);
+        } else if !parts.headers.contains_key(header::HOST) {
+            if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+                parts.headers.insert(header::HOST, v);
+            }
+        }
+        parts.uri = match Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(authority)
+            .path_and_query(pq)
+            .build()
+        {
+            Ok(u) => u,
+            Err(e) => {
+                let f = Failure::local(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid request target: {e}"),
+                );
+                return Ok(self.fail(guard, grpc, down_version, f));
+            }
+        };
+        parts.version = up_version;
+        let up_req = Request::from_parts(parts, RequestBody::new(body, guard.received_counter()));
+
+        let sent = async {
+            let client = match (down_upgrade, route) {
+                (Some(on), _) => return self.send_upgrade(up_req, on).await,
+                (None, Route::Http1) => &self.upstreams.http1,
+                (None, Route::Http2) => &self.upstreams.http2,
+                (None, Route::Negotiated) => &self.upstreams.negotiated,
+            };
+            client
+                .request(up_req)
+                .await
+                .map_err(|e| self.classify(&e))
+                .map(|r| (r, None))
+        };
+        let result = match self.cfg.timeouts.request {
+            Some(limit) => tokio::time::timeout(limit, sent).await.unwrap_or_else(|_| {
+                Err(Failure {
+                    status: StatusCode::GATEWAY_TIMEOUT,
+                    grpc_status: 4,
+                    kind: Some(UpstreamErrorKind::Timeout),
+                    message: format!("upstream did not answer within {limit:?}"),
+                })
+            }),
+            None => sent.await,
+        };
+        match result {
+            Ok((resp, upgraded)) => Ok(self.respond(guard, down_version, resp, upgraded)),
+            Err(f) => Ok(self.fail(guard, grpc, down_version, f)),
+        }
+    }
+
+    /// The authority the client asked for: it becomes Host (HTTP/1.1) or :authority (HTTP/2)
+    /// upstream. Connections always go to the configured upstream whatever it says.
+    fn request_authority(&self, req: &Request<Incoming>) -> Result<Authority, Failure> {
+        if let Some(a) = req.uri().authority() {
+            return Ok(a.clone());
+        }
+        match req.headers().get(header::HOST) {
+            None => Ok(self.cfg.upstream.clone()),
+            Some(h) => Authority::try_from(h.as_bytes())
+                .map_err(|_| Failure::local(StatusCode::BAD_REQUEST, "invalid Host header")),
+        }
+    }
+
+    /// Forwards an `Upgrade` request on a connection of its own; on 101 the two upgraded streams
+    /// are spliced by a task that owns the flow from then on.
+    async fn send_upgrade(
+        &self,
+        req: Request<RequestBody>,
+        down: hyper::upgrade::OnUpgrade,
+    ) -> Result<(Response<Incoming>, Option<hyper::upgrade::OnUpgrade>), Failure> {
+        let io = self
+            .upstreams
+            .connector
+            .connect()
+            .await
+            .map_err(|e| connect_failure(&e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| Failure::protocol(format!("upstream handshake failed: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream upgrade connection ended with an error");
+            }
+        });
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| Failure::protocol(format!("upstream failed before a response: {e}")))?;
+        Ok((resp, Some(down)))
+    }
+
+    fn respond(
+        &self,
+        mut guard: FlowGuard,
+        down_version: Version,
+        mut resp: Response<Incoming>,
+        down_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Response<ResponseBody> {
+        let status = resp.status();
+        self.metrics.response(status.as_u16());
+        self.metrics.latency.observe(guard.elapsed().as_secs_f64());
+        guard.response(status.as_u16(), resp.headers());
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(down) = down_upgrade {
+                let up = hyper::upgrade::on(&mut resp);
+                let upgrade = headers::upgrade_protocol(resp.headers());
+                let (mut parts, _) = resp.into_parts();
+                headers::strip_hop_by_hop(&mut parts.headers, upgrade.as_ref());
+                headers::add_via(&mut parts.headers, down_version);
+                tokio::spawn(splice_upgraded(down, up, guard));
+                return Response::from_parts(parts, ResponseBody::full(Bytes::new(), None));
+            }
+        }
+        let (mut parts, body) = resp.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers, None);
+        headers::add_via(&mut parts.headers, down_version);
+        parts.version = down_version;
+        Response::from_parts(parts, ResponseBody::upstream(body, guard))
+    }
+
+    fn fail(
+        &self,
+        mut guard: FlowGuard,
+        grpc: bool,
+        version: Version,
+        f: Failure,
+    ) -> Response<ResponseBody> {
+        if let Some(kind) = f.kind {
+            self.metrics.upstream_error(kind);
+        }
+        tracing::debug!(listener = %self.cfg.name, status = f.status.as_u16(), error = %f.message, "local response");
+        let mut b = Response::builder().version(version);
+        let body = if grpc {
+            // gRPC clients read errors from grpc-status, in a trailers-only response.
+            b = b
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/grpc")
+                .header("grpc-status", f.grpc_status.to_string())
+                .header("grpc-message", grpc_message(&f.message));
+            Bytes::new()
+        } else {
+            b = b
+                .status(f.status)
+                .header(header::CONTENT_TYPE, "text/plain; charset=utf-8");
+            Bytes::from(format!("{}\n", f.message))
+        };
+        let status = if grpc { StatusCode::OK } else { f.status };
+        self.metrics.response(status.as_u16());
+        self.metrics.latency.observe(guard.elapsed().as_secs_f64());
+        let mut resp = match b.body(()) {
+            Ok(r) => r,
+            Err(_) => Response::new(()),
+        };
+        *resp.status_mut() = status;
+        guard.response(status.as_u16(), resp.headers());
+        guard.fail(Verdict::Error, f.message);
+        resp.map(|()| ResponseBody::full(body, Some(guard)))
+    }
+
+    fn classify(&self, e: &hyper_util::client::legacy::Error) -> Failure {
+        let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+        while let Some(s) = src {
+            if let Some(c) = s.downcast_ref::<ConnectError>() {
+                return connect_failure(c);
+            }
+            src = s.source();
+        }
+        if e.is_connect() {
+            return Failure {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                grpc_status: 14,
+                kind: Some(UpstreamErrorKind::Connect),
+                message: format!("upstream connect error: {}", chain(e)),
+            };
+        }
+        Failure::protocol(format!("upstream failed before a response: {}", chain(e)))
+    }
+}
+
+impl Failure {
+    fn local(status: StatusCode, message: impl Into<String>) -> Self {
+        let grpc_status = match status {
+            StatusCode::BAD_REQUEST | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => 3, // INVALID_ARGUMENT
+            _ => 14,
+        };
+        Self {
+            status,
+            grpc_status,
+            kind: None,
+            message: message.into(),
+        }
+    }
+
+    fn protocol(message: String) -> Self {
+        Self {
+            status: StatusCode::BAD_GATEWAY,
+            grpc_status: 14,
+            kind: Some(UpstreamErrorKind::Protocol),
+            message,
+        }
+    }
+}
+
+fn connect_failure(c: &ConnectError) -> Failure {
+    if c.is_timeout() {
+        Failure {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            grpc_status: 4,
+            kind: Some(UpstreamErrorKind::Timeout),
+            message: format!("upstream connect timeout: {c}"),
+        }
+    } else {
+        Failure {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            grpc_status: 14,
+            kind: Some(UpstreamErrorKind::Connect),
+            message: format!("upstream unavailable: {c}"),
+        }
+    }
+}
+
+/// An error and its sources, `a: b: c`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        let m = x.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = x.source();
+    }
+    s
+}
+
+async fn splice_upgraded(
+    down: hyper::upgrade::OnUpgrade,
+    up: hyper::upgrade::OnUpgrade,
+    mut guard: FlowGuard,
+) {
+    match tokio::try_join!(down, up) {
+        Ok((d, u)) => {
+            let (mut d, mut u) = (TokioIo::new(d), TokioIo::new(u));
+            match tokio::io::copy_bidirectional(&mut d, &mut u).await {
+                Ok((from_client, to_client)) => {
+                    guard
+                        .received_counter()
+                        .fetch_add(from_client, std::sync::atomic::Ordering::Relaxed);
+                    guard.sent(to_client);
+                }
+                Err(e) => guard.fail(Verdict::Error, format!("upgraded stream failed: {e}")),
+            }
+        }
+        Err(e) => guard.fail(Verdict::Error, format!("upgrade failed: {e}")),
+    }
+    guard.complete();
+}
+
+fn is_grpc(h: &http::HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+fn version_str(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_09 => "HTTP/0.9",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Percent-encodes a grpc-message as the gRPC HTTP/2 spec requires.
+fn grpc_message(m: &str) -> String {
+    let mut out = String::with_capacity(m.len());
+    for b in m.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn grpc_message_is_percent_encoded() {
+        assert_eq!(super::grpc_message("a 100% é"), "a 100%25 %C3%A9");
+    }
+}

@@ -1,0 +1,138 @@
+//! strait: a node-local L7 proxy. This crate is the daemon (`strait run`) and its CLI.
+//!
+//! Map of the crate (see ARCHITECTURE.md for the path of a request):
+//! - [`config`]: YAML → one immutable, validated [`config::Config`].
+//! - [`listener`]: accept loops and TLS termination; dispatch to a flow per protocol:
+//!   [`http`] (HTTP/1.1, HTTP/2, gRPC, upgrades) or [`tcp`] (byte relay).
+//! - [`flows`], [`metrics`], [`admin`]: observability.
+//! - [`socket`]: raw socket options; [`tls`]: certificate loading.
+
+pub mod admin;
+pub mod config;
+pub mod flows;
+pub mod http;
+pub mod io;
+pub mod listener;
+pub mod metrics;
+pub mod observe;
+pub mod socket;
+pub mod tcp;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use config::Config;
+use listener::{BindError, Listener};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("cannot bind admin endpoint to {address}: {source}")]
+    AdminBind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open flow sink: {0}")]
+    FlowSink(std::io::Error),
+}
+
+/// A server with every socket bound, not yet accepting.
+pub struct Server {
+    config: Config,
+    listeners: Vec<Listener>,
+    admin: Option<(tokio::net::TcpListener, admin::Admin)>,
+    ready: Arc<AtomicBool>,
+}
+
+impl Server {
+    /// Binds every listener and the admin endpoint; must run inside a tokio runtime.
+    pub async fn bind(config: Config) -> Result<Self, ServeError> {
+        let metrics = metrics::Metrics::new();
+        let flows =
+            flows::Flows::start(&config.flows, metrics.clone()).map_err(ServeError::FlowSink)?;
+        let listeners = config
+            .listeners
+            .iter()
+            .map(|l| Listener::bind(l.clone(), &flows, &metrics))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ready = Arc::new(AtomicBool::new(false));
+        let admin = match &config.admin {
+            Some(a) => {
+                let sock =
+                    socket::bind_listener(a.address).map_err(|source| ServeError::AdminBind {
+                        address: a.address,
+                        source,
+                    })?;
+                Some((
+                    sock,
+                    admin::Admin {
+                        metrics,
+                        flows,
+                        ready: ready.clone(),
+                    },
+                ))
+            }
+            None => None,
+        };
+        Ok(Self {
+            config,
+            listeners,
+            admin,
+            ready,
+        })
+    }
+
+    /// The bound address of listener `name` (useful with port 0).
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|l| l.name() == name)
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|(s, _)| s.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting and drains in-flight streams
+    /// for at most `runtime.shutdown_grace`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let tasks = TaskTracker::new();
+        let admin_stop = CancellationToken::new();
+        if let Some((sock, admin)) = self.admin {
+            tokio::spawn(admin.run(sock, admin_stop.clone()));
+        }
+        let mut accept_loops = Vec::new();
+        for l in self.listeners {
+            tracing::info!(
+                listener = l.name(),
+                address = %l.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
+                "listening"
+            );
+            accept_loops.push(tokio::spawn(l.run(shutdown.clone(), tasks.clone())));
+        }
+        self.ready.store(true, Ordering::Release);
+        shutdown.cancelled().await;
+        self.ready.store(false, Ordering::Release);
+        for a in accept_loops {
+            let _ = a.await;
+        }
+        tasks.close();
+        let grace = self.config.runtime.shutdown_grace;
+        tracing::info!(connections = tasks.len(), ?grace, "draining");
+        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+            tracing::warn!(
+                connections = tasks.len(),
+                "shutdown grace expired; closing remaining connections"
+            );
+        }
+        admin_stop.cancel();
+    }
+}

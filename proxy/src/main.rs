@@ -1,0 +1,198 @@
+//! The `strait` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use strait::config::{Config, ConfigError};
+use strait::flows::Verdict;
+use strait::observe;
+
+/// Exit status for a configuration that does not load (EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "strait", version, about = "Node-local L7 proxy: HTTP/1.1, HTTP/2, gRPC, TCP", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the proxy until SIGTERM/SIGINT (then drain in-flight requests).
+    Run {
+        /// Configuration file (YAML; see docs/config.md).
+        #[arg(short, long, env = "STRAIT_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and exit (0 valid, 64 invalid).
+    Check {
+        #[arg(short, long, env = "STRAIT_CONFIG")]
+        config: PathBuf,
+    },
+    /// Follow flow records from a running strait's admin endpoint.
+    Observe {
+        /// Admin endpoint address (the config's `admin.address`).
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+        /// Only records with this verdict.
+        #[arg(long, value_enum)]
+        verdict: Option<VerdictArg>,
+        /// Only records whose path starts with this prefix.
+        #[arg(long)]
+        path: Option<String>,
+        /// Only records of this listener.
+        #[arg(long)]
+        listener: Option<String>,
+        /// Print the raw JSON lines instead of one human line per flow.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+enum VerdictArg {
+    Forwarded,
+    Denied,
+    Error,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.cmd {
+        Cmd::Check { config } => match Config::load(&config) {
+            Ok(c) => {
+                let names: Vec<_> = c
+                    .listeners
+                    .iter()
+                    .map(|l| format!("{} ({})", l.name, l.address))
+                    .collect();
+                println!(
+                    "{}: ok, {} listener(s): {}",
+                    config.display(),
+                    names.len(),
+                    names.join(", ")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_error(&e),
+        },
+        Cmd::Run { config } => match Config::load(&config) {
+            Ok(c) => match run(c) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("strait: {e:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => config_error(&e),
+        },
+        Cmd::Observe {
+            admin,
+            verdict,
+            path,
+            listener,
+            json,
+        } => {
+            let filter = observe::Filter {
+                verdict: verdict.map(|v| match v {
+                    VerdictArg::Forwarded => Verdict::Forwarded,
+                    VerdictArg::Denied => Verdict::Denied,
+                    VerdictArg::Error => Verdict::Error,
+                }),
+                path,
+                listener,
+            };
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("strait: cannot start runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(observe::follow(
+                admin,
+                &filter,
+                json,
+                std::io::stdout().lock(),
+            )) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("strait observe: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn config_error(e: &ConfigError) -> ExitCode {
+    eprintln!("{e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.runtime.workers)
+        .thread_name("strait-worker")
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    rt.block_on(async move {
+        tracing::info!(
+            config = %config.source.display(),
+            workers = config.runtime.workers,
+            version = env!("CARGO_PKG_VERSION"),
+            "starting strait"
+        );
+        let server = strait::Server::bind(config).await?;
+        if let Some(a) = server.admin_addr() {
+            tracing::info!(address = %a, "admin endpoint: /metrics /ready /flows");
+        }
+        let shutdown = CancellationToken::new();
+        let signals = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested: no new connections, draining in-flight requests");
+            signals.cancel();
+            wait_for_signal().await;
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(1);
+        });
+        server.run(shutdown).await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process can still be killed; never exit on its own.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
