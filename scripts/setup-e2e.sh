@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotently install what strait's end-to-end tests need:
-#   - Python packages grpcio and websockets (tests/e2e/requirements.txt)
+#   - Python packages grpcio, websockets and prometheus-client (tests/e2e/requirements.txt)
 #   - curl with HTTP/2 support
 # Safe to run repeatedly; prints one line per dependency saying what it did.
 set -euo pipefail
@@ -12,9 +12,9 @@ PYTHON="${PYTHON:-python3}"
 # --- Python packages -------------------------------------------------------
 # Import the asyncio submodules too: an old websockets (<13) has no
 # websockets.asyncio and must count as missing.
-py_check='import grpc, websockets, websockets.asyncio.server, websockets.asyncio.client'
+py_check='import grpc, websockets, websockets.asyncio.server, websockets.asyncio.client, prometheus_client.openmetrics.parser'
 if "${PYTHON}" -c "${py_check}" >/dev/null 2>&1; then
-    echo "python: grpcio/websockets already present, skipped ($("${PYTHON}" -c 'import grpc, websockets; print(f"grpcio {grpc.__version__}, websockets {websockets.__version__}")'))"
+    echo "python: grpcio/websockets/prometheus-client already present, skipped ($("${PYTHON}" -c 'import grpc, websockets; print(f"grpcio {grpc.__version__}, websockets {websockets.__version__}")'))"
 else
     PIP_ROOT_USER_ACTION=ignore "${PYTHON}" -m pip install --quiet --disable-pip-version-check -r "${requirements}"
     "${PYTHON}" -c "${py_check}"

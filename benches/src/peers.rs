@@ -144,6 +144,8 @@ pub struct RunRecord {
     /// Sum of VmHWM over the proxy's processes.
     pub proxy_peak_rss_kib: Option<u64>,
     pub proxy_processes: Option<usize>,
+    /// Threads summed over the proxy's processes, at the end of the run.
+    pub proxy_threads: Option<u64>,
     pub loadavg_before: String,
 }
 
@@ -437,6 +439,7 @@ fn run_one(
         proxy_cpu_cores: None,
         proxy_peak_rss_kib: None,
         proxy_processes: None,
+        proxy_threads: None,
         loadavg_before: fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
             .trim()
@@ -505,9 +508,10 @@ fn measure(
     if let Some(p) = proxy.as_mut() {
         p.check_alive()
             .with_context(|| format!("{} died during the run", p.name()))?;
-        let (rss, n) = procs::tree_peak_rss_kib(p.pid());
-        rec.proxy_peak_rss_kib = Some(rss);
-        rec.proxy_processes = Some(n);
+        let mem = procs::tree_mem(p.pid());
+        rec.proxy_peak_rss_kib = Some(mem.peak_rss_kib);
+        rec.proxy_processes = Some(mem.processes);
+        rec.proxy_threads = Some(mem.threads);
     }
     if let (Some(b), Some(a)) = (cpu_before, cpu_after) {
         let cpu_s = a.saturating_sub(b) as f64 / ctx.clk_tck as f64;

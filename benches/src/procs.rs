@@ -310,25 +310,37 @@ pub fn tree_cpu_ticks(root: u32) -> u64 {
         .sum()
 }
 
-/// Summed peak RSS (VmHWM) of the tree in KiB, plus the number of processes counted.
-pub fn tree_peak_rss_kib(root: u32) -> (u64, usize) {
-    let pids = process_tree(root);
-    let mut total = 0;
-    let mut n = 0;
-    for pid in pids {
+/// Memory/thread snapshot of a process tree.
+pub struct TreeMem {
+    /// Sum of VmHWM (peak RSS) in KiB.
+    pub peak_rss_kib: u64,
+    pub processes: usize,
+    pub threads: u64,
+}
+
+pub fn tree_mem(root: u32) -> TreeMem {
+    let mut m = TreeMem {
+        peak_rss_kib: 0,
+        processes: 0,
+        threads: 0,
+    };
+    for pid in process_tree(root) {
         let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
             continue;
         };
-        if let Some(kib) = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            total += kib;
-            n += 1;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        };
+        if let Some(kib) = field("VmHWM:") {
+            m.peak_rss_kib += kib;
+            m.processes += 1;
+            m.threads += field("Threads:").unwrap_or(0);
         }
     }
-    (total, n)
+    m
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 on practically every Linux).

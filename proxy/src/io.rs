@@ -28,6 +28,12 @@ pub fn now_ms() -> u64 {
 #[derive(Debug)]
 pub struct Activity {
     last_ms: AtomicU64,
+    /// When the first byte of a request head arrived with no request in flight (0: none
+    /// pending). Cleared when the head is complete. Drives the header-read timeout.
+    head_started_ms: AtomicU64,
+    /// The connection began with the HTTP/2 preface (no head-read deadline applies).
+    http2: std::sync::atomic::AtomicBool,
+    first_read: std::sync::atomic::AtomicBool,
     /// Requests (streams) in flight on this connection.
     pub inflight: AtomicUsize,
     pub read: AtomicU64,
@@ -38,6 +44,9 @@ impl Activity {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             last_ms: AtomicU64::new(now_ms()),
+            head_started_ms: AtomicU64::new(0),
+            http2: std::sync::atomic::AtomicBool::new(false),
+            first_read: std::sync::atomic::AtomicBool::new(true),
             inflight: AtomicUsize::new(0),
             read: AtomicU64::new(0),
             written: AtomicU64::new(0),
@@ -46,6 +55,44 @@ impl Activity {
 
     fn touch(&self) {
         self.last_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// A request head is complete: its request is now in flight.
+    pub fn request_started(&self) {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        self.head_started_ms.store(0, Ordering::Relaxed);
+    }
+
+    pub fn request_finished(&self) {
+        self.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    fn on_read(&self, data: &[u8]) {
+        let now = now_ms();
+        self.last_ms.store(now, Ordering::Relaxed);
+        self.read.fetch_add(data.len() as u64, Ordering::Relaxed);
+        if self.first_read.swap(false, Ordering::Relaxed) && data.starts_with(b"PRI * HTTP/2.0") {
+            self.http2.store(true, Ordering::Relaxed);
+        }
+        if self.inflight.load(Ordering::Acquire) == 0
+            && self.head_started_ms.load(Ordering::Relaxed) == 0
+        {
+            // `max(1)`: 0 means "no head pending".
+            self.head_started_ms.store(now.max(1), Ordering::Relaxed);
+        }
+    }
+
+    /// How long until a pending HTTP/1 request head overruns `limit`; `None` when no head is
+    /// pending (or on HTTP/2, whose idle streams are governed by the idle timeout).
+    pub fn head_remaining(&self, limit: Duration) -> Option<Duration> {
+        let started = self.head_started_ms.load(Ordering::Relaxed);
+        if started == 0
+            || self.http2.load(Ordering::Relaxed)
+            || self.inflight.load(Ordering::Acquire) > 0
+        {
+            return None;
+        }
+        Some(limit.saturating_sub(Duration::from_millis(now_ms().saturating_sub(started))))
     }
 
     /// How long until this connection has been idle for `limit`; zero when it already has.
@@ -80,10 +127,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            self.activity.read.fetch_add(n as u64, Ordering::Relaxed);
-            self.activity.touch();
+        if buf.filled().len() > before {
+            self.activity.on_read(&buf.filled()[before..]);
         }
         r
     }

@@ -80,7 +80,7 @@ impl FlowGuard {
         ctx: FlowContext<'_>,
         req: &http::Request<B>,
     ) -> Self {
-        activity.inflight.fetch_add(1, Ordering::AcqRel);
+        activity.request_started();
         let rec = flows.wanted().then(|| {
             let host = req
                 .uri()
@@ -165,7 +165,7 @@ impl FlowGuard {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        self.activity.inflight.fetch_sub(1, Ordering::AcqRel);
+        self.activity.request_finished();
         if let Some(mut r) = self.rec.take() {
             r.duration_ns = self.start.elapsed().as_nanos() as u64;
             r.bytes_received = self.received.load(Ordering::Relaxed);

@@ -70,7 +70,9 @@ impl HttpProxy {
         server
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(cfg.timeouts.header_read)
+            // hyper's own head timer also cuts idle keep-alive waits; `serve` enforces the
+            // head deadline from the first byte of a head instead.
+            .header_read_timeout(None)
             .max_buf_size(cfg.max_header_bytes.max(8192) + 1024)
             .keep_alive(true);
         server
@@ -115,9 +117,19 @@ impl HttpProxy {
         let served = self.server.serve_connection_with_upgrades(io, svc);
         tokio::pin!(served);
         let idle = self.cfg.timeouts.idle;
+        let head_limit = self.cfg.timeouts.header_read;
         let mut draining = false;
         loop {
-            let wait = activity.idle_remaining(idle).max(Duration::from_millis(50));
+            let head = activity.head_remaining(head_limit);
+            if head.is_some_and(|d| d.is_zero()) {
+                tracing::debug!(listener = %self.cfg.name, %peer, "request head not completed in time; closing");
+                self.head_timeout(peer, head_limit);
+                break;
+            }
+            let wait = activity
+                .idle_remaining(idle)
+                .min(head.unwrap_or(Duration::MAX))
+                .max(Duration::from_millis(20));
             tokio::select! {
                 r = served.as_mut() => {
                     if let Err(e) = r {
@@ -129,14 +141,46 @@ impl HttpProxy {
                     served.as_mut().graceful_shutdown();
                     draining = true;
                 }
-                _ = tokio::time::sleep(wait), if !draining => {
-                    if activity.idle_remaining(idle).is_zero() {
+                _ = tokio::time::sleep(wait) => {
+                    if !draining && activity.idle_remaining(idle).is_zero() {
                         tracing::debug!(listener = %self.cfg.name, %peer, "closing idle connection");
                         served.as_mut().graceful_shutdown();
                         draining = true;
                     }
                 }
             }
+        }
+    }
+
+    fn head_timeout(&self, peer: SocketAddr, limit: Duration) {
+        self.metrics.bad_requests.inc();
+        self.flows.emit(FlowRecord {
+            error: Some(format!(
+                "request head not completed within {limit:?} (connection closed)"
+            )),
+            ..self.connection_flow(peer, None)
+        });
+    }
+
+    fn connection_flow(&self, peer: SocketAddr, status: Option<u16>) -> FlowRecord {
+        FlowRecord {
+            time: crate::flows::rfc3339(std::time::SystemTime::now()),
+            source: peer,
+            destination: self.cfg.upstream.to_string(),
+            listener: self.cfg.name.clone(),
+            protocol: "HTTP/1.1".into(),
+            method: None,
+            host: None,
+            path: None,
+            status,
+            grpc_status: None,
+            latency_ns: 0,
+            duration_ns: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
+            verdict: Verdict::Error,
+            filter: None,
+            error: None,
         }
     }
 
@@ -161,23 +205,8 @@ impl HttpProxy {
         self.metrics.bad_requests.inc();
         self.metrics.response(status);
         self.flows.emit(FlowRecord {
-            time: crate::flows::rfc3339(std::time::SystemTime::now()),
-            source: peer,
-            destination: self.cfg.upstream.to_string(),
-            listener: self.cfg.name.clone(),
-            protocol: "HTTP/1.1".into(),
-            method: None,
-            host: None,
-            path: None,
-            status: Some(status),
-            grpc_status: None,
-            latency_ns: 0,
-            duration_ns: 0,
-            bytes_received: 0,
-            bytes_sent: 0,
-            verdict: Verdict::Error,
-            filter: None,
             error: Some(format!("bad request: {he}")),
+            ..self.connection_flow(peer, Some(status))
         });
     }
 

@@ -1,0 +1,244 @@
+//! Shared test fixtures: an in-process upstream and an in-process strait.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A test upstream speaking HTTP/1.1 and h2c. Paths:
+/// - `/headers`: body lists the request's version and headers as `name: value` lines;
+/// - `/sink`: reads the whole body, answers its size;
+/// - `/stream/N`: streams N bytes in 64 KiB chunks;
+/// - `/slow/MS`: answers after MS milliseconds;
+/// - `/grpc-trailers`: 200 with a body and `grpc-status: 0` trailers;
+/// - anything else: `ok`.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
+    stop: CancellationToken,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+fn full(s: impl Into<Bytes>) -> Body {
+    Full::new(s.into()).boxed_unsync()
+}
+
+async fn upstream_handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    if path == "/headers" {
+        let mut out = format!("version: {:?}\n", req.version());
+        for (k, v) in req.headers() {
+            out.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("<bin>")));
+        }
+        return Ok(Response::new(full(out)));
+    }
+    if path == "/sink" {
+        let mut body = req.into_body();
+        let mut n: u64 = 0;
+        while let Some(f) = body.frame().await {
+            match f {
+                Ok(f) => n += f.data_ref().map_or(0, |d| d.len() as u64),
+                Err(_) => break,
+            }
+        }
+        return Ok(Response::new(full(n.to_string())));
+    }
+    if let Some(n) = path.strip_prefix("/stream/") {
+        let total: u64 = n.parse().unwrap_or(0);
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        let s = futures_util::stream::unfold(0u64, move |sent| {
+            let chunk = chunk.clone();
+            async move {
+                if sent >= total {
+                    return None;
+                }
+                let n = (total - sent).min(chunk.len() as u64);
+                Some((
+                    Ok::<_, Infallible>(Frame::data(chunk.slice(..n as usize))),
+                    sent + n,
+                ))
+            }
+        });
+        return Ok(Response::new(StreamBody::new(s).boxed_unsync()));
+    }
+    if let Some(ms) = path.strip_prefix("/slow/") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+        return Ok(Response::new(full("slow ok")));
+    }
+    if path == "/grpc-trailers" {
+        let mut t = http::HeaderMap::new();
+        t.insert("grpc-status", "0".parse().unwrap());
+        let frames = vec![
+            Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\0"))),
+            Ok(Frame::trailers(t)),
+        ];
+        let mut r =
+            Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync());
+        r.headers_mut()
+            .insert("content-type", "application/grpc".parse().unwrap());
+        return Ok(r);
+    }
+    Ok(Response::new(full("ok")))
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let stop = CancellationToken::new();
+        let (c, s) = (connections.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    _ = s.cancelled() => return,
+                    r = listener.accept() => r.unwrap(),
+                };
+                c.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(
+                            TokioIo::new(stream),
+                            hyper::service::service_fn(upstream_handle),
+                        )
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            connections,
+            stop,
+        }
+    }
+}
+
+/// strait running in-process on ephemeral ports.
+pub struct Proxy {
+    pub addrs: Vec<(String, SocketAddr)>,
+    pub admin: Option<SocketAddr>,
+    pub flows: PathBuf,
+    pub stop: CancellationToken,
+    pub done: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// Starts strait from YAML; `{dir}` in the text is replaced by a temp dir (flows go to
+    /// `{dir}/flows.jsonl`).
+    pub async fn start(yaml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let flows = dir.path().join("flows.jsonl");
+        let yaml = format!(
+            "flows: {{ sink: file, path: {} }}\nruntime: {{ shutdown_grace: 5s }}\n{}",
+            flows.display(),
+            yaml.replace("{dir}", &dir.path().display().to_string())
+        );
+        let cfg = strait::config::Config::parse(&dir.path().join("strait.yaml"), &yaml)
+            .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n{yaml}"));
+        let names: Vec<String> = cfg.listeners.iter().map(|l| l.name.clone()).collect();
+        let server = strait::Server::bind(cfg).await.unwrap();
+        let addrs = names
+            .iter()
+            .map(|n| (n.clone(), server.listener_addr(n).unwrap()))
+            .collect();
+        let admin = server.admin_addr();
+        let stop = CancellationToken::new();
+        let done = tokio::spawn(server.run(stop.clone()));
+        Self {
+            addrs,
+            admin,
+            flows,
+            stop,
+            done,
+            _dir: dir,
+        }
+    }
+
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.addrs.iter().find(|(n, _)| n == name).unwrap().1
+    }
+
+    /// Flow records written so far (waits briefly for the writer).
+    pub async fn flows(&self, at_least: usize) -> Vec<strait::flows::FlowRecord> {
+        for _ in 0..100 {
+            let recs = read_flows(&self.flows);
+            if recs.len() >= at_least {
+                return recs;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        read_flows(&self.flows)
+    }
+}
+
+pub fn read_flows(p: &Path) -> Vec<strait::flows::FlowRecord> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad flow line {l}: {e}")))
+        .collect()
+}
+
+/// A listener block for `upstream`.
+pub fn http_listener(name: &str, upstream: SocketAddr, extra: &str) -> String {
+    format!(
+        "  - name: {name}\n    address: 127.0.0.1:0\n    protocol: http\n    upstream: {upstream}\n{extra}"
+    )
+}
+
+/// Sends raw bytes, reads until the peer closes or `wait` passes.
+pub async fn raw_exchange(addr: SocketAddr, data: &[u8], wait: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(data).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A plain HTTP/1.1 client on a fresh connection.
+pub async fn h1_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (http::StatusCode, http::HeaderMap, String) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut b = Request::get(path).header("host", "example.test");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = send
+        .send_request(b.body(http_body_util::Empty::<Bytes>::new()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}

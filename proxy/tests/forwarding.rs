@@ -1,0 +1,443 @@
+//! In-process integration tests of the HTTP and TCP flows: real sockets, an in-process
+//! upstream, no privileges. Real-client tests (curl, grpcio, websockets) are in `e2e.rs`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{h1_get, http_listener, raw_exchange, Proxy, Upstream};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use strait::flows::Verdict;
+
+#[tokio::test]
+async fn http1_forwarding_applies_proxy_header_rules() {
+    let up = Upstream::start().await;
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener("web", up.addr, "")
+    ))
+    .await;
+    let (status, headers, body) = h1_get(
+        p.addr("web"),
+        "/headers",
+        &[
+            ("connection", "x-private"),
+            ("x-private", "secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-forwarded-for", "10.1.1.1"),
+            ("x-app", "kept"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["via"], "1.1 strait");
+    assert!(body.contains("x-app: kept"), "{body}");
+    assert!(body.contains("host: example.test"), "{body}");
+    assert!(
+        body.contains("x-forwarded-for: 10.1.1.1, 127.0.0.1"),
+        "{body}"
+    );
+    assert!(body.contains("x-forwarded-proto: http"), "{body}");
+    assert!(body.contains("via: 1.1 strait"), "{body}");
+    assert!(
+        !body.contains("x-private"),
+        "Connection-listed header leaked: {body}"
+    );
+    assert!(
+        !body.contains("keep-alive"),
+        "hop-by-hop header leaked: {body}"
+    );
+    let flows = p.flows(1).await;
+    assert_eq!(flows[0].verdict, Verdict::Forwarded);
+    assert_eq!(flows[0].method.as_deref(), Some("GET"));
+    assert_eq!(flows[0].path.as_deref(), Some("/headers"));
+    assert_eq!(flows[0].status, Some(200));
+    assert_eq!(flows[0].host.as_deref(), Some("example.test"));
+    assert!(flows[0].latency_ns > 0 && flows[0].bytes_sent > 0);
+}
+
+#[tokio::test]
+async fn keepalive_and_pipelining_keep_order_and_reuse_upstream_connections() {
+    let up = Upstream::start().await;
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener("web", up.addr, "")
+    ))
+    .await;
+    let reqs = "GET /slow/200 HTTP/1.1\r\nhost: a\r\n\r\nGET /headers HTTP/1.1\r\nhost: b\r\n\r\nGET /x HTTP/1.1\r\nhost: c\r\nconnection: close\r\n\r\n";
+    let out = raw_exchange(p.addr("web"), reqs.as_bytes(), Duration::from_secs(5)).await;
+    let slow = out.find("slow ok").expect("first response");
+    let hdrs = out.find("host: b").expect("second response");
+    let last = out.rfind("\r\n\r\nok").expect("third response");
+    assert!(slow < hdrs && hdrs < last, "responses out of order:\n{out}");
+    assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 3, "{out}");
+    // Sequential requests from new client connections reuse pooled upstream connections.
+    let before = up.connections.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..10 {
+        assert_eq!(h1_get(p.addr("web"), "/", &[]).await.0, 200);
+    }
+    let opened = up.connections.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert!(
+        opened <= 1,
+        "expected pooled upstream connections, {opened} were opened for 10 requests"
+    );
+}
+
+#[tokio::test]
+async fn http2_many_concurrent_streams_on_one_connection() {
+    let up = Upstream::start().await;
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener("web", up.addr, "")
+    ))
+    .await;
+    let tcp = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let mut send = send.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = http::Request::get(format!("http://example.test/slow/{}", i % 50))
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let resp = send.send_request(req).await.unwrap();
+            assert_eq!(resp.version(), http::Version::HTTP_2);
+            resp.into_body().collect().await.unwrap().to_bytes()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(&t.await.unwrap()[..], b"slow ok");
+    }
+    // The upstream speaks h2c, so the h2 requests went upstream as HTTP/2.
+    let mut send = send.clone();
+    let req = http::Request::get("http://example.test/headers")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let body = send
+        .send_request(req)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("version: HTTP/2.0"), "{body}");
+    assert!(body.contains("via: 2 strait"), "{body}");
+    assert_eq!(p.flows(201).await.len(), 201);
+}
+
+#[tokio::test]
+async fn grpc_trailers_pass_through_and_are_recorded() {
+    let up = Upstream::start().await;
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener("web", up.addr, "")
+    ))
+    .await;
+    let tcp = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post("http://example.test/grpc-trailers")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let collected = send
+        .send_request(req)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(collected.trailers().unwrap()["grpc-status"], "0");
+    let f = p.flows(1).await;
+    assert_eq!(f[0].grpc_status, Some(0));
+    assert_eq!(f[0].protocol, "HTTP/2");
+}
+
+#[tokio::test]
+async fn upstream_failures_map_to_503_504_and_grpc_codes() {
+    let up = Upstream::start().await;
+    // A port with nothing listening: bind, note, close.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let yaml = format!(
+        "listeners:\n{}{}",
+        http_listener("dead", dead, ""),
+        http_listener("slow", up.addr, "    timeouts: { request: 300ms }\n")
+    );
+    let p = Proxy::start(&yaml).await;
+    let (status, _, body) = h1_get(p.addr("dead"), "/", &[]).await;
+    assert_eq!(status, 503);
+    assert!(
+        body.contains("upstream unavailable") && body.contains("refused"),
+        "{body}"
+    );
+    let (status, _, body) = h1_get(p.addr("slow"), "/slow/3000", &[]).await;
+    assert_eq!(status, 504);
+    assert!(body.contains("did not answer within"), "{body}");
+    let (status, h, _) = h1_get(
+        p.addr("dead"),
+        "/pkg.Svc/M",
+        &[("content-type", "application/grpc")],
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), &h["grpc-status"]),
+        (200, &"14".parse::<http::HeaderValue>().unwrap())
+    );
+    let (_, h, _) = h1_get(
+        p.addr("slow"),
+        "/slow/3000",
+        &[("content-type", "application/grpc")],
+    )
+    .await;
+    assert_eq!(h["grpc-status"], "4");
+    let flows = p.flows(4).await;
+    assert_eq!(flows.len(), 4);
+    assert!(
+        flows
+            .iter()
+            .all(|f| f.verdict == Verdict::Error && f.error.is_some()),
+        "{flows:?}"
+    );
+    // The proxy still serves.
+    assert_eq!(h1_get(p.addr("slow"), "/", &[]).await.0, 200);
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_requests_are_refused_and_recorded() {
+    let up = Upstream::start().await;
+    let yaml = format!(
+        "listeners:\n{}{}",
+        http_listener("web", up.addr, ""),
+        http_listener("small", up.addr, "    max_header_bytes: 4096\n")
+    );
+    let p = Proxy::start(&yaml).await;
+    let out = raw_exchange(
+        p.addr("web"),
+        b"THIS IS NOT HTTP\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 400"), "{out:?}");
+    let big = "a".repeat(100 * 1024);
+    let out = raw_exchange(
+        p.addr("web"),
+        format!("GET / HTTP/1.1\r\nhost: a\r\nx-big: {big}\r\n\r\n").as_bytes(),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 431"), "{out:?}");
+    let (status, _, body) = h1_get(p.addr("small"), "/", &[("x-big", &"b".repeat(5000))]).await;
+    assert_eq!(status, 431);
+    assert!(body.contains("exceeds the limit of 4096"), "{body}");
+    // Other connections are untouched.
+    assert_eq!(h1_get(p.addr("web"), "/", &[]).await.0, 200);
+    let flows = p.flows(4).await;
+    let statuses: Vec<_> = flows.iter().map(|f| (f.status, f.verdict)).collect();
+    assert!(
+        statuses.contains(&(Some(400), Verdict::Error)),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == (Some(431), Verdict::Error))
+            .count(),
+        2,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn slowloris_and_idle_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start().await;
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener(
+            "web",
+            up.addr,
+            "    timeouts: { header_read: 500ms, idle: 700ms }\n"
+        )
+    ))
+    .await;
+    // A head that never completes.
+    let mut s = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: a\r\nx-slow: ")
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .ok();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "slowloris connection held {:?}",
+        t.elapsed()
+    );
+    // A keep-alive connection left idle after one request.
+    let mut s = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+    assert!(
+        t.elapsed() >= Duration::from_millis(600),
+        "closed too early: {:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn streams_large_bodies_both_ways() {
+    let up = Upstream::start().await;
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener("web", up.addr, "")
+    ))
+    .await;
+    let tcp = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let size: u64 = 20 * 1024 * 1024;
+    let chunks = futures_util::stream::iter((0..size / 65536).map(|_| {
+        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(vec![1u8; 65536])))
+    }));
+    let req = http::Request::post("/sink")
+        .header("host", "a")
+        .body(http_body_util::StreamBody::new(chunks))
+        .unwrap();
+    let body = send
+        .send_request(req)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(String::from_utf8_lossy(&body), size.to_string());
+    let (status, _, body) = h1_get(p.addr("web"), &format!("/stream/{size}"), &[]).await;
+    assert_eq!((status.as_u16(), body.len() as u64), (200, size));
+    let flows = p.flows(2).await;
+    assert_eq!(flows[0].bytes_received, size);
+    assert_eq!(flows[1].bytes_sent, size);
+}
+
+#[tokio::test]
+async fn tls_garbage_does_not_disturb_other_connections() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.path().join("c.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("k.pem"), ck.key_pair.serialize_pem()).unwrap();
+    let tls = format!(
+        "    tls: {{ cert: {0}/c.pem, key: {0}/k.pem }}\n    timeouts: {{ header_read: 1s }}\n",
+        dir.path().display()
+    );
+    let p = Proxy::start(&format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n{}{}",
+        http_listener("tls", up.addr, &tls),
+        http_listener("plain", up.addr, "")
+    ))
+    .await;
+    let t = Instant::now();
+    let out = raw_exchange(
+        p.addr("tls"),
+        b"GET / HTTP/1.1\r\nhost: a\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(!out.contains("200"), "{out}");
+    assert!(t.elapsed() < Duration::from_secs(4));
+    // A half-open handshake is cut at the deadline.
+    let t = Instant::now();
+    let _ = raw_exchange(p.addr("tls"), b"\x16\x03\x01", Duration::from_secs(5)).await;
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(h1_get(p.addr("plain"), "/", &[]).await.0, 200);
+    let admin = p.admin.unwrap();
+    let (_, _, metrics) = h1_get(admin, "/metrics", &[]).await;
+    assert!(
+        metrics
+            .contains("strait_downstream_errors_total{listener=\"tls\",kind=\"tls_handshake\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn tcp_relay_forwards_bytes_and_records_the_connection() {
+    let up = Upstream::start().await;
+    let p = Proxy::start(&format!(
+        "listeners:\n  - name: raw\n    address: 127.0.0.1:0\n    protocol: tcp\n    upstream: {}\n",
+        up.addr
+    ))
+    .await;
+    let out = raw_exchange(
+        p.addr("raw"),
+        b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(
+        out.starts_with("HTTP/1.1 200") && out.ends_with("ok"),
+        "{out}"
+    );
+    let f = p.flows(1).await;
+    assert_eq!(
+        (f[0].protocol.as_str(), f[0].verdict),
+        ("TCP", Verdict::Forwarded)
+    );
+    assert_eq!(f[0].bytes_sent as usize, out.len());
+}
+
+#[tokio::test]
+async fn graceful_shutdown_drains_in_flight_requests() {
+    let up = Upstream::start().await;
+    let p = Proxy::start(&format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n{}",
+        http_listener("web", up.addr, "")
+    ))
+    .await;
+    let addr = p.addr("web");
+    assert_eq!(h1_get(p.admin.unwrap(), "/ready", &[]).await.0, 200);
+    let inflight = tokio::spawn(async move { h1_get(addr, "/slow/800", &[]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    p.stop.cancel();
+    let (status, _, body) = inflight.await.unwrap();
+    assert_eq!((status.as_u16(), body.as_str()), (200, "slow ok"));
+    tokio::time::timeout(Duration::from_secs(5), p.done)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+}
