@@ -7,9 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{h1_get, http_listener, raw_exchange, Proxy, Upstream};
+use common::{h1_get, h2_client, http_listener, raw_exchange, self_signed, Proxy, Upstream};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use strait::flows::Verdict;
 
 #[tokio::test]
@@ -94,12 +94,7 @@ async fn http2_many_concurrent_streams_on_one_connection() {
         http_listener("web", up.addr, "")
     ))
     .await;
-    let tcp = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
-    let (send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let send = h2_client(p.addr("web")).await;
     let mut tasks = Vec::new();
     for i in 0..200 {
         let mut send = send.clone();
@@ -143,12 +138,7 @@ async fn grpc_trailers_pass_through_and_are_recorded() {
         http_listener("web", up.addr, "")
     ))
     .await;
-    let tcp = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let mut send = h2_client(p.addr("web")).await;
     let req = http::Request::post("http://example.test/grpc-trailers")
         .header("content-type", "application/grpc")
         .header("te", "trailers")
@@ -355,12 +345,11 @@ async fn streams_large_bodies_both_ways() {
 async fn tls_garbage_does_not_disturb_other_connections() {
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    std::fs::write(dir.path().join("c.pem"), ck.cert.pem()).unwrap();
-    std::fs::write(dir.path().join("k.pem"), ck.key_pair.serialize_pem()).unwrap();
+    let (cert, key) = self_signed(dir.path());
     let tls = format!(
-        "    tls: {{ cert: {0}/c.pem, key: {0}/k.pem }}\n    timeouts: {{ header_read: 1s }}\n",
-        dir.path().display()
+        "    tls: {{ cert: {}, key: {} }}\n    timeouts: {{ header_read: 1s }}\n",
+        cert.display(),
+        key.display()
     );
     let p = Proxy::start(&format!(
         "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n{}{}",
@@ -440,4 +429,95 @@ async fn graceful_shutdown_drains_in_flight_requests() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "still accepting after shutdown"
     );
+}
+
+#[tokio::test]
+async fn upstream_protocol_errors_are_502() {
+    use tokio::io::AsyncWriteExt;
+    // An "upstream" that answers garbage and closes.
+    let bad = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bad_addr = bad.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = bad.accept().await {
+            let _ = s.write_all(b"SPEAKING NONSENSE\r\n\r\n").await;
+        }
+    });
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener("web", bad_addr, "")
+    ))
+    .await;
+    let (status, _, body) = h1_get(p.addr("web"), "/", &[]).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.starts_with("upstream failed before a response"),
+        "{body}"
+    );
+    let f = p.flows(1).await;
+    assert_eq!((f[0].status, f[0].verdict), (Some(502), Verdict::Error));
+}
+
+#[tokio::test]
+async fn upstream_tls_origination_with_sni_ca_and_alpn() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let up = Upstream::start_tls(&cert, &key).await;
+    let upstream_tls = |extra: &str| {
+        format!(
+            "    upstream_tls: {{ sni: localhost, ca: {} }}\n{extra}",
+            cert.display()
+        )
+    };
+    let p = Proxy::start(&format!(
+        "listeners:\n{}{}",
+        http_listener("tls-up", up.addr, &upstream_tls("")),
+        http_listener(
+            "tls-up-h2",
+            up.addr,
+            &upstream_tls("    upstream_protocol: http2\n")
+        )
+    ))
+    .await;
+    let (status, _, body) = h1_get(p.addr("tls-up"), "/headers", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("version: HTTP/1.1"), "{body}");
+    // HTTP/2 client, auto: ALPN picks h2 with this upstream.
+    let mut send = h2_client(p.addr("tls-up")).await;
+    let req = http::Request::get("http://example.test/headers")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let body = send
+        .send_request(req)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("version: HTTP/2.0"),
+        "{body:?}"
+    );
+    // HTTP/1.1 client, forced http2 upstream.
+    let (_, _, body) = h1_get(p.addr("tls-up-h2"), "/headers", &[]).await;
+    assert!(body.contains("version: HTTP/2.0"), "{body}");
+    // A CA that does not sign the upstream's certificate: 503 with the TLS reason.
+    let other = tempfile::tempdir().unwrap();
+    let (other_ca, _) = self_signed(other.path());
+    let p2 = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener(
+            "bad-ca",
+            up.addr,
+            &format!(
+                "    upstream_tls: {{ sni: localhost, ca: {} }}\n",
+                other_ca.display()
+            )
+        )
+    ))
+    .await;
+    let (status, _, body) = h1_get(p2.addr("bad-ca"), "/", &[]).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("TLS handshake with"), "{body}");
 }

@@ -226,7 +226,9 @@ impl HttpProxy {
         let guard = FlowGuard::new(&self.flows, conn.activity.clone(), ctx, &req);
         let grpc = is_grpc(req.headers());
 
-        let head = headers::head_size(req.headers()) + req.uri().to_string().len();
+        let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+            + req.uri().authority().map_or(0, |a| a.as_str().len());
+        let head = headers::head_size(req.headers()) + target;
         if head > self.cfg.max_header_bytes {
             let f = Failure::local(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

@@ -101,6 +101,16 @@ async fn upstream_handle(req: Request<Incoming>) -> Result<Response<Body>, Infal
 
 impl Upstream {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// The same upstream behind TLS (ALPN h2 + http/1.1) with `cert`/`key` PEM files.
+    pub async fn start_tls(cert: &Path, key: &Path) -> Self {
+        Self::start_with(Some(strait::tls::server_config(cert, key).unwrap())).await
+    }
+
+    async fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        let tls = tls.map(tokio_rustls::TlsAcceptor::from);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -113,13 +123,20 @@ impl Upstream {
                     r = listener.accept() => r.unwrap(),
                 };
                 c.fetch_add(1, Ordering::SeqCst);
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(
-                            TokioIo::new(stream),
-                            hyper::service::service_fn(upstream_handle),
-                        )
-                        .await;
+                    let server = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let svc = hyper::service::service_fn(upstream_handle);
+                    match tls {
+                        None => {
+                            let _ = server.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(s) = acceptor.accept(stream).await {
+                                let _ = server.serve_connection(TokioIo::new(s), svc).await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -241,4 +258,26 @@ pub async fn h1_get(
         parts.headers,
         String::from_utf8_lossy(&body).into_owned(),
     )
+}
+
+/// An HTTP/2 (prior knowledge) client connection.
+pub async fn h2_client(
+    addr: SocketAddr,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+/// A self-signed certificate for `localhost`, written as `cert.pem` / `key.pem` into `dir`.
+pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    (cert, key)
 }
