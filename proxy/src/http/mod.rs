@@ -126,10 +126,14 @@ impl HttpProxy {
                 self.head_timeout(peer, head_limit);
                 break;
             }
-            let wait = activity
-                .idle_remaining(idle)
-                .min(head.unwrap_or(Duration::MAX))
-                .max(Duration::from_millis(20));
+            // A head can start while we sleep; waking at least every quarter of the head limit
+            // enforces it within +25% without a wake-up per request.
+            let wait = match (draining, head) {
+                (_, Some(h)) => h,
+                (false, None) => activity.idle_remaining(idle).min(head_limit / 4),
+                (true, None) => head_limit / 4,
+            }
+            .max(Duration::from_millis(20));
             tokio::select! {
                 r = served.as_mut() => {
                     if let Err(e) = r {
