@@ -112,6 +112,21 @@ pub struct PeersArgs {
     /// worker_processes of the shared upstream nginx.
     #[arg(long, default_value_t = 1)]
     pub upstream_workers: usize,
+    /// Before each run, wait while machine-wide CPU use is above this % of all cpus (other
+    /// work on the machine ruins the numbers).
+    #[arg(long, default_value_t = 10.0)]
+    pub idle_threshold: f64,
+    /// Maximum seconds to wait for the machine to go idle before each run (then run anyway;
+    /// the JSON records it).
+    #[arg(long, default_value_t = 600)]
+    pub idle_wait: u64,
+    /// A run during which more than this many cores went to work other than proxy, upstream
+    /// and load generator is considered noisy and redone (up to --noisy-retries times).
+    #[arg(long, default_value_t = 0.1)]
+    pub max_other_cores: f64,
+    /// How often a noisy run is redone before its result is kept anyway (flagged in the JSON).
+    #[arg(long, default_value_t = 2)]
+    pub noisy_retries: usize,
     /// CPU pinning (taskset).
     #[arg(long, value_enum, default_value = "auto")]
     pub pin: Pin,
@@ -146,6 +161,18 @@ pub struct RunRecord {
     pub proxy_processes: Option<usize>,
     /// Threads summed over the proxy's processes, at the end of the run.
     pub proxy_threads: Option<u64>,
+    /// CPU the load generator (wrk/h2load) used during the measured window, in cores.
+    pub loadgen_cpu_cores: Option<f64>,
+    /// CPU the shared upstream used during the measured window, in cores.
+    pub upstream_cpu_cores: Option<f64>,
+    /// Machine CPU not accounted to proxy, upstream or load generator during the measured
+    /// window (other processes + unattributed irq/softirq), in cores. Noise indicator.
+    pub other_cpu_cores: Option<f64>,
+    /// Machine-wide busy % (of all cpus) in the second before the run started.
+    pub background_busy_pct_before: Option<f64>,
+    pub waited_for_idle_s: f64,
+    /// 1 + number of times the run was redone because `other_cpu_cores` was too high.
+    pub attempts: usize,
     pub loadavg_before: String,
 }
 
@@ -202,6 +229,15 @@ pub fn run(args: PeersArgs) -> Result<()> {
 
     let (proxy_cpus, client_cpus) = plan_cpus(args.pin, args.workers)?;
     let tmp = TempDir::new("strait-bench", args.keep_tmp)?;
+    // Run a private copy so a rebuild of target/release/strait mid-session cannot mix versions.
+    let strait_copy = match &strait_bin {
+        Some(src) => {
+            let dst = tmp.path().join("strait");
+            fs::copy(src, &dst).with_context(|| format!("copying {}", src.display()))?;
+            Some(dst)
+        }
+        None => None,
+    };
     let ports = {
         // Hold all listeners until every port is chosen so they are distinct.
         let ls: Vec<std::net::TcpListener> = (0..4)
@@ -232,7 +268,7 @@ pub fn run(args: PeersArgs) -> Result<()> {
         ports,
         spec,
         proxy_cpus,
-        strait_bin,
+        strait_bin: strait_copy,
         clk_tck: procs::clk_tck(),
         args,
     };
@@ -270,7 +306,7 @@ pub fn run(args: PeersArgs) -> Result<()> {
     upstream.wait_listening(ctx.ports.upstream_h2, Duration::from_secs(10))?;
     check_ok_response(ctx.ports.upstream_h1).context("upstream sanity check")?;
 
-    let meta = report::Meta::collect(&ctx.args, ctx.strait_bin.as_deref(), &date)?;
+    let meta = report::Meta::collect(&ctx.args, strait_bin.as_deref(), &date)?;
     let mut commands = Vec::new();
     for &proto in &protos {
         let argv = load::argv(
@@ -310,17 +346,34 @@ pub fn run(args: PeersArgs) -> Result<()> {
                     short(proto),
                     target.name()
                 );
-                let rec = run_one(&ctx, &mut upstream, target, proto, repeat, seq);
+                let mut rec = run_one(&ctx, &mut upstream, target, proto, repeat, seq);
+                while rec.error.is_none()
+                    && rec.other_cpu_cores.unwrap_or(0.0) > ctx.args.max_other_cores
+                    && rec.attempts <= ctx.args.noisy_retries
+                {
+                    eprint!(
+                        "noisy ({:.2} cores of other work), redoing… ",
+                        rec.other_cpu_cores.unwrap_or(0.0)
+                    );
+                    let attempts = rec.attempts;
+                    rec = run_one(&ctx, &mut upstream, target, proto, repeat, seq);
+                    rec.attempts = attempts + 1;
+                }
                 match (&rec.error, &rec.load) {
                     (Some(e), _) => eprintln!("FAILED: {e}"),
                     (None, Some(l)) => eprintln!(
-                        "{:>9.0} rps  p50 {:.2} ms  p99 {:.2} ms{}{}",
+                        "{:>9.0} rps  p50 {:.2} ms  p99 {:.2} ms{}  [cores: proxy {} client {} \
+                         upstream {} other {}]{}",
                         l.rps,
                         l.p50_ms,
                         l.p99_ms,
                         rec.proxy_cpu_ms_per_1k_req
                             .map(|c| format!("  cpu {c:.1} ms/1k"))
                             .unwrap_or_default(),
+                        fmt_cores(rec.proxy_cpu_cores),
+                        fmt_cores(rec.loadgen_cpu_cores),
+                        fmt_cores(rec.upstream_cpu_cores),
+                        fmt_cores(rec.other_cpu_cores),
                         if l.errors + l.non_2xx > 0 {
                             format!("  ERRORS {} non-2xx {}", l.errors, l.non_2xx)
                         } else {
@@ -364,6 +417,10 @@ pub fn run(args: PeersArgs) -> Result<()> {
         bail!("{failed} of {} runs failed (see above / JSON)", runs.len());
     }
     Ok(())
+}
+
+fn fmt_cores(v: Option<f64>) -> String {
+    v.map(|c| format!("{c:.2}")).unwrap_or_else(|| "-".into())
 }
 
 fn short(p: Proto) -> &'static str {
@@ -440,6 +497,12 @@ fn run_one(
         proxy_peak_rss_kib: None,
         proxy_processes: None,
         proxy_threads: None,
+        loadgen_cpu_cores: None,
+        upstream_cpu_cores: None,
+        other_cpu_cores: None,
+        background_busy_pct_before: None,
+        waited_for_idle_s: 0.0,
+        attempts: 1,
         loadavg_before: fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
             .trim()
@@ -460,6 +523,9 @@ fn measure(
     rec: &mut RunRecord,
 ) -> Result<()> {
     upstream.check_alive()?;
+    let (busy, waited) = wait_idle(ctx);
+    rec.background_busy_pct_before = busy;
+    rec.waited_for_idle_s = waited;
     let upstream_h2 = proto == Proto::H2 && ctx.args.h2_upstream == UpstreamProto::Http2;
     let upstream_port = if upstream_h2 {
         ctx.ports.upstream_h2
@@ -498,12 +564,29 @@ fn measure(
     }
 
     let pid = proxy.as_ref().map(|p| p.pid());
-    let cpu_before = pid.map(procs::tree_cpu_ticks);
+    let before = Snapshot::take(pid, upstream.pid());
     let t0 = Instant::now();
     let argv = load::argv(&ctx.spec, proto, port, ctx.args.duration, &log);
     let r = run_load(ctx, &argv, proto, &log, timeout(ctx.args.duration), "load")?;
     let wall = t0.elapsed().as_secs_f64();
-    let cpu_after = pid.map(procs::tree_cpu_ticks);
+    let after = Snapshot::take(pid, upstream.pid());
+    let cores = |ticks: u64| ticks as f64 / ctx.clk_tck as f64 / wall;
+    let d_proxy = after
+        .proxy
+        .unwrap_or(0)
+        .saturating_sub(before.proxy.unwrap_or(0));
+    let d_up = after.upstream.saturating_sub(before.upstream);
+    let d_me = after.me.saturating_sub(before.me);
+    rec.loadgen_cpu_cores = Some(cores(d_me));
+    rec.upstream_cpu_cores = Some(cores(d_up));
+    if let (Some(b), Some(a)) = (before.system, after.system) {
+        let busy = a.0.saturating_sub(b.0);
+        // Whatever the machine did besides proxy + upstream + load generator (+ harness):
+        // other processes, plus interrupt/softirq time not charged to any of them.
+        rec.other_cpu_cores = Some(cores(busy.saturating_sub(d_proxy + d_up + d_me)));
+    }
+    let cpu_before = before.proxy;
+    let cpu_after = after.proxy;
 
     if let Some(p) = proxy.as_mut() {
         p.check_alive()
@@ -525,10 +608,60 @@ fn measure(
         bail!("no successful requests");
     }
     rec.load = Some(r);
-    drop(proxy); // stop before the next target starts
-                 // Let sockets in TIME_WAIT and the scheduler settle a little between runs.
+    // Stop before the next target starts.
+    drop(proxy);
+    // Let sockets in TIME_WAIT and the scheduler settle a little between runs.
     sleep(Duration::from_millis(300));
     Ok(())
+}
+
+struct Snapshot {
+    proxy: Option<u64>,
+    upstream: u64,
+    me: u64,
+    system: Option<(u64, u64)>,
+}
+
+impl Snapshot {
+    fn take(proxy: Option<u32>, upstream: u32) -> Self {
+        Self {
+            proxy: proxy.map(procs::tree_cpu_ticks),
+            upstream: procs::tree_cpu_ticks(upstream),
+            me: procs::self_ticks(),
+            system: procs::system_ticks(),
+        }
+    }
+}
+
+/// Samples machine-wide CPU use for 0.5 s (nothing of ours is busy at this point) and, while it
+/// is above `--idle-threshold`, waits, up to `--idle-wait` seconds. Returns (last busy %,
+/// seconds waited).
+fn wait_idle(ctx: &Ctx) -> (Option<f64>, f64) {
+    let start = Instant::now();
+    let mut announced = false;
+    loop {
+        let a = procs::system_ticks();
+        sleep(Duration::from_millis(500));
+        let b = procs::system_ticks();
+        let pct = match (a, b) {
+            (Some(a), Some(b)) if b.1 > a.1 => {
+                (b.0.saturating_sub(a.0)) as f64 * 100.0 / (b.1 - a.1) as f64
+            }
+            _ => return (None, 0.0),
+        };
+        let waited = start.elapsed().as_secs_f64() - 0.5;
+        if pct <= ctx.args.idle_threshold || waited >= ctx.args.idle_wait as f64 {
+            if announced {
+                eprint!("(waited {waited:.0} s, now {pct:.0}% busy) ");
+            }
+            return (Some(pct), waited.max(0.0));
+        }
+        if !announced {
+            eprint!("machine {pct:.0}% busy, waiting for it to go idle… ");
+            announced = true;
+        }
+        sleep(Duration::from_secs(4));
+    }
 }
 
 fn run_load(

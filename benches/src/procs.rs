@@ -310,6 +310,26 @@ pub fn tree_cpu_ticks(root: u32) -> u64 {
         .sum()
 }
 
+/// CPU time of this process (the harness) including reaped children, i.e. the load generators
+/// it has waited for, in clock ticks.
+pub fn self_ticks() -> u64 {
+    read_stat(std::process::id()).map(|s| s.ticks).unwrap_or(0)
+}
+
+/// (busy, total) clock ticks summed over all CPUs, from the first line of /proc/stat.
+pub fn system_ticks() -> Option<(u64, u64)> {
+    let s = fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Some((total.saturating_sub(idle), total))
+}
+
 /// Memory/thread snapshot of a process tree.
 pub struct TreeMem {
     /// Sum of VmHWM (peak RSS) in KiB.

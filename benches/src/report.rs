@@ -46,7 +46,21 @@ impl Meta {
         ];
         if let Some(bin) = strait {
             let line = version_line(&bin.display().to_string(), &["--version"]);
-            versions.push(v("strait", format!("{line} ({})", bin.display())));
+            let sha = Command::new("sha256sum")
+                .arg(bin)
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .and_then(|s| {
+                    s.split_whitespace()
+                        .next()
+                        .map(|h| h.chars().take(12).collect())
+                })
+                .unwrap_or_else(|| "?".to_string());
+            versions.push(v(
+                "strait",
+                format!("{line} ({}, sha256 {sha})", bin.display()),
+            ));
         }
         Ok(Self {
             date: date.to_string(),
@@ -107,6 +121,10 @@ pub struct Summary {
     pub proxy_cpu_ms_per_1k_req_median: Option<f64>,
     pub proxy_cpu_cores_median: Option<f64>,
     pub proxy_peak_rss_mib_median: Option<f64>,
+    pub loadgen_cpu_cores_median: Option<f64>,
+    pub upstream_cpu_cores_median: Option<f64>,
+    /// Worst (largest) unattributed machine CPU seen in any of the runs: noise indicator.
+    pub other_cpu_cores_max: Option<f64>,
     pub errors_total: u64,
     pub non_2xx_total: u64,
 }
@@ -176,6 +194,13 @@ pub fn summarize(runs: &[RunRecord], targets: &[Target], protos: &[Proto]) -> Ve
                         .map(|k| k as f64 / 1024.0)
                         .collect(),
                 ),
+                loadgen_cpu_cores_median: median(
+                    ok.iter().filter_map(|r| r.loadgen_cpu_cores).collect(),
+                ),
+                upstream_cpu_cores_median: median(
+                    ok.iter().filter_map(|r| r.upstream_cpu_cores).collect(),
+                ),
+                other_cpu_cores_max: ok.iter().filter_map(|r| r.other_cpu_cores).reduce(f64::max),
                 errors_total: loads.iter().map(|l| l.errors).sum(),
                 non_2xx_total: loads.iter().map(|l| l.non_2xx).sum(),
             });
@@ -256,6 +281,19 @@ pub fn markdown(
          `direct` = load generator straight to the upstream (HTTP/2: the upstream's h2c port), \
          i.e. the ceiling of the load-generator/upstream side. Peak RSS = sum of VmHWM.\n"
     );
+    let other = summary
+        .iter()
+        .filter_map(|r| r.other_cpu_cores_max)
+        .reduce(f64::max);
+    if let Some(o) = other {
+        let _ =
+            writeln!(
+            s,
+            "CPU not attributable to proxy/upstream/load generator during any measured window: \
+             at most {o:.2} cores{}.\n",
+            if o > args.max_other_cores { " — NOISY, other work was running" } else { "" }
+        );
+    }
     let _ = writeln!(s, "Load generators (port = the proxy under test):\n");
     let _ = writeln!(s, "```");
     for (_, c) in commands {
