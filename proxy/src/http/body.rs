@@ -19,11 +19,12 @@ use crate::io::Activity;
 /// A client's request body on its way upstream, counting bytes as they pass.
 pub struct RequestBody {
     inner: Incoming,
-    received: Arc<AtomicU64>,
+    /// `None` when no one reads flow records: nothing to count.
+    received: Option<Arc<AtomicU64>>,
 }
 
 impl RequestBody {
-    pub fn new(inner: Incoming, received: Arc<AtomicU64>) -> Self {
+    pub fn new(inner: Incoming, received: Option<Arc<AtomicU64>>) -> Self {
         Self { inner, received }
     }
 }
@@ -37,9 +38,9 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let r = ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        if let Some(Ok(f)) = &r {
+        if let (Some(Ok(f)), Some(received)) = (&r, &self.received) {
             if let Some(d) = f.data_ref() {
-                self.received.fetch_add(d.len() as u64, Ordering::Relaxed);
+                received.fetch_add(d.len() as u64, Ordering::Relaxed);
             }
         }
         Poll::Ready(r)
@@ -59,7 +60,7 @@ pub struct FlowGuard {
     flows: Flows,
     activity: Arc<Activity>,
     start: Instant,
-    received: Arc<AtomicU64>,
+    received: Option<Arc<AtomicU64>>,
     /// Built only when someone reads flow records.
     rec: Option<Box<FlowRecord>>,
     done: bool,
@@ -116,14 +117,21 @@ impl FlowGuard {
             flows: flows.clone(),
             activity,
             start: Instant::now(),
-            received: Arc::new(AtomicU64::new(0)),
+            received: rec.as_ref().map(|_| Arc::new(AtomicU64::new(0))),
             rec,
             done: false,
         }
     }
 
-    pub fn received_counter(&self) -> Arc<AtomicU64> {
+    /// The request-body byte counter to hand to [`RequestBody`] (`None`: not counted).
+    pub fn received_counter(&self) -> Option<Arc<AtomicU64>> {
         self.received.clone()
+    }
+
+    pub fn add_received(&self, n: u64) {
+        if let Some(r) = &self.received {
+            r.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     pub fn elapsed(&self) -> std::time::Duration {
@@ -168,7 +176,10 @@ impl FlowGuard {
         self.activity.request_finished();
         if let Some(mut r) = self.rec.take() {
             r.duration_ns = self.start.elapsed().as_nanos() as u64;
-            r.bytes_received = self.received.load(Ordering::Relaxed);
+            r.bytes_received = self
+                .received
+                .as_ref()
+                .map_or(0, |c| c.load(Ordering::Relaxed));
             self.flows.emit(*r);
         }
     }

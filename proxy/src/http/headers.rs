@@ -34,6 +34,11 @@ pub fn upgrade_protocol(h: &HeaderMap) -> Option<HeaderValue> {
 /// Removes hop-by-hop headers and those named in `Connection`. `te: trailers` is kept (gRPC
 /// needs it end to end); with `upgrade`, the `Connection: upgrade` / `Upgrade` pair is kept.
 pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: Option<&HeaderValue>) {
+    // Fast path: most messages carry none of them, and comparing standard names is cheap
+    // where removing by string name hashes each one.
+    if upgrade.is_none() && !h.keys().any(is_hop_by_hop) {
+        return;
+    }
     let listed: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
@@ -60,6 +65,15 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: Option<&HeaderValue>) {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, proto.clone());
     }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || HOP_BY_HOP.contains(&name.as_str())
 }
 
 fn via_value(v: Version) -> &'static str {

@@ -549,9 +549,7 @@ async fn splice_upgraded(
             let (mut d, mut u) = (TokioIo::new(d), TokioIo::new(u));
             match tokio::io::copy_bidirectional(&mut d, &mut u).await {
                 Ok((from_client, to_client)) => {
-                    guard
-                        .received_counter()
-                        .fetch_add(from_client, std::sync::atomic::Ordering::Relaxed);
+                    guard.add_received(from_client);
                     guard.sent(to_client);
                 }
                 Err(e) => guard.fail(Verdict::Error, format!("upgraded stream failed: {e}")),
