@@ -7,7 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{h1_get, h2_client, http_listener, raw_exchange, self_signed, Proxy, Upstream};
+use common::{
+    h1_get, h2_client, h2_get, http_listener, raw_exchange, self_signed, Proxy, Upstream,
+};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use strait::flows::Verdict;
@@ -112,19 +114,7 @@ async fn http2_many_concurrent_streams_on_one_connection() {
     }
     // The upstream speaks h2c, so the h2 requests went upstream as HTTP/2.
     let mut send = send.clone();
-    let req = http::Request::get("http://example.test/headers")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let body = send
-        .send_request(req)
-        .await
-        .unwrap()
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes();
-    let body = String::from_utf8_lossy(&body);
+    let body = h2_get(&mut send, "/headers").await;
     assert!(body.contains("version: HTTP/2.0"), "{body}");
     assert!(body.contains("via: 2 strait"), "{body}");
     assert_eq!(p.flows(201).await.len(), 201);
@@ -497,22 +487,8 @@ async fn upstream_tls_origination_with_sni_ca_and_alpn() {
     assert!(body.contains("version: HTTP/1.1"), "{body}");
     // HTTP/2 client, auto: ALPN picks h2 with this upstream.
     let mut send = h2_client(p.addr("tls-up")).await;
-    let req = http::Request::get("http://example.test/headers")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let body = send
-        .send_request(req)
-        .await
-        .unwrap()
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes();
-    assert!(
-        String::from_utf8_lossy(&body).contains("version: HTTP/2.0"),
-        "{body:?}"
-    );
+    let body = h2_get(&mut send, "/headers").await;
+    assert!(body.contains("version: HTTP/2.0"), "{body}");
     // HTTP/1.1 client, forced http2 upstream.
     let (_, _, body) = h1_get(p.addr("tls-up-h2"), "/headers", &[]).await;
     assert!(body.contains("version: HTTP/2.0"), "{body}");

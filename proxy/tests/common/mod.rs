@@ -281,3 +281,23 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
     (cert, key)
 }
+
+/// GET `path` on an HTTP/2 client connection; the body as text.
+pub async fn h2_get(
+    send: &mut hyper::client::conn::http2::SendRequest<http_body_util::Empty<Bytes>>,
+    path: &str,
+) -> String {
+    let req = Request::get(format!("http://example.test{path}"))
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let body = send
+        .send_request(req)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
