@@ -71,7 +71,11 @@ impl Activity {
         let now = now_ms();
         self.last_ms.store(now, Ordering::Relaxed);
         self.read.fetch_add(data.len() as u64, Ordering::Relaxed);
-        if self.first_read.swap(false, Ordering::Relaxed) && data.starts_with(b"PRI * HTTP/2.0") {
+        // Load first: only the connection's first read pays for the read-modify-write.
+        if self.first_read.load(Ordering::Relaxed)
+            && self.first_read.swap(false, Ordering::Relaxed)
+            && data.starts_with(b"PRI * HTTP/2.0")
+        {
             self.http2.store(true, Ordering::Relaxed);
         }
         if self.inflight.load(Ordering::Acquire) == 0

@@ -15,6 +15,7 @@ use crate::metrics::{ListenerMetrics, Metrics};
 use crate::socket;
 use crate::tcp::TcpProxy;
 
+#[derive(Clone)]
 enum Flow {
     Http(Arc<HttpProxy>),
     Tcp(Arc<TcpProxy>),
@@ -97,12 +98,8 @@ impl Listener {
             let metrics = self.metrics.clone();
             let shutdown = shutdown.clone();
             let tls = tls.clone();
-            let handshake_timeout = self.cfg.timeouts.header_read;
-            let name = self.cfg.name.clone();
-            let flow = match &self.flow {
-                Flow::Http(p) => Flow::Http(p.clone()),
-                Flow::Tcp(p) => Flow::Tcp(p.clone()),
-            };
+            let flow = self.flow.clone();
+            let cfg = self.cfg.clone();
             tasks.spawn(async move {
                 let active = metrics.active_connections.clone();
                 active.inc();
@@ -113,16 +110,16 @@ impl Listener {
                     (None, Flow::Http(p)) => p.serve(stream, peer, false, shutdown).await,
                     (None, Flow::Tcp(p)) => p.serve(stream, peer, shutdown).await,
                     (Some(acceptor), flow) => {
-                        let s = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        let s = match tokio::time::timeout(cfg.timeouts.header_read, acceptor.accept(stream)).await {
                             Ok(Ok(s)) => s,
                             Ok(Err(e)) => {
                                 metrics.tls_handshake_errors.inc();
-                                tracing::info!(listener = %name, %peer, error = %e, "TLS handshake failed");
+                                tracing::info!(listener = %cfg.name, %peer, error = %e, "TLS handshake failed");
                                 return;
                             }
                             Err(_) => {
                                 metrics.tls_handshake_errors.inc();
-                                tracing::info!(listener = %name, %peer, "TLS handshake timed out");
+                                tracing::info!(listener = %cfg.name, %peer, "TLS handshake timed out");
                                 return;
                             }
                         };
