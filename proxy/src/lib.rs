@@ -6,6 +6,7 @@
 //!   [`http`] (HTTP/1.1, HTTP/2, gRPC, upgrades) or [`tcp`] (byte relay).
 //! - [`flows`], [`metrics`], [`admin`]: observability.
 //! - [`socket`]: raw socket options; [`tls`]: certificate loading.
+//! - [`wasm`]: the proxy-wasm filter host (wasmtime), filter chains and hot reload.
 
 pub mod admin;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod observe;
 pub mod socket;
 pub mod tcp;
 pub mod tls;
+pub mod wasm;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +43,12 @@ pub enum ServeError {
     },
     #[error("cannot open flow sink: {0}")]
     FlowSink(std::io::Error),
+    /// A filter module does not compile or start: a configuration problem (exit 64).
+    #[error("listener `{listener}`: {source}")]
+    Filter {
+        listener: String,
+        source: wasm::WasmError,
+    },
 }
 
 /// A server with every socket bound, not yet accepting.
@@ -49,6 +57,43 @@ pub struct Server {
     listeners: Vec<Listener>,
     admin: Option<(tokio::net::TcpListener, admin::Admin)>,
     ready: Arc<AtomicBool>,
+    reloader: Option<wasm::reload::Reloader>,
+}
+
+/// Builds the filter runtime and every listener's chain (compiling off the async workers).
+/// `None` when no listener has filters and no clusters are configured.
+pub async fn load_filters(
+    config: &Config,
+) -> Result<Option<(wasm::Runtime, Vec<wasm::ChainHandle>)>, ServeError> {
+    let wanted = config.listeners.iter().any(|l| !l.filters.is_empty());
+    if !wanted && config.clusters.is_empty() {
+        return Ok(None);
+    }
+    let rt = wasm::Runtime::new(
+        &config.wasm,
+        config.runtime.workers,
+        config.clusters.clone(),
+    )
+    .map_err(|source| ServeError::Filter {
+        listener: String::new(),
+        source,
+    })?;
+    let mut chains = Vec::new();
+    for l in &config.listeners {
+        let (rt2, name, filters) = (rt.clone(), l.name.clone(), l.filters.clone());
+        let chain = tokio::task::spawn_blocking(move || rt2.load_chain(&name, &filters, None))
+            .await
+            .map_err(|e| ServeError::Filter {
+                listener: l.name.clone(),
+                source: wasm::WasmError::Engine(format!("filter loading task failed: {e}")),
+            })?
+            .map_err(|source| ServeError::Filter {
+                listener: l.name.clone(),
+                source,
+            })?;
+        chains.push(Arc::new(arc_swap::ArcSwap::from_pointee(chain)));
+    }
+    Ok(Some((rt, chains)))
 }
 
 impl Server {
@@ -57,11 +102,41 @@ impl Server {
         let metrics = metrics::Metrics::new();
         let flows =
             flows::Flows::start(&config.flows, metrics.clone()).map_err(ServeError::FlowSink)?;
+        let loaded = load_filters(&config).await?;
+        let chains: Vec<wasm::ChainHandle> = match &loaded {
+            Some((rt, chains)) => {
+                metrics.set_wasm(rt.clone());
+                chains.clone()
+            }
+            None => config
+                .listeners
+                .iter()
+                .map(|_| wasm::reload::empty())
+                .collect(),
+        };
         let listeners = config
             .listeners
             .iter()
-            .map(|l| Listener::bind(l.clone(), &flows, &metrics))
+            .zip(&chains)
+            .map(|(l, c)| Listener::bind(l.clone(), &flows, &metrics, c.clone()))
             .collect::<Result<Vec<_>, _>>()?;
+        let reloader = match loaded {
+            Some((runtime, _)) if config.wasm.reload => Some(wasm::reload::Reloader {
+                runtime,
+                config: config.clone(),
+                listeners: config
+                    .listeners
+                    .iter()
+                    .zip(&chains)
+                    .map(|(l, c)| wasm::reload::Watched {
+                        listener: l.clone(),
+                        chain: c.clone(),
+                    })
+                    .collect(),
+                interval: std::time::Duration::from_secs(1),
+            }),
+            _ => None,
+        };
         let ready = Arc::new(AtomicBool::new(false));
         let admin = match &config.admin {
             Some(a) => {
@@ -86,6 +161,7 @@ impl Server {
             listeners,
             admin,
             ready,
+            reloader,
         })
     }
 
@@ -108,6 +184,9 @@ impl Server {
         let admin_stop = CancellationToken::new();
         if let Some((sock, admin)) = self.admin {
             tokio::spawn(admin.run(sock, admin_stop.clone()));
+        }
+        if let Some(r) = self.reloader {
+            tokio::spawn(r.run(shutdown.clone()));
         }
         let mut accept_loops = Vec::new();
         for l in self.listeners {

@@ -14,6 +14,7 @@ use crate::http::HttpProxy;
 use crate::metrics::{ListenerMetrics, Metrics};
 use crate::socket;
 use crate::tcp::TcpProxy;
+use crate::wasm::ChainHandle;
 
 #[derive(Clone)]
 enum Flow {
@@ -43,6 +44,7 @@ impl Listener {
         cfg: Arc<ListenerConfig>,
         flows: &Flows,
         metrics: &Metrics,
+        filters: ChainHandle,
     ) -> Result<Self, BindError> {
         let socket = socket::bind_listener(cfg.address).map_err(|source| BindError {
             name: cfg.name.clone(),
@@ -51,11 +53,16 @@ impl Listener {
         })?;
         let lm = metrics.listener(&cfg.name);
         let flow = match cfg.protocol {
-            Protocol::Http => Flow::Http(Arc::new(HttpProxy::new(
-                cfg.clone(),
-                flows.clone(),
-                lm.clone(),
-            ))),
+            Protocol::Http => {
+                let local = socket.local_addr().unwrap_or(cfg.address);
+                Flow::Http(Arc::new(HttpProxy::new(
+                    cfg.clone(),
+                    flows.clone(),
+                    lm.clone(),
+                    filters,
+                    local,
+                )))
+            }
             Protocol::Tcp => Flow::Tcp(Arc::new(TcpProxy::new(
                 cfg.clone(),
                 flows.clone(),

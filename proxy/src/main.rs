@@ -35,6 +35,11 @@ enum Cmd {
         #[arg(short, long, env = "STRAIT_CONFIG")]
         config: PathBuf,
     },
+    /// Inspect WASM filter modules.
+    Filter {
+        #[command(subcommand)]
+        cmd: FilterCmd,
+    },
     /// Follow flow records from a running strait's admin endpoint.
     Observe {
         /// Admin endpoint address (the config's `admin.address`).
@@ -52,6 +57,16 @@ enum Cmd {
         /// Print the raw JSON lines instead of one human line per flow.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum FilterCmd {
+    /// Report a module's ABI version, exports and the imports strait lacks (exit 1 if it
+    /// cannot be loaded as a proxy-wasm filter).
+    Check {
+        /// The .wasm (or .wat) file.
+        module: PathBuf,
     },
 }
 
@@ -74,8 +89,28 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.cmd {
+        Cmd::Filter {
+            cmd: FilterCmd::Check { module },
+        } => match strait::wasm::check::check_module(&module) {
+            Ok(r) => {
+                print!("{}", r.render(&module));
+                if r.ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("strait filter check: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Check { config } => match Config::load(&config) {
             Ok(c) => {
+                // Filters are compiled and started (on_vm_start, on_configure) as `run` would.
+                if let Err(code) = check_filters(&c) {
+                    return code;
+                }
                 let names: Vec<_> = c
                     .listeners
                     .iter()
@@ -96,7 +131,15 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("strait: {e:#}");
-                    ExitCode::FAILURE
+                    let bad_filter = matches!(
+                        e.downcast_ref::<strait::ServeError>(),
+                        Some(strait::ServeError::Filter { .. })
+                    );
+                    if bad_filter {
+                        ExitCode::from(EXIT_CONFIG)
+                    } else {
+                        ExitCode::FAILURE
+                    }
                 }
             },
             Err(e) => config_error(&e),
@@ -139,6 +182,26 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn check_filters(c: &Config) -> Result<(), ExitCode> {
+    if !c.listeners.iter().any(|l| !l.filters.is_empty()) {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("strait: cannot start runtime: {e}");
+            ExitCode::FAILURE
+        })?;
+    match rt.block_on(strait::load_filters(c)) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            eprintln!("{}: {e}", c.source.display());
+            Err(ExitCode::from(EXIT_CONFIG))
         }
     }
 }

@@ -60,7 +60,10 @@ pub struct Metrics {
     active: Family<ListenerLabel, Gauge>,
     upstream_errors: Family<KindLabel, Counter>,
     downstream_errors: Family<KindLabel, Counter>,
+    filter_verdicts: Family<KindLabel, Counter>,
     pub flows_dropped: Counter,
+    /// The filter runtime, whose filter-defined metrics are appended to the exposition.
+    wasm: Arc<std::sync::OnceLock<crate::wasm::Runtime>>,
 }
 
 /// Handles for one listener.
@@ -73,6 +76,10 @@ pub struct ListenerMetrics {
     upstream_errors: [Counter; 3],
     pub tls_handshake_errors: Counter,
     pub bad_requests: Counter,
+    /// Requests answered locally by a filter.
+    pub filter_denied: Counter,
+    /// Streams failed closed because a filter failed.
+    pub filter_failed: Counter,
 }
 
 impl ListenerMetrics {
@@ -132,6 +139,12 @@ impl Metrics {
             "Client-side failures by kind (tls_handshake, bad_request)",
             downstream_errors.clone(),
         );
+        let filter_verdicts = Family::<KindLabel, Counter>::default();
+        r.register(
+            "filter_verdicts",
+            "Streams decided by WASM filters: denied (local response) or failed (failure: closed)",
+            filter_verdicts.clone(),
+        );
         let flows_dropped = Counter::default();
         r.register(
             "flows_dropped",
@@ -146,7 +159,9 @@ impl Metrics {
             active,
             upstream_errors,
             downstream_errors,
+            filter_verdicts,
             flows_dropped,
+            wasm: Arc::new(std::sync::OnceLock::new()),
         }
     }
 
@@ -183,6 +198,8 @@ impl Metrics {
             .map(|k| kind(&self.upstream_errors, k.as_str())),
             tls_handshake_errors: kind(&self.downstream_errors, "tls_handshake"),
             bad_requests: kind(&self.downstream_errors, "bad_request"),
+            filter_denied: kind(&self.filter_verdicts, "denied"),
+            filter_failed: kind(&self.filter_verdicts, "failed"),
         }
     }
 
@@ -192,6 +209,19 @@ impl Metrics {
         let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+        if let Some(rt) = self.wasm.get() {
+            if let Some(body) = out.strip_suffix("# EOF\n") {
+                let mut s = body.to_owned();
+                rt.render_metrics(&mut s);
+                s.push_str("# EOF\n");
+                out = s;
+            }
+        }
         out
+    }
+
+    /// Adds the filter runtime's metrics to the exposition.
+    pub fn set_wasm(&self, rt: crate::wasm::Runtime) {
+        let _ = self.wasm.set(rt);
     }
 }

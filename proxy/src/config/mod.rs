@@ -16,7 +16,10 @@ use http::uri::Authority;
 
 use crate::tls;
 use positions::Positions;
-use raw::{RawConfig, RawListener, RawProtocol, RawSink, RawUpstreamProtocol};
+use raw::{
+    RawCluster, RawConfig, RawFailure, RawFilter, RawListener, RawProtocol, RawSink,
+    RawUpstreamProtocol, RawWasm,
+};
 
 /// One problem in a configuration file, with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +69,80 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub flows: FlowsConfig,
     pub listeners: Vec<Arc<ListenerConfig>>,
+    /// Destinations of filters' outbound calls, by name.
+    pub clusters: Vec<Arc<ClusterConfig>>,
+    pub wasm: WasmConfig,
+}
+
+/// What a stream gets when one of its filters fails (trap, deadline, memory limit, bad call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// 503 (gRPC UNAVAILABLE): policy is never bypassed. The default.
+    Closed,
+    /// The failed filter is skipped for the rest of the stream.
+    Open,
+}
+
+/// One WASM filter of a listener's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterConfig {
+    /// Unique within the listener; defaults to the module's file stem.
+    pub name: String,
+    pub module: PathBuf,
+    /// Plugin configuration handed to `proxy_on_configure`: a string as is, a mapping as JSON.
+    pub config: Vec<u8>,
+    /// VM configuration handed to `proxy_on_vm_start`.
+    pub vm_config: Vec<u8>,
+    pub failure: FailurePolicy,
+    pub root_id: String,
+    pub vm_id: String,
+}
+
+/// A named destination for filters' `http_call` / `grpc_call`.
+#[derive(Clone)]
+pub struct ClusterConfig {
+    pub name: String,
+    pub address: Authority,
+    pub tls: Option<tls::UpstreamTls>,
+    /// `http2` for gRPC calls; `auto` speaks HTTP/1.1 for `http_call` and HTTP/2 for `grpc_call`.
+    pub protocol: UpstreamProtocol,
+    pub connect_timeout: Duration,
+}
+
+impl fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("tls", &self.tls.is_some())
+            .field("protocol", &self.protocol)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// Settings of the WASM filter runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasmConfig {
+    /// Longest a single filter callback may run before its VM is killed.
+    pub callback_deadline: Duration,
+    /// Linear memory cap per VM.
+    pub memory_limit: usize,
+    /// Upper bound on live VMs (pool slots), across all filters and reload generations.
+    pub max_vms: u32,
+    /// Watch module files and the config file (and SIGHUP) to reload filters.
+    pub reload: bool,
+}
+
+impl Default for WasmConfig {
+    fn default() -> Self {
+        Self {
+            callback_deadline: Duration::from_millis(5),
+            memory_limit: 64 << 20,
+            max_vms: 256,
+            reload: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +216,8 @@ pub struct ListenerConfig {
     pub upstream_protocol: UpstreamProtocol,
     pub timeouts: Timeouts,
     pub max_header_bytes: usize,
+    /// The WASM filter chain, in order (responses see it in reverse).
+    pub filters: Vec<FilterConfig>,
 }
 
 impl fmt::Debug for ListenerConfig {
@@ -153,6 +232,7 @@ impl fmt::Debug for ListenerConfig {
             .field("upstream_protocol", &self.upstream_protocol)
             .field("timeouts", &self.timeouts)
             .field("max_header_bytes", &self.max_header_bytes)
+            .field("filters", &self.filters)
             .finish()
     }
 }
@@ -292,11 +372,19 @@ impl Validator {
         if buffer == 0 {
             self.err("flows.buffer", "must be at least 1");
         }
-        if !raw.clusters.is_empty() {
-            self.err(
-                "clusters",
-                "clusters are used by WASM filters' outbound calls, which this build does not support yet; remove `clusters`",
-            );
+        let wasm = self.wasm(raw.wasm);
+        let mut clusters: Vec<Arc<ClusterConfig>> = Vec::new();
+        for (i, c) in raw.clusters.into_iter().enumerate() {
+            let field = format!("clusters[{i}]");
+            if clusters.iter().any(|p| p.name == c.name) {
+                self.err(
+                    &format!("{field}.name"),
+                    format!("duplicate cluster name `{}`", c.name),
+                );
+            }
+            if let Some(c) = self.cluster(&field, c) {
+                clusters.push(Arc::new(c));
+            }
         }
         let mut listeners: Vec<Arc<ListenerConfig>> = Vec::new();
         let mut seen: Vec<(String, Option<SocketAddr>)> = Vec::new();
@@ -340,6 +428,164 @@ impl Validator {
                 buffer: buffer.max(1),
             },
             listeners,
+            clusters,
+            wasm,
+        }
+    }
+
+    fn wasm(&mut self, w: RawWasm) -> WasmConfig {
+        let d = WasmConfig::default();
+        let callback_deadline = self
+            .duration(
+                "wasm.callback_deadline",
+                w.callback_deadline.as_deref(),
+                d.callback_deadline,
+            )
+            .unwrap_or(d.callback_deadline);
+        if callback_deadline < Duration::from_millis(1) {
+            self.err("wasm.callback_deadline", "must be at least 1ms");
+        }
+        let memory_limit = match w.memory_limit.as_deref().map(parse_size) {
+            None => d.memory_limit,
+            Some(Ok(n)) if (1 << 20..=4 << 30).contains(&n) => n,
+            Some(Ok(_)) => {
+                self.err("wasm.memory_limit", "must be between 1MiB and 4GiB");
+                d.memory_limit
+            }
+            Some(Err(e)) => {
+                self.err("wasm.memory_limit", e);
+                d.memory_limit
+            }
+        };
+        let max_vms = w.max_vms.unwrap_or(d.max_vms);
+        if max_vms == 0 {
+            self.err("wasm.max_vms", "must be at least 1");
+        }
+        WasmConfig {
+            callback_deadline,
+            memory_limit,
+            max_vms: max_vms.max(1),
+            reload: w.reload.unwrap_or(true),
+        }
+    }
+
+    fn cluster(&mut self, f: &str, c: RawCluster) -> Option<ClusterConfig> {
+        let before = self.errors.len();
+        if c.name.is_empty() {
+            self.err(&format!("{f}.name"), "must not be empty");
+        }
+        let address = self.authority(&format!("{f}.address"), &c.address);
+        let tls = c.tls.and_then(|t| {
+            let ca = t.ca.as_deref().map(|p| self.path(p));
+            let sni = t
+                .sni
+                .or_else(|| address.as_ref().map(|u| u.host().to_owned()));
+            match tls::UpstreamTls::new(sni.as_deref().unwrap_or_default(), ca.as_deref()) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    self.err(&format!("{f}.tls"), e.to_string());
+                    None
+                }
+            }
+        });
+        let protocol = match c.protocol.unwrap_or(RawUpstreamProtocol::Auto) {
+            RawUpstreamProtocol::Auto => UpstreamProtocol::Auto,
+            RawUpstreamProtocol::Http1 => UpstreamProtocol::Http1,
+            RawUpstreamProtocol::Http2 => UpstreamProtocol::Http2,
+        };
+        let connect_timeout = self.duration(
+            &format!("{f}.connect_timeout"),
+            c.connect_timeout.as_deref(),
+            Duration::from_secs(5),
+        );
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(ClusterConfig {
+            name: c.name,
+            address: address?,
+            tls,
+            protocol,
+            connect_timeout: connect_timeout?,
+        })
+    }
+
+    fn authority(&mut self, field: &str, s: &str) -> Option<Authority> {
+        match s.parse::<Authority>() {
+            Ok(a) if a.port_u16().is_some() && !a.host().is_empty() && !s.contains('@') => Some(a),
+            _ => {
+                self.err(
+                    field,
+                    format!("`{s}` is not a host:port address (e.g. 127.0.0.1:9000)"),
+                );
+                None
+            }
+        }
+    }
+
+    fn filters(&mut self, f: &str, raw: Vec<RawFilter>) -> Vec<FilterConfig> {
+        let mut out: Vec<FilterConfig> = Vec::new();
+        for (i, r) in raw.into_iter().enumerate() {
+            let field = format!("{f}.filters[{i}]");
+            let module = self.path(&r.module);
+            if let Err(e) = std::fs::metadata(&module) {
+                self.err(
+                    &format!("{field}.module"),
+                    format!("cannot read WASM module {}: {e}", module.display()),
+                );
+            }
+            let name = r.name.unwrap_or_else(|| {
+                module
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                self.err(
+                    &format!("{field}.name"),
+                    "must be non-empty and use only letters, digits, `-`, `_`, `.`",
+                );
+            }
+            if out.iter().any(|p| p.name == name) {
+                self.err(
+                    &format!("{field}.name"),
+                    format!("duplicate filter name `{name}` in this listener (set `name:`)"),
+                );
+            }
+            let config = self.filter_payload(&format!("{field}.config"), r.config);
+            let vm_config = self.filter_payload(&format!("{field}.vm_config"), r.vm_config);
+            out.push(FilterConfig {
+                name,
+                module,
+                config,
+                vm_config,
+                failure: match r.failure.unwrap_or(RawFailure::Closed) {
+                    RawFailure::Closed => FailurePolicy::Closed,
+                    RawFailure::Open => FailurePolicy::Open,
+                },
+                root_id: r.root_id.unwrap_or_default(),
+                vm_id: r.vm_id.unwrap_or_default(),
+            });
+        }
+        out
+    }
+
+    /// A filter's configuration: a string is handed over as is, anything else as JSON.
+    fn filter_payload(&mut self, field: &str, v: Option<serde_yaml::Value>) -> Vec<u8> {
+        match v {
+            None | Some(serde_yaml::Value::Null) => Vec::new(),
+            Some(serde_yaml::Value::String(s)) => s.into_bytes(),
+            Some(other) => match serde_json::to_vec(&other) {
+                Ok(j) => j,
+                Err(e) => {
+                    self.err(field, format!("cannot be expressed as JSON: {e}"));
+                    Vec::new()
+                }
+            },
         }
     }
 
@@ -420,12 +666,13 @@ impl Validator {
                 );
             }
         }
-        if !l.filters.is_empty() {
+        if protocol == Protocol::Tcp && !l.filters.is_empty() {
             self.err(
                 &format!("{f}.filters"),
-                "WASM filters are not supported by this build yet; remove `filters` (an unenforced filter would silently bypass policy)",
+                "WASM filters apply to `protocol: http` listeners only (an unenforced filter would silently bypass policy)",
             );
         }
+        let filters = self.filters(f, l.filters);
         let t = &l.timeouts;
         let header_read = self.duration(
             &format!("{f}.timeouts.header_read"),
@@ -486,8 +733,26 @@ impl Validator {
                 request: request?,
             },
             max_header_bytes,
+            filters,
         })
     }
+}
+
+/// Parses `512KiB`, `64MiB`, `1GiB` or a plain byte count.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let bad = || format!("`{s}` is not a size (e.g. 512KiB, 64MiB, 1GiB)");
+    let n: usize = num.parse().map_err(|_| bad())?;
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(bad)
 }
 
 /// Parses `250ms`, `10s`, `5m`, `1h`.
@@ -596,9 +861,40 @@ mod tests {
     }
 
     #[test]
-    fn filters_are_refused_until_supported() {
-        let d = diag(&format!("{OK}    filters: [{{ module: a.wasm }}]\n"));
-        assert_eq!(d[0].field, "listeners[0].filters");
+    fn filter_errors_name_the_filter() {
+        let d = diag(&format!(
+            "{OK}    filters: [{{ module: missing.wasm, failure: maybe }}]\n"
+        ));
+        assert!(d[0].message.contains("failure"), "{d:?}");
+        let d = diag(&format!("{OK}    filters: [{{ module: missing.wasm }}]\n"));
+        assert_eq!(d[0].field, "listeners[0].filters[0].module");
+        assert!(d[0].message.contains("cannot read WASM module"), "{d:?}");
+    }
+
+    #[test]
+    fn filter_config_mapping_becomes_json() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = dir.path().join("f.wasm");
+        std::fs::write(&m, b"\0asm").expect("write");
+        let src = format!(
+            "{OK}    filters:\n      - module: {}\n        config: {{ a: [1, x] }}\n      - module: {}\n        name: two\n        config: plain\n        failure: open\nclusters:\n  - {{ name: authz, address: 127.0.0.1:9100 }}\n",
+            m.display(),
+            m.display()
+        );
+        let c = parse(&src).expect("valid");
+        let f = &c.listeners[0].filters;
+        assert_eq!(f[0].name, "f");
+        assert_eq!(f[0].config, br#"{"a":[1,"x"]}"#);
+        assert_eq!(f[1].config, b"plain");
+        assert_eq!(f[1].failure, FailurePolicy::Open);
+        assert_eq!(c.clusters[0].name, "authz");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert!(parse_size("12 parsecs").is_err());
     }
 
     #[test]

@@ -14,7 +14,50 @@ pub struct RawConfig {
     #[serde(default)]
     pub listeners: Vec<RawListener>,
     #[serde(default)]
-    pub clusters: Vec<serde_yaml::Value>,
+    pub clusters: Vec<RawCluster>,
+    #[serde(default)]
+    pub wasm: RawWasm,
+}
+
+/// A named destination for filters' `http_call` / `grpc_call`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub name: String,
+    pub address: String,
+    pub tls: Option<RawUpstreamTls>,
+    pub protocol: Option<RawUpstreamProtocol>,
+    pub connect_timeout: Option<String>,
+}
+
+/// Settings of the WASM filter runtime.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawWasm {
+    pub callback_deadline: Option<String>,
+    pub memory_limit: Option<String>,
+    pub max_vms: Option<u32>,
+    pub reload: Option<bool>,
+}
+
+/// One filter of a listener's chain.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFilter {
+    pub name: Option<String>,
+    pub module: String,
+    pub config: Option<serde_yaml::Value>,
+    pub vm_config: Option<serde_yaml::Value>,
+    pub failure: Option<RawFailure>,
+    pub root_id: Option<String>,
+    pub vm_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawFailure {
+    Closed,
+    Open,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,7 +103,7 @@ pub struct RawListener {
     pub timeouts: RawTimeouts,
     pub max_header_bytes: Option<usize>,
     #[serde(default)]
-    pub filters: Vec<serde_yaml::Value>,
+    pub filters: Vec<RawFilter>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

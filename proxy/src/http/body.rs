@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::{Instant, SystemTime};
 
@@ -15,42 +15,157 @@ use hyper::body::Incoming;
 
 use crate::flows::{rfc3339, FlowRecord, Flows, Verdict};
 use crate::io::Activity;
+use crate::wasm::{BodyKind, BodyOutcome, FilterFailure, LocalReply, StreamFilters};
 
-/// A client's request body on its way upstream, counting bytes as they pass.
+/// Errors of bodies strait produces: the peer's failure or a filter's verdict.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A filter verdict reached while a body was streaming; the request path picks it up.
+pub type BodyVerdict = Arc<Mutex<Option<FilterStop>>>;
+
+/// What a filter decided in the middle of a request body.
+#[derive(Debug)]
+pub enum FilterStop {
+    Reply { filter: String, reply: LocalReply },
+    Fail(FilterFailure),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("request body stopped by filter `{0}`")]
+struct StoppedByFilter(String);
+
+struct BodyFilters {
+    filters: Arc<StreamFilters>,
+    verdict: BodyVerdict,
+    /// Everything was passed to the filters with end_of_stream.
+    flushed: bool,
+    trailers: Option<HeaderMap>,
+}
+
+/// A client's request body on its way upstream, counting bytes as they pass and running the
+/// listener's filters over it.
 pub struct RequestBody {
     inner: Incoming,
     /// `None` when no one reads flow records: nothing to count.
     received: Option<Arc<AtomicU64>>,
+    filters: Option<BodyFilters>,
+    done: bool,
 }
 
 impl RequestBody {
     pub fn new(inner: Incoming, received: Option<Arc<AtomicU64>>) -> Self {
-        Self { inner, received }
+        Self {
+            inner,
+            received,
+            filters: None,
+            done: false,
+        }
+    }
+
+    /// Runs `filters` over the body; a verdict they reach is left in `verdict`.
+    pub fn with_filters(mut self, filters: Arc<StreamFilters>, verdict: BodyVerdict) -> Self {
+        self.filters = Some(BodyFilters {
+            filters,
+            verdict,
+            flushed: false,
+            trailers: None,
+        });
+        self
+    }
+
+    fn stop(f: &BodyFilters, v: FilterStop) -> BoxError {
+        let name = match &v {
+            FilterStop::Reply { filter, .. } => filter.clone(),
+            FilterStop::Fail(ff) => ff.filter.clone(),
+        };
+        *f.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+        Box::new(StoppedByFilter(name))
     }
 }
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let r = ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        if let (Some(Ok(f)), Some(received)) = (&r, &self.received) {
-            if let Some(d) = f.data_ref() {
-                received.fetch_add(d.len() as u64, Ordering::Relaxed);
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            if let Some(t) = this.filters.as_mut().and_then(|f| f.trailers.take()) {
+                this.done = true;
+                return Poll::Ready(Some(Ok(Frame::trailers(t))));
+            }
+            let r = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+            if let (Some(Ok(f)), Some(received)) = (&r, &this.received) {
+                if let Some(d) = f.data_ref() {
+                    received.fetch_add(d.len() as u64, Ordering::Relaxed);
+                }
+            }
+            let Some(bf) = this.filters.as_mut() else {
+                return Poll::Ready(r.map(|x| x.map_err(Into::into)));
+            };
+            let (data, eos, trailers) = match r {
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(d) => (d, this.inner.is_end_stream(), None),
+                    Err(frame) => match frame.into_trailers() {
+                        Ok(t) => (Bytes::new(), true, Some(t)),
+                        Err(_) => continue,
+                    },
+                },
+                None if bf.flushed => return Poll::Ready(None),
+                None => (Bytes::new(), true, None),
+            };
+            if bf.flushed {
+                // Already ended for the filters; nothing more can come.
+                this.done = true;
+                continue;
+            }
+            bf.flushed = eos;
+            match bf.filters.body(BodyKind::Request, data, eos) {
+                BodyOutcome::Emit(out) => {
+                    if let Some(t) = trailers {
+                        let (t, fail) = bf.filters.trailers(BodyKind::Request, t);
+                        if let Some(ff) = fail {
+                            return Poll::Ready(Some(Err(Self::stop(bf, FilterStop::Fail(ff)))));
+                        }
+                        bf.trailers = Some(t);
+                    } else if eos {
+                        this.done = true;
+                    }
+                    if out.is_empty() {
+                        continue;
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(out))));
+                }
+                BodyOutcome::Hold => continue,
+                BodyOutcome::Reply { filter, reply } => {
+                    return Poll::Ready(Some(Err(Self::stop(
+                        bf,
+                        FilterStop::Reply { filter, reply },
+                    ))))
+                }
+                BodyOutcome::Fail(ff) => {
+                    return Poll::Ready(Some(Err(Self::stop(bf, FilterStop::Fail(ff)))))
+                }
             }
         }
-        Poll::Ready(r)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.done || (self.filters.is_none() && self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.filters.is_some() {
+            // Filters may change the length.
+            return SizeHint::default();
+        }
         self.inner.size_hint()
     }
 }
@@ -155,6 +270,13 @@ impl FlowGuard {
         }
     }
 
+    /// Names the filter that decided this flow.
+    pub fn filter(&mut self, name: &str) {
+        if let Some(r) = self.rec.as_mut() {
+            r.filter = Some(name.to_owned());
+        }
+    }
+
     pub fn fail(&mut self, verdict: Verdict, error: impl Into<String>) {
         if let Some(r) = self.rec.as_mut() {
             r.verdict = verdict;
@@ -207,12 +329,22 @@ impl Drop for FlowGuard {
 enum Kind {
     Upstream(Incoming),
     Full(Option<Bytes>),
+    /// An upstream body through the listener's filters.
+    Filtered {
+        inner: Incoming,
+        filters: Arc<StreamFilters>,
+        flushed: bool,
+        trailers: Option<HeaderMap>,
+        done: bool,
+    },
 }
 
-/// What strait sends back: an upstream's body or a local one, carrying the flow guard.
+/// What strait sends back: an upstream's body or a local one, carrying the flow guard (and the
+/// stream's filters, whose contexts end when the response does).
 pub struct ResponseBody {
     kind: Kind,
     guard: Option<FlowGuard>,
+    filters: Option<Arc<StreamFilters>>,
 }
 
 impl ResponseBody {
@@ -220,15 +352,43 @@ impl ResponseBody {
         let mut b = Self {
             kind: Kind::Upstream(body),
             guard: Some(guard),
+            filters: None,
         };
         b.check_end();
         b
+    }
+
+    /// An upstream body whose chunks (and trailers) go through `filters` first.
+    pub fn filtered(body: Incoming, guard: FlowGuard, filters: Arc<StreamFilters>) -> Self {
+        let end = body.is_end_stream();
+        let mut b = Self {
+            kind: Kind::Filtered {
+                inner: body,
+                filters: filters.clone(),
+                flushed: end,
+                trailers: None,
+                done: end,
+            },
+            guard: Some(guard),
+            filters: Some(filters),
+        };
+        b.check_end();
+        b
+    }
+
+    /// Keeps the stream's filters alive until this body ends.
+    pub fn keep(mut self, filters: Option<Arc<StreamFilters>>) -> Self {
+        if filters.is_some() {
+            self.filters = filters;
+        }
+        self
     }
 
     pub fn full(body: Bytes, guard: Option<FlowGuard>) -> Self {
         let mut b = Self {
             kind: Kind::Full((!body.is_empty()).then_some(body)),
             guard,
+            filters: None,
         };
         b.check_end();
         b
@@ -243,18 +403,103 @@ impl ResponseBody {
     }
 }
 
+/// The next frame of a filtered upstream body.
+fn poll_filtered(
+    inner: &mut Incoming,
+    filters: &StreamFilters,
+    flushed: &mut bool,
+    trailers: &mut Option<HeaderMap>,
+    done: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    loop {
+        if *done {
+            return Poll::Ready(None);
+        }
+        if let Some(t) = trailers.take() {
+            *done = true;
+            return Poll::Ready(Some(Ok(Frame::trailers(t))));
+        }
+        let (data, eos, trl) = match ready!(Pin::new(&mut *inner).poll_frame(cx)) {
+            Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(d) => (d, inner.is_end_stream(), None),
+                Err(frame) => match frame.into_trailers() {
+                    Ok(t) => (Bytes::new(), true, Some(t)),
+                    Err(_) => continue,
+                },
+            },
+            None if *flushed => return Poll::Ready(None),
+            None => (Bytes::new(), true, None),
+        };
+        if *flushed {
+            *done = true;
+            continue;
+        }
+        *flushed = eos;
+        match filters.body(BodyKind::Response, data, eos) {
+            BodyOutcome::Emit(out) => {
+                if let Some(t) = trl {
+                    let (t, fail) = filters.trailers(BodyKind::Response, t);
+                    if let Some(ff) = fail {
+                        return Poll::Ready(Some(Err(filter_error(ff))));
+                    }
+                    *trailers = Some(t);
+                } else if eos {
+                    *done = true;
+                }
+                if out.is_empty() {
+                    continue;
+                }
+                return Poll::Ready(Some(Ok(Frame::data(out))));
+            }
+            BodyOutcome::Hold => continue,
+            BodyOutcome::Reply { filter, .. } => {
+                // The response head is already on its way: too late for a local response.
+                return Poll::Ready(Some(Err(filter_error(FilterFailure {
+                    filter,
+                    message: "sent a local response after the response head; the stream was reset"
+                        .into(),
+                }))));
+            }
+            BodyOutcome::Fail(ff) => return Poll::Ready(Some(Err(filter_error(ff)))),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("filter `{filter}` failed: {message}")]
+struct FilterError {
+    filter: String,
+    message: String,
+}
+
+fn filter_error(f: FilterFailure) -> BoxError {
+    Box::new(FilterError {
+        filter: f.filter,
+        message: f.message,
+    })
+}
+
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let r = match &mut this.kind {
             Kind::Full(b) => b.take().map(|d| Ok(Frame::data(d))),
-            Kind::Upstream(b) => ready!(Pin::new(b).poll_frame(cx)),
+            Kind::Upstream(b) => ready!(Pin::new(b).poll_frame(cx)).map(|r| r.map_err(Into::into)),
+            Kind::Filtered {
+                inner,
+                filters,
+                flushed,
+                trailers,
+                done,
+            } => ready!(poll_filtered(inner, filters, flushed, trailers, done, cx)),
         };
         if let Some(g) = this.guard.as_mut() {
             match &r {
@@ -284,6 +529,7 @@ impl Body for ResponseBody {
         match &self.kind {
             Kind::Full(b) => b.is_none(),
             Kind::Upstream(b) => b.is_end_stream(),
+            Kind::Filtered { done, .. } => *done,
         }
     }
 
@@ -291,6 +537,7 @@ impl Body for ResponseBody {
         match &self.kind {
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::Upstream(b) => b.size_hint(),
+            Kind::Filtered { .. } => SizeHint::default(),
         }
     }
 }

@@ -27,7 +27,8 @@ use crate::config::{ListenerConfig, UpstreamProtocol};
 use crate::flows::{FlowRecord, Flows, Verdict};
 use crate::io::{Activity, AsyncStream, Tracked};
 use crate::metrics::{ListenerMetrics, UpstreamErrorKind};
-use body::{FlowContext, FlowGuard, RequestBody, ResponseBody};
+use crate::wasm::{ChainHandle, FilterFailure, LocalReply, Outcome, StreamFilters, StreamInfo};
+use body::{BodyVerdict, FilterStop, FlowContext, FlowGuard, RequestBody, ResponseBody};
 use upstream::{ConnectError, Upstreams};
 
 /// One HTTP listener's forwarding state, shared by all its connections.
@@ -38,6 +39,10 @@ pub struct HttpProxy {
     scheme: Scheme,
     flows: Flows,
     metrics: ListenerMetrics,
+    /// The listener's filter chain (swapped on reload).
+    filters: ChainHandle,
+    /// The listener's bound address (`destination.*` properties).
+    local: SocketAddr,
 }
 
 /// Which pooled client carries a request upstream.
@@ -65,7 +70,13 @@ struct Failure {
 }
 
 impl HttpProxy {
-    pub fn new(cfg: Arc<ListenerConfig>, flows: Flows, metrics: ListenerMetrics) -> Self {
+    pub fn new(
+        cfg: Arc<ListenerConfig>,
+        flows: Flows,
+        metrics: ListenerMetrics,
+        filters: ChainHandle,
+        local: SocketAddr,
+    ) -> Self {
         let mut server = auto::Builder::new(TokioExecutor::new());
         server
             .http1()
@@ -94,6 +105,8 @@ impl HttpProxy {
             scheme,
             flows,
             metrics,
+            filters,
+            local,
         }
     }
 
@@ -244,6 +257,30 @@ impl HttpProxy {
             return Ok(self.fail(guard, grpc, down_version, f));
         }
 
+        let filters = self.stream_filters(&req, &conn);
+        if let Some(sf) = &filters {
+            let eos = hyper::body::Body::is_end_stream(req.body());
+            let (parts, body) = req.into_parts();
+            let (parts, outcome) = sf.request_headers(parts, eos).await;
+            req = Request::from_parts(parts, body);
+            match outcome {
+                Outcome::Continue => {}
+                Outcome::Reply { filter, reply } => {
+                    return Ok(self.filter_reply(
+                        guard,
+                        grpc,
+                        down_version,
+                        &filter,
+                        reply,
+                        filters,
+                    ));
+                }
+                Outcome::Fail(f) => {
+                    return Ok(self.filter_fail(guard, grpc, down_version, f, filters));
+                }
+            }
+        }
+
         // An `Upgrade` other than h2c (which is declined: RFC 9113 deprecates it) is passed through.
         let upgrade = match headers::upgrade_protocol(req.headers()) {
             Some(p)
@@ -321,7 +358,12 @@ impl HttpProxy {
             }
         };
         parts.version = up_version;
-        let up_req = Request::from_parts(parts, RequestBody::new(body, guard.received_counter()));
+        let verdict: BodyVerdict = Default::default();
+        let mut up_body = RequestBody::new(body, guard.received_counter());
+        if let Some(sf) = &filters {
+            up_body = up_body.with_filters(sf.clone(), verdict.clone());
+        }
+        let up_req = Request::from_parts(parts, up_body);
 
         let sent = async {
             let client = match (down_upgrade, route) {
@@ -347,10 +389,176 @@ impl HttpProxy {
             }),
             None => sent.await,
         };
-        match result {
-            Ok((resp, upgraded)) => Ok(self.respond(guard, down_version, resp, upgraded)),
-            Err(f) => Ok(self.fail(guard, grpc, down_version, f)),
+        // A filter that stopped the request body decides the response.
+        let stopped = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match stopped {
+            Some(FilterStop::Reply { filter, reply }) => {
+                return Ok(self.filter_reply(guard, grpc, down_version, &filter, reply, filters));
+            }
+            Some(FilterStop::Fail(f)) => {
+                return Ok(self.filter_fail(guard, grpc, down_version, f, filters));
+            }
+            None => {}
         }
+        match (result, filters) {
+            (Ok((resp, upgraded)), None) => Ok(self.respond(guard, down_version, resp, upgraded)),
+            (Ok((resp, upgraded)), Some(sf)) => {
+                let eos = hyper::body::Body::is_end_stream(resp.body());
+                let (parts, body) = resp.into_parts();
+                let (parts, outcome) = sf.response_headers(parts, eos).await;
+                match outcome {
+                    Outcome::Continue => {}
+                    Outcome::Reply { filter, reply } => {
+                        return Ok(self.filter_reply(
+                            guard,
+                            grpc,
+                            down_version,
+                            &filter,
+                            reply,
+                            Some(sf),
+                        ));
+                    }
+                    Outcome::Fail(f) => {
+                        return Ok(self.filter_fail(guard, grpc, down_version, f, Some(sf)));
+                    }
+                }
+                let resp = Response::from_parts(parts, body);
+                Ok(self.respond_filtered(guard, down_version, resp, upgraded, sf))
+            }
+            (Err(f), sf) => Ok(self.fail(guard, grpc, down_version, f).map(|b| b.keep(sf))),
+        }
+    }
+
+    /// The stream's filter state, when the listener has filters.
+    fn stream_filters(&self, req: &Request<Incoming>, conn: &Conn) -> Option<Arc<StreamFilters>> {
+        let chain = self.filters.load_full();
+        if chain.plugins.is_empty() {
+            return None;
+        }
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                req.headers()
+                    .get(header::HOST)
+                    .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+            })
+            .unwrap_or_default();
+        let info = StreamInfo {
+            listener: Arc::from(self.cfg.name.as_str()),
+            source: conn.peer,
+            destination: self.local,
+            upstream: self.cfg.upstream.to_string(),
+            protocol: version_str(req.version()),
+            tls: conn.tls,
+            identity: None,
+            start: std::time::SystemTime::now(),
+            method: req.method().as_str().to_owned(),
+            path: req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+            host,
+        };
+        let pause = self.cfg.timeouts.request.unwrap_or(Duration::from_secs(60));
+        Some(Arc::new(StreamFilters::new(chain, info, pause)))
+    }
+
+    /// A filter answered the request itself.
+    fn filter_reply(
+        &self,
+        mut guard: FlowGuard,
+        grpc: bool,
+        version: Version,
+        filter: &str,
+        reply: LocalReply,
+        filters: Option<Arc<StreamFilters>>,
+    ) -> Response<ResponseBody> {
+        self.metrics.filter_denied.inc();
+        let grpc_status = reply
+            .grpc_status
+            .or_else(|| grpc.then(|| http_to_grpc(reply.status)));
+        let mut resp = Response::new(());
+        *resp.version_mut() = version;
+        let h = resp.headers_mut();
+        for (k, v) in &reply.headers {
+            if k.starts_with(':') {
+                continue;
+            }
+            if let (Ok(n), Ok(v)) = (
+                header::HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_bytes(v),
+            ) {
+                h.append(n, v);
+            }
+        }
+        let (status, body) = match grpc_status {
+            Some(code) => {
+                // gRPC clients read the verdict from grpc-status (trailers-only response).
+                let msg = if reply.body.is_empty() {
+                    reply.details.clone()
+                } else {
+                    String::from_utf8_lossy(&reply.body).into_owned()
+                };
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/grpc"),
+                );
+                h.insert("grpc-status", HeaderValue::from(code));
+                if let Ok(v) = HeaderValue::from_str(&grpc_message(&msg)) {
+                    h.insert("grpc-message", v);
+                }
+                (StatusCode::OK, Bytes::new())
+            }
+            None => {
+                if !reply.body.is_empty() && !h.contains_key(header::CONTENT_TYPE) {
+                    h.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    );
+                }
+                (
+                    StatusCode::from_u16(reply.status).unwrap_or(StatusCode::FORBIDDEN),
+                    reply.body.clone(),
+                )
+            }
+        };
+        *resp.status_mut() = status;
+        self.metrics.response(status.as_u16());
+        self.metrics.latency.observe(guard.elapsed().as_secs_f64());
+        guard.response(status.as_u16(), resp.headers());
+        guard.filter(filter);
+        let why = if reply.details.is_empty() {
+            format!("filter `{filter}` answered {}", reply.status)
+        } else {
+            format!(
+                "filter `{filter}` answered {}: {}",
+                reply.status, reply.details
+            )
+        };
+        tracing::debug!(listener = %self.cfg.name, filter, status = reply.status, "local response from filter");
+        guard.fail(Verdict::Denied, why);
+        resp.map(|()| ResponseBody::full(body, Some(guard)).keep(filters))
+    }
+
+    /// A filter failed with `failure: closed` (or reset the stream): 503 / UNAVAILABLE.
+    fn filter_fail(
+        &self,
+        mut guard: FlowGuard,
+        grpc: bool,
+        version: Version,
+        f: FilterFailure,
+        filters: Option<Arc<StreamFilters>>,
+    ) -> Response<ResponseBody> {
+        self.metrics.filter_failed.inc();
+        guard.filter(&f.filter);
+        let fail = Failure::local(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("filter `{}` failed: {}", f.filter, f.message),
+        );
+        self.fail(guard, grpc, version, fail)
+            .map(|b| b.keep(filters))
     }
 
     /// The authority the client asked for: it becomes Host (HTTP/1.1) or :authority (HTTP/2)
@@ -392,6 +600,32 @@ impl HttpProxy {
             .await
             .map_err(|e| Failure::protocol(format!("upstream failed before a response: {e}")))?;
         Ok((resp, Some(down)))
+    }
+
+    fn respond_filtered(
+        &self,
+        guard: FlowGuard,
+        down_version: Version,
+        resp: Response<Incoming>,
+        upgraded: Option<hyper::upgrade::OnUpgrade>,
+        filters: Arc<StreamFilters>,
+    ) -> Response<ResponseBody> {
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // Upgraded streams are spliced as bytes; filters saw the heads.
+            return self
+                .respond(guard, down_version, resp, upgraded)
+                .map(|b| b.keep(Some(filters)));
+        }
+        let mut guard = guard;
+        let status = resp.status();
+        self.metrics.response(status.as_u16());
+        self.metrics.latency.observe(guard.elapsed().as_secs_f64());
+        guard.response(status.as_u16(), resp.headers());
+        let (mut parts, body) = resp.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers, None);
+        headers::add_via(&mut parts.headers, down_version);
+        parts.version = down_version;
+        Response::from_parts(parts, ResponseBody::filtered(body, guard, filters))
     }
 
     fn respond(
@@ -558,6 +792,18 @@ async fn splice_upgraded(
         Err(e) => guard.fail(Verdict::Error, format!("upgrade failed: {e}")),
     }
     guard.complete();
+}
+
+/// The gRPC status Envoy derives from an HTTP status for local replies to gRPC requests.
+fn http_to_grpc(status: u16) -> u32 {
+    match status {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502..=504 => 14,
+        _ => 2,
+    }
 }
 
 fn is_grpc(h: &http::HeaderMap) -> bool {

@@ -67,6 +67,15 @@ impl UpstreamConnector {
         }
     }
 
+    /// A connector to an arbitrary `host:port` (filters' clusters).
+    pub fn to(target: &str, timeout: Duration, tls: Option<UpstreamTls>, alpn: Alpn) -> Self {
+        Self {
+            target: target.into(),
+            timeout,
+            tls: tls.map(|t| (t, alpn)),
+        }
+    }
+
     /// Connects now (TCP, then TLS if configured), within the connect timeout.
     pub async fn connect(&self) -> Result<UpstreamStream, ConnectError> {
         let addr = self.target.to_string();

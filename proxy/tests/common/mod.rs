@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 /// - `/stream/N`: streams N bytes in 64 KiB chunks;
 /// - `/slow/MS`: answers after MS milliseconds;
 /// - `/grpc-trailers`: 200 with a body and `grpc-status: 0` trailers;
+/// - `/hello`: `hello, hello world` (with a content-length);
+/// - `/check`: 200 if the request has `x-user: alice`, 403 otherwise (an authz service);
+/// - `/echo`: the request body back;
 /// - anything else: `ok`.
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -49,6 +52,26 @@ async fn upstream_handle(req: Request<Incoming>) -> Result<Response<Body>, Infal
             out.push_str(&format!("{}: {}\n", k, v.to_str().unwrap_or("<bin>")));
         }
         return Ok(Response::new(full(out)));
+    }
+    if path == "/hello" {
+        return Ok(Response::new(full("hello, hello world")));
+    }
+    if path == "/check" {
+        let ok = req.headers().get("x-user").is_some_and(|v| v == "alice");
+        let mut r = Response::new(full(if ok { "allow" } else { "deny" }));
+        if !ok {
+            *r.status_mut() = http::StatusCode::FORBIDDEN;
+        }
+        return Ok(r);
+    }
+    if path == "/echo" {
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        return Ok(Response::new(full(body)));
     }
     if path == "/sink" {
         let mut body = req.into_body();
@@ -192,6 +215,42 @@ impl Proxy {
 
     pub fn addr(&self, name: &str) -> SocketAddr {
         self.addrs.iter().find(|(n, _)| n == name).unwrap().1
+    }
+
+    /// Like [`Proxy::start`], but the config is written to `{dir}/strait.yaml` first (so a
+    /// reload can re-read it) and returned with the proxy.
+    pub async fn start_file(yaml: &str) -> (Self, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let flows = dir.path().join("flows.jsonl");
+        let yaml = format!(
+            "flows: {{ sink: file, path: {} }}\nruntime: {{ shutdown_grace: 5s }}\n{}",
+            flows.display(),
+            yaml.replace("{dir}", &dir.path().display().to_string())
+        );
+        let path = dir.path().join("strait.yaml");
+        std::fs::write(&path, &yaml).unwrap();
+        let cfg = strait::config::Config::load(&path)
+            .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n{yaml}"));
+        let names: Vec<String> = cfg.listeners.iter().map(|l| l.name.clone()).collect();
+        let server = strait::Server::bind(cfg).await.unwrap();
+        let addrs = names
+            .iter()
+            .map(|n| (n.clone(), server.listener_addr(n).unwrap()))
+            .collect();
+        let admin = server.admin_addr();
+        let stop = CancellationToken::new();
+        let done = tokio::spawn(server.run(stop.clone()));
+        (
+            Self {
+                addrs,
+                admin,
+                flows,
+                stop,
+                done,
+                _dir: dir,
+            },
+            path,
+        )
     }
 
     /// Flow records written so far (waits briefly for the writer).

@@ -1,0 +1,306 @@
+//! Per-VM host state: what the guest's host calls can see and change during a callback.
+//!
+//! The request path moves a stream's data (request/response heads, the current body buffer,
+//! trailers) into the VM's [`StreamSlot`] before a callback and takes it back afterwards; while a
+//! stream is paused its data stays here, so a later callback (an `http_call` response) can still
+//! read and change it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use tokio::sync::Notify;
+use wasmtime::{Memory, ResourceLimiter, TypedFunc};
+
+use super::shared::RuntimeInner;
+use super::stream::StreamInfo;
+use super::vm::{Plugin, PluginInfo};
+
+/// proxy-wasm status codes (ABI 0.2.1).
+pub mod status {
+    pub const OK: u32 = 0;
+    pub const NOT_FOUND: u32 = 1;
+    pub const BAD_ARGUMENT: u32 = 2;
+    pub const PARSE_FAILURE: u32 = 4;
+    pub const INVALID_MEMORY_ACCESS: u32 = 6;
+    pub const EMPTY: u32 = 7;
+    pub const CAS_MISMATCH: u32 = 8;
+    pub const INTERNAL_FAILURE: u32 = 10;
+    pub const UNIMPLEMENTED: u32 = 12;
+}
+
+/// A local response a filter asked for (`proxy_send_local_response`).
+#[derive(Debug, Clone)]
+pub struct LocalReply {
+    pub status: u16,
+    pub details: String,
+    pub body: Bytes,
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// `None`: not a gRPC reply (or derive it from the HTTP status for gRPC requests).
+    pub grpc_status: Option<u32>,
+}
+
+/// Which body the current body buffer belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Request,
+    Response,
+}
+
+/// One HTTP stream's data as seen by one VM.
+pub struct StreamSlot {
+    pub info: Arc<StreamInfo>,
+    pub req: Option<http::request::Parts>,
+    pub resp: Option<http::response::Parts>,
+    pub req_trailers: Option<HeaderMap>,
+    pub resp_trailers: Option<HeaderMap>,
+    /// The body buffer of the running body callback (all of it buffered so far).
+    pub body: Option<(BodyKind, BytesMut)>,
+    /// Values stored with `proxy_set_property` (filter state).
+    pub props: HashMap<String, Bytes>,
+    pub local: Option<LocalReply>,
+    pub resume_request: bool,
+    pub resume_response: bool,
+    /// `proxy_close_stream`: reset the stream.
+    pub close: bool,
+    /// Wakes the paused stream task.
+    pub wake: Arc<Notify>,
+}
+
+impl StreamSlot {
+    pub fn new(info: Arc<StreamInfo>, wake: Arc<Notify>) -> Self {
+        Self {
+            info,
+            req: None,
+            resp: None,
+            req_trailers: None,
+            resp_trailers: None,
+            body: None,
+            props: HashMap::new(),
+            local: None,
+            resume_request: false,
+            resume_response: false,
+            close: false,
+            wake,
+        }
+    }
+}
+
+/// The response of an `http_call` or `grpc_call`, visible during its callback.
+#[derive(Default)]
+pub struct CallResponse {
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Bytes,
+    pub trailers: Vec<(String, Vec<u8>)>,
+    pub grpc_status: Option<(u32, String)>,
+}
+
+/// An outbound call a callback asked for; started when the callback returns.
+pub enum Outbound {
+    Http {
+        token: u32,
+        context: u32,
+        cluster: String,
+        headers: Vec<(String, Vec<u8>)>,
+        body: Bytes,
+        trailers: Vec<(String, Vec<u8>)>,
+        timeout: Duration,
+    },
+    Grpc {
+        token: u32,
+        context: u32,
+        cluster: String,
+        service: String,
+        method: String,
+        metadata: Vec<(String, Vec<u8>)>,
+        message: Bytes,
+        timeout: Duration,
+    },
+    /// Tell the VM that registered `queue` that it has data.
+    QueueReady { queue: u32 },
+}
+
+/// Caps linear memory growth and remembers a refusal, so the failure names the limit.
+pub struct Limiter {
+    pub max: usize,
+    pub refused: Option<usize>,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.refused = Some(desired);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// Everything a VM's host calls can reach.
+pub struct HostState {
+    pub plugin: Arc<PluginInfo>,
+    pub rt: Arc<RuntimeInner>,
+    /// The plugin and slot this VM lives in (for callouts and timers started from callbacks).
+    pub owner: Weak<Plugin>,
+    pub slot: usize,
+    pub incarnation: u64,
+    pub limiter: Limiter,
+    pub memory: Option<Memory>,
+    pub alloc: Option<TypedFunc<u32, u32>>,
+    pub root: u32,
+    /// The context host calls apply to (`proxy_set_effective_context`).
+    pub effective: u32,
+    pub streams: HashMap<u32, StreamSlot>,
+    /// `proxy_set_property` values of the root context.
+    pub root_props: HashMap<String, Bytes>,
+    pub call_response: Option<CallResponse>,
+    pub tick_period: Option<Duration>,
+    pub tick_changed: bool,
+    pub pending: Vec<Outbound>,
+    pub next_token: u32,
+    /// Why the VM must die even though the guest returned (e.g. `proc_exit`).
+    pub fault: Option<String>,
+    /// Guest stdout/stderr, flushed to the log line by line.
+    pub stdout: Vec<u8>,
+    /// The running callback's deadline, its wall-clock start, and the thread CPU time at the
+    /// last deadline check (see `vm::on_deadline`).
+    pub budget: Duration,
+    pub call_start: Option<std::time::Instant>,
+    pub cpu_mark: Option<Duration>,
+}
+
+impl HostState {
+    pub fn new(
+        plugin: Arc<PluginInfo>,
+        rt: Arc<RuntimeInner>,
+        owner: Weak<Plugin>,
+        slot: usize,
+        incarnation: u64,
+    ) -> Self {
+        let max = rt.settings.memory_limit;
+        Self {
+            plugin,
+            rt,
+            owner,
+            slot,
+            incarnation,
+            limiter: Limiter { max, refused: None },
+            memory: None,
+            alloc: None,
+            root: 0,
+            effective: 0,
+            streams: HashMap::new(),
+            root_props: HashMap::new(),
+            call_response: None,
+            tick_period: None,
+            tick_changed: false,
+            pending: Vec::new(),
+            next_token: 1,
+            fault: None,
+            stdout: Vec::new(),
+            budget: Duration::from_secs(1),
+            call_start: None,
+            cpu_mark: None,
+        }
+    }
+
+    pub fn stream(&mut self) -> Option<&mut StreamSlot> {
+        self.streams.get_mut(&self.effective)
+    }
+
+    pub fn token(&mut self) -> u32 {
+        let t = self.next_token;
+        self.next_token = self.next_token.wrapping_add(1).max(1);
+        t
+    }
+}
+
+/// Serialises header pairs the proxy-wasm way (little endian): count, then (key len, value
+/// len) per pair, then each `key\0value\0`.
+pub fn serialize_pairs<'a, I>(pairs: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let mut n = 0u32;
+    let mut size = 4usize;
+    for (k, v) in pairs.clone() {
+        n += 1;
+        size += 8 + k.len() + v.len() + 2;
+    }
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&n.to_le_bytes());
+    for (k, v) in pairs.clone() {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k);
+        out.push(0);
+        out.extend_from_slice(v);
+        out.push(0);
+    }
+    out
+}
+
+/// Parses a serialised header map; `None` if it is malformed.
+pub fn parse_pairs(data: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+    if data.is_empty() {
+        return Some(Vec::new());
+    }
+    let n = u32::from_le_bytes(data.get(0..4)?.try_into().ok()?) as usize;
+    let mut sizes = Vec::with_capacity(n.min(4096));
+    let mut p = 4usize;
+    for _ in 0..n {
+        let k = u32::from_le_bytes(data.get(p..p + 4)?.try_into().ok()?) as usize;
+        let v = u32::from_le_bytes(data.get(p + 4..p + 8)?.try_into().ok()?) as usize;
+        sizes.push((k, v));
+        p += 8;
+    }
+    let mut out = Vec::with_capacity(sizes.len());
+    for (k, v) in sizes {
+        let key = data.get(p..p.checked_add(k)?)?;
+        p += k + 1;
+        let val = data.get(p..p.checked_add(v)?)?;
+        p += v + 1;
+        out.push((String::from_utf8(key.to_vec()).ok()?, val.to_vec()));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_round_trip() {
+        let pairs: Vec<(&[u8], &[u8])> = vec![(b":path", b"/a"), (b"x-k", b"\xffv")];
+        let data = serialize_pairs(pairs.iter().copied());
+        let back = parse_pairs(&data).expect("parses");
+        assert_eq!(back[0], (":path".to_owned(), b"/a".to_vec()));
+        assert_eq!(back[1], ("x-k".to_owned(), b"\xffv".to_vec()));
+    }
+
+    #[test]
+    fn malformed_pairs_are_refused() {
+        assert!(parse_pairs(&[5, 0, 0, 0, 1]).is_none());
+        let mut data = serialize_pairs([(&b"k"[..], &b"v"[..])]);
+        data.truncate(data.len() - 2);
+        assert!(parse_pairs(&data).is_none());
+    }
+}

@@ -1,0 +1,192 @@
+//! The WASM filter host: proxy-wasm ABI 0.2.1 (and 0.2.0 / 0.1.0 modules) on wasmtime.
+//!
+//! - One [`Runtime`]: one engine (pooling allocator, copy-on-write memory images, epoch
+//!   interruption with a 1 ms ticker), shared data, queues, filter metrics, clusters.
+//! - One [`vm::Plugin`] per configured filter: the module compiled once, one VM (store) per
+//!   async worker reused across requests; a trap, a missed deadline or the memory cap discards
+//!   only that VM, and the next stream gets a fresh one.
+//! - One [`Chain`] per listener, swapped atomically on reload ([`reload`]); streams keep the
+//!   chain they started with, so old VMs drain.
+//! - [`StreamFilters`]: one stream's walk through its chain (see `stream.rs`).
+//!
+//! Host calls live in `abi.rs`; `docs/proxy-wasm.md` lists what is and is not supported.
+
+mod abi;
+mod callout;
+pub mod check;
+mod host;
+pub mod reload;
+mod shared;
+mod stream;
+mod vm;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use wasmtime::{Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
+
+pub use host::{BodyKind, LocalReply};
+pub use stream::{BodyOutcome, FilterFailure, Outcome, StreamFilters, StreamInfo};
+pub use vm::{AbiVersion, Plugin};
+
+use crate::config::{ClusterConfig, FilterConfig, WasmConfig};
+use shared::RuntimeInner;
+
+/// Why a filter could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum WasmError {
+    #[error("cannot read WASM module {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid WebAssembly module: {message}", path.display())]
+    Compile { path: PathBuf, message: String },
+    #[error("{} exports no known proxy-wasm ABI version (found {found:?}; strait supports proxy_abi_version_0_2_1, 0_2_0 and 0_1_0)", path.display())]
+    Abi { path: PathBuf, found: Vec<String> },
+    #[error("{} lacks the export `{export}` every proxy-wasm filter needs", path.display())]
+    MissingExport { path: PathBuf, export: String },
+    #[error("cannot link {}: {message}", path.display())]
+    Link { path: PathBuf, message: String },
+    #[error("filter `{filter}` ({}) failed to start: {message}", path.display())]
+    Start {
+        filter: String,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("cannot create the WASM engine: {0}")]
+    Engine(String),
+}
+
+/// A listener's filters, in order.
+#[derive(Default)]
+pub struct Chain {
+    pub plugins: Vec<Arc<Plugin>>,
+}
+
+impl Chain {
+    /// Stops the timers of plugins that `next` does not reuse.
+    fn retire_unused(&self, next: &Chain) {
+        for p in &self.plugins {
+            if !next.plugins.iter().any(|n| Arc::ptr_eq(n, p)) {
+                p.retired.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The current chain of a listener; requests take a snapshot, reloads swap it.
+pub type ChainHandle = Arc<ArcSwap<Chain>>;
+
+/// The filter runtime: engine, linker and shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+impl Runtime {
+    /// `workers` is the number of VMs per filter (one per async worker thread).
+    pub fn new(
+        settings: &WasmConfig,
+        workers: usize,
+        clusters: Vec<Arc<ClusterConfig>>,
+    ) -> Result<Self, WasmError> {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_memories(settings.max_vms)
+            .total_core_instances(settings.max_vms)
+            .total_tables(settings.max_vms)
+            .max_memory_size(settings.memory_limit);
+        let mut cfg = wasmtime::Config::new();
+        cfg.epoch_interruption(true)
+            .memory_init_cow(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&cfg).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        abi::define(&mut linker).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let (engine, stop) = (engine.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("strait-wasm-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(1));
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| WasmError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+        }
+        Ok(Self {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                settings: settings.clone(),
+                workers: workers.max(1),
+                data: Default::default(),
+                queues: Default::default(),
+                metrics: Default::default(),
+                clusters: ArcSwap::from_pointee(clusters),
+                callouts: Default::default(),
+                stop,
+                vms: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Compiles and starts every filter of a listener. Plugins of `reuse` whose module bytes
+    /// and settings are unchanged are kept as they are. Blocking.
+    pub fn load_chain(
+        &self,
+        listener: &str,
+        filters: &[FilterConfig],
+        reuse: Option<&Chain>,
+    ) -> Result<Chain, WasmError> {
+        let mut plugins = Vec::with_capacity(filters.len());
+        for fc in filters {
+            if let Some(old) = reuse.and_then(|c| {
+                c.plugins.iter().find(|p| {
+                    p.fingerprint.1 == *fc
+                        && std::fs::read(&fc.module)
+                            .map(|b| vm::fnv(&b) == p.fingerprint.0)
+                            .unwrap_or(false)
+                })
+            }) {
+                plugins.push(old.clone());
+                continue;
+            }
+            let p = Plugin::load(&self.inner, listener, fc)?;
+            tracing::info!(
+                filter = %fc.name, listener, module = %fc.module.display(),
+                abi = p.info.abi.as_str(), vms = p.slots.len(), "filter loaded"
+            );
+            plugins.push(p);
+        }
+        Ok(Chain { plugins })
+    }
+
+    pub fn set_clusters(&self, clusters: Vec<Arc<ClusterConfig>>) {
+        self.inner.clusters.store(Arc::new(clusters));
+    }
+
+    /// Filter-defined metrics in OpenMetrics text (no `# EOF`).
+    pub fn render_metrics(&self, out: &mut String) {
+        self.inner.metrics.render(out);
+        out.push_str("# TYPE strait_wasm_vms gauge\n");
+        out.push_str(&format!(
+            "strait_wasm_vms {}\n",
+            self.inner.vms.load(Ordering::Relaxed)
+        ));
+    }
+
+    /// Live VMs across all filters.
+    pub fn live_vms(&self) -> u64 {
+        self.inner.vms.load(Ordering::Relaxed)
+    }
+
+    pub fn settings(&self) -> &WasmConfig {
+        &self.inner.settings
+    }
+}

@@ -1,0 +1,182 @@
+//! Hot reload of filters: module files and the config file are polled (and SIGHUP forces a
+//! check). A changed filter gets new VMs; streams in flight keep the chain they started with.
+//! A module that fails to compile or start is rejected with a log line and the old chain keeps
+//! serving. Other config changes (listeners, addresses, timeouts) need a restart and are
+//! reported as such.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Chain, ChainHandle, Runtime};
+use crate::config::{Config, ListenerConfig};
+
+/// One listener's chain and the configuration it was built from.
+pub struct Watched {
+    pub listener: Arc<ListenerConfig>,
+    pub chain: ChainHandle,
+}
+
+pub struct Reloader {
+    pub runtime: Runtime,
+    pub config: Config,
+    pub listeners: Vec<Watched>,
+    pub interval: Duration,
+}
+
+type Stamp = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
+
+fn stamp(paths: &[PathBuf]) -> Stamp {
+    paths
+        .iter()
+        .map(|p| {
+            let m = std::fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())));
+            (p.clone(), m)
+        })
+        .collect()
+}
+
+fn watched_paths(config_file: &Path, cfg: &Config) -> Vec<PathBuf> {
+    let mut v = vec![config_file.to_owned()];
+    for l in &cfg.listeners {
+        for f in &l.filters {
+            if !v.contains(&f.module) {
+                v.push(f.module.clone());
+            }
+        }
+    }
+    v
+}
+
+/// What a reload did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub reloaded: Vec<String>,
+    pub rejected: Vec<String>,
+}
+
+impl Reloader {
+    /// Polls until `shutdown`; SIGHUP forces an immediate check.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGHUP ({e}); reload by file change only");
+                None
+            }
+        };
+        let mut last = stamp(&watched_paths(&self.config.source, &self.config));
+        loop {
+            let forced = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = async {
+                    match hup.as_mut() {
+                        Some(h) => { h.recv().await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => true,
+                _ = tokio::time::sleep(self.interval) => false,
+            };
+            let now = stamp(&watched_paths(&self.config.source, &self.config));
+            if !forced && now == last {
+                continue;
+            }
+            // Let a writer finish (editors and `cp` write in several steps). The stamp is taken
+            // before reading, so a change made during the reload is seen by the next poll.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            last = stamp(&watched_paths(&self.config.source, &self.config));
+            let report = self.reload().await;
+            if !report.reloaded.is_empty() || !report.rejected.is_empty() || forced {
+                tracing::info!(reloaded = ?report.reloaded, rejected = ?report.rejected, forced, "filter reload finished");
+            }
+            // A reload can change the set of module files: watch the new ones from now on.
+            let after = watched_paths(&self.config.source, &self.config);
+            if after.len() != last.len() || after.iter().zip(&last).any(|(a, (b, _))| a != b) {
+                last = stamp(&after);
+            }
+        }
+    }
+
+    /// Re-reads the config file and rebuilds the chains whose filters changed.
+    pub async fn reload(&mut self) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        let cfg = match Config::load(&self.config.source) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("config reload rejected, the running filters keep serving:\n{e}");
+                report.rejected.push(format!("config: {e}"));
+                return report;
+            }
+        };
+        self.runtime.set_clusters(cfg.clusters.clone());
+        for l in &cfg.listeners {
+            let Some(w) = self
+                .listeners
+                .iter_mut()
+                .find(|w| w.listener.name == l.name)
+            else {
+                tracing::warn!(listener = %l.name, "new listener in the config: restart strait to start it");
+                continue;
+            };
+            if listener_changed(&w.listener, l) {
+                tracing::warn!(listener = %l.name, "listener settings changed: only filters are reloaded live; restart strait to apply the rest");
+            }
+            let old = w.chain.load_full();
+            let (rt, name, filters, prev) = (
+                self.runtime.clone(),
+                l.name.clone(),
+                l.filters.clone(),
+                old.clone(),
+            );
+            let unchanged = filters.len() == old.plugins.len()
+                && filters.iter().zip(&old.plugins).all(|(f, p)| {
+                    p.fingerprint.1 == *f
+                        && std::fs::read(&f.module)
+                            .map(|b| super::vm::fnv(&b) == p.fingerprint.0)
+                            .unwrap_or(false)
+                });
+            if unchanged {
+                continue;
+            }
+            let built =
+                tokio::task::spawn_blocking(move || rt.load_chain(&name, &filters, Some(&prev)))
+                    .await;
+            match built {
+                Ok(Ok(chain)) => {
+                    old.retire_unused(&chain);
+                    w.chain.store(Arc::new(chain));
+                    w.listener = l.clone();
+                    tracing::info!(listener = %l.name, filters = l.filters.len(), "filters reloaded");
+                    report.reloaded.push(l.name.clone());
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(listener = %l.name, "filter reload rejected, the old filters keep serving: {e}");
+                    report.rejected.push(format!("{}: {e}", l.name));
+                }
+                Err(e) => {
+                    tracing::error!(listener = %l.name, "filter reload task failed: {e}");
+                    report.rejected.push(format!("{}: {e}", l.name));
+                }
+            }
+        }
+        self.config = cfg;
+        report
+    }
+}
+
+fn listener_changed(a: &ListenerConfig, b: &ListenerConfig) -> bool {
+    a.address != b.address
+        || a.protocol != b.protocol
+        || a.upstream != b.upstream
+        || a.upstream_protocol != b.upstream_protocol
+        || a.max_header_bytes != b.max_header_bytes
+}
+
+/// An empty chain for listeners without filters.
+pub fn empty() -> ChainHandle {
+    Arc::new(arc_swap::ArcSwap::from_pointee(Chain::default()))
+}

@@ -1,0 +1,596 @@
+//! One HTTP stream through a listener's filter chain: contexts in each filter's VM, the
+//! request/response callbacks, pausing, local responses and the failure policy.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+use tokio::sync::Notify;
+
+use super::host::{BodyKind, LocalReply, StreamSlot};
+use super::vm::{worker_slot, Vm};
+use super::Chain;
+use crate::config::FailurePolicy;
+
+/// Facts about a stream that filters read as properties.
+#[derive(Debug)]
+pub struct StreamInfo {
+    pub listener: Arc<str>,
+    pub source: SocketAddr,
+    pub destination: SocketAddr,
+    pub upstream: String,
+    pub protocol: &'static str,
+    pub tls: bool,
+    /// Numeric identity of the source, when known.
+    pub identity: Option<u32>,
+    pub start: SystemTime,
+    /// The request as it arrived (filters may change the live one).
+    pub method: String,
+    pub path: String,
+    pub host: String,
+}
+
+/// A filter failed: trap, deadline, memory limit, lost context, or a stuck pause.
+#[derive(Debug, Clone)]
+pub struct FilterFailure {
+    pub filter: String,
+    pub message: String,
+}
+
+/// What the chain decided for a head.
+#[derive(Debug)]
+pub enum Outcome {
+    Continue,
+    /// A filter answered (`proxy_send_local_response`).
+    Reply {
+        filter: String,
+        reply: LocalReply,
+    },
+    /// A filter with `failure: closed` failed, or a filter reset the stream.
+    Fail(FilterFailure),
+}
+
+/// What the chain made of a body chunk.
+#[derive(Debug)]
+pub enum BodyOutcome {
+    /// Pass these bytes on (possibly empty).
+    Emit(Bytes),
+    /// A filter is buffering until more data or the end of the stream.
+    Hold,
+    Reply {
+        filter: String,
+        reply: LocalReply,
+    },
+    Fail(FilterFailure),
+}
+
+#[derive(Default)]
+struct Entry {
+    slot: usize,
+    incarnation: u64,
+    /// 0: no context created yet.
+    ctx: u32,
+    /// Failed with `failure: open`: skipped from then on.
+    skip: bool,
+    paused: bool,
+    /// Body bytes this filter is holding (it returned Pause).
+    buf: BytesMut,
+}
+
+/// What one callback led to.
+enum Flow {
+    Next,
+    Wait,
+    Reply(LocalReply),
+    Close,
+}
+
+/// The filter state of one stream.
+pub struct StreamFilters {
+    chain: Arc<Chain>,
+    info: Arc<StreamInfo>,
+    wake: Arc<Notify>,
+    entries: Mutex<Vec<Entry>>,
+    pause_limit: Duration,
+}
+
+fn slot_of(vm: &mut Vm, ctx: u32) -> Option<&mut StreamSlot> {
+    vm.store.data_mut().streams.get_mut(&ctx)
+}
+
+/// After a callback: a local reply or reset wins; a pause holds until resumed.
+fn settle(vm: &mut Vm, ctx: u32, paused: bool, request: bool) -> Flow {
+    let Some(s) = slot_of(vm, ctx) else {
+        return Flow::Next;
+    };
+    if let Some(l) = s.local.take() {
+        return Flow::Reply(l);
+    }
+    if s.close {
+        return Flow::Close;
+    }
+    let resumed = if request {
+        std::mem::take(&mut s.resume_request)
+    } else {
+        std::mem::take(&mut s.resume_response)
+    };
+    if !paused || resumed {
+        Flow::Next
+    } else {
+        Flow::Wait
+    }
+}
+
+fn copy_request(p: &http::request::Parts) -> http::request::Parts {
+    let mut b = http::Request::builder()
+        .method(p.method.clone())
+        .uri(p.uri.clone())
+        .version(p.version);
+    if let Some(h) = b.headers_mut() {
+        *h = p.headers.clone();
+    }
+    b.body(())
+        .map(|r| r.into_parts().0)
+        .unwrap_or_else(|_| http::Request::new(()).into_parts().0)
+}
+
+fn copy_response(p: &http::response::Parts) -> http::response::Parts {
+    let mut b = http::Response::builder()
+        .status(p.status)
+        .version(p.version);
+    if let Some(h) = b.headers_mut() {
+        *h = p.headers.clone();
+    }
+    b.body(())
+        .map(|r| r.into_parts().0)
+        .unwrap_or_else(|_| http::Response::new(()).into_parts().0)
+}
+
+/// Either head, moved in and out of the VM's stream slot.
+trait Head: Sized {
+    const REQUEST: bool;
+    fn put(self, s: &mut StreamSlot);
+    fn take(s: &mut StreamSlot) -> Option<Self>;
+    fn copy(s: &StreamSlot) -> Option<Self>;
+    fn count(&self) -> u32;
+    /// Stands in for a head lost with a failed VM; the stream is answered locally then.
+    fn placeholder() -> Self;
+}
+
+impl Head for http::request::Parts {
+    const REQUEST: bool = true;
+    fn put(self, s: &mut StreamSlot) {
+        s.req = Some(self);
+    }
+    fn take(s: &mut StreamSlot) -> Option<Self> {
+        s.req.take()
+    }
+    fn copy(s: &StreamSlot) -> Option<Self> {
+        s.req.as_ref().map(copy_request)
+    }
+    fn count(&self) -> u32 {
+        self.headers.len() as u32 + 4
+    }
+    fn placeholder() -> Self {
+        http::Request::new(()).into_parts().0
+    }
+}
+
+impl Head for http::response::Parts {
+    const REQUEST: bool = false;
+    fn put(self, s: &mut StreamSlot) {
+        s.resp = Some(self);
+    }
+    fn take(s: &mut StreamSlot) -> Option<Self> {
+        s.resp.take()
+    }
+    fn copy(s: &StreamSlot) -> Option<Self> {
+        s.resp.as_ref().map(copy_response)
+    }
+    fn count(&self) -> u32 {
+        self.headers.len() as u32 + 1
+    }
+    fn placeholder() -> Self {
+        http::Response::new(()).into_parts().0
+    }
+}
+
+impl StreamFilters {
+    pub fn new(chain: Arc<Chain>, info: StreamInfo, pause_limit: Duration) -> Self {
+        let n = chain.plugins.len();
+        let entries = chain
+            .plugins
+            .iter()
+            .map(|p| Entry {
+                slot: worker_slot(p.slots.len()),
+                ..Entry::default()
+            })
+            .collect::<Vec<_>>();
+        debug_assert_eq!(entries.len(), n);
+        Self {
+            chain,
+            info: Arc::new(info),
+            wake: Arc::new(Notify::new()),
+            entries: Mutex::new(entries),
+            pause_limit,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chain.plugins.is_empty()
+    }
+
+    fn name(&self, i: usize) -> String {
+        self.chain.plugins[i].info.name.clone()
+    }
+
+    fn policy(&self, i: usize) -> FailurePolicy {
+        self.chain.plugins[i].info.failure
+    }
+
+    /// Runs `f` for filter `i` with its VM locked and the stream's context created and current.
+    /// `Err` means the filter failed (the VM is discarded when it faulted).
+    fn run<T>(
+        &self,
+        i: usize,
+        f: impl FnOnce(&mut Vm, &mut Entry) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let plugin = &self.chain.plugins[i];
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let e = &mut entries[i];
+        let mut g = plugin.lock(e.slot);
+        let vm = plugin.ensure(&mut g, e.slot)?;
+        if e.ctx != 0 && vm.incarnation != e.incarnation {
+            if e.paused {
+                return Err("the filter's VM failed while this stream was paused in it".into());
+            }
+            // Another stream's fault replaced the VM: start over with a new context.
+            e.ctx = 0;
+        }
+        if e.ctx == 0 {
+            let ctx = vm.new_context();
+            vm.store
+                .data_mut()
+                .streams
+                .insert(ctx, StreamSlot::new(self.info.clone(), self.wake.clone()));
+            vm.store.data_mut().effective = ctx;
+            let (cc, root) = (vm.f.context_create.clone(), vm.root);
+            if let Err(m) = vm.call(&cc, (ctx, root)) {
+                let m = format!("proxy_on_context_create: {m}");
+                plugin.kill(&mut g, &m);
+                return Err(m);
+            }
+            e.ctx = ctx;
+            e.incarnation = vm.incarnation;
+        }
+        vm.store.data_mut().effective = e.ctx;
+        let r = f(vm, e);
+        match &r {
+            Ok(_) => plugin.after_callback(&mut g),
+            Err(m) => plugin.kill(&mut g, m),
+        }
+        r
+    }
+
+    fn failed(&self, i: usize, message: String) -> Option<FilterFailure> {
+        let name = self.name(i);
+        match self.policy(i) {
+            FailurePolicy::Closed => {
+                tracing::warn!(filter = %name, listener = %self.info.listener, source = %self.info.source, "filter failed; failing the stream closed: {message}");
+                Some(FilterFailure {
+                    filter: name,
+                    message,
+                })
+            }
+            FailurePolicy::Open => {
+                tracing::warn!(filter = %name, listener = %self.info.listener, source = %self.info.source, "filter failed; skipping it for this stream (failure: open): {message}");
+                let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+                entries[i].skip = true;
+                None
+            }
+        }
+    }
+
+    fn skipped(&self, i: usize) -> bool {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())[i].skip
+    }
+
+    /// Request headers through the chain in order.
+    pub async fn request_headers(
+        &self,
+        parts: http::request::Parts,
+        end_of_stream: bool,
+    ) -> (http::request::Parts, Outcome) {
+        let order: Vec<usize> = (0..self.chain.plugins.len()).collect();
+        self.heads(parts, end_of_stream, &order).await
+    }
+
+    /// Response headers through the chain in reverse order.
+    pub async fn response_headers(
+        &self,
+        parts: http::response::Parts,
+        end_of_stream: bool,
+    ) -> (http::response::Parts, Outcome) {
+        let order: Vec<usize> = (0..self.chain.plugins.len()).rev().collect();
+        self.heads(parts, end_of_stream, &order).await
+    }
+
+    async fn heads<H: Head>(&self, parts: H, eos: bool, order: &[usize]) -> (H, Outcome) {
+        let mut parts = Some(parts);
+        for &i in order {
+            if self.skipped(i) {
+                continue;
+            }
+            let mut backup: Option<H> = None;
+            let mut flow = self.run(i, |vm, e| {
+                let f = if H::REQUEST {
+                    vm.f.request_headers.clone()
+                } else {
+                    vm.f.response_headers.clone()
+                };
+                let Some(f) = f else {
+                    return Ok(Flow::Next);
+                };
+                let Some(p) = parts.take() else {
+                    return Ok(Flow::Next);
+                };
+                let n = p.count();
+                if let Some(s) = slot_of(vm, e.ctx) {
+                    p.put(s);
+                }
+                let r = vm.headers(&f, e.ctx, n, eos);
+                let flow = match &r {
+                    Ok(a) => settle(vm, e.ctx, *a != 0, H::REQUEST),
+                    Err(_) => Flow::Next,
+                };
+                if let Some(s) = slot_of(vm, e.ctx) {
+                    if matches!(flow, Flow::Wait) {
+                        backup = H::copy(s);
+                        e.paused = true;
+                    } else {
+                        parts = H::take(s);
+                    }
+                }
+                r.map(|_| flow)
+            });
+            let deadline = Instant::now() + self.pause_limit;
+            while let Ok(Flow::Wait) = flow {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero()
+                    || tokio::time::timeout(left, self.wake.notified())
+                        .await
+                        .is_err()
+                {
+                    // Take the head back out of the VM and treat the stuck pause as a failure.
+                    let _ = self.run(i, |vm, e| {
+                        e.paused = false;
+                        if let Some(s) = slot_of(vm, e.ctx) {
+                            parts = H::take(s);
+                        }
+                        Ok(())
+                    });
+                    flow = Err(format!(
+                        "paused the stream and did not resume it within {:?}",
+                        self.pause_limit
+                    ));
+                    break;
+                }
+                flow = self.run(i, |vm, e| {
+                    let f = settle(vm, e.ctx, true, H::REQUEST);
+                    if !matches!(f, Flow::Wait) {
+                        e.paused = false;
+                        if let Some(s) = slot_of(vm, e.ctx) {
+                            parts = H::take(s);
+                        }
+                    }
+                    Ok(f)
+                });
+            }
+            if parts.is_none() {
+                parts = backup.take();
+            }
+            match flow {
+                Ok(Flow::Next) | Ok(Flow::Wait) => {}
+                Ok(Flow::Reply(reply)) => {
+                    return (
+                        parts.unwrap_or_else(H::placeholder),
+                        Outcome::Reply {
+                            filter: self.name(i),
+                            reply,
+                        },
+                    )
+                }
+                Ok(Flow::Close) => {
+                    return (
+                        parts.unwrap_or_else(H::placeholder),
+                        Outcome::Fail(FilterFailure {
+                            filter: self.name(i),
+                            message: "the filter reset the stream".into(),
+                        }),
+                    )
+                }
+                Err(m) => {
+                    if let Some(f) = self.failed(i, m) {
+                        return (parts.unwrap_or_else(H::placeholder), Outcome::Fail(f));
+                    }
+                }
+            }
+            if parts.is_none() {
+                // The head was lost with a failed VM and no copy was kept: fail closed.
+                return (
+                    H::placeholder(),
+                    Outcome::Fail(FilterFailure {
+                        filter: self.name(i),
+                        message: "the stream's head was lost with the filter's VM".into(),
+                    }),
+                );
+            }
+        }
+        (parts.unwrap_or_else(H::placeholder), Outcome::Continue)
+    }
+
+    /// A body chunk through the chain (request: in order; response: reversed).
+    pub fn body(&self, kind: BodyKind, data: Bytes, eos: bool) -> BodyOutcome {
+        let n = self.chain.plugins.len();
+        let order: Box<dyn Iterator<Item = usize>> = match kind {
+            BodyKind::Request => Box::new(0..n),
+            BodyKind::Response => Box::new((0..n).rev()),
+        };
+        let mut chunk = data;
+        for i in order {
+            if self.skipped(i) {
+                continue;
+            }
+            let input = chunk.clone();
+            let r = self.run(i, |vm, e| {
+                let f = match kind {
+                    BodyKind::Request => vm.f.request_body.clone(),
+                    BodyKind::Response => vm.f.response_body.clone(),
+                };
+                let Some(f) = f else {
+                    return Ok((Flow::Next, Some(input)));
+                };
+                let mut buf = std::mem::take(&mut e.buf);
+                buf.extend_from_slice(&input);
+                let len = buf.len() as u32;
+                if let Some(s) = slot_of(vm, e.ctx) {
+                    s.body = Some((kind, buf));
+                }
+                let r = vm.call(&f, (e.ctx, len, eos as u32));
+                let mut buf = slot_of(vm, e.ctx)
+                    .and_then(|s| s.body.take())
+                    .map(|(_, b)| b)
+                    .unwrap_or_default();
+                let action = match r {
+                    Ok(a) => a,
+                    Err(m) => {
+                        // Keep the bytes: with `failure: open` they still go through.
+                        e.buf = buf;
+                        return Err(m);
+                    }
+                };
+                let flow = settle(vm, e.ctx, false, kind == BodyKind::Request);
+                if action != 0 && !eos && matches!(flow, Flow::Next) {
+                    e.buf = buf;
+                    return Ok((Flow::Next, None));
+                }
+                Ok((flow, Some(buf.split().freeze())))
+            });
+            match r {
+                Ok((Flow::Next | Flow::Wait, Some(out))) => chunk = out,
+                Ok((Flow::Next | Flow::Wait, None)) => return BodyOutcome::Hold,
+                Ok((Flow::Reply(reply), _)) => {
+                    return BodyOutcome::Reply {
+                        filter: self.name(i),
+                        reply,
+                    }
+                }
+                Ok((Flow::Close, _)) => {
+                    return BodyOutcome::Fail(FilterFailure {
+                        filter: self.name(i),
+                        message: "the filter reset the stream".into(),
+                    })
+                }
+                Err(m) => match self.failed(i, m) {
+                    Some(f) => return BodyOutcome::Fail(f),
+                    None => {
+                        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+                        chunk = entries[i].buf.split().freeze();
+                    }
+                },
+            }
+        }
+        BodyOutcome::Emit(chunk)
+    }
+
+    /// Trailers through the chain; a filter may change them (a local reply is too late here).
+    pub fn trailers(
+        &self,
+        kind: BodyKind,
+        mut map: HeaderMap,
+    ) -> (HeaderMap, Option<FilterFailure>) {
+        let n = self.chain.plugins.len();
+        let order: Vec<usize> = match kind {
+            BodyKind::Request => (0..n).collect(),
+            BodyKind::Response => (0..n).rev().collect(),
+        };
+        for i in order {
+            if self.skipped(i) {
+                continue;
+            }
+            let mut cur = Some(std::mem::take(&mut map));
+            let r = self.run(i, |vm, e| {
+                let f = match kind {
+                    BodyKind::Request => vm.f.request_trailers.clone(),
+                    BodyKind::Response => vm.f.response_trailers.clone(),
+                };
+                let Some(f) = f else { return Ok(()) };
+                let Some(m) = cur.take() else { return Ok(()) };
+                let count = m.len() as u32;
+                if let Some(s) = slot_of(vm, e.ctx) {
+                    match kind {
+                        BodyKind::Request => s.req_trailers = Some(m),
+                        BodyKind::Response => s.resp_trailers = Some(m),
+                    }
+                }
+                let r = vm.call(&f, (e.ctx, count));
+                if let Some(s) = slot_of(vm, e.ctx) {
+                    cur = match kind {
+                        BodyKind::Request => s.req_trailers.take(),
+                        BodyKind::Response => s.resp_trailers.take(),
+                    };
+                    s.local = None;
+                }
+                r.map(|_| ())
+            });
+            map = cur.unwrap_or_default();
+            if let Err(m) = r {
+                if let Some(f) = self.failed(i, m) {
+                    return (map, Some(f));
+                }
+            }
+        }
+        (map, None)
+    }
+}
+
+impl Drop for StreamFilters {
+    fn drop(&mut self) {
+        let entries = std::mem::take(self.entries.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for (i, e) in entries.into_iter().enumerate() {
+            if e.ctx == 0 {
+                continue;
+            }
+            let plugin = &self.chain.plugins[i];
+            let mut g = plugin.lock(e.slot);
+            let Some(vm) = g.as_mut().filter(|vm| vm.incarnation == e.incarnation) else {
+                continue;
+            };
+            vm.store.data_mut().effective = e.ctx;
+            let f = vm.f.clone();
+            let mut r = Ok(());
+            if let Some(done) = &f.on_done {
+                r = vm.call(done, e.ctx).map(|_| ());
+            }
+            if r.is_ok() {
+                if let Some(log) = &f.on_log {
+                    r = vm.call(log, e.ctx);
+                }
+            }
+            if r.is_ok() {
+                if let Some(del) = &f.on_delete {
+                    r = vm.call(del, e.ctx);
+                }
+            }
+            if let Some(vm) = g.as_mut() {
+                vm.store.data_mut().streams.remove(&e.ctx);
+            }
+            match r {
+                Ok(()) => plugin.after_callback(&mut g),
+                Err(m) => plugin.kill(&mut g, &format!("end of stream callbacks: {m}")),
+            }
+        }
+    }
+}

@@ -1,0 +1,716 @@
+//! WASM filters in the request path: modules built with the public crates.io `proxy-wasm` SDK
+//! (for wasm32-wasip1 and wasm32-unknown-unknown), the hostile-filter suite, and hot reload.
+//!
+//! The modules come from `scripts/build-filters.sh` (`target/filters/`). Missing modules fail
+//! the test in CI and skip it elsewhere, with a printed reason.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{h1_get, http_listener, Proxy, Upstream};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use strait::flows::Verdict;
+
+/// A built filter module, or `None` (skip) outside CI when it has not been built.
+fn module(file: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/filters")
+        .join(file);
+    if p.exists() {
+        return Some(p.canonicalize().unwrap());
+    }
+    let why = format!(
+        "{} not built: run scripts/build-filters.sh (scripts/test.sh does)",
+        p.display()
+    );
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}");
+    }
+    println!("SKIPPED: {why}");
+    None
+}
+
+fn wat(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/filters/wat")
+        .join(file)
+}
+
+/// Log lines of the whole test binary, to check that failures name their filter.
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        struct W;
+        impl std::io::Write for W {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                logs().lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let _ = tracing_subscriber::fmt()
+            .with_writer(|| W)
+            .with_ansi(false)
+            .with_env_filter("info")
+            .try_init();
+        Mutex::new(Vec::new())
+    })
+}
+
+fn logged(needle: &str) -> bool {
+    String::from_utf8_lossy(&logs().lock().unwrap()).contains(needle)
+}
+
+fn filter_block(name: &str, module: &std::path::Path, config: &str, extra: &str) -> String {
+    format!(
+        "    filters:\n      - name: {name}\n        module: {}\n        config: {config}\n{extra}",
+        module.display()
+    )
+}
+
+async fn get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, http::HeaderMap, String) {
+    let (s, h, b) = h1_get(addr, path, headers).await;
+    (s.as_u16(), h, b)
+}
+
+const BASICS_CONFIG: &str = r#"'{"add_request_headers":{"x-from-filter":"yes"},"add_response_headers":{"x-strait":"pw"},"deny_path":"/blocked","deny_status":403,"deny_body":"blocked by pw-basics","rewrite_body":{"from":"hello","to":"HOWDY"},"tick_ms":20}'"#;
+
+async fn basics(file: &str) {
+    let _ = logs();
+    let Some(m) = module(file) else { return };
+    let up = Upstream::start().await;
+    let p = Proxy::start(&format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n{}",
+        http_listener(
+            "web",
+            up.addr,
+            &filter_block("basics", &m, BASICS_CONFIG, "")
+        )
+    ))
+    .await;
+    let web = p.addr("web");
+
+    // Header add from config, both directions.
+    let (s, h, body) = get(web, "/headers", &[]).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("x-from-filter: yes"), "{body}");
+    assert_eq!(h["x-strait"], "pw");
+
+    // A local response on a path; the upstream never sees it.
+    let before = up.connections.load(Ordering::SeqCst);
+    let (s, h, body) = get(web, "/blocked?x=1", &[]).await;
+    assert_eq!(s, 403);
+    assert_eq!(body, "blocked by pw-basics");
+    assert_eq!(h["x-denied-by"], "pw-basics");
+    assert_eq!(up.connections.load(Ordering::SeqCst), before);
+
+    // Body rewrite: the filter pauses until the end of the stream, then replaces the body.
+    let (s, h, body) = get(web, "/hello", &[]).await;
+    assert_eq!(s, 200);
+    assert_eq!(body, "HOWDY, HOWDY world");
+    assert!(h.get("content-length").is_none_or(|v| v == "18"));
+
+    // A large streamed body is rewritten too (the filter sees it all at the end).
+    let (s, _, body) = get(web, "/stream/300000", &[]).await;
+    assert_eq!((s, body.len()), (200, 300_000));
+
+    // The timer ticks: on_tick counts in shared data, responses report it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, h, _) = get(web, "/", &[]).await;
+    let ticks: u64 = h["x-ticks"].to_str().unwrap().parse().unwrap();
+    assert!(ticks >= 3, "only {ticks} ticks in 200 ms at 20 ms");
+
+    // Filter-defined metrics are exported.
+    let (_, _, metrics) = get(p.admin.unwrap(), "/metrics", &[]).await;
+    assert!(
+        metrics.contains("strait_wasm_pw_basics_requests_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("strait_filter_verdicts_total{listener=\"web\",kind=\"denied\"} 1"),
+        "{metrics}"
+    );
+
+    let flows = p.flows(5).await;
+    let denied = flows
+        .iter()
+        .find(|f| f.path.as_deref() == Some("/blocked?x=1"))
+        .unwrap();
+    assert_eq!(denied.verdict, Verdict::Denied);
+    assert_eq!(denied.filter.as_deref(), Some("basics"));
+    assert!(flows
+        .iter()
+        .filter(|f| f.path.as_deref() != Some("/blocked?x=1"))
+        .all(|f| f.verdict == Verdict::Forwarded));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_sdk_filter_wasip1() {
+    basics("pw_basics.wasm").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_sdk_filter_wasm32_unknown() {
+    basics("pw_basics.unknown.wasm").await;
+}
+
+async fn authz(file: &str) {
+    let _ = logs();
+    let Some(m) = module(file) else { return };
+    let up = Upstream::start().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let cfg = r#"'{"cluster":"authz","path":"/check","timeout_ms":1000}'"#;
+    let down_cfg = r#"'{"cluster":"down","path":"/check","timeout_ms":300}'"#;
+    let p = Proxy::start(&format!(
+        "clusters:\n  - {{ name: authz, address: {} }}\n  - {{ name: down, address: {closed} }}\nlisteners:\n{}{}",
+        up.addr,
+        http_listener("web", up.addr, &filter_block("authz", &m, cfg, "")),
+        http_listener("down", up.addr, &filter_block("authz", &m, down_cfg, "")),
+    ))
+    .await;
+    let (s, _, body) = get(p.addr("web"), "/headers", &[("x-user", "alice")]).await;
+    assert_eq!(s, 200, "{body}");
+    let (s, h, body) = get(p.addr("web"), "/headers", &[("x-user", "bob")]).await;
+    assert_eq!((s, body.as_str()), (403, "denied by authz"));
+    assert_eq!(h["x-authz-status"], "403");
+    // The callout cannot connect: the filter decides (503), the proxy stays up.
+    let (s, _, _) = get(p.addr("down"), "/headers", &[("x-user", "alice")]).await;
+    assert_eq!(s, 503);
+    let (s, _, _) = get(p.addr("web"), "/headers", &[("x-user", "alice")]).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_call_authz_wasip1() {
+    authz("pw_http_authz.wasm").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_call_authz_wasm32_unknown() {
+    authz("pw_http_authz.unknown.wasm").await;
+}
+
+/// A request body rewrite needs the request body: POST through a filter that does nothing to
+/// it must arrive intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_pass_through_filters() {
+    let Some(m) = module("pw_basics.wasm") else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener("web", up.addr, &filter_block("basics", &m, "'{}'", ""))
+    ))
+    .await;
+    let tcp = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let body = vec![b'z'; 200_000];
+    let req = http::Request::post("/echo")
+        .header("host", "example.test")
+        .body(Full::new(Bytes::from(body.clone())))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let got = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(got.len(), body.len());
+    assert!(got.iter().all(|b| *b == b'z'));
+}
+
+// ---- hostile filters ---------------------------------------------------------------------
+
+/// Each hostile mode, `failure: closed`: the stream gets 503, a sibling listener keeps serving,
+/// the flow says ERROR and names the filter, a log line names it, and the next request still
+/// gets a clean answer (the VM was replaced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_filters_fail_closed_and_leave_the_proxy_up() {
+    let _ = logs();
+    let Some(m) = module("hostile.wasm") else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let modes = ["loop", "grow", "trap", "panic", "huge-headers"];
+    let mut listeners = String::new();
+    for mode in modes {
+        let name = format!("hostile-{mode}");
+        listeners.push_str(&http_listener(
+            &name,
+            up.addr,
+            &filter_block(&name, &m, &format!("'{mode}'"), ""),
+        ));
+    }
+    listeners.push_str(&http_listener(
+        "healthy",
+        up.addr,
+        &filter_block("healthy", &m, "'ok'", ""),
+    ));
+    let p = Proxy::start(&format!(
+        "wasm: {{ memory_limit: 32MiB, callback_deadline: 20ms }}\nlisteners:\n{listeners}"
+    ))
+    .await;
+    for mode in modes {
+        let name = format!("hostile-{mode}");
+        // Healthy traffic runs alongside the failing stream.
+        let healthy = tokio::spawn({
+            let a = p.addr("healthy");
+            async move {
+                for _ in 0..20 {
+                    let (s, h, _) = get(a, "/", &[]).await;
+                    assert_eq!(s, 200);
+                    assert_eq!(h["x-hostile"], "ok");
+                }
+            }
+        });
+        for round in 0..2 {
+            let (s, _, body) = get(p.addr(&name), "/", &[]).await;
+            assert_eq!(s, 503, "{mode} round {round}: {body}");
+            assert!(
+                body.contains(&format!("filter `{name}` failed")),
+                "{mode}: {body}"
+            );
+        }
+        healthy.await.unwrap();
+        assert!(
+            logged(&format!("filter={name}")),
+            "no log line names {name}"
+        );
+    }
+    let flows = p.flows(modes.len() * 2 + 20).await;
+    for mode in modes {
+        let name = format!("hostile-{mode}");
+        let mine: Vec<_> = flows.iter().filter(|f| f.listener == name).collect();
+        assert_eq!(mine.len(), 2, "{mode}");
+        for f in mine {
+            assert_eq!(f.verdict, Verdict::Error, "{mode}");
+            assert_eq!(f.filter.as_deref(), Some(name.as_str()));
+        }
+    }
+    // What each failure was, as operators will read it.
+    assert!(
+        logged("callback ran past its deadline"),
+        "loop is reported as a deadline"
+    );
+    assert!(
+        logged("memory limit of 32 MiB exceeded"),
+        "grow is reported as the memory cap"
+    );
+}
+
+/// Non-UTF-8 header values (obs-text) are valid HTTP: a filter may set them and they reach the
+/// upstream byte-exact; a client may send them through filters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_utf8_header_values_pass_through_filters() {
+    let (Some(hostile), Some(allow)) = (module("hostile.wasm"), module("allow_list.wasm")) else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let p = Proxy::start(&format!(
+        "listeners:\n{}{}",
+        http_listener(
+            "set",
+            up.addr,
+            &filter_block("n", &hostile, "'non-utf8'", "")
+        ),
+        http_listener(
+            "read",
+            up.addr,
+            &filter_block(
+                "allow",
+                &allow,
+                r#"'{"header":"x-user","allowed":["alice"]}'"#,
+                ""
+            )
+        ),
+    ))
+    .await;
+    let out = common::raw_exchange(
+        p.addr("set"),
+        b"GET /headers HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("x-non-utf8: <bin>"), "{out}");
+    for (user, want) in [(&b"alice"[..], "200"), (&b"al\xffce"[..], "403")] {
+        let mut req =
+            b"GET /headers HTTP/1.1\r\nhost: t\r\nconnection: close\r\nx-odd: \xfe\xff\r\nx-user: "
+                .to_vec();
+        req.extend_from_slice(user);
+        req.extend_from_slice(b"\r\n\r\n");
+        let out = common::raw_exchange(p.addr("read"), &req, Duration::from_secs(5)).await;
+        assert!(out.starts_with(&format!("HTTP/1.1 {want}")), "{out}");
+    }
+}
+
+/// `failure: open`: a failing filter is skipped and the request is forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_open_skips_the_failed_filter() {
+    let Some(m) = module("hostile.wasm") else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener(
+            "web",
+            up.addr,
+            &filter_block("trapper", &m, "'trap'", "        failure: open\n")
+        )
+    ))
+    .await;
+    for _ in 0..3 {
+        let (s, _, body) = get(p.addr("web"), "/", &[]).await;
+        assert_eq!((s, body.as_str()), (200, "ok"));
+    }
+}
+
+/// Modules that cannot start are refused at load with an error that names the filter.
+#[tokio::test]
+async fn broken_modules_are_refused_at_load() {
+    let Some(m) = module("hostile.wasm") else {
+        return;
+    };
+    let cases: Vec<(PathBuf, &str, &str, &str)> = vec![
+        (
+            m.clone(),
+            "'configure-false'",
+            "",
+            "proxy_on_configure returned false",
+        ),
+        (
+            m.clone(),
+            "'ok'",
+            "        vm_config: vm-start-false\n",
+            "proxy_on_vm_start returned false",
+        ),
+        (
+            wat("wrong-abi.wat"),
+            "''",
+            "",
+            "exports no known proxy-wasm ABI version",
+        ),
+        (wat("missing-exports.wat"), "''", "", "lacks the export"),
+        (wat("no-memory.wat"), "''", "", "lacks the export `memory`"),
+    ];
+    for (module, config, extra, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "listeners:\n{}",
+            http_listener(
+                "web",
+                "127.0.0.1:1".parse().unwrap(),
+                &filter_block("bad", &module, config, extra)
+            )
+        );
+        let cfg = strait::config::Config::parse(&dir.path().join("s.yaml"), &yaml).unwrap();
+        let err = match strait::Server::bind(cfg).await {
+            Ok(_) => panic!("{} loaded", module.display()),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(want), "{}: {err}", module.display());
+        assert!(err.contains("web"), "error names the listener: {err}");
+    }
+}
+
+/// Every host function called with out-of-bounds pointers and lengths: each returns a status
+/// (no trap, no host panic) and the request completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_bounds_arguments_in_every_host_call() {
+    // (module, name, params) for every function strait provides; `I` = i32, `J` = i64.
+    const SIGS: &[(&str, &str, &str)] = &[
+        ("env", "proxy_log", "III"),
+        ("env", "proxy_get_log_level", "I"),
+        ("env", "proxy_get_current_time_nanoseconds", "I"),
+        ("env", "proxy_set_tick_period_milliseconds", "I"),
+        ("env", "proxy_set_effective_context", "I"),
+        ("env", "proxy_done", ""),
+        ("env", "proxy_call_foreign_function", "IIIIII"),
+        ("env", "proxy_get_buffer_bytes", "IIIII"),
+        ("env", "proxy_set_buffer_bytes", "IIIII"),
+        ("env", "proxy_get_header_map_pairs", "III"),
+        ("env", "proxy_get_header_map_size", "II"),
+        ("env", "proxy_set_header_map_pairs", "III"),
+        ("env", "proxy_get_header_map_value", "IIIII"),
+        ("env", "proxy_add_header_map_value", "IIIII"),
+        ("env", "proxy_replace_header_map_value", "IIIII"),
+        ("env", "proxy_remove_header_map_value", "III"),
+        ("env", "proxy_get_property", "IIII"),
+        ("env", "proxy_set_property", "IIII"),
+        ("env", "proxy_continue_stream", "I"),
+        ("env", "proxy_close_stream", "I"),
+        ("env", "proxy_continue_request", ""),
+        ("env", "proxy_continue_response", ""),
+        ("env", "proxy_clear_route_cache", ""),
+        ("env", "proxy_send_local_response", "IIIIIIII"),
+        ("env", "proxy_http_call", "IIIIIIIIII"),
+        ("env", "proxy_grpc_call", "IIIIIIIIIIII"),
+        ("env", "proxy_grpc_stream", "IIIIIIIII"),
+        ("env", "proxy_grpc_send", "IIII"),
+        ("env", "proxy_grpc_cancel", "I"),
+        ("env", "proxy_grpc_close", "I"),
+        ("env", "proxy_get_status", "III"),
+        ("env", "proxy_get_shared_data", "IIIII"),
+        ("env", "proxy_set_shared_data", "IIIII"),
+        ("env", "proxy_register_shared_queue", "III"),
+        ("env", "proxy_resolve_shared_queue", "IIIII"),
+        ("env", "proxy_enqueue_shared_queue", "III"),
+        ("env", "proxy_dequeue_shared_queue", "III"),
+        ("env", "proxy_define_metric", "IIII"),
+        ("env", "proxy_increment_metric", "IJ"),
+        ("env", "proxy_record_metric", "IJ"),
+        ("env", "proxy_get_metric", "II"),
+        ("wasi_snapshot_preview1", "fd_write", "IIII"),
+        ("wasi_snapshot_preview1", "fd_read", "IIII"),
+        ("wasi_snapshot_preview1", "fd_close", "I"),
+        ("wasi_snapshot_preview1", "fd_seek", "IJII"),
+        ("wasi_snapshot_preview1", "fd_prestat_get", "II"),
+        ("wasi_snapshot_preview1", "fd_prestat_dir_name", "III"),
+        ("wasi_snapshot_preview1", "fd_fdstat_get", "II"),
+        ("wasi_snapshot_preview1", "environ_sizes_get", "II"),
+        ("wasi_snapshot_preview1", "environ_get", "II"),
+        ("wasi_snapshot_preview1", "args_sizes_get", "II"),
+        ("wasi_snapshot_preview1", "args_get", "II"),
+        ("wasi_snapshot_preview1", "clock_time_get", "IJI"),
+        ("wasi_snapshot_preview1", "clock_res_get", "II"),
+        ("wasi_snapshot_preview1", "random_get", "II"),
+        ("wasi_snapshot_preview1", "sched_yield", ""),
+        ("wasi_snapshot_preview1", "poll_oneoff", "IIII"),
+        ("wasi_snapshot_preview1", "proc_exit", "I"),
+    ];
+    let provided = strait::wasm::check::provided_host_functions();
+    for (m, n) in &provided {
+        assert!(
+            SIGS.iter().any(|(sm, sn, _)| sm == m && sn == n),
+            "host function {m}.{n} is not covered by this test"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let up = Upstream::start().await;
+    // Two argument patterns: every argument near the end of the address space, and pointer 0
+    // with huge lengths.
+    let mut files = Vec::new();
+    for (k, (i32v, i64v)) in [("-16", "-16"), ("-1", "-1")].into_iter().enumerate() {
+        let mut imports = String::new();
+        let mut calls = String::new();
+        for (idx, (m, n, params)) in SIGS.iter().enumerate() {
+            if *n == "proc_exit" || (k == 1 && *n == "proxy_close_stream") {
+                continue; // these end the VM / the stream by design, with valid arguments
+            }
+            let ps: Vec<&str> = params
+                .chars()
+                .map(|c| if c == 'J' { "i64" } else { "i32" })
+                .collect();
+            let result = if *n == "proc_exit" {
+                ""
+            } else {
+                "(result i32)"
+            };
+            imports.push_str(&format!(
+                "  (import \"{m}\" \"{n}\" (func $f{idx} (param {}) {result}))\n",
+                ps.join(" ")
+            ));
+            let args: Vec<String> = params
+                .chars()
+                .enumerate()
+                .map(|(j, c)| {
+                    let v = if k == 1 && j % 2 == 0 {
+                        "0"
+                    } else if c == 'J' {
+                        i64v
+                    } else {
+                        i32v
+                    };
+                    if c == 'J' {
+                        format!("(i64.const {v})")
+                    } else {
+                        format!("(i32.const {v})")
+                    }
+                })
+                .collect();
+            calls.push_str(&format!("    (drop (call $f{idx} {}))\n", args.join(" ")));
+        }
+        let text = format!(
+            r#"(module
+{imports}  (memory (export "memory") 1)
+  (global $bump (mut i32) (i32.const 1024))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get 0)))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+{calls}    (i32.const 0))
+)"#
+        );
+        let path = dir.path().join(format!("oob{k}.wat"));
+        std::fs::write(&path, text).unwrap();
+        files.push(path);
+    }
+    let mut listeners = String::new();
+    for (k, f) in files.iter().enumerate() {
+        listeners.push_str(&http_listener(
+            &format!("oob{k}"),
+            up.addr,
+            &filter_block(&format!("oob{k}"), f, "''", ""),
+        ));
+    }
+    let p = Proxy::start(&format!("listeners:\n{listeners}")).await;
+    for k in 0..files.len() {
+        for _ in 0..3 {
+            let (s, _, body) = get(p.addr(&format!("oob{k}")), "/", &[]).await;
+            assert_eq!((s, body.as_str()), (200, "ok"), "pattern {k}");
+        }
+    }
+}
+
+// ---- hot reload --------------------------------------------------------------------------
+
+/// Replaces the module file and the config while requests run: zero failed requests, the new
+/// behaviour takes over, a broken module is rejected and the old one keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reload_under_load_loses_no_request() {
+    let _ = logs();
+    let (Some(basics), Some(hostile)) = (module("pw_basics.wasm"), module("hostile.wasm")) else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let live = work.path().join("live.wasm");
+    std::fs::copy(&hostile, &live).unwrap();
+    let yaml = |module: &std::path::Path, config: &str| {
+        format!(
+            "listeners:\n{}",
+            http_listener("web", up.addr, &filter_block("live", module, config, ""))
+        )
+    };
+    let (p, cfg_path) = Proxy::start_file(&yaml(&live, "'ok'")).await;
+    let addr = p.addr("web");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut load = Vec::new();
+    for _ in 0..8 {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        load.push(tokio::spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            while !stop.load(Ordering::Relaxed) {
+                let req = http::Request::get("/headers")
+                    .header("host", "example.test")
+                    .body(http_body_util::Empty::<Bytes>::new())
+                    .unwrap();
+                match send.send_request(req).await {
+                    Ok(r) if r.status() == 200 => {
+                        let _ = r.into_body().collect().await;
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(r) => {
+                        let status = r.status();
+                        let body = r
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        failed.lock().unwrap().push(format!(
+                            "status {status}: {}",
+                            String::from_utf8_lossy(&body)
+                        ));
+                    }
+                    Err(e) => failed.lock().unwrap().push(e.to_string()),
+                }
+            }
+        }));
+    }
+    let saw = |needle: &'static str| async move {
+        for _ in 0..300 {
+            let (_, _, body) = get(addr, "/headers", &[]).await;
+            if body.contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    // 1. New module file (same path): pw-basics adds a request header.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cfg = r#"'{"add_request_headers":{"x-generation":"two"}}'"#;
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "flows: {{ sink: none }}\nruntime: {{ shutdown_grace: 5s }}\n{}",
+            yaml(&live, cfg)
+        ),
+    )
+    .unwrap();
+    let tmp = work.path().join("next.wasm");
+    std::fs::copy(&basics, &tmp).unwrap();
+    std::fs::rename(&tmp, &live).unwrap();
+    assert!(
+        saw("x-generation: two").await,
+        "reload to pw-basics not seen"
+    );
+    // 2. Config change only.
+    let cfg3 = r#"'{"add_request_headers":{"x-generation":"three"}}'"#;
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "flows: {{ sink: none }}\nruntime: {{ shutdown_grace: 5s }}\n{}",
+            yaml(&live, cfg3)
+        ),
+    )
+    .unwrap();
+    assert!(saw("x-generation: three").await, "config reload not seen");
+    // 3. A module that does not compile: rejected, generation three keeps serving.
+    let tmp = work.path().join("broken.wasm");
+    std::fs::write(&tmp, b"\0asm\x01\0\0\0garbage").unwrap();
+    std::fs::rename(&tmp, &live).unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(saw("x-generation: three").await);
+    assert!(logged("filter reload rejected"), "the rejection is logged");
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    let failed = failed.lock().unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} failed requests: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "load ran: {}",
+        ok.load(Ordering::Relaxed)
+    );
+    let _ = std::io::stdout().flush();
+}
