@@ -15,7 +15,7 @@ use crate::load::{self, LoadResult, LoadSpec, Proto};
 use crate::procs::{self, Service, TempDir};
 use crate::report;
 
-const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+pub(crate) const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -615,15 +615,15 @@ fn measure(
     Ok(())
 }
 
-struct Snapshot {
-    proxy: Option<u64>,
-    upstream: u64,
-    me: u64,
-    system: Option<(u64, u64)>,
+pub(crate) struct Snapshot {
+    pub proxy: Option<u64>,
+    pub upstream: u64,
+    pub me: u64,
+    pub system: Option<(u64, u64)>,
 }
 
 impl Snapshot {
-    fn take(proxy: Option<u32>, upstream: u32) -> Self {
+    pub fn take(proxy: Option<u32>, upstream: u32) -> Self {
         Self {
             proxy: proxy.map(procs::tree_cpu_ticks),
             upstream: procs::tree_cpu_ticks(upstream),
@@ -633,10 +633,14 @@ impl Snapshot {
     }
 }
 
-/// Samples machine-wide CPU use for 0.5 s (nothing of ours is busy at this point) and, while it
-/// is above `--idle-threshold`, waits, up to `--idle-wait` seconds. Returns (last busy %,
-/// seconds waited).
 fn wait_idle(ctx: &Ctx) -> (Option<f64>, f64) {
+    wait_for_idle(ctx.args.idle_threshold, ctx.args.idle_wait)
+}
+
+/// Samples machine-wide CPU use for 0.5 s (nothing of ours is busy at this point) and, while it
+/// is above `threshold` % of all cpus, waits, up to `max_wait` seconds. Returns (last busy %,
+/// seconds waited).
+pub(crate) fn wait_for_idle(threshold: f64, max_wait: u64) -> (Option<f64>, f64) {
     let start = Instant::now();
     let mut announced = false;
     loop {
@@ -650,7 +654,7 @@ fn wait_idle(ctx: &Ctx) -> (Option<f64>, f64) {
             _ => return (None, 0.0),
         };
         let waited = start.elapsed().as_secs_f64() - 0.5;
-        if pct <= ctx.args.idle_threshold || waited >= ctx.args.idle_wait as f64 {
+        if pct <= threshold || waited >= max_wait as f64 {
             if announced {
                 eprint!("(waited {waited:.0} s, now {pct:.0}% busy) ");
             }
@@ -672,8 +676,20 @@ fn run_load(
     timeout: Duration,
     tag: &str,
 ) -> Result<LoadResult> {
+    run_load_in(&ctx.dir, argv, proto, log, timeout, tag)
+}
+
+/// Runs one load-generator command (output files in `dir`) and parses its result.
+pub(crate) fn run_load_in(
+    dir: &Path,
+    argv: &[String],
+    proto: Proto,
+    log: &Path,
+    timeout: Duration,
+    tag: &str,
+) -> Result<LoadResult> {
     let _ = fs::remove_file(log);
-    let (status, out, err) = procs::run_bounded(tag, load::command(argv)?, &ctx.dir, timeout)?;
+    let (status, out, err) = procs::run_bounded(tag, load::command(argv)?, dir, timeout)?;
     if !status.success() {
         bail!("{} failed ({status}): {}{}", argv.join(" "), out, err);
     }
@@ -760,7 +776,7 @@ fn target_slug(t: Target) -> &'static str {
     }
 }
 
-fn nginx_args(dir: &Path, conf: &Path, tag: &str) -> Vec<String> {
+pub(crate) fn nginx_args(dir: &Path, conf: &Path, tag: &str) -> Vec<String> {
     vec![
         "-e".into(),
         dir.join(format!("{tag}-startup-error.log"))
@@ -774,7 +790,7 @@ fn nginx_args(dir: &Path, conf: &Path, tag: &str) -> Vec<String> {
 }
 
 /// `taskset -c CPUS prog args…` (taskset execs, so the pid is the program's) or plain.
-fn pinned(cpus: Option<&str>, prog: &str, args: &[String]) -> Command {
+pub(crate) fn pinned(cpus: Option<&str>, prog: &str, args: &[String]) -> Command {
     match cpus {
         Some(c) => {
             let mut cmd = Command::new("taskset");
@@ -789,7 +805,7 @@ fn pinned(cpus: Option<&str>, prog: &str, args: &[String]) -> Command {
     }
 }
 
-fn check_ok_response(port: u16) -> Result<()> {
+pub(crate) fn check_ok_response(port: u16) -> Result<()> {
     let (status, body) = procs::http1_get(port)?;
     if !status.contains(" 200") || body != "ok\n" {
         bail!("unexpected response from 127.0.0.1:{port}: {status:?} body {body:?}");
@@ -797,7 +813,7 @@ fn check_ok_response(port: u16) -> Result<()> {
     Ok(())
 }
 
-fn run_setup() -> Result<()> {
+pub(crate) fn run_setup() -> Result<()> {
     let script = Path::new(MANIFEST_DIR).join("setup.sh");
     let status = Command::new("sh")
         .arg(&script)
@@ -809,7 +825,7 @@ fn run_setup() -> Result<()> {
     Ok(())
 }
 
-fn require_tool(name: &str) -> Result<()> {
+pub(crate) fn require_tool(name: &str) -> Result<()> {
     let found = Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {name} >/dev/null 2>&1"))
@@ -822,7 +838,7 @@ fn require_tool(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn resolve_strait(p: &Path) -> Result<PathBuf> {
+pub(crate) fn resolve_strait(p: &Path) -> Result<PathBuf> {
     let mut candidates = vec![p.to_path_buf()];
     if p.is_relative() {
         candidates.push(Path::new(MANIFEST_DIR).join("..").join(p));
@@ -857,7 +873,7 @@ fn allowed_cpus() -> Result<Vec<usize>> {
 }
 
 /// (proxy cpus, load generator + upstream cpus) as taskset lists.
-fn plan_cpus(pin: Pin, workers: usize) -> Result<(Option<String>, Option<String>)> {
+pub(crate) fn plan_cpus(pin: Pin, workers: usize) -> Result<(Option<String>, Option<String>)> {
     if pin == Pin::Off {
         return Ok((None, None));
     }
@@ -881,7 +897,7 @@ fn plan_cpus(pin: Pin, workers: usize) -> Result<(Option<String>, Option<String>
 }
 
 /// `dir/stem.json`, or `dir/stem-2.json`, … if it already exists.
-fn unique_path(dir: &Path, stem: &str) -> PathBuf {
+pub(crate) fn unique_path(dir: &Path, stem: &str) -> PathBuf {
     let first = dir.join(format!("{stem}.json"));
     if !first.exists() {
         return first;

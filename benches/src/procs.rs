@@ -231,12 +231,19 @@ pub fn run_bounded(
     Ok((status, stdout, stderr))
 }
 
-/// One HTTP/1.1 GET with `Connection: close`; returns (status line, body).
+/// One HTTP/1.1 `GET /` with `Connection: close`; returns (status line, body).
 pub fn http1_get(port: u16) -> Result<(String, String)> {
+    http1_get_path(port, "/")
+}
+
+/// One HTTP/1.1 GET of `path` with `Connection: close`; returns (status line, body).
+pub fn http1_get_path(port: u16, path: &str) -> Result<(String, String)> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).into_owned();

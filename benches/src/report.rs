@@ -25,15 +25,7 @@ pub struct Meta {
 
 impl Meta {
     pub fn collect(args: &PeersArgs, strait: Option<&Path>, date: &str) -> Result<Self> {
-        let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo
-            .lines()
-            .find_map(|l| l.strip_prefix("model name"))
-            .map(|s| s.trim_start_matches([' ', '\t', ':']).trim().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        let cpus = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0);
+        let machine = Machine::collect();
         let v = |tool: &str, version: String| Version {
             tool: tool.into(),
             version,
@@ -45,45 +37,71 @@ impl Meta {
             v("h2load", version_line("h2load", &["--version"])),
         ];
         if let Some(bin) = strait {
-            let line = version_line(&bin.display().to_string(), &["--version"]);
-            let sha = Command::new("sha256sum")
-                .arg(bin)
-                .output()
-                .ok()
-                .and_then(|o| String::from_utf8(o.stdout).ok())
-                .and_then(|s| {
-                    s.split_whitespace()
-                        .next()
-                        .map(|h| h.chars().take(12).collect())
-                })
-                .unwrap_or_else(|| "?".to_string());
-            versions.push(v(
-                "strait",
-                format!("{line} ({}, sha256 {sha})", bin.display()),
-            ));
+            versions.push(v("strait", strait_version(bin)));
         }
         Ok(Self {
             date: date.to_string(),
             tool: format!("strait-bench {} peers", env!("CARGO_PKG_VERSION")),
-            cpu_model,
-            cpus,
-            kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-            loadavg_at_start: fs::read_to_string("/proc/loadavg")
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
+            cpu_model: machine.cpu_model,
+            cpus: machine.cpus,
+            kernel: machine.kernel,
+            loadavg_at_start: machine.loadavg,
             versions,
             settings: args.clone(),
         })
     }
 }
 
+/// The machine a session runs on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpu_model: String,
+    pub cpus: usize,
+    pub kernel: String,
+    pub loadavg: String,
+}
+
+impl Machine {
+    pub fn collect() -> Self {
+        let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|s| s.trim_start_matches([' ', '\t', ':']).trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0);
+        let read = |p: &str| fs::read_to_string(p).unwrap_or_default().trim().to_string();
+        Self {
+            cpu_model,
+            cpus,
+            kernel: read("/proc/sys/kernel/osrelease"),
+            loadavg: read("/proc/loadavg"),
+        }
+    }
+}
+
+/// `strait --version` plus the binary's path and the start of its sha256.
+pub fn strait_version(bin: &Path) -> String {
+    let line = version_line(&bin.display().to_string(), &["--version"]);
+    let sha = Command::new("sha256sum")
+        .arg(bin)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .map(|h| h.chars().take(12).collect())
+        })
+        .unwrap_or_else(|| "?".to_string());
+    format!("{line} ({}, sha256 {sha})", bin.display())
+}
+
 /// First non-empty line of a tool's combined stdout+stderr (exit status ignored: `wrk -v`
 /// exits non-zero).
-fn version_line(prog: &str, args: &[&str]) -> String {
+pub fn version_line(prog: &str, args: &[&str]) -> String {
     match Command::new(prog).args(args).output() {
         Ok(o) => {
             let text = format!(
@@ -143,7 +161,7 @@ pub struct Document {
     pub runs: Vec<RunRecord>,
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
         return None;
     }

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 /// - `/hello`: `hello, hello world` (with a content-length);
 /// - `/check`: 200 if the request has `x-user: alice`, 403 otherwise (an authz service);
 /// - `/echo`: the request body back;
-/// - anything else: `ok`.
+/// - anything else: `ok`, with the request target in `x-upstream-path`.
 pub struct Upstream {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
@@ -119,7 +119,15 @@ async fn upstream_handle(req: Request<Incoming>) -> Result<Response<Body>, Infal
             .insert("content-type", "application/grpc".parse().unwrap());
         return Ok(r);
     }
-    Ok(Response::new(full("ok")))
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+    let mut r = Response::new(full("ok"));
+    if let Ok(v) = http::HeaderValue::from_str(&target) {
+        r.headers_mut().insert("x-upstream-path", v);
+    }
+    Ok(r)
 }
 
 impl Upstream {
@@ -215,6 +223,29 @@ impl Proxy {
 
     pub fn addr(&self, name: &str) -> SocketAddr {
         self.addrs.iter().find(|(n, _)| n == name).unwrap().1
+    }
+
+    /// strait from an already parsed config (ephemeral ports expected).
+    pub async fn from_config(cfg: strait::config::Config) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let flows = dir.path().join("flows.jsonl");
+        let names: Vec<String> = cfg.listeners.iter().map(|l| l.name.clone()).collect();
+        let server = strait::Server::bind(cfg).await.unwrap();
+        let addrs = names
+            .iter()
+            .map(|n| (n.clone(), server.listener_addr(n).unwrap()))
+            .collect();
+        let admin = server.admin_addr();
+        let stop = CancellationToken::new();
+        let done = tokio::spawn(server.run(stop.clone()));
+        Self {
+            addrs,
+            admin,
+            flows,
+            stop,
+            done,
+            _dir: dir,
+        }
     }
 
     /// Like [`Proxy::start`], but the config is written to `{dir}/strait.yaml` first (so a
