@@ -67,7 +67,9 @@ fn curl(url: &str, args: &[&str]) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_list_example() {
-    let Some((yaml, text)) = example("examples/filters/allow-list") else { return };
+    let Some((yaml, text)) = example("examples/filters/allow-list") else {
+        return;
+    };
     let up = Upstream::start().await;
     let p = start(&yaml, &text, &up).await;
     let url = format!("http://{}/headers", p.addr("web"));
@@ -87,18 +89,28 @@ async fn allow_list_example() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_rewrite_example() {
-    let Some((yaml, text)) = example("examples/filters/path-rewrite") else { return };
+    let Some((yaml, text)) = example("examples/filters/path-rewrite") else {
+        return;
+    };
     let up = Upstream::start().await;
     let p = start(&yaml, &text, &up).await;
     let url = format!("http://{}/old/thing?q=1", p.addr("web"));
-    let (s, out) = tokio::task::spawn_blocking(move || curl(&url, &[])).await.unwrap();
+    let (s, out) = tokio::task::spawn_blocking(move || curl(&url, &[]))
+        .await
+        .unwrap();
     assert_eq!(s, 200, "{out}");
-    assert!(out.to_ascii_lowercase().contains("x-upstream-path: /new/thing?q=1"), "{out}");
+    assert!(
+        out.to_ascii_lowercase()
+            .contains("x-upstream-path: /new/thing?q=1"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_counter_example() {
-    let Some((yaml, text)) = example("examples/filters/path-counter") else { return };
+    let Some((yaml, text)) = example("examples/filters/path-counter") else {
+        return;
+    };
     let up = Upstream::start().await;
     let p = start(&yaml, &text, &up).await;
     let (web, admin) = (p.addr("web"), p.admin.unwrap());
@@ -118,7 +130,9 @@ async fn path_counter_example() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_sdk_basics_example() {
-    let Some((yaml, text)) = example("examples/proxy-wasm/basics") else { return };
+    let Some((yaml, text)) = example("examples/proxy-wasm/basics") else {
+        return;
+    };
     let up = Upstream::start().await;
     let p = start(&yaml, &text, &up).await;
     let web = p.addr("web");
@@ -132,13 +146,19 @@ async fn public_sdk_basics_example() {
     .await
     .unwrap();
     assert!(a.0 == 200 && a.1.contains("x-from-filter: yes"), "{}", a.1);
-    assert!(b.0 == 403 && b.1.contains("blocked by pw-basics"), "{}", b.1);
+    assert!(
+        b.0 == 403 && b.1.contains("blocked by pw-basics"),
+        "{}",
+        b.1
+    );
     assert!(c.0 == 200 && c.1.ends_with("HOWDY, HOWDY world"), "{}", c.1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_sdk_http_authz_example() {
-    let Some((yaml, text)) = example("examples/proxy-wasm/http-authz") else { return };
+    let Some((yaml, text)) = example("examples/proxy-wasm/http-authz") else {
+        return;
+    };
     let up = Upstream::start().await;
     let p = start(&yaml, &text, &up).await;
     let url = format!("http://{}/headers", p.addr("web"));
@@ -151,5 +171,9 @@ async fn public_sdk_http_authz_example() {
     .await
     .unwrap();
     assert_eq!(ok.0, 200, "{}", ok.1);
-    assert!(denied.0 == 403 && denied.1.contains("denied by authz"), "{}", denied.1);
+    assert!(
+        denied.0 == 403 && denied.1.contains("denied by authz"),
+        "{}",
+        denied.1
+    );
 }

@@ -238,6 +238,74 @@ async fn request_bodies_pass_through_filters() {
     assert!(got.iter().all(|b| *b == b'z'));
 }
 
+/// `proxy_grpc_call` (unary) to a cluster: the response message and status come back through
+/// `proxy_on_grpc_receive` / `proxy_on_grpc_close` and decide the paused request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_call_decides_a_paused_request() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("grpc.wat");
+    std::fs::write(
+        &module,
+        r#"(module
+  (import "env" "proxy_grpc_call" (func $grpc (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $getbuf (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_continue_stream" (func $cont (param i32) (result i32)))
+  (import "env" "proxy_send_local_response" (func $local (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "grpc")
+  (data (i32.const 110) "test.Echo")
+  (data (i32.const 120) "Ping")
+  (data (i32.const 130) "Fail")
+  (data (i32.const 140) "\00\00\00\00")
+  (data (i32.const 150) "hello")
+  (global $bump (mut i32) (i32.const 4096))
+  (global $method (mut i32) (i32.const 120))
+  (global $got (mut i32) (i32.const -1))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get 0)))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (if (i32.eq (local.get 1) (i32.const 4)) (then (global.set $method (i32.const 130))))
+    (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $grpc (i32.const 100) (i32.const 4) (i32.const 110) (i32.const 9)
+      (global.get $method) (i32.const 4) (i32.const 140) (i32.const 4) (i32.const 150) (i32.const 5)
+      (i32.const 2000) (i32.const 200)))
+    (i32.const 1))
+  (func (export "proxy_on_grpc_receive") (param i32 i32 i32)
+    (drop (call $getbuf (i32.const 5) (i32.const 0) (local.get 2) (i32.const 300) (i32.const 304)))
+    (global.set $got (i32.load (i32.const 304))))
+  (func (export "proxy_on_grpc_close") (param i32 i32 i32)
+    (if (i32.and (i32.eqz (local.get 2)) (i32.eq (global.get $got) (i32.const 5)))
+      (then (drop (call $cont (i32.const 0))))
+      (else (drop (call $local (i32.add (i32.const 400) (local.get 2)) (i32.const 0) (i32.const 0)
+        (i32.const 150) (i32.const 5) (i32.const 140) (i32.const 4) (i32.const -1))))))
+)"#,
+    )
+    .unwrap();
+    let p = Proxy::start(&format!(
+        "clusters:\n  - {{ name: grpc, address: {}, protocol: http2 }}\nlisteners:\n{}{}",
+        up.addr,
+        http_listener("ok", up.addr, &filter_block("g", &module, "''", "")),
+        http_listener("fail", up.addr, &filter_block("g", &module, "'fail'", "")),
+    ))
+    .await;
+    let (s, _, body) = get(p.addr("ok"), "/", &[]).await;
+    assert_eq!((s, body.as_str()), (200, "ok"));
+    let (s, _, body) = get(p.addr("fail"), "/", &[]).await;
+    assert_eq!(
+        (s, body.as_str()),
+        (407, "hello"),
+        "grpc-status 7 reached on_grpc_close"
+    );
+}
+
 // ---- hostile filters ---------------------------------------------------------------------
 
 /// Each hostile mode, `failure: closed`: the stream gets 503, a sibling listener keeps serving,

@@ -53,6 +53,28 @@ async fn upstream_handle(req: Request<Incoming>) -> Result<Response<Body>, Infal
         }
         return Ok(Response::new(full(out)));
     }
+    if let Some(method) = path.strip_prefix("/test.Echo/") {
+        // A unary gRPC echo; method `Fail` answers PERMISSION_DENIED.
+        let fail = method == "Fail";
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let mut t = http::HeaderMap::new();
+        t.insert("grpc-status", if fail { "7" } else { "0" }.parse().unwrap());
+        let mut frames = vec![];
+        if !fail {
+            frames.push(Ok(Frame::data(body)));
+        }
+        frames.push(Ok(Frame::trailers(t)));
+        let mut r =
+            Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync());
+        r.headers_mut()
+            .insert("content-type", "application/grpc".parse().unwrap());
+        return Ok(r);
+    }
     if path == "/hello" {
         return Ok(Response::new(full("hello, hello world")));
     }
