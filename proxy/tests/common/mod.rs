@@ -215,6 +215,16 @@ impl Proxy {
     /// Starts strait from YAML; `{dir}` in the text is replaced by a temp dir (flows go to
     /// `{dir}/flows.jsonl`).
     pub async fn start(yaml: &str) -> Self {
+        Self::start_in(yaml, false).await.0
+    }
+
+    /// Like [`Proxy::start`], but the config is written to `{dir}/strait.yaml` first (so a
+    /// reload can re-read it) and returned with the proxy.
+    pub async fn start_file(yaml: &str) -> (Self, PathBuf) {
+        Self::start_in(yaml, true).await
+    }
+
+    async fn start_in(yaml: &str, write: bool) -> (Self, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let flows = dir.path().join("flows.jsonl");
         let yaml = format!(
@@ -222,8 +232,23 @@ impl Proxy {
             flows.display(),
             yaml.replace("{dir}", &dir.path().display().to_string())
         );
-        let cfg = strait::config::Config::parse(&dir.path().join("strait.yaml"), &yaml)
+        let path = dir.path().join("strait.yaml");
+        if write {
+            std::fs::write(&path, &yaml).unwrap();
+        }
+        let cfg = strait::config::Config::parse(&path, &yaml)
             .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n{yaml}"));
+        (Self::serve(cfg, dir, flows).await, path)
+    }
+
+    /// strait from an already parsed config (ephemeral ports expected).
+    pub async fn from_config(cfg: strait::config::Config) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let flows = dir.path().join("flows.jsonl");
+        Self::serve(cfg, dir, flows).await
+    }
+
+    async fn serve(cfg: strait::config::Config, dir: tempfile::TempDir, flows: PathBuf) -> Self {
         let names: Vec<String> = cfg.listeners.iter().map(|l| l.name.clone()).collect();
         let server = strait::Server::bind(cfg).await.unwrap();
         let addrs = names
@@ -245,65 +270,6 @@ impl Proxy {
 
     pub fn addr(&self, name: &str) -> SocketAddr {
         self.addrs.iter().find(|(n, _)| n == name).unwrap().1
-    }
-
-    /// strait from an already parsed config (ephemeral ports expected).
-    pub async fn from_config(cfg: strait::config::Config) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let flows = dir.path().join("flows.jsonl");
-        let names: Vec<String> = cfg.listeners.iter().map(|l| l.name.clone()).collect();
-        let server = strait::Server::bind(cfg).await.unwrap();
-        let addrs = names
-            .iter()
-            .map(|n| (n.clone(), server.listener_addr(n).unwrap()))
-            .collect();
-        let admin = server.admin_addr();
-        let stop = CancellationToken::new();
-        let done = tokio::spawn(server.run(stop.clone()));
-        Self {
-            addrs,
-            admin,
-            flows,
-            stop,
-            done,
-            _dir: dir,
-        }
-    }
-
-    /// Like [`Proxy::start`], but the config is written to `{dir}/strait.yaml` first (so a
-    /// reload can re-read it) and returned with the proxy.
-    pub async fn start_file(yaml: &str) -> (Self, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let flows = dir.path().join("flows.jsonl");
-        let yaml = format!(
-            "flows: {{ sink: file, path: {} }}\nruntime: {{ shutdown_grace: 5s }}\n{}",
-            flows.display(),
-            yaml.replace("{dir}", &dir.path().display().to_string())
-        );
-        let path = dir.path().join("strait.yaml");
-        std::fs::write(&path, &yaml).unwrap();
-        let cfg = strait::config::Config::load(&path)
-            .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n{yaml}"));
-        let names: Vec<String> = cfg.listeners.iter().map(|l| l.name.clone()).collect();
-        let server = strait::Server::bind(cfg).await.unwrap();
-        let addrs = names
-            .iter()
-            .map(|n| (n.clone(), server.listener_addr(n).unwrap()))
-            .collect();
-        let admin = server.admin_addr();
-        let stop = CancellationToken::new();
-        let done = tokio::spawn(server.run(stop.clone()));
-        (
-            Self {
-                addrs,
-                admin,
-                flows,
-                stop,
-                done,
-                _dir: dir,
-            },
-            path,
-        )
     }
 
     /// Flow records written so far (waits briefly for the writer).
