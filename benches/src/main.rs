@@ -2,9 +2,12 @@
 //!
 //! `strait-bench peers` compares strait against nginx and haproxy as reverse proxies in front
 //! of one shared static upstream, over HTTP/1.1 (wrk) and HTTP/2 prior knowledge (h2load).
+//! `strait-bench filters` measures what WASM filters cost: per-request filter work, VM
+//! instantiation, throughput with a minimal filter, and idle RSS with filters loaded.
 //! See benches/README.md.
 
 mod configs;
+mod filters;
 mod load;
 mod peers;
 mod procs;
@@ -24,10 +27,13 @@ struct Cli {
 enum Cmd {
     /// strait vs nginx vs haproxy (same upstream, same worker count), HTTP/1.1 and HTTP/2.
     Peers(peers::PeersArgs),
+    /// WASM filter costs: per-request work, VM instantiation, rps with a filter, idle RSS.
+    Filters(filters::FiltersArgs),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Peers(args) => peers::run(args),
+        Cmd::Filters(args) => filters::run(args),
     }
 }

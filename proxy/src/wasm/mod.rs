@@ -102,6 +102,9 @@ impl Runtime {
         let mut cfg = wasmtime::Config::new();
         cfg.epoch_interruption(true)
             .memory_init_cow(true)
+            // One compile thread: on small nodes a parallel compile (reload) would take every
+            // core from the request path, and each compile thread keeps its own malloc arena.
+            .parallel_compilation(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&cfg).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);

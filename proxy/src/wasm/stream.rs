@@ -256,8 +256,8 @@ impl StreamFilters {
                 .streams
                 .insert(ctx, StreamSlot::new(self.info.clone(), self.wake.clone()));
             vm.store.data_mut().effective = ctx;
-            let (cc, root) = (vm.f.context_create.clone(), vm.root);
-            if let Err(m) = vm.call(&cc, (ctx, root)) {
+            let (fx, root) = (vm.f.clone(), vm.root);
+            if let Err(m) = vm.call(&fx.context_create, (ctx, root)) {
                 let m = format!("proxy_on_context_create: {m}");
                 plugin.kill(&mut g, &m);
                 return Err(m);
@@ -325,10 +325,11 @@ impl StreamFilters {
             }
             let mut backup: Option<H> = None;
             let mut flow = self.run(i, |vm, e| {
+                let fx = vm.f.clone();
                 let f = if H::REQUEST {
-                    vm.f.request_headers.clone()
+                    fx.request_headers.as_ref()
                 } else {
-                    vm.f.response_headers.clone()
+                    fx.response_headers.as_ref()
                 };
                 let Some(f) = f else {
                     return Ok(Flow::Next);
@@ -340,7 +341,7 @@ impl StreamFilters {
                 if let Some(s) = slot_of(vm, e.ctx) {
                     p.put(s);
                 }
-                let r = vm.headers(&f, e.ctx, n, eos);
+                let r = vm.headers(f, e.ctx, n, eos);
                 let flow = match &r {
                     Ok(a) => settle(vm, e.ctx, *a != 0, H::REQUEST),
                     Err(_) => Flow::Next,
@@ -445,9 +446,10 @@ impl StreamFilters {
             }
             let input = chunk.clone();
             let r = self.run(i, |vm, e| {
+                let fx = vm.f.clone();
                 let f = match kind {
-                    BodyKind::Request => vm.f.request_body.clone(),
-                    BodyKind::Response => vm.f.response_body.clone(),
+                    BodyKind::Request => fx.request_body.as_ref(),
+                    BodyKind::Response => fx.response_body.as_ref(),
                 };
                 let Some(f) = f else {
                     return Ok((Flow::Next, Some(input)));
@@ -458,7 +460,7 @@ impl StreamFilters {
                 if let Some(s) = slot_of(vm, e.ctx) {
                     s.body = Some((kind, buf));
                 }
-                let r = vm.call(&f, (e.ctx, len, eos as u32));
+                let r = vm.call(f, (e.ctx, len, eos as u32));
                 let mut buf = slot_of(vm, e.ctx)
                     .and_then(|s| s.body.take())
                     .map(|(_, b)| b)
@@ -522,9 +524,10 @@ impl StreamFilters {
             }
             let mut cur = Some(std::mem::take(&mut map));
             let r = self.run(i, |vm, e| {
+                let fx = vm.f.clone();
                 let f = match kind {
-                    BodyKind::Request => vm.f.request_trailers.clone(),
-                    BodyKind::Response => vm.f.response_trailers.clone(),
+                    BodyKind::Request => fx.request_trailers.as_ref(),
+                    BodyKind::Response => fx.response_trailers.as_ref(),
                 };
                 let Some(f) = f else { return Ok(()) };
                 let Some(m) = cur.take() else { return Ok(()) };
@@ -535,7 +538,7 @@ impl StreamFilters {
                         BodyKind::Response => s.resp_trailers = Some(m),
                     }
                 }
-                let r = vm.call(&f, (e.ctx, count));
+                let r = vm.call(f, (e.ctx, count));
                 if let Some(s) = slot_of(vm, e.ctx) {
                     cur = match kind {
                         BodyKind::Request => s.req_trailers.take(),

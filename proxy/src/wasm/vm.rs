@@ -99,7 +99,9 @@ pub struct Exports {
 /// One instance of a filter module with its own linear memory.
 pub struct Vm {
     pub store: Store<HostState>,
-    pub f: Exports,
+    /// Shared so a callback can hold its function while the store is borrowed mutably
+    /// (cloning `TypedFunc`s goes through wasmtime's type registry: ~50 ns each).
+    pub f: Arc<Exports>,
     pub root: u32,
     pub incarnation: u64,
     next_ctx: u32,
@@ -468,7 +470,7 @@ impl Plugin {
         };
         let mut vm = Vm {
             store,
-            f,
+            f: Arc::new(f),
             root: 1,
             incarnation,
             next_ctx: 1,
