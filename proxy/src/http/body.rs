@@ -15,20 +15,14 @@ use hyper::body::Incoming;
 
 use crate::flows::{rfc3339, FlowRecord, Flows, Verdict};
 use crate::io::Activity;
-use crate::wasm::{BodyKind, BodyOutcome, FilterFailure, LocalReply, StreamFilters};
+use crate::wasm::{BodyKind, BodyOutcome, FilterFailure, Outcome, StreamFilters};
 
 /// Errors of bodies strait produces: the peer's failure or a filter's verdict.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A filter verdict reached while a body was streaming; the request path picks it up.
-pub type BodyVerdict = Arc<Mutex<Option<FilterStop>>>;
-
-/// What a filter decided in the middle of a request body.
-#[derive(Debug)]
-pub enum FilterStop {
-    Reply { filter: String, reply: LocalReply },
-    Fail(FilterFailure),
-}
+/// Only `Outcome::Reply` / `Outcome::Fail` are ever stored.
+pub type BodyVerdict = Arc<Mutex<Option<Outcome>>>;
 
 #[derive(Debug, thiserror::Error)]
 #[error("request body stopped by filter `{0}`")]
@@ -73,10 +67,11 @@ impl RequestBody {
         self
     }
 
-    fn stop(f: &BodyFilters, v: FilterStop) -> BoxError {
+    fn stop(f: &BodyFilters, v: Outcome) -> BoxError {
         let name = match &v {
-            FilterStop::Reply { filter, .. } => filter.clone(),
-            FilterStop::Fail(ff) => ff.filter.clone(),
+            Outcome::Reply { filter, .. } => filter.clone(),
+            Outcome::Fail(ff) => ff.filter.clone(),
+            Outcome::Continue => String::new(),
         };
         *f.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
         Box::new(StoppedByFilter(name))
@@ -132,7 +127,7 @@ impl Body for RequestBody {
                     if let Some(t) = trailers {
                         let (t, fail) = bf.filters.trailers(BodyKind::Request, t);
                         if let Some(ff) = fail {
-                            return Poll::Ready(Some(Err(Self::stop(bf, FilterStop::Fail(ff)))));
+                            return Poll::Ready(Some(Err(Self::stop(bf, Outcome::Fail(ff)))));
                         }
                         bf.trailers = Some(t);
                     } else if eos {
@@ -145,13 +140,10 @@ impl Body for RequestBody {
                 }
                 BodyOutcome::Hold => continue,
                 BodyOutcome::Reply { filter, reply } => {
-                    return Poll::Ready(Some(Err(Self::stop(
-                        bf,
-                        FilterStop::Reply { filter, reply },
-                    ))))
+                    return Poll::Ready(Some(Err(Self::stop(bf, Outcome::Reply { filter, reply }))))
                 }
                 BodyOutcome::Fail(ff) => {
-                    return Poll::Ready(Some(Err(Self::stop(bf, FilterStop::Fail(ff)))))
+                    return Poll::Ready(Some(Err(Self::stop(bf, Outcome::Fail(ff)))))
                 }
             }
         }

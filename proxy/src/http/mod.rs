@@ -28,7 +28,7 @@ use crate::flows::{FlowRecord, Flows, Verdict};
 use crate::io::{Activity, AsyncStream, Tracked};
 use crate::metrics::{ListenerMetrics, UpstreamErrorKind};
 use crate::wasm::{ChainHandle, FilterFailure, LocalReply, Outcome, StreamFilters, StreamInfo};
-use body::{BodyVerdict, FilterStop, FlowContext, FlowGuard, RequestBody, ResponseBody};
+use body::{BodyVerdict, FlowContext, FlowGuard, RequestBody, ResponseBody};
 use upstream::{ConnectError, Upstreams};
 
 /// One HTTP listener's forwarding state, shared by all its connections.
@@ -59,6 +59,14 @@ struct Conn {
     peer: SocketAddr,
     tls: bool,
     activity: Arc<Activity>,
+}
+
+/// What the filters made of a head: stop with this response, or go on.
+// Returned once per filtered head and matched at once; boxing would allocate per request.
+#[allow(clippy::large_enum_variant)]
+enum Decided {
+    Respond(Response<ResponseBody>),
+    Continue(FlowGuard),
 }
 
 /// A failure turned into a local response.
@@ -258,27 +266,16 @@ impl HttpProxy {
         }
 
         let filters = self.stream_filters(&req, &conn);
+        let mut guard = guard;
         if let Some(sf) = &filters {
             let eos = hyper::body::Body::is_end_stream(req.body());
             let (parts, body) = req.into_parts();
             let (parts, outcome) = sf.request_headers(parts, eos).await;
             req = Request::from_parts(parts, body);
-            match outcome {
-                Outcome::Continue => {}
-                Outcome::Reply { filter, reply } => {
-                    return Ok(self.filter_reply(
-                        guard,
-                        grpc,
-                        down_version,
-                        &filter,
-                        reply,
-                        filters,
-                    ));
-                }
-                Outcome::Fail(f) => {
-                    return Ok(self.filter_fail(guard, grpc, down_version, f, filters));
-                }
-            }
+            guard = match self.filter_stop(guard, grpc, down_version, outcome, filters.as_ref()) {
+                Decided::Respond(resp) => return Ok(resp),
+                Decided::Continue(g) => g,
+            };
         }
 
         // An `Upgrade` other than h2c (which is declined: RFC 9113 deprecates it) is passed through.
@@ -391,14 +388,11 @@ impl HttpProxy {
         };
         // A filter that stopped the request body decides the response.
         let stopped = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match stopped {
-            Some(FilterStop::Reply { filter, reply }) => {
-                return Ok(self.filter_reply(guard, grpc, down_version, &filter, reply, filters));
-            }
-            Some(FilterStop::Fail(f)) => {
-                return Ok(self.filter_fail(guard, grpc, down_version, f, filters));
-            }
-            None => {}
+        if let Some(outcome) = stopped {
+            guard = match self.filter_stop(guard, grpc, down_version, outcome, filters.as_ref()) {
+                Decided::Respond(resp) => return Ok(resp),
+                Decided::Continue(g) => g,
+            };
         }
         match (result, filters) {
             (Ok((resp, upgraded)), None) => Ok(self.respond(guard, down_version, resp, upgraded)),
@@ -406,22 +400,10 @@ impl HttpProxy {
                 let eos = hyper::body::Body::is_end_stream(resp.body());
                 let (parts, body) = resp.into_parts();
                 let (parts, outcome) = sf.response_headers(parts, eos).await;
-                match outcome {
-                    Outcome::Continue => {}
-                    Outcome::Reply { filter, reply } => {
-                        return Ok(self.filter_reply(
-                            guard,
-                            grpc,
-                            down_version,
-                            &filter,
-                            reply,
-                            Some(sf),
-                        ));
-                    }
-                    Outcome::Fail(f) => {
-                        return Ok(self.filter_fail(guard, grpc, down_version, f, Some(sf)));
-                    }
-                }
+                let guard = match self.filter_stop(guard, grpc, down_version, outcome, Some(&sf)) {
+                    Decided::Respond(resp) => return Ok(resp),
+                    Decided::Continue(g) => g,
+                };
                 let resp = Response::from_parts(parts, body);
                 Ok(self.respond_filtered(guard, down_version, resp, upgraded, sf))
             }
@@ -463,6 +445,31 @@ impl HttpProxy {
         };
         let pause = self.cfg.timeouts.request.unwrap_or(Duration::from_secs(60));
         Some(Arc::new(StreamFilters::new(chain, info, pause)))
+    }
+
+    /// The response for a filter outcome that stops the stream, or the guard to carry on with.
+    fn filter_stop(
+        &self,
+        guard: FlowGuard,
+        grpc: bool,
+        version: Version,
+        outcome: Outcome,
+        filters: Option<&Arc<StreamFilters>>,
+    ) -> Decided {
+        match outcome {
+            Outcome::Continue => Decided::Continue(guard),
+            Outcome::Reply { filter, reply } => Decided::Respond(self.filter_reply(
+                guard,
+                grpc,
+                version,
+                &filter,
+                reply,
+                filters.cloned(),
+            )),
+            Outcome::Fail(f) => {
+                Decided::Respond(self.filter_fail(guard, grpc, version, f, filters.cloned()))
+            }
+        }
     }
 
     /// A filter answered the request itself.

@@ -554,6 +554,16 @@ fn log_line(st: &HostState, level: u32, msg: &str) {
     }
 }
 
+/// Writes a callout's token for the guest; if it cannot, the queued callout is withdrawn.
+fn give_token(c: &mut C<'_>, ptr: u32, token: u32) -> u32 {
+    if store_u32(c, ptr, token) {
+        OK
+    } else {
+        c.data_mut().pending.pop();
+        INVALID_MEMORY_ACCESS
+    }
+}
+
 fn wake_stream(st: &mut HostState, request: bool, close: bool) -> u32 {
     let Some(s) = st.streams.get_mut(&st.effective) else {
         // The root context has no stream to resume; the SDK expects OK.
@@ -956,12 +966,7 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
                 trailers,
                 timeout: Duration::from_millis(u64::from(timeout.max(1))),
             });
-            if store_u32(&mut c, rt, token) {
-                OK
-            } else {
-                c.data_mut().pending.pop();
-                INVALID_MEMORY_ACCESS
-            }
+            give_token(&mut c, rt, token)
         },
     )?;
     l.wrap(
@@ -1010,12 +1015,7 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
                 message: Bytes::from(msg),
                 timeout: Duration::from_millis(u64::from(timeout.max(1))),
             });
-            if store_u32(&mut c, rt, token) {
-                OK
-            } else {
-                c.data_mut().pending.pop();
-                INVALID_MEMORY_ACCESS
-            }
+            give_token(&mut c, rt, token)
         },
     )?;
     l.wrap(
