@@ -24,6 +24,10 @@ pub enum Verdict {
     Denied,
     /// Failed in the proxy or upstream: the `error` field says why.
     Error,
+    /// Dropped by the datapath (L3/L4 policy or a malformed packet): `drop_reason` says why.
+    Dropped,
+    /// A new connection the datapath redirected to strait's transparent listener (L7 policy).
+    Redirected,
 }
 
 impl Verdict {
@@ -32,6 +36,8 @@ impl Verdict {
             Verdict::Forwarded => "FORWARDED",
             Verdict::Denied => "DENIED",
             Verdict::Error => "ERROR",
+            Verdict::Dropped => "DROPPED",
+            Verdict::Redirected => "REDIRECTED",
         }
     }
 }
@@ -71,6 +77,16 @@ pub struct FlowRecord {
     pub filter: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// Numeric identity of the source (transparent listeners and datapath events).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub source_identity: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub destination_identity: Option<u32>,
+    /// The policy rule that decided (datapath events).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub drop_reason: Option<String>,
 }
 
 /// Handle used by the request path to emit flow records. Cheap to clone.

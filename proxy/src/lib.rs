@@ -10,12 +10,15 @@
 
 pub mod admin;
 pub mod config;
+pub mod datapath;
 pub mod flows;
 pub mod http;
 pub mod io;
+pub mod lab;
 pub mod listener;
 pub mod metrics;
 pub mod observe;
+pub mod policy;
 pub mod socket;
 pub mod tcp;
 pub mod tls;
@@ -49,6 +52,23 @@ pub enum ServeError {
         listener: String,
         source: wasm::WasmError,
     },
+    /// A policy file does not load or compile: a configuration problem (exit 64).
+    #[error("policy: {0}")]
+    Policy(#[from] policy::PolicyError),
+    #[error("datapath: {0}")]
+    Datapath(#[from] datapath::DatapathError),
+}
+
+impl ServeError {
+    /// Whether the error is the operator's configuration (exit 64) rather than the system.
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            ServeError::Filter { .. }
+                | ServeError::Policy(_)
+                | ServeError::Datapath(datapath::DatapathError::NoInterface { .. })
+        )
+    }
 }
 
 /// A server with every socket bound, not yet accepting.
@@ -58,6 +78,7 @@ pub struct Server {
     admin: Option<(tokio::net::TcpListener, admin::Admin)>,
     ready: Arc<AtomicBool>,
     reloader: Option<wasm::reload::Reloader>,
+    datapath: Option<datapath::Datapath>,
 }
 
 /// Builds the filter runtime and every listener's chain (compiling off the async workers).
@@ -114,12 +135,36 @@ impl Server {
                 .map(|_| wasm::reload::empty())
                 .collect(),
         };
+        let identities = Arc::new(policy::Identities::from_endpoints(&config.endpoints));
         let listeners = config
             .listeners
             .iter()
             .zip(&chains)
-            .map(|(l, c)| Listener::bind(l.clone(), &flows, &metrics, c.clone()))
+            .map(|(l, c)| {
+                Listener::bind(l.clone(), &flows, &metrics, c.clone(), identities.clone())
+            })
             .collect::<Result<Vec<_>, _>>()?;
+        let datapath = if config.datapath.enabled {
+            let policies = policy::load(&config.policies)?;
+            let hosts = datapath::host_addresses();
+            let state = policy::compile(&config, &identities, &policies, &hosts)?;
+            let mut dp = datapath::Datapath::start(&config.datapath, &state, identities.clone())?;
+            for l in listeners.iter().filter(|l| l.is_transparent()) {
+                let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
+                dp.register_listener(port, l.socket())?;
+            }
+            dp.spawn_events(flows.clone())?;
+            metrics.set_datapath(dp.counters_handle());
+            tracing::info!(
+                endpoints = config.endpoints.len(),
+                policy_entries = state.policy.len(),
+                pin_dir = %config.datapath.pin_dir.display(),
+                "datapath attached"
+            );
+            Some(dp)
+        } else {
+            None
+        };
         let reloader = match loaded {
             Some((runtime, _)) if config.wasm.reload => Some(wasm::reload::Reloader {
                 runtime,
@@ -140,11 +185,12 @@ impl Server {
         let ready = Arc::new(AtomicBool::new(false));
         let admin = match &config.admin {
             Some(a) => {
-                let sock =
-                    socket::bind_listener(a.address).map_err(|source| ServeError::AdminBind {
+                let sock = socket::bind_listener(a.address, false).map_err(|source| {
+                    ServeError::AdminBind {
                         address: a.address,
                         source,
-                    })?;
+                    }
+                })?;
                 Some((
                     sock,
                     admin::Admin {
@@ -162,6 +208,7 @@ impl Server {
             admin,
             ready,
             reloader,
+            datapath,
         })
     }
 
@@ -213,5 +260,17 @@ impl Server {
             );
         }
         admin_stop.cancel();
+        if let Some(dp) = self.datapath {
+            match self.config.datapath.on_exit {
+                config::OnExit::Keep => dp.keep(),
+                config::OnExit::Detach => {
+                    drop(dp);
+                    match datapath::unload(&self.config.datapath.pin_dir) {
+                        Ok(_) => tracing::info!("datapath detached"),
+                        Err(e) => tracing::warn!(error = %e, "datapath detach failed"),
+                    }
+                }
+            }
+        }
     }
 }

@@ -8,10 +8,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{ListenerConfig, Protocol};
+use crate::config::{ListenerConfig, Protocol, SourceAddress, Upstream};
 use crate::flows::Flows;
 use crate::http::HttpProxy;
+use crate::http::Target;
 use crate::metrics::{ListenerMetrics, Metrics};
+use crate::policy::Identities;
 use crate::socket;
 use crate::tcp::TcpProxy;
 use crate::wasm::ChainHandle;
@@ -20,6 +22,55 @@ use crate::wasm::ChainHandle;
 enum Flow {
     Http(Arc<HttpProxy>),
     Tcp(Arc<TcpProxy>),
+    /// A transparent listener: each connection has its own original destination and client
+    /// source, so its flow is built per connection.
+    Transparent(Arc<TransparentCtx>),
+}
+
+struct TransparentCtx {
+    source: SourceAddress,
+    flows: Flows,
+    metrics: ListenerMetrics,
+    filters: ChainHandle,
+    identities: Arc<Identities>,
+}
+
+impl TransparentCtx {
+    /// The flow of one redirected connection: upstream = its original destination (the
+    /// accepted socket's local address), from the client's address unless `source_address:
+    /// node`, marked so the datapath leaves it alone.
+    fn flow(&self, cfg: &Arc<ListenerConfig>, orig_dst: SocketAddr, peer: SocketAddr) -> Flow {
+        let target = Target {
+            authority: socket_authority(orig_dst),
+            bind: (self.source == SourceAddress::Client).then_some(peer.ip()),
+            mark: Some(datapath_bpf::MARK_FROM_PROXY),
+            h2c_known: true,
+        };
+        match cfg.protocol {
+            Protocol::Http => Flow::Http(Arc::new(HttpProxy::new(
+                cfg.clone(),
+                self.flows.clone(),
+                self.metrics.clone(),
+                self.filters.clone(),
+                orig_dst,
+                target,
+                self.identities.of_addr(peer.ip()),
+            ))),
+            Protocol::Tcp => Flow::Tcp(Arc::new(TcpProxy::new(
+                cfg.clone(),
+                self.flows.clone(),
+                self.metrics.clone(),
+                &target,
+            ))),
+        }
+    }
+}
+
+fn socket_authority(a: SocketAddr) -> http::uri::Authority {
+    // An IP:port always parses as an authority.
+    let s = a.to_string();
+    http::uri::Authority::try_from(s.as_str())
+        .unwrap_or_else(|_| http::uri::Authority::from_static("invalid:0"))
 }
 
 /// A bound listener, ready to accept.
@@ -45,15 +96,27 @@ impl Listener {
         flows: &Flows,
         metrics: &Metrics,
         filters: ChainHandle,
+        identities: Arc<Identities>,
     ) -> Result<Self, BindError> {
-        let socket = socket::bind_listener(cfg.address).map_err(|source| BindError {
-            name: cfg.name.clone(),
-            address: cfg.address,
-            source,
-        })?;
+        let transparent = cfg.upstream.is_transparent();
+        let socket =
+            socket::bind_listener(cfg.address, transparent).map_err(|source| BindError {
+                name: cfg.name.clone(),
+                address: cfg.address,
+                source,
+            })?;
         let lm = metrics.listener(&cfg.name);
-        let flow = match cfg.protocol {
-            Protocol::Http => {
+        let flow = match (&cfg.upstream, cfg.protocol) {
+            (Upstream::OriginalDestination { source }, _) => {
+                Flow::Transparent(Arc::new(TransparentCtx {
+                    source: *source,
+                    flows: flows.clone(),
+                    metrics: lm.clone(),
+                    filters,
+                    identities,
+                }))
+            }
+            (Upstream::Fixed(upstream), Protocol::Http) => {
                 let local = socket.local_addr().unwrap_or(cfg.address);
                 Flow::Http(Arc::new(HttpProxy::new(
                     cfg.clone(),
@@ -61,12 +124,15 @@ impl Listener {
                     lm.clone(),
                     filters,
                     local,
+                    Target::fixed(upstream.clone()),
+                    None,
                 )))
             }
-            Protocol::Tcp => Flow::Tcp(Arc::new(TcpProxy::new(
+            (Upstream::Fixed(upstream), Protocol::Tcp) => Flow::Tcp(Arc::new(TcpProxy::new(
                 cfg.clone(),
                 flows.clone(),
                 lm.clone(),
+                &Target::fixed(upstream.clone()),
             ))),
         };
         Ok(Self {
@@ -83,6 +149,15 @@ impl Listener {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.socket.local_addr()
+    }
+
+    /// The listening socket, for the datapath's listener map (transparent listeners).
+    pub fn socket(&self) -> &TcpListener {
+        &self.socket
+    }
+
+    pub fn is_transparent(&self) -> bool {
+        self.cfg.upstream.is_transparent()
     }
 
     /// Accepts until `shutdown`; connection tasks are tracked by `tasks` for draining.
@@ -105,8 +180,17 @@ impl Listener {
             let metrics = self.metrics.clone();
             let shutdown = shutdown.clone();
             let tls = tls.clone();
-            let flow = self.flow.clone();
             let cfg = self.cfg.clone();
+            let flow = match &self.flow {
+                Flow::Transparent(t) => match stream.local_addr() {
+                    Ok(orig_dst) => t.flow(&cfg, orig_dst, peer),
+                    Err(e) => {
+                        tracing::warn!(listener = %cfg.name, %peer, error = %e, "no original destination; closing");
+                        continue;
+                    }
+                },
+                f => f.clone(),
+            };
             tasks.spawn(async move {
                 let active = metrics.active_connections.clone();
                 active.inc();
@@ -116,6 +200,7 @@ impl Listener {
                 match (tls, flow) {
                     (None, Flow::Http(p)) => p.serve(stream, peer, false, shutdown).await,
                     (None, Flow::Tcp(p)) => p.serve(stream, peer, shutdown).await,
+                    (_, Flow::Transparent(_)) => unreachable_flow(&cfg.name),
                     (Some(acceptor), flow) => {
                         let s = match tokio::time::timeout(cfg.timeouts.header_read, acceptor.accept(stream)).await {
                             Ok(Ok(s)) => s,
@@ -133,12 +218,18 @@ impl Listener {
                         match flow {
                             Flow::Http(p) => p.serve(s, peer, true, shutdown).await,
                             Flow::Tcp(p) => p.serve(s, peer, shutdown).await,
+                            Flow::Transparent(_) => unreachable_flow(&cfg.name),
                         }
                     }
                 }
             });
         }
     }
+}
+
+/// Transparent flows are resolved per connection before dispatch.
+fn unreachable_flow(listener: &str) {
+    tracing::error!(%listener, "internal: unresolved transparent flow; connection closed");
 }
 
 struct Guard<F: FnOnce()>(Option<F>);

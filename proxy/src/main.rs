@@ -35,6 +35,17 @@ enum Cmd {
         #[arg(short, long, env = "STRAIT_CONFIG")]
         config: PathBuf,
     },
+    /// Create (`up`) or remove (`down`) the config's endpoints as network namespaces joined to
+    /// the host by veth pairs (needs root).
+    Lab {
+        #[command(subcommand)]
+        cmd: LabCmd,
+    },
+    /// Manage the pinned eBPF datapath.
+    Datapath {
+        #[command(subcommand)]
+        cmd: DatapathCmd,
+    },
     /// Inspect WASM filter modules.
     Filter {
         #[command(subcommand)]
@@ -70,12 +81,29 @@ enum FilterCmd {
     },
 }
 
+#[derive(Subcommand)]
+enum LabCmd {
+    Up { config: PathBuf },
+    Down { config: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum DatapathCmd {
+    /// Detach the programs, unpin the maps and remove the policy route.
+    Down {
+        #[arg(short, long, env = "STRAIT_CONFIG")]
+        config: PathBuf,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 #[value(rename_all = "SCREAMING_SNAKE_CASE")]
 enum VerdictArg {
     Forwarded,
     Denied,
     Error,
+    Dropped,
+    Redirected,
 }
 
 fn main() -> ExitCode {
@@ -89,6 +117,63 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.cmd {
+        Cmd::Lab { cmd } => {
+            let (path, up) = match cmd {
+                LabCmd::Up { config } => (config, true),
+                LabCmd::Down { config } => (config, false),
+            };
+            let c = match Config::load(&path) {
+                Ok(c) => c,
+                Err(e) => return config_error(&e),
+            };
+            let eps: Vec<strait::lab::LabEndpoint> = c
+                .endpoints
+                .iter()
+                .map(|e| strait::lab::LabEndpoint {
+                    name: e.name.clone(),
+                    interface: e.interface.clone(),
+                    netns: e.netns.clone(),
+                    addresses: e.addresses.clone(),
+                })
+                .collect();
+            let r = if up {
+                strait::lab::up(&eps)
+            } else {
+                strait::lab::down(&eps)
+            };
+            match r {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("{l}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("strait lab: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Datapath {
+            cmd: DatapathCmd::Down { config },
+        } => {
+            let c = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => return config_error(&e),
+            };
+            match strait::datapath::unload(&c.datapath.pin_dir) {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("{l}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("strait datapath down: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Filter {
             cmd: FilterCmd::Check { module },
         } => match strait::wasm::check::check_module(&module) {
@@ -111,6 +196,9 @@ fn main() -> ExitCode {
                 if let Err(code) = check_filters(&c) {
                     return code;
                 }
+                if let Err(code) = check_datapath(&c) {
+                    return code;
+                }
                 let names: Vec<_> = c
                     .listeners
                     .iter()
@@ -131,10 +219,9 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("strait: {e:#}");
-                    let bad_filter = matches!(
-                        e.downcast_ref::<strait::ServeError>(),
-                        Some(strait::ServeError::Filter { .. })
-                    );
+                    let bad_filter = e
+                        .downcast_ref::<strait::ServeError>()
+                        .is_some_and(strait::ServeError::is_config);
                     if bad_filter {
                         ExitCode::from(EXIT_CONFIG)
                     } else {
@@ -156,6 +243,8 @@ fn main() -> ExitCode {
                     VerdictArg::Forwarded => Verdict::Forwarded,
                     VerdictArg::Denied => Verdict::Denied,
                     VerdictArg::Error => Verdict::Error,
+                    VerdictArg::Dropped => Verdict::Dropped,
+                    VerdictArg::Redirected => Verdict::Redirected,
                 }),
                 path,
                 listener,
@@ -204,6 +293,40 @@ fn check_filters(c: &Config) -> Result<(), ExitCode> {
             Err(ExitCode::from(EXIT_CONFIG))
         }
     }
+}
+
+/// Policies must compile and every endpoint interface must exist (when the datapath is on).
+fn check_datapath(c: &Config) -> Result<(), ExitCode> {
+    let ids = strait::policy::Identities::from_endpoints(&c.endpoints);
+    let compiled =
+        strait::policy::load(&c.policies).and_then(|p| strait::policy::compile(c, &ids, &p, &[]));
+    if let Err(e) = compiled {
+        eprintln!("{e}");
+        return Err(ExitCode::from(EXIT_CONFIG));
+    }
+    if c.datapath.enabled {
+        if !strait::datapath::is_built() {
+            eprintln!(
+                "{}: {}",
+                c.source.display(),
+                strait::datapath::DatapathError::NotBuilt
+            );
+            return Err(ExitCode::from(EXIT_CONFIG));
+        }
+        for e in &c.endpoints {
+            if strait::datapath::ifindex(&e.interface).is_none() {
+                eprintln!(
+                    "{}: endpoints `{}`: interface `{}` does not exist (run `strait lab up {}` or create the veth first)",
+                    c.source.display(),
+                    e.name,
+                    e.interface,
+                    c.source.display()
+                );
+                return Err(ExitCode::from(EXIT_CONFIG));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn config_error(e: &ConfigError) -> ExitCode {

@@ -64,6 +64,7 @@ pub struct Metrics {
     pub flows_dropped: Counter,
     /// The filter runtime, whose filter-defined metrics are appended to the exposition.
     wasm: Arc<std::sync::OnceLock<crate::wasm::Runtime>>,
+    datapath: Arc<std::sync::OnceLock<crate::datapath::CountersHandle>>,
 }
 
 /// Handles for one listener.
@@ -162,6 +163,7 @@ impl Metrics {
             filter_verdicts,
             flows_dropped,
             wasm: Arc::new(std::sync::OnceLock::new()),
+            datapath: Arc::new(std::sync::OnceLock::new()),
         }
     }
 
@@ -209,10 +211,16 @@ impl Metrics {
         let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &r);
-        if let Some(rt) = self.wasm.get() {
+        let (wasm, dp) = (self.wasm.get(), self.datapath.get());
+        if wasm.is_some() || dp.is_some() {
             if let Some(body) = out.strip_suffix("# EOF\n") {
                 let mut s = body.to_owned();
-                rt.render_metrics(&mut s);
+                if let Some(rt) = wasm {
+                    rt.render_metrics(&mut s);
+                }
+                if let Some(dp) = dp {
+                    dp.render(&mut s);
+                }
                 s.push_str("# EOF\n");
                 out = s;
             }
@@ -223,5 +231,10 @@ impl Metrics {
     /// Adds the filter runtime's metrics to the exposition.
     pub fn set_wasm(&self, rt: crate::wasm::Runtime) {
         let _ = self.wasm.set(rt);
+    }
+
+    /// Adds the datapath's counters to the exposition.
+    pub fn set_datapath(&self, c: crate::datapath::CountersHandle) {
+        let _ = self.datapath.set(c);
     }
 }

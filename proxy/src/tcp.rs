@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ListenerConfig;
 use crate::flows::{rfc3339, FlowRecord, Flows, Verdict};
-use crate::http::upstream::{Alpn, UpstreamConnector};
+use crate::http::upstream::{Alpn, Target, UpstreamConnector};
 use crate::io::{Activity, AsyncStream, Tracked};
 use crate::metrics::{ListenerMetrics, UpstreamErrorKind};
 
@@ -18,12 +18,19 @@ pub struct TcpProxy {
     connector: UpstreamConnector,
     flows: Flows,
     metrics: ListenerMetrics,
+    destination: String,
 }
 
 impl TcpProxy {
-    pub fn new(cfg: Arc<ListenerConfig>, flows: Flows, metrics: ListenerMetrics) -> Self {
+    pub fn new(
+        cfg: Arc<ListenerConfig>,
+        flows: Flows,
+        metrics: ListenerMetrics,
+        target: &Target,
+    ) -> Self {
         Self {
-            connector: UpstreamConnector::new(&cfg, Alpn::None),
+            connector: UpstreamConnector::new(&cfg, target, Alpn::None),
+            destination: target.authority.to_string(),
             cfg,
             flows,
             metrics,
@@ -77,7 +84,7 @@ impl TcpProxy {
         self.flows.emit(FlowRecord {
             time: rfc3339(time),
             source: peer,
-            destination: self.cfg.upstream.to_string(),
+            destination: self.destination.clone(),
             listener: self.cfg.name.clone(),
             protocol: "TCP".into(),
             method: None,
@@ -92,6 +99,10 @@ impl TcpProxy {
             verdict,
             filter: None,
             error,
+            source_identity: None,
+            destination_identity: None,
+            policy: None,
+            drop_reason: None,
         });
     }
 }

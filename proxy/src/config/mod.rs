@@ -3,7 +3,7 @@
 //! Every error names `file:line:col` and the field, so an operator can fix it without guessing.
 //! See `docs/config.md` for the schema.
 
-mod positions;
+pub(crate) mod positions;
 mod raw;
 
 use std::fmt;
@@ -17,8 +17,8 @@ use http::uri::Authority;
 use crate::tls;
 use positions::Positions;
 use raw::{
-    RawCluster, RawConfig, RawFailure, RawFilter, RawListener, RawProtocol, RawSink,
-    RawUpstreamProtocol, RawWasm,
+    RawCluster, RawConfig, RawEndpoint, RawFailure, RawFilter, RawListener, RawOnExit, RawProtocol,
+    RawSink, RawSourceAddress, RawUpstreamProtocol, RawWasm,
 };
 
 /// One problem in a configuration file, with its position.
@@ -72,6 +72,10 @@ pub struct Config {
     /// Destinations of filters' outbound calls, by name.
     pub clusters: Vec<Arc<ClusterConfig>>,
     pub wasm: WasmConfig,
+    pub endpoints: Vec<EndpointConfig>,
+    /// CiliumNetworkPolicy files (parsed by `crate::policy`).
+    pub policies: Vec<PathBuf>,
+    pub datapath: DatapathConfig,
 }
 
 /// What a stream gets when one of its filters fails (trap, deadline, memory limit, bad call).
@@ -209,8 +213,8 @@ pub struct ListenerConfig {
     pub protocol: Protocol,
     /// Server-side TLS, loaded and checked at config time.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// `host:port` of the upstream.
-    pub upstream: Authority,
+    /// Where connections go.
+    pub upstream: Upstream,
     /// Client-side TLS towards the upstream, loaded and checked at config time.
     pub upstream_tls: Option<tls::UpstreamTls>,
     pub upstream_protocol: UpstreamProtocol,
@@ -238,6 +242,67 @@ impl fmt::Debug for ListenerConfig {
 }
 
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// A listener's upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// Always this `host:port`.
+    Fixed(Authority),
+    /// Transparent listener: each connection's original destination (what the client dialled
+    /// before the datapath redirected it).
+    OriginalDestination { source: SourceAddress },
+}
+
+/// The source address of a transparent listener's upstream connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceAddress {
+    /// The client's own address (IP_TRANSPARENT bind): the server sees the real client.
+    Client,
+    /// The node's address.
+    Node,
+}
+
+impl Upstream {
+    pub fn is_transparent(&self) -> bool {
+        matches!(self, Upstream::OriginalDestination { .. })
+    }
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Upstream::Fixed(a) => f.write_str(a.as_str()),
+            Upstream::OriginalDestination { .. } => f.write_str("original destination"),
+        }
+    }
+}
+
+/// A local workload behind a host-side veth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointConfig {
+    pub name: String,
+    pub interface: String,
+    pub addresses: Vec<std::net::IpAddr>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub netns: String,
+}
+
+/// What `strait run` leaves attached when it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExit {
+    /// Programs and maps stay pinned and keep enforcing policy (L7 traffic is dropped while
+    /// strait is down). `strait datapath down` removes them.
+    Keep,
+    /// Detach and unpin everything.
+    Detach,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatapathConfig {
+    pub enabled: bool,
+    pub pin_dir: PathBuf,
+    pub on_exit: OnExit,
+}
 
 impl Config {
     /// Reads, parses and validates `path`.
@@ -373,6 +438,26 @@ impl Validator {
             self.err("flows.buffer", "must be at least 1");
         }
         let wasm = self.wasm(raw.wasm);
+        let endpoints = self.endpoints(raw.endpoints);
+        let policies: Vec<PathBuf> = raw.policies.iter().map(|p| self.path(p)).collect();
+        let rd = raw.datapath.unwrap_or_default();
+        let datapath = DatapathConfig {
+            enabled: rd.enabled.unwrap_or(!endpoints.is_empty()),
+            pin_dir: rd
+                .pin_dir
+                .map(|p| self.path(&p))
+                .unwrap_or_else(|| PathBuf::from("/sys/fs/bpf/strait")),
+            on_exit: match rd.on_exit {
+                Some(RawOnExit::Detach) => OnExit::Detach,
+                _ => OnExit::Keep,
+            },
+        };
+        if datapath.enabled && endpoints.is_empty() {
+            self.err(
+                "datapath.enabled",
+                "the datapath needs at least one entry under `endpoints:`",
+            );
+        }
         let mut clusters: Vec<Arc<ClusterConfig>> = Vec::new();
         for (i, c) in raw.clusters.into_iter().enumerate() {
             let field = format!("clusters[{i}]");
@@ -430,7 +515,86 @@ impl Validator {
             listeners,
             clusters,
             wasm,
+            endpoints,
+            policies,
+            datapath,
         }
+    }
+
+    fn endpoints(&mut self, raw: Vec<RawEndpoint>) -> Vec<EndpointConfig> {
+        let mut out: Vec<EndpointConfig> = Vec::new();
+        for (i, e) in raw.into_iter().enumerate() {
+            let f = format!("endpoints[{i}]");
+            let name_ok = !e.name.is_empty()
+                && e.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !name_ok {
+                self.err(
+                    &format!("{f}.name"),
+                    "must be non-empty and use only letters, digits, `-`, `_`, `.`",
+                );
+            }
+            if out.iter().any(|o| o.name == e.name) {
+                self.err(
+                    &format!("{f}.name"),
+                    format!("duplicate endpoint `{}`", e.name),
+                );
+            }
+            if e.interface.is_empty() || e.interface.len() > 15 || e.interface.contains('/') {
+                self.err(
+                    &format!("{f}.interface"),
+                    format!(
+                        "`{}` is not an interface name (1-15 bytes, no `/`)",
+                        e.interface
+                    ),
+                );
+            }
+            if let Some(o) = out.iter().find(|o| o.interface == e.interface) {
+                self.err(
+                    &format!("{f}.interface"),
+                    format!(
+                        "interface `{}` is already endpoint `{}`'s",
+                        e.interface, o.name
+                    ),
+                );
+            }
+            let mut addresses = Vec::new();
+            if e.addresses.is_empty() {
+                self.err(&format!("{f}.addresses"), "at least one address is needed");
+            }
+            for (j, a) in e.addresses.iter().enumerate() {
+                match a.parse::<std::net::IpAddr>() {
+                    Ok(ip) if !ip.is_unspecified() && !ip.is_loopback() && !ip.is_multicast() => {
+                        if let Some(o) = out.iter().find(|o| o.addresses.contains(&ip)) {
+                            self.err(
+                                &format!("{f}.addresses[{j}]"),
+                                format!("{ip} is already endpoint `{}`'s", o.name),
+                            );
+                        }
+                        addresses.push(ip);
+                    }
+                    _ => self.err(
+                        &format!("{f}.addresses[{j}]"),
+                        format!("`{a}` is not a unicast IP address (e.g. 10.200.0.2)"),
+                    ),
+                }
+            }
+            for k in e.labels.keys() {
+                if k.is_empty() || k.contains('=') {
+                    self.err(&format!("{f}.labels"), format!("bad label key `{k}`"));
+                }
+            }
+            let netns = e.netns.unwrap_or_else(|| format!("strait-{}", e.name));
+            out.push(EndpointConfig {
+                name: e.name,
+                interface: e.interface,
+                addresses,
+                labels: e.labels,
+                netns,
+            });
+        }
+        out
     }
 
     fn wasm(&mut self, w: RawWasm) -> WasmConfig {
@@ -607,23 +771,47 @@ impl Validator {
             RawProtocol::Http => Protocol::Http,
             RawProtocol::Tcp => Protocol::Tcp,
         };
-        let upstream = match l.upstream.parse::<Authority>() {
-            Ok(a)
-                if a.port_u16().is_some() && !a.host().is_empty() && !l.upstream.contains('@') =>
-            {
-                Some(a)
-            }
-            _ => {
+        let transparent = l.transparent.unwrap_or(false);
+        let upstream = match (&l.upstream, transparent) {
+            (Some(_), true) => {
                 self.err(
                     &format!("{f}.upstream"),
-                    format!(
-                        "`{}` is not a host:port upstream (e.g. 127.0.0.1:9000)",
-                        l.upstream
-                    ),
+                    "a transparent listener sends each connection to its original destination; remove `upstream`",
                 );
                 None
             }
+            (None, true) => Some(Upstream::OriginalDestination {
+                source: match l.source_address {
+                    Some(RawSourceAddress::Node) => SourceAddress::Node,
+                    _ => SourceAddress::Client,
+                },
+            }),
+            (None, false) => {
+                self.err(
+                    &format!("{f}.upstream"),
+                    "missing `upstream` (host:port), or set `transparent: true`",
+                );
+                None
+            }
+            (Some(u), false) => match u.parse::<Authority>() {
+                Ok(a) if a.port_u16().is_some() && !a.host().is_empty() && !u.contains('@') => {
+                    Some(Upstream::Fixed(a))
+                }
+                _ => {
+                    self.err(
+                        &format!("{f}.upstream"),
+                        format!("`{u}` is not a host:port upstream (e.g. 127.0.0.1:9000)"),
+                    );
+                    None
+                }
+            },
         };
+        if l.source_address.is_some() && !transparent {
+            self.err(
+                &format!("{f}.source_address"),
+                "only transparent listeners choose a source address",
+            );
+        }
         let tls = l.tls.and_then(|t| {
             let (cert, key) = (self.path(&t.cert), self.path(&t.key));
             match tls::server_config(&cert, &key) {
@@ -636,9 +824,10 @@ impl Validator {
         });
         let upstream_tls = l.upstream_tls.and_then(|t| {
             let ca = t.ca.as_deref().map(|p| self.path(p));
-            let sni = t
-                .sni
-                .or_else(|| upstream.as_ref().map(|u| u.host().to_owned()));
+            let sni = t.sni.or_else(|| match &upstream {
+                Some(Upstream::Fixed(u)) => Some(u.host().to_owned()),
+                _ => None,
+            });
             match tls::UpstreamTls::new(sni.as_deref().unwrap_or_default(), ca.as_deref()) {
                 Ok(c) => Some(c),
                 Err(e) => {
@@ -796,7 +985,7 @@ mod tests {
         let c = parse(OK).expect("valid");
         let l = &c.listeners[0];
         assert_eq!(l.name, "web");
-        assert_eq!(l.upstream.as_str(), "127.0.0.1:9000");
+        assert_eq!(l.upstream.to_string(), "127.0.0.1:9000");
         assert_eq!(l.timeouts.header_read, Duration::from_secs(10));
         assert_eq!(l.max_header_bytes, DEFAULT_MAX_HEADER_BYTES);
         assert_eq!(c.flows.sink, FlowSink::Stdout);

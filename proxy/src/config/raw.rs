@@ -17,6 +17,45 @@ pub struct RawConfig {
     pub clusters: Vec<RawCluster>,
     #[serde(default)]
     pub wasm: RawWasm,
+    #[serde(default)]
+    pub endpoints: Vec<RawEndpoint>,
+    /// CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy files.
+    #[serde(default)]
+    pub policies: Vec<String>,
+    pub datapath: Option<RawDatapath>,
+}
+
+/// A local workload: a host-side veth and the addresses behind it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEndpoint {
+    pub name: String,
+    pub interface: String,
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Network namespace `strait lab` creates for it (default `strait-<name>`).
+    pub netns: Option<String>,
+}
+
+/// The eBPF datapath.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatapath {
+    /// Attach the tc programs (default true when `endpoints` are configured).
+    pub enabled: Option<bool>,
+    /// bpffs directory for pinned maps and links (default /sys/fs/bpf/strait).
+    pub pin_dir: Option<String>,
+    /// What `strait run` leaves behind when it exits: `keep` (default: policy stays enforced
+    /// from pinned programs and maps) or `detach`.
+    pub on_exit: Option<RawOnExit>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawOnExit {
+    Keep,
+    Detach,
 }
 
 /// A named destination for filters' `http_call` / `grpc_call`.
@@ -96,7 +135,14 @@ pub struct RawListener {
     pub address: String,
     pub protocol: RawProtocol,
     pub tls: Option<RawTls>,
-    pub upstream: String,
+    /// Required unless `transparent`.
+    pub upstream: Option<String>,
+    /// Accept connections redirected by the datapath (IP_TRANSPARENT); the upstream is each
+    /// connection's original destination.
+    pub transparent: Option<bool>,
+    /// Transparent listeners: connect upstream from the client's address (`client`, default)
+    /// or from the node's (`node`).
+    pub source_address: Option<RawSourceAddress>,
     pub upstream_tls: Option<RawUpstreamTls>,
     pub upstream_protocol: Option<RawUpstreamProtocol>,
     #[serde(default)]
@@ -104,6 +150,13 @@ pub struct RawListener {
     pub max_header_bytes: Option<usize>,
     #[serde(default)]
     pub filters: Vec<RawFilter>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawSourceAddress {
+    Client,
+    Node,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

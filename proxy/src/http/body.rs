@@ -179,6 +179,7 @@ pub struct FlowContext<'a> {
     pub destination: &'a str,
     pub listener: &'a str,
     pub protocol: &'static str,
+    pub identity: Option<u32>,
 }
 
 impl FlowGuard {
@@ -218,6 +219,10 @@ impl FlowGuard {
                 verdict: Verdict::Forwarded,
                 filter: None,
                 error: None,
+                source_identity: ctx.identity,
+                destination_identity: None,
+                policy: None,
+                drop_reason: None,
             })
         });
         Self {

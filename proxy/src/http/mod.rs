@@ -29,6 +29,7 @@ use crate::io::{Activity, AsyncStream, Tracked};
 use crate::metrics::{ListenerMetrics, UpstreamErrorKind};
 use crate::wasm::{ChainHandle, FilterFailure, LocalReply, Outcome, StreamFilters, StreamInfo};
 use body::{BodyVerdict, FlowContext, FlowGuard, RequestBody, ResponseBody};
+pub use upstream::Target;
 use upstream::{ConnectError, Upstreams};
 
 /// One HTTP listener's forwarding state, shared by all its connections.
@@ -41,8 +42,12 @@ pub struct HttpProxy {
     metrics: ListenerMetrics,
     /// The listener's filter chain (swapped on reload).
     filters: ChainHandle,
-    /// The listener's bound address (`destination.*` properties).
+    /// The listener's bound address (`destination.*` properties); for a transparent
+    /// connection, its original destination.
     local: SocketAddr,
+    target: Target,
+    /// Numeric identity of the client (transparent connections), from the endpoints.
+    identity: Option<u32>,
 }
 
 /// Which pooled client carries a request upstream.
@@ -84,6 +89,8 @@ impl HttpProxy {
         metrics: ListenerMetrics,
         filters: ChainHandle,
         local: SocketAddr,
+        target: Target,
+        identity: Option<u32>,
     ) -> Self {
         let mut server = auto::Builder::new(TokioExecutor::new());
         server
@@ -107,7 +114,9 @@ impl HttpProxy {
             Scheme::HTTP
         };
         Self {
-            upstreams: Upstreams::new(&cfg),
+            upstreams: Upstreams::new(&cfg, &target),
+            target,
+            identity,
             cfg,
             server,
             scheme,
@@ -191,7 +200,7 @@ impl HttpProxy {
         FlowRecord {
             time: crate::flows::rfc3339(std::time::SystemTime::now()),
             source: peer,
-            destination: self.cfg.upstream.to_string(),
+            destination: self.target.authority.to_string(),
             listener: self.cfg.name.clone(),
             protocol: "HTTP/1.1".into(),
             method: None,
@@ -206,6 +215,10 @@ impl HttpProxy {
             verdict: Verdict::Error,
             filter: None,
             error: None,
+            source_identity: self.identity,
+            destination_identity: None,
+            policy: None,
+            drop_reason: None,
         }
     }
 
@@ -244,9 +257,10 @@ impl HttpProxy {
         let down_version = req.version();
         let ctx = FlowContext {
             source: conn.peer,
-            destination: self.cfg.upstream.as_str(),
+            destination: self.target.authority.as_str(),
             listener: &self.cfg.name,
             protocol: version_str(down_version),
+            identity: self.identity,
         };
         let guard = FlowGuard::new(&self.flows, conn.activity.clone(), ctx, &req);
         let grpc = is_grpc(req.headers());
@@ -306,7 +320,7 @@ impl HttpProxy {
         if grpc && down_version == Version::HTTP_2 && route == Route::Http1 {
             let f = Failure::protocol(format!(
                 "gRPC needs HTTP/2 but upstream {} does not speak it (set `upstream_protocol: http2` if it does)",
-                self.cfg.upstream
+                self.target.authority
             ));
             return Ok(self.fail(guard, grpc, down_version, f));
         }
@@ -431,10 +445,10 @@ impl HttpProxy {
             listener: Arc::from(self.cfg.name.as_str()),
             source: conn.peer,
             destination: self.local,
-            upstream: self.cfg.upstream.to_string(),
+            upstream: self.target.authority.to_string(),
             protocol: version_str(req.version()),
             tls: conn.tls,
-            identity: None,
+            identity: self.identity,
             start: std::time::SystemTime::now(),
             method: req.method().as_str().to_owned(),
             path: req
@@ -575,7 +589,7 @@ impl HttpProxy {
             return Ok(a.clone());
         }
         match req.headers().get(header::HOST) {
-            None => Ok(self.cfg.upstream.clone()),
+            None => Ok(self.target.authority.clone()),
             Some(h) => Authority::try_from(h.as_bytes())
                 .map_err(|_| Failure::local(StatusCode::BAD_REQUEST, "invalid Host header")),
         }

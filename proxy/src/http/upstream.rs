@@ -19,6 +19,8 @@ use tokio_rustls::client::TlsStream;
 use crate::config::ListenerConfig;
 use crate::socket;
 use crate::tls::UpstreamTls;
+use http::uri::Authority;
+use std::net::IpAddr;
 
 /// Why an upstream connection could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -49,19 +51,48 @@ pub enum Alpn {
     None,
 }
 
+/// Where one listener's upstream connections go — or, for a transparent listener, one
+/// accepted connection's: its original destination, from the client's address.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub authority: Authority,
+    /// Local address to bind (IP_TRANSPARENT): the client's, so the server sees the client.
+    pub bind: Option<IpAddr>,
+    /// SO_MARK: set on transparent listeners' upstream legs so the datapath never redirects
+    /// or polices them again.
+    pub mark: Option<u32>,
+    /// Skip the h2c probe: the client already spoke h2c to this very destination.
+    pub h2c_known: bool,
+}
+
+impl Target {
+    pub fn fixed(authority: Authority) -> Self {
+        Self {
+            authority,
+            bind: None,
+            mark: None,
+            h2c_known: false,
+        }
+    }
+}
+
 /// Dials the listener's upstream whatever the request URI says (the URI only carries the
 /// authority the client asked for, which becomes Host / :authority).
 #[derive(Clone)]
 pub struct UpstreamConnector {
     target: Arc<str>,
+    bind: Option<IpAddr>,
+    mark: Option<u32>,
     timeout: Duration,
     tls: Option<(UpstreamTls, Alpn)>,
 }
 
 impl UpstreamConnector {
-    pub fn new(cfg: &ListenerConfig, alpn: Alpn) -> Self {
+    pub fn new(cfg: &ListenerConfig, target: &Target, alpn: Alpn) -> Self {
         Self {
-            target: cfg.upstream.as_str().into(),
+            target: target.authority.as_str().into(),
+            bind: target.bind,
+            mark: target.mark,
             timeout: cfg.timeouts.connect,
             tls: cfg.upstream_tls.clone().map(|t| (t, alpn)),
         }
@@ -71,6 +102,8 @@ impl UpstreamConnector {
     pub fn to(target: &str, timeout: Duration, tls: Option<UpstreamTls>, alpn: Alpn) -> Self {
         Self {
             target: target.into(),
+            bind: None,
+            mark: None,
             timeout,
             tls: tls.map(|t| (t, alpn)),
         }
@@ -89,7 +122,15 @@ impl UpstreamConnector {
                 .collect();
             let mut last = io::Error::new(io::ErrorKind::NotFound, "no addresses");
             for a in addrs {
-                match TcpStream::connect(a).await {
+                let attempt = async {
+                    if self.bind.is_none() && self.mark.is_none() {
+                        return TcpStream::connect(a).await;
+                    }
+                    socket::upstream_socket(a, self.bind, self.mark)?
+                        .connect(a)
+                        .await
+                };
+                match attempt.await {
                     Ok(s) => return Ok(s),
                     Err(e) => last = e,
                 }
@@ -246,6 +287,7 @@ pub struct Upstreams<B> {
     /// For `Upgrade` requests, which take a connection of their own.
     pub connector: UpstreamConnector,
     h2c: H2cSupport,
+    h2c_known: bool,
 }
 
 impl<B> Upstreams<B>
@@ -254,7 +296,7 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    pub fn new(cfg: &ListenerConfig) -> Self {
+    pub fn new(cfg: &ListenerConfig, target: &Target) -> Self {
         let base = |h2: bool| {
             let mut b = Client::builder(TokioExecutor::new());
             b.timer(TokioTimer::new())
@@ -270,17 +312,21 @@ where
             b
         };
         Self {
-            http1: base(false).build(UpstreamConnector::new(cfg, Alpn::Http1)),
-            http2: base(true).build(UpstreamConnector::new(cfg, Alpn::Http2)),
-            negotiated: base(false).build(UpstreamConnector::new(cfg, Alpn::Both)),
-            connector: UpstreamConnector::new(cfg, Alpn::Http1),
+            http1: base(false).build(UpstreamConnector::new(cfg, target, Alpn::Http1)),
+            http2: base(true).build(UpstreamConnector::new(cfg, target, Alpn::Http2)),
+            negotiated: base(false).build(UpstreamConnector::new(cfg, target, Alpn::Both)),
+            connector: UpstreamConnector::new(cfg, target, Alpn::Http1),
             h2c: H2cSupport::default(),
+            h2c_known: target.h2c_known,
         }
     }
 
     /// Whether the (cleartext) upstream speaks HTTP/2 with prior knowledge. Probed with a
     /// connection of its own (preface + SETTINGS, no request), remembered for a minute.
     pub async fn h2c_supported(&self) -> bool {
+        if self.h2c_known {
+            return true;
+        }
         self.h2c.get(&self.connector).await
     }
 }

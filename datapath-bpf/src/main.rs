@@ -1,0 +1,856 @@
+//! strait's tc programs. Built for `bpfel-unknown-none` by `proxy/build.rs` (aya-build, pinned
+//! nightly); on the host this binary is an empty `main` so the workspace builds on stable.
+//!
+//! - `strait_from_ep` (tc ingress of an endpoint's host-side veth: packets the endpoint sends):
+//!   source check, conntrack, egress policy of the source and ingress policy of a local
+//!   destination, redirect of L7-policy connections to strait's transparent listener with
+//!   `bpf_sk_assign`, and delivery of replies to strait's own upstream sockets.
+//! - `strait_to_ep` (tc egress of the host-side veth: packets to the endpoint): ingress policy for
+//!   traffic that did not pass `strait_from_ep` of a local endpoint (host, other interfaces).
+//!
+//! Packet bytes are read only with `bpf_skb_load_bytes` (`ctx.load`), so no read can go past the
+//! packet whatever its length; a failed read is a `MALFORMED` drop.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
+
+#[cfg(target_arch = "bpf")]
+mod prog {
+    use core::ffi::c_void;
+
+    use aya_ebpf::bindings::{bpf_sock, bpf_sock_tuple, TC_ACT_OK, TC_ACT_SHOT};
+    use aya_ebpf::helpers::{
+        bpf_ktime_get_ns, bpf_map_lookup_elem, bpf_sk_assign, bpf_sk_release, bpf_skc_lookup_tcp,
+    };
+    use aya_ebpf::macros::{classifier, map};
+    use aya_ebpf::maps::lpm_trie::Key as LpmKey;
+    use aya_ebpf::maps::{HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf, SockHash};
+    use aya_ebpf::programs::TcContext;
+    use aya_ebpf::EbpfContext;
+    use datapath_bpf::*;
+
+    #[map]
+    static ENDPOINTS: HashMap<EndpointKey, EndpointInfo> = HashMap::pinned(4096, 0);
+    #[map]
+    static IPCACHE4: LpmTrie<[u8; 4], IpcacheInfo> = LpmTrie::pinned(16384, 0);
+    #[map]
+    static IPCACHE6: LpmTrie<[u8; 16], IpcacheInfo> = LpmTrie::pinned(16384, 0);
+    #[map]
+    static POLICY: HashMap<PolicyKey, PolicyEntry> = HashMap::pinned(65536, 0);
+    #[map]
+    static CT: LruHashMap<CtKey, CtEntry> = LruHashMap::pinned(262144, 0);
+    #[map]
+    static PROXY_LISTENERS: SockHash<u32> = SockHash::pinned(64, 0);
+    #[map]
+    static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(counter::LEN, 0);
+    #[map]
+    static EVENTS: RingBuf = RingBuf::pinned(256 * 1024, 0);
+
+    const ETH_LEN: usize = 14;
+    const ETH_P_IP: u16 = 0x0800;
+    const ETH_P_IPV6: u16 = 0x86dd;
+    const ETH_P_ARP: u16 = 0x0806;
+    const PROTO_ICMP: u8 = 1;
+    const PROTO_TCP: u8 = 6;
+    const PROTO_UDP: u8 = 17;
+    const PROTO_ICMPV6: u8 = 58;
+    const TCP_FLAG_SYN: u8 = 0x02;
+    const TCP_FLAG_RST: u8 = 0x04;
+    const TCP_FLAG_ACK: u8 = 0x10;
+    const TCP_LISTEN: u32 = 10;
+    const TCP_TIME_WAIT: u32 = 6;
+    const HOOK_FROM_EP: u8 = 0;
+    const HOOK_TO_EP: u8 = 1;
+
+    /// A parsed packet: the parts policy needs.
+    struct Pkt {
+        family: u8,
+        proto: u8,
+        tcp_flags: u8,
+        saddr: [u8; 16],
+        daddr: [u8; 16],
+        /// Wire order, as in the packet.
+        sport: u16,
+        dport: u16,
+    }
+
+    impl Pkt {
+        fn dport_host(&self) -> u16 {
+            u16::from_be(self.dport)
+        }
+        fn sport_host(&self) -> u16 {
+            u16::from_be(self.sport)
+        }
+    }
+
+    enum Parsed {
+        /// IPv4/IPv6 with the L4 ports where there are any.
+        Ip(Pkt),
+        /// ARP, ICMP, ICMPv6: passed without policy (documented).
+        Pass,
+        Drop(u8),
+    }
+
+    #[inline(always)]
+    fn count(idx: u32, n: u64) {
+        if let Some(p) = COUNTERS.get_ptr_mut(idx) {
+            // SAFETY: per-CPU slot of this CPU; programs do not migrate while running.
+            unsafe { *p += n };
+        }
+    }
+
+    #[inline(always)]
+    fn parse(ctx: &TcContext) -> Parsed {
+        let ethertype = match ctx.load::<u16>(12) {
+            Ok(v) => u16::from_be(v),
+            Err(_) => return Parsed::Drop(drop::MALFORMED),
+        };
+        let mut p = Pkt {
+            family: 0,
+            proto: 0,
+            tcp_flags: 0,
+            saddr: [0; 16],
+            daddr: [0; 16],
+            sport: 0,
+            dport: 0,
+        };
+        let l4: usize;
+        if ethertype == ETH_P_IP {
+            let vihl = match ctx.load::<u8>(ETH_LEN) {
+                Ok(v) => v,
+                Err(_) => return Parsed::Drop(drop::MALFORMED),
+            };
+            let ihl = (vihl & 0x0f) as usize;
+            if vihl >> 4 != 4 || ihl < 5 {
+                return Parsed::Drop(drop::MALFORMED);
+            }
+            let frag = match ctx.load::<u16>(ETH_LEN + 6) {
+                Ok(v) => u16::from_be(v),
+                Err(_) => return Parsed::Drop(drop::MALFORMED),
+            };
+            p.proto = match ctx.load::<u8>(ETH_LEN + 9) {
+                Ok(v) => v,
+                Err(_) => return Parsed::Drop(drop::MALFORMED),
+            };
+            let s = match ctx.load::<[u8; 4]>(ETH_LEN + 12) {
+                Ok(v) => v,
+                Err(_) => return Parsed::Drop(drop::MALFORMED),
+            };
+            let d = match ctx.load::<[u8; 4]>(ETH_LEN + 16) {
+                Ok(v) => v,
+                Err(_) => return Parsed::Drop(drop::MALFORMED),
+            };
+            p.saddr[..4].copy_from_slice(&s);
+            p.daddr[..4].copy_from_slice(&d);
+            p.family = FAMILY_V4;
+            if p.proto == PROTO_ICMP {
+                return Parsed::Pass;
+            }
+            // MF set or a non-zero offset: the ports are not (all) here.
+            if frag & 0x3fff != 0 {
+                return Parsed::Drop(drop::FRAGMENT);
+            }
+            // IP options are skipped by the header length.
+            l4 = ETH_LEN + ihl * 4;
+        } else if ethertype == ETH_P_IPV6 {
+            let mut next = match ctx.load::<u8>(ETH_LEN + 6) {
+                Ok(v) => v,
+                Err(_) => return Parsed::Drop(drop::MALFORMED),
+            };
+            p.saddr = match ctx.load::<[u8; 16]>(ETH_LEN + 8) {
+                Ok(v) => v,
+                Err(_) => return Parsed::Drop(drop::MALFORMED),
+            };
+            p.daddr = match ctx.load::<[u8; 16]>(ETH_LEN + 24) {
+                Ok(v) => v,
+                Err(_) => return Parsed::Drop(drop::MALFORMED),
+            };
+            p.family = FAMILY_V6;
+            let mut off = ETH_LEN + 40;
+            let mut walked = 0;
+            // Hop-by-hop (0), routing (43), destination options (60): skip; fragment (44): drop.
+            while next == 0 || next == 43 || next == 60 || next == 44 {
+                if next == 44 {
+                    return Parsed::Drop(drop::FRAGMENT);
+                }
+                if walked == 4 {
+                    return Parsed::Drop(drop::IPV6_EXT_HEADERS);
+                }
+                let hdr = match ctx.load::<[u8; 2]>(off) {
+                    Ok(v) => v,
+                    Err(_) => return Parsed::Drop(drop::MALFORMED),
+                };
+                next = hdr[0];
+                off += (hdr[1] as usize + 1) * 8;
+                walked += 1;
+            }
+            p.proto = next;
+            if p.proto == PROTO_ICMPV6 {
+                return Parsed::Pass;
+            }
+            l4 = off;
+        } else if ethertype == ETH_P_ARP {
+            return Parsed::Pass;
+        } else {
+            return Parsed::Drop(drop::UNKNOWN_L3);
+        }
+        if p.proto == PROTO_TCP || p.proto == PROTO_UDP {
+            let ports = match ctx.load::<[u16; 2]>(l4) {
+                Ok(v) => v,
+                Err(_) => return Parsed::Drop(drop::MALFORMED),
+            };
+            p.sport = ports[0];
+            p.dport = ports[1];
+            if p.proto == PROTO_TCP {
+                p.tcp_flags = match ctx.load::<u8>(l4 + 13) {
+                    Ok(v) => v,
+                    Err(_) => return Parsed::Drop(drop::MALFORMED),
+                };
+            }
+        }
+        Parsed::Ip(p)
+    }
+
+    #[inline(always)]
+    fn ep_key(family: u8, addr: &[u8; 16]) -> EndpointKey {
+        EndpointKey {
+            addr: *addr,
+            family,
+            _pad: [0; 3],
+        }
+    }
+
+    /// Identity of a remote address: a local endpoint, else the ipcache, else world.
+    #[inline(always)]
+    fn identity_of(family: u8, addr: &[u8; 16]) -> u32 {
+        if let Some(ep) = lookup(&ENDPOINTS, &ep_key(family, addr)) {
+            return ep.identity;
+        }
+        if family == FAMILY_V4 {
+            let key = LpmKey::new(32, [addr[0], addr[1], addr[2], addr[3]]);
+            if let Some(v) = IPCACHE4.get(&key) {
+                // SAFETY: as in `lookup`.
+                return unsafe { core::ptr::read_volatile(&v.identity) };
+            }
+        } else {
+            let key = LpmKey::new(128, *addr);
+            if let Some(v) = IPCACHE6.get(&key) {
+                // SAFETY: as in `lookup`.
+                return unsafe { core::ptr::read_volatile(&v.identity) };
+            }
+        }
+        IDENTITY_WORLD
+    }
+
+    #[inline(always)]
+    fn lookup<K, V: Copy>(m: &HashMap<K, V>, k: &K) -> Option<V> {
+        // SAFETY: the value is copied out at once; BPF hash values stay valid for the
+        // duration of the program (RCU). A volatile read makes LLVM load the value here instead
+        // of keeping the map pointer around (the verifier rejects the arithmetic it then does
+        // on the pointer).
+        m.get_ptr(k).map(|p| unsafe { core::ptr::read_volatile(p) })
+    }
+
+    /// Policy decision of one direction: `(action, proxy_port, rule)`; no matching entry is
+    /// a default deny.
+    #[inline(always)]
+    fn policy(local: u32, remote: u32, dport: u16, proto: u8, dir: u8) -> (u8, u16, u32) {
+        let keys = [
+            PolicyKey {
+                local_identity: local,
+                remote_identity: remote,
+                dport,
+                proto,
+                direction: dir,
+            },
+            PolicyKey {
+                local_identity: local,
+                remote_identity: 0,
+                dport,
+                proto,
+                direction: dir,
+            },
+            PolicyKey {
+                local_identity: local,
+                remote_identity: remote,
+                dport: 0,
+                proto,
+                direction: dir,
+            },
+            PolicyKey {
+                local_identity: local,
+                remote_identity: 0,
+                dport: 0,
+                proto,
+                direction: dir,
+            },
+            PolicyKey {
+                local_identity: local,
+                remote_identity: remote,
+                dport: 0,
+                proto: 0,
+                direction: dir,
+            },
+            PolicyKey {
+                local_identity: local,
+                remote_identity: 0,
+                dport: 0,
+                proto: 0,
+                direction: dir,
+            },
+        ];
+        // A deny entry anywhere wins (as Cilium's deny policies); otherwise the most specific
+        // allow/redirect in Cilium's order. Plain scalars, not an Option<PolicyEntry>: LLVM
+        // would read the uninitialised payload of a None, which the verifier refuses.
+        let mut action = ACTION_DENY;
+        let mut port = 0u16;
+        let mut rule = RULE_NONE;
+        let mut have = false;
+        let mut i = 0;
+        while i < keys.len() {
+            if let Some(e) = lookup(&POLICY, &keys[i]) {
+                if e.action == ACTION_DENY {
+                    return (ACTION_DENY, 0, e.rule);
+                }
+                if !have {
+                    have = true;
+                    action = e.action;
+                    port = e.proxy_port;
+                    rule = e.rule;
+                }
+            }
+            i += 1;
+        }
+        (action, port, rule)
+    }
+
+    #[inline(always)]
+    fn emit(
+        kind: u8,
+        reason: u8,
+        action: u8,
+        hook: u8,
+        ifindex: u32,
+        p: &Pkt,
+        src: u32,
+        dst: u32,
+        rule: u32,
+        proxy_port: u16,
+    ) {
+        if let Some(mut slot) = EVENTS.reserve::<Event>(0) {
+            slot.write(Event {
+                kind,
+                reason,
+                action,
+                proto: p.proto,
+                family: p.family,
+                hook,
+                sport: p.sport_host(),
+                dport: p.dport_host(),
+                proxy_port,
+                ifindex,
+                src_identity: src,
+                dst_identity: dst,
+                rule,
+                saddr: p.saddr,
+                daddr: p.daddr,
+            });
+            slot.submit(0);
+        }
+    }
+
+    #[inline(always)]
+    fn shot(reason: u8) -> i32 {
+        let r = if reason > drop::MAX {
+            drop::MAX
+        } else {
+            reason
+        };
+        count(counter::DROP_BASE + r as u32, 1);
+        TC_ACT_SHOT
+    }
+
+    #[inline(always)]
+    fn ifindex(ctx: &TcContext) -> u32 {
+        // SAFETY: `ctx.skb.skb` is the program's context pointer; reading a field is allowed.
+        unsafe { (*ctx.skb.skb).ifindex }
+    }
+
+    #[inline(always)]
+    fn mark(ctx: &TcContext) -> u32 {
+        // SAFETY: as above; a volatile read keeps LLVM from deriving a ctx pointer.
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*ctx.skb.skb).mark)) }
+    }
+
+    /// Sets the to-proxy mark bits. Written with a volatile store straight to the context
+    /// field: the verifier rejects stores through a ctx pointer LLVM has offset.
+    #[inline(always)]
+    fn set_proxy_mark(ctx: &TcContext) {
+        let m = (mark(ctx) & !MARK_MASK) | MARK_TO_PROXY;
+        // SAFETY: writing `mark` of the context is allowed for tc programs.
+        unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!((*ctx.skb.skb).mark), m) }
+    }
+
+    #[inline(always)]
+    fn tuple4(p: &Pkt) -> bpf_sock_tuple {
+        // SAFETY: all-zero is a valid `bpf_sock_tuple` (plain integers).
+        let mut t: bpf_sock_tuple = unsafe { core::mem::zeroed() };
+        // Writing a union member of a zeroed value (safe: plain integers).
+        t.__bindgen_anon_1.ipv4.saddr =
+            u32::from_ne_bytes([p.saddr[0], p.saddr[1], p.saddr[2], p.saddr[3]]);
+        t.__bindgen_anon_1.ipv4.daddr =
+            u32::from_ne_bytes([p.daddr[0], p.daddr[1], p.daddr[2], p.daddr[3]]);
+        t.__bindgen_anon_1.ipv4.sport = p.sport;
+        t.__bindgen_anon_1.ipv4.dport = p.dport;
+        t
+    }
+
+    #[inline(always)]
+    fn tuple6(p: &Pkt) -> bpf_sock_tuple {
+        // SAFETY: all-zero is a valid `bpf_sock_tuple` (plain integers).
+        let mut t: bpf_sock_tuple = unsafe { core::mem::zeroed() };
+        let mut s = [0u32; 4];
+        let mut d = [0u32; 4];
+        let mut i = 0;
+        while i < 4 {
+            s[i] = u32::from_ne_bytes([
+                p.saddr[4 * i],
+                p.saddr[4 * i + 1],
+                p.saddr[4 * i + 2],
+                p.saddr[4 * i + 3],
+            ]);
+            d[i] = u32::from_ne_bytes([
+                p.daddr[4 * i],
+                p.daddr[4 * i + 1],
+                p.daddr[4 * i + 2],
+                p.daddr[4 * i + 3],
+            ]);
+            i += 1;
+        }
+        // Writing a union member of a zeroed value (safe: plain integers).
+        t.__bindgen_anon_1.ipv6.saddr = s;
+        t.__bindgen_anon_1.ipv6.daddr = d;
+        t.__bindgen_anon_1.ipv6.sport = p.sport;
+        t.__bindgen_anon_1.ipv6.dport = p.dport;
+        t
+    }
+
+    /// A host socket (any state) owning exactly this packet's tuple, or null. The caller
+    /// releases it.
+    #[inline(always)]
+    fn own_socket(ctx: &TcContext, p: &Pkt) -> *mut bpf_sock {
+        let (mut t, len) = if p.family == FAMILY_V4 {
+            (tuple4(p), 12u32)
+        } else {
+            (tuple6(p), 36u32)
+        };
+        // SAFETY: the tuple lives on the stack for the call; netns -1 (BPF_F_CURRENT_NETNS)
+        // is the host netns where the program runs; flags 0.
+        unsafe {
+            bpf_skc_lookup_tcp(
+                ctx.as_ptr(),
+                &mut t as *mut bpf_sock_tuple,
+                len,
+                0xffff_ffff_ffff_ffffu64,
+                0,
+            )
+        }
+    }
+
+    /// Hands the packet to the proxy: its accepted (or half-open) socket for this tuple if
+    /// there is one, else the transparent listener on `proxy_port`. No listener → drop.
+    #[inline(always)]
+    fn redirect(ctx: &TcContext, p: &Pkt, proxy_port: u16) -> Result<(), u8> {
+        let sk = own_socket(ctx, p);
+        if !sk.is_null() {
+            // SAFETY: non-null socket returned by the lookup; `state` is in sock_common.
+            let state = unsafe { (*sk).state };
+            if state != TCP_LISTEN && state != TCP_TIME_WAIT {
+                // SAFETY: assigning then releasing the reference the lookup took.
+                let r = unsafe { bpf_sk_assign(ctx.as_ptr(), sk as *mut c_void, 0) };
+                // SAFETY: `sk` came from bpf_skc_lookup_tcp and is released exactly once.
+                unsafe { bpf_sk_release(sk as *mut c_void) };
+                if r != 0 {
+                    return Err(drop::SK_ASSIGN_FAILED);
+                }
+                set_proxy_mark(ctx);
+                return Ok(());
+            }
+            // SAFETY: as above, released exactly once on this path.
+            unsafe { bpf_sk_release(sk as *mut c_void) };
+        }
+        let key: u32 = proxy_port as u32;
+        // SAFETY: `PROXY_LISTENERS` is a sockhash map definition (repr(transparent) over its
+        // MapDef, so its address is the map); the key is a u32 on the stack. The helper
+        // returns a referenced socket or null.
+        let lsk = unsafe {
+            bpf_map_lookup_elem(
+                core::ptr::addr_of!(PROXY_LISTENERS) as *mut c_void,
+                &key as *const u32 as *const c_void,
+            )
+        };
+        if lsk.is_null() {
+            return Err(drop::PROXY_UNAVAILABLE);
+        }
+        // SAFETY: `lsk` is a referenced socket from the sockhash; released exactly once.
+        let r = unsafe { bpf_sk_assign(ctx.as_ptr(), lsk, 0) };
+        // SAFETY: as above.
+        unsafe { bpf_sk_release(lsk) };
+        if r != 0 {
+            return Err(drop::SK_ASSIGN_FAILED);
+        }
+        set_proxy_mark(ctx);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn ct_key(p: &Pkt, reverse: bool) -> CtKey {
+        if reverse {
+            CtKey {
+                saddr: p.daddr,
+                daddr: p.saddr,
+                sport: p.dport,
+                dport: p.sport,
+                proto: p.proto,
+                family: p.family,
+                _pad: [0; 2],
+            }
+        } else {
+            CtKey {
+                saddr: p.saddr,
+                daddr: p.daddr,
+                sport: p.sport,
+                dport: p.dport,
+                proto: p.proto,
+                family: p.family,
+                _pad: [0; 2],
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn ct_get(k: &CtKey) -> Option<CtEntry> {
+        // SAFETY: copied out at once (see `unsafe_get`).
+        CT.get_ptr(k).map(|p| unsafe { core::ptr::read_volatile(p) })
+    }
+
+    /// A new TCP connection attempt (SYN without ACK) is always judged afresh, even when a
+    /// stale entry for the same tuple exists.
+    #[inline(always)]
+    fn is_syn(p: &Pkt) -> bool {
+        p.proto == PROTO_TCP && p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) == TCP_FLAG_SYN
+    }
+
+    #[classifier]
+    pub fn strait_from_ep(ctx: TcContext) -> i32 {
+        match from_ep(&ctx) {
+            Ok(v) | Err(v) => v,
+        }
+    }
+
+    #[inline(always)]
+    fn from_ep(ctx: &TcContext) -> Result<i32, i32> {
+        count(counter::PACKETS, 1);
+        count(counter::BYTES, ctx.len() as u64);
+        let p = match parse(ctx) {
+            Parsed::Pass => return Ok(TC_ACT_OK),
+            Parsed::Drop(r) => return Err(shot(r)),
+            Parsed::Ip(p) => p,
+        };
+        let ifx = ifindex(ctx);
+        let src = match lookup(&ENDPOINTS, &ep_key(p.family, &p.saddr)) {
+            Some(ep) if ep.ifindex == ifx => ep,
+            _ => {
+                emit(
+                    EVENT_DROP,
+                    drop::SPOOFED_SOURCE,
+                    ACTION_DENY,
+                    HOOK_FROM_EP,
+                    ifx,
+                    &p,
+                    IDENTITY_UNKNOWN,
+                    IDENTITY_UNKNOWN,
+                    RULE_NONE,
+                    0,
+                );
+                return Err(shot(drop::SPOOFED_SOURCE));
+            }
+        };
+
+        // Established flows.
+        if !is_syn(&p) {
+            if let Some(e) = ct_get(&ct_key(&p, false)) {
+                count(counter::CT_HITS, 1);
+                if p.tcp_flags & TCP_FLAG_RST != 0 && e.action != ACTION_REDIRECT {
+                    let _ = CT.remove(&ct_key(&p, false));
+                }
+                return finish(ctx, &p, &e, HOOK_FROM_EP, ifx);
+            }
+            if ct_get(&ct_key(&p, true)).is_some() {
+                // A reply of a connection the other side opened and policy allowed.
+                count(counter::CT_HITS, 1);
+                count(counter::ALLOWED, 1);
+                return Ok(TC_ACT_OK);
+            }
+        }
+
+        // Replies to a host socket — strait's upstream leg from the client's address, or a
+        // connection the host opened — go to that socket (the `-m socket --transparent` rule).
+        if p.proto == PROTO_TCP && !is_syn(&p) {
+            let sk = own_socket(ctx, &p);
+            if !sk.is_null() {
+                // SAFETY: non-null socket from the lookup; `state` is in sock_common.
+                let state = unsafe { (*sk).state };
+                // SAFETY: released exactly once.
+                unsafe { bpf_sk_release(sk as *mut c_void) };
+                if state != TCP_LISTEN {
+                    set_proxy_mark(ctx);
+                    count(counter::PROXY_RETURN, 1);
+                    return Ok(TC_ACT_OK);
+                }
+            }
+        }
+
+        // New flow: full policy.
+        let dst_id;
+        let mut action = ACTION_ALLOW;
+        let mut proxy_port = 0u16;
+        let mut rule = RULE_NONE;
+        let dst_ep = lookup(&ENDPOINTS, &ep_key(p.family, &p.daddr));
+        dst_id = match dst_ep {
+            Some(ep) => ep.identity,
+            None => identity_of(p.family, &p.daddr),
+        };
+        let dport = p.dport_host();
+        if src.flags & EP_ENFORCE_EGRESS != 0 {
+            let (a, port, r) = policy(src.identity, dst_id, dport, p.proto, DIR_EGRESS);
+            action = a;
+            proxy_port = port;
+            rule = r;
+        }
+        if action != ACTION_DENY {
+            if let Some(ep) = dst_ep {
+                if ep.flags & EP_ENFORCE_INGRESS != 0 {
+                    let (a, port, r) =
+                        policy(ep.identity, src.identity, dport, p.proto, DIR_INGRESS);
+                    if a == ACTION_DENY || (a == ACTION_REDIRECT && action != ACTION_REDIRECT) {
+                        action = a;
+                        proxy_port = port;
+                        rule = r;
+                    } else if action == ACTION_ALLOW && rule == RULE_NONE {
+                        rule = r;
+                    }
+                }
+            }
+        }
+        if action == ACTION_REDIRECT && p.proto != PROTO_TCP {
+            emit(
+                EVENT_DROP,
+                drop::REDIRECT_UNSUPPORTED,
+                ACTION_DENY,
+                HOOK_FROM_EP,
+                ifx,
+                &p,
+                src.identity,
+                dst_id,
+                rule,
+                proxy_port,
+            );
+            return Err(shot(drop::REDIRECT_UNSUPPORTED));
+        }
+        if action == ACTION_DENY {
+            let reason = if rule == RULE_NONE {
+                drop::POLICY_DENIED
+            } else {
+                drop::POLICY_DENY_RULE
+            };
+            emit(
+                EVENT_DROP,
+                reason,
+                ACTION_DENY,
+                HOOK_FROM_EP,
+                ifx,
+                &p,
+                src.identity,
+                dst_id,
+                rule,
+                0,
+            );
+            return Err(shot(reason));
+        }
+        let e = CtEntry {
+            action,
+            _pad: 0,
+            proxy_port,
+            src_identity: src.identity,
+            dst_identity: dst_id,
+            rule,
+            // SAFETY: helper without arguments.
+            created_ns: unsafe { bpf_ktime_get_ns() },
+        };
+        let _ = CT.insert(&ct_key(&p, false), &e, 0);
+        count(counter::CT_CREATED, 1);
+        emit(
+            EVENT_VERDICT,
+            0,
+            action,
+            HOOK_FROM_EP,
+            ifx,
+            &p,
+            src.identity,
+            dst_id,
+            rule,
+            proxy_port,
+        );
+        finish(ctx, &p, &e, HOOK_FROM_EP, ifx)
+    }
+
+    #[inline(always)]
+    fn finish(ctx: &TcContext, p: &Pkt, e: &CtEntry, hook: u8, ifx: u32) -> Result<i32, i32> {
+        if e.action == ACTION_REDIRECT {
+            return match redirect(ctx, p, e.proxy_port) {
+                Ok(()) => {
+                    count(counter::REDIRECTED, 1);
+                    Ok(TC_ACT_OK)
+                }
+                Err(reason) => {
+                    emit(
+                        EVENT_DROP,
+                        reason,
+                        ACTION_REDIRECT,
+                        hook,
+                        ifx,
+                        p,
+                        e.src_identity,
+                        e.dst_identity,
+                        e.rule,
+                        e.proxy_port,
+                    );
+                    Err(shot(reason))
+                }
+            };
+        }
+        count(counter::ALLOWED, 1);
+        Ok(TC_ACT_OK)
+    }
+
+    #[classifier]
+    pub fn strait_to_ep(ctx: TcContext) -> i32 {
+        match to_ep(&ctx) {
+            Ok(v) | Err(v) => v,
+        }
+    }
+
+    #[inline(always)]
+    fn to_ep(ctx: &TcContext) -> Result<i32, i32> {
+        count(counter::PACKETS, 1);
+        count(counter::BYTES, ctx.len() as u64);
+        let p = match parse(ctx) {
+            Parsed::Pass => return Ok(TC_ACT_OK),
+            Parsed::Drop(r) => return Err(shot(r)),
+            Parsed::Ip(p) => p,
+        };
+        // strait's own upstream connections: policy was decided when the client connected.
+        if mark(ctx) & MARK_MASK == MARK_FROM_PROXY & MARK_MASK {
+            count(counter::ALLOWED, 1);
+            return Ok(TC_ACT_OK);
+        }
+        let dst = match lookup(&ENDPOINTS, &ep_key(p.family, &p.daddr)) {
+            Some(ep) => ep,
+            // Not addressed to an endpoint (e.g. link-local): no endpoint policy applies.
+            None => return Ok(TC_ACT_OK),
+        };
+        if dst.flags & EP_ENFORCE_INGRESS == 0 {
+            count(counter::ALLOWED, 1);
+            return Ok(TC_ACT_OK);
+        }
+        if !is_syn(&p) {
+            if ct_get(&ct_key(&p, false)).is_some() || ct_get(&ct_key(&p, true)).is_some() {
+                count(counter::CT_HITS, 1);
+                count(counter::ALLOWED, 1);
+                return Ok(TC_ACT_OK);
+            }
+        } else if let Some(e) = ct_get(&ct_key(&p, false)) {
+            // Decided by strait_from_ep of the local source a moment ago.
+            if e.action == ACTION_ALLOW {
+                count(counter::CT_HITS, 1);
+                count(counter::ALLOWED, 1);
+                return Ok(TC_ACT_OK);
+            }
+        }
+        let ifx = ifindex(ctx);
+        let src_id = identity_of(p.family, &p.saddr);
+        let (action, proxy_port, rule) =
+            policy(dst.identity, src_id, p.dport_host(), p.proto, DIR_INGRESS);
+        if action == ACTION_DENY {
+            let reason = if rule == RULE_NONE {
+                drop::POLICY_DENIED
+            } else {
+                drop::POLICY_DENY_RULE
+            };
+            emit(
+                EVENT_DROP,
+                reason,
+                ACTION_DENY,
+                HOOK_TO_EP,
+                ifx,
+                &p,
+                src_id,
+                dst.identity,
+                rule,
+                0,
+            );
+            return Err(shot(reason));
+        }
+        if action == ACTION_REDIRECT {
+            // sk_assign works only on ingress; L7 policy for traffic from the host or another
+            // interface is not supported: fail closed.
+            emit(
+                EVENT_DROP,
+                drop::REDIRECT_UNSUPPORTED,
+                ACTION_DENY,
+                HOOK_TO_EP,
+                ifx,
+                &p,
+                src_id,
+                dst.identity,
+                rule,
+                proxy_port,
+            );
+            return Err(shot(drop::REDIRECT_UNSUPPORTED));
+        }
+        let e = CtEntry {
+            action,
+            _pad: 0,
+            proxy_port: 0,
+            src_identity: src_id,
+            dst_identity: dst.identity,
+            rule,
+            // SAFETY: helper without arguments.
+            created_ns: unsafe { bpf_ktime_get_ns() },
+        };
+        let _ = CT.insert(&ct_key(&p, false), &e, 0);
+        count(counter::CT_CREATED, 1);
+        emit(
+            EVENT_VERDICT,
+            0,
+            action,
+            HOOK_TO_EP,
+            ifx,
+            &p,
+            src_id,
+            dst.identity,
+            rule,
+            0,
+        );
+        count(counter::ALLOWED, 1);
+        Ok(TC_ACT_OK)
+    }
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+        loop {}
+    }
+}

@@ -1,0 +1,837 @@
+//! Policy: identities from endpoint labels, CiliumNetworkPolicy files, and their compilation
+//! into the datapath's map entries (`datapath_bpf` types).
+//!
+//! Semantics follow Cilium's where strait implements them (docs/datapath.md lists the rest):
+//! an endpoint selected by a policy with `ingress`/`ingressDeny` (`egress`/`egressDeny`) is
+//! default-deny in that direction; allow rules add entries; deny rules win over allows; a port
+//! with L7 `rules` is redirected to strait's transparent listener for that protocol.
+
+pub mod cnp;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use datapath_bpf::{
+    PolicyEntry, PolicyKey, ACTION_ALLOW, ACTION_DENY, ACTION_REDIRECT, DIR_EGRESS, DIR_INGRESS,
+    EP_ENFORCE_EGRESS, EP_ENFORCE_INGRESS, IDENTITY_FIRST_LOCAL, IDENTITY_HOST, IDENTITY_WORLD,
+};
+
+use crate::config::{Config, Diagnostic, EndpointConfig, Protocol};
+use cnp::{Cnp, PortRule, Selector};
+
+/// Labels of an endpoint, by key (source prefixes removed).
+pub type Labels = BTreeMap<String, String>;
+
+/// First numeric identity of CIDR identities (Cilium's local-scope range).
+pub const IDENTITY_FIRST_CIDR: u32 = 1 << 24;
+/// Most ports one `port`..`endPort` range may expand to.
+const MAX_PORT_RANGE: u32 = 1024;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+
+/// Numeric identities of the configured endpoints: one per distinct label set, allocated in the
+/// sorted order of label sets from [`IDENTITY_FIRST_LOCAL`] (the same labels always get the same
+/// number for the same set of endpoints).
+#[derive(Debug, Default, Clone)]
+pub struct Identities {
+    by_labels: BTreeMap<Labels, u32>,
+    by_addr: HashMap<IpAddr, u32>,
+}
+
+impl Identities {
+    pub fn from_endpoints(eps: &[EndpointConfig]) -> Self {
+        let sets: BTreeSet<Labels> = eps.iter().map(|e| normalise(&e.labels)).collect();
+        let by_labels: BTreeMap<Labels, u32> =
+            sets.into_iter().zip(IDENTITY_FIRST_LOCAL..).collect();
+        let mut by_addr = HashMap::new();
+        for e in eps {
+            let id = by_labels[&normalise(&e.labels)];
+            for a in &e.addresses {
+                by_addr.insert(*a, id);
+            }
+        }
+        Self { by_labels, by_addr }
+    }
+
+    /// Identity of an endpoint address.
+    pub fn of_addr(&self, ip: IpAddr) -> Option<u32> {
+        self.by_addr.get(&ip).copied()
+    }
+
+    pub fn of_labels(&self, labels: &Labels) -> Option<u32> {
+        self.by_labels.get(&normalise(labels)).copied()
+    }
+
+    /// Every local identity with its labels.
+    pub fn iter(&self) -> impl Iterator<Item = (&Labels, u32)> {
+        self.by_labels.iter().map(|(l, i)| (l, *i))
+    }
+
+    /// Human-readable name of an identity for flows and events.
+    pub fn describe(&self, id: u32) -> String {
+        match id {
+            0 => "unknown".into(),
+            IDENTITY_HOST => "reserved:host".into(),
+            IDENTITY_WORLD => "reserved:world".into(),
+            _ => match self.by_labels.iter().find(|(_, i)| **i == id) {
+                Some((l, _)) => l
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                None if id >= IDENTITY_FIRST_CIDR => format!("cidr:{id}"),
+                None => id.to_string(),
+            },
+        }
+    }
+}
+
+fn normalise(labels: &Labels) -> Labels {
+    labels
+        .iter()
+        .map(|(k, v)| (cnp::strip_source(k).to_owned(), v.clone()))
+        .collect()
+}
+
+/// A policy document that failed to load, with its position.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// One loaded policy document.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub file: PathBuf,
+    /// Line where the policy's YAML document starts.
+    pub line: usize,
+    pub name: String,
+    pub doc: Cnp,
+}
+
+/// Reads every policy file of the configuration (multi-document YAML allowed).
+pub fn load(paths: &[PathBuf]) -> Result<Vec<Policy>, PolicyError> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        let src = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        match parse(path, &src) {
+            Ok(mut p) => out.append(&mut p),
+            Err(PolicyError::Invalid(mut d)) => errors.append(&mut d),
+            Err(e) => return Err(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(PolicyError::Invalid(errors))
+    }
+}
+
+/// Parses one policy file's documents.
+pub fn parse(path: &Path, src: &str) -> Result<Vec<Policy>, PolicyError> {
+    let diag = |line: usize, column: usize, field: &str, message: String| Diagnostic {
+        file: path.to_owned(),
+        line,
+        column,
+        field: field.to_owned(),
+        message,
+    };
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, de) in serde_yaml::Deserializer::from_str(src).enumerate() {
+        let v = match serde_yaml::Value::deserialize(de) {
+            Ok(v) => v,
+            Err(e) => {
+                let (l, c) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+                errors.push(diag(l, c, "", strip_at(&e.to_string())));
+                break;
+            }
+        };
+        if v.is_null() {
+            continue;
+        }
+        let doc: Cnp = match serde_yaml::from_value(v) {
+            Ok(d) => d,
+            Err(e) => {
+                // Values lose positions; find the document's first line for the message.
+                let line = doc_start_line(src, i);
+                errors.push(diag(line, 1, &format!("document {}", i + 1), e.to_string()));
+                continue;
+            }
+        };
+        let line = doc_start_line(src, i);
+        if doc.api_version != "cilium.io/v2" {
+            errors.push(diag(
+                line,
+                1,
+                "apiVersion",
+                format!("`{}` is not supported; use cilium.io/v2", doc.api_version),
+            ));
+            continue;
+        }
+        if doc.kind != "CiliumNetworkPolicy" && doc.kind != "CiliumClusterwideNetworkPolicy" {
+            errors.push(diag(
+                line,
+                1,
+                "kind",
+                format!(
+                    "`{}` is not a CiliumNetworkPolicy or CiliumClusterwideNetworkPolicy",
+                    doc.kind
+                ),
+            ));
+            continue;
+        }
+        if doc.spec.is_none() && doc.specs.is_empty() {
+            errors.push(diag(line, 1, "spec", "needs `spec` or `specs`".into()));
+            continue;
+        }
+        let name = if doc.metadata.name.is_empty() {
+            format!("{}#{}", path.display(), i + 1)
+        } else {
+            doc.metadata.name.clone()
+        };
+        out.push(Policy {
+            file: path.to_owned(),
+            line,
+            name,
+            doc,
+        });
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(PolicyError::Invalid(errors))
+    }
+}
+
+use serde::Deserialize as _;
+
+fn strip_at(msg: &str) -> String {
+    msg.split(" at line ").next().unwrap_or(msg).to_owned()
+}
+
+/// 1-based line where YAML document `idx` starts (after its `---`).
+fn doc_start_line(src: &str, idx: usize) -> usize {
+    let mut seen = 0;
+    let mut started = false;
+    for (n, line) in src.lines().enumerate() {
+        if line.trim_end() == "---" {
+            if started {
+                seen += 1;
+            }
+            started = true;
+            continue;
+        }
+        if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            started = true;
+            if seen == idx {
+                return n + 1;
+            }
+        }
+    }
+    1
+}
+
+/// A CIDR → identity entry of the ipcache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpcacheEntry {
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub identity: u32,
+}
+
+/// Everything the datapath's maps hold, compiled from endpoints and policies.
+#[derive(Debug, Default, Clone)]
+pub struct MapState {
+    /// Per endpoint: its addresses, identity and enforcement flags (`EP_ENFORCE_*`).
+    pub endpoints: Vec<(EndpointConfig, u32, u32)>,
+    pub ipcache: Vec<IpcacheEntry>,
+    pub policy: BTreeMap<PolicyKeyOrd, PolicyEntry>,
+    /// Rule descriptions, indexed by `PolicyEntry::rule`.
+    pub rules: Vec<String>,
+}
+
+/// `PolicyKey` with an order, for deterministic maps and diffs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PolicyKeyOrd(pub u32, pub u32, pub u16, pub u8, pub u8);
+
+impl PolicyKeyOrd {
+    pub fn key(&self) -> PolicyKey {
+        PolicyKey {
+            local_identity: self.0,
+            remote_identity: self.1,
+            dport: self.2,
+            proto: self.3,
+            direction: self.4,
+        }
+    }
+}
+
+/// Compiles endpoints + policies. `host_addrs` become the host identity in the ipcache.
+pub fn compile(
+    config: &Config,
+    identities: &Identities,
+    policies: &[Policy],
+    host_addrs: &[IpAddr],
+) -> Result<MapState, PolicyError> {
+    let mut c = Compiler {
+        ids: identities,
+        st: MapState::default(),
+        cidrs: BTreeMap::new(),
+        errors: Vec::new(),
+        proxy_ports: config
+            .listeners
+            .iter()
+            .filter(|l| l.upstream.is_transparent())
+            .map(|l| {
+                let proto = match l.protocol {
+                    Protocol::Http => "http",
+                    Protocol::Tcp => "tcp",
+                };
+                (proto, l.address.port())
+            })
+            .collect(),
+        enforce: BTreeMap::new(),
+    };
+    for a in host_addrs {
+        c.st.ipcache.push(IpcacheEntry {
+            addr: *a,
+            prefix: if a.is_ipv4() { 32 } else { 128 },
+            identity: IDENTITY_HOST,
+        });
+    }
+    for p in policies {
+        let mut specs: Vec<&cnp::Rule> = p.doc.specs.iter().collect();
+        if let Some(s) = &p.doc.spec {
+            specs.insert(0, s);
+        }
+        for (si, spec) in specs.into_iter().enumerate() {
+            c.spec(p, si, spec);
+        }
+    }
+    for e in &config.endpoints {
+        let id = identities.of_labels(&e.labels).unwrap_or(0);
+        let flags = c.enforce.get(&id).copied().unwrap_or(0);
+        c.st.endpoints.push((e.clone(), id, flags));
+    }
+    if c.errors.is_empty() {
+        Ok(c.st)
+    } else {
+        Err(PolicyError::Invalid(c.errors))
+    }
+}
+
+struct Compiler<'a> {
+    ids: &'a Identities,
+    st: MapState,
+    cidrs: BTreeMap<(IpAddr, u8), u32>,
+    errors: Vec<Diagnostic>,
+    proxy_ports: Vec<(&'static str, u16)>,
+    enforce: BTreeMap<u32, u32>,
+}
+
+/// The peers and ports of one ingress or egress rule, direction-neutral.
+struct Peers<'r> {
+    endpoints: Option<&'r Vec<Selector>>,
+    entities: Option<&'r Vec<String>>,
+    cidr: Option<&'r Vec<String>>,
+    cidr_set: Option<&'r Vec<cnp::CidrRule>>,
+    ports: Option<&'r Vec<PortRule>>,
+}
+
+impl Compiler<'_> {
+    fn err(&mut self, p: &Policy, field: &str, message: String) {
+        self.errors.push(Diagnostic {
+            file: p.file.clone(),
+            line: p.line,
+            column: 1,
+            field: format!("{}: {field}", p.name),
+            message,
+        });
+    }
+
+    fn spec(&mut self, p: &Policy, si: usize, spec: &cnp::Rule) {
+        let base = format!("spec[{si}]");
+        if spec.node_selector.is_some() {
+            self.err(
+                p,
+                &format!("{base}.nodeSelector"),
+                "host policies (nodeSelector) are not supported".into(),
+            );
+            return;
+        }
+        let Some(sel) = &spec.endpoint_selector else {
+            self.err(p, &format!("{base}.endpointSelector"), "is required".into());
+            return;
+        };
+        let selected: Vec<u32> = self
+            .ids
+            .iter()
+            .filter(|(l, _)| sel.matches(l))
+            .map(|(_, i)| i)
+            .collect();
+        let sections: [(u8, bool, Vec<Peers<'_>>, &str); 4] = [
+            (
+                DIR_INGRESS,
+                false,
+                ingress_peers(spec.ingress.as_deref()),
+                "ingress",
+            ),
+            (
+                DIR_INGRESS,
+                true,
+                ingress_peers(spec.ingress_deny.as_deref()),
+                "ingressDeny",
+            ),
+            (
+                DIR_EGRESS,
+                false,
+                egress_peers(spec.egress.as_deref()),
+                "egress",
+            ),
+            (
+                DIR_EGRESS,
+                true,
+                egress_peers(spec.egress_deny.as_deref()),
+                "egressDeny",
+            ),
+        ];
+        let present = [
+            spec.ingress.is_some(),
+            spec.ingress_deny.is_some(),
+            spec.egress.is_some(),
+            spec.egress_deny.is_some(),
+        ];
+        for (k, (dir, deny, rules, name)) in sections.into_iter().enumerate() {
+            if !present[k] {
+                continue;
+            }
+            let flag = if dir == DIR_INGRESS {
+                EP_ENFORCE_INGRESS
+            } else {
+                EP_ENFORCE_EGRESS
+            };
+            for id in &selected {
+                *self.enforce.entry(*id).or_default() |= flag;
+            }
+            for (ri, r) in rules.iter().enumerate() {
+                let field = format!("{base}.{name}[{ri}]");
+                self.rule(p, &field, &selected, dir, deny, r);
+            }
+        }
+    }
+
+    fn rule(
+        &mut self,
+        p: &Policy,
+        field: &str,
+        locals: &[u32],
+        dir: u8,
+        deny: bool,
+        r: &Peers<'_>,
+    ) {
+        let Some(remotes) = self.remotes(p, field, r) else {
+            return;
+        };
+        let rule_idx = self.st.rules.len() as u32;
+        self.st.rules.push(format!("{}/{field}", p.name));
+        // (dport, proto, action, proxy port)
+        let mut l4: Vec<(u16, u8, u8, u16)> = Vec::new();
+        match r.ports {
+            None => l4.push((0, 0, if deny { ACTION_DENY } else { ACTION_ALLOW }, 0)),
+            Some(prs) => {
+                for (pi, pr) in prs.iter().enumerate() {
+                    let pf = format!("{field}.toPorts[{pi}]");
+                    let (action, proxy) = match &pr.rules {
+                        Some(l7) if deny => {
+                            let _ = l7;
+                            self.err(
+                                p,
+                                &format!("{pf}.rules"),
+                                "deny rules cannot carry L7 rules".into(),
+                            );
+                            return;
+                        }
+                        Some(l7) => match l7.protocol() {
+                            None => (ACTION_ALLOW, 0),
+                            Some(proto) => match self.proxy_ports.iter().find(|(p, _)| *p == proto)
+                            {
+                                Some((_, port)) => (ACTION_REDIRECT, *port),
+                                None => {
+                                    self.err(
+                                        p,
+                                        &format!("{pf}.rules"),
+                                        format!(
+                                            "{proto} rules need a listener with `transparent: true` and `protocol: {proto}` to redirect to"
+                                        ),
+                                    );
+                                    return;
+                                }
+                            },
+                        },
+                        None if deny => (ACTION_DENY, 0),
+                        None => (ACTION_ALLOW, 0),
+                    };
+                    if pr.ports.is_empty() {
+                        l4.push((0, 0, action, proxy));
+                    }
+                    for (ppi, pp) in pr.ports.iter().enumerate() {
+                        let ppf = format!("{pf}.ports[{ppi}]");
+                        let Some(ports) = self.ports(p, &ppf, pp) else {
+                            return;
+                        };
+                        for (port, proto) in ports {
+                            if action == ACTION_REDIRECT && proto == PROTO_UDP {
+                                self.err(
+                                    p,
+                                    &ppf,
+                                    "L7 rules apply to TCP ports only; set `protocol: TCP`".into(),
+                                );
+                                return;
+                            }
+                            l4.push((port, proto, action, proxy));
+                        }
+                    }
+                }
+            }
+        }
+        for &local in locals {
+            for &remote in &remotes {
+                for &(dport, proto, action, proxy_port) in &l4 {
+                    let key = PolicyKeyOrd(local, remote, dport, proto, dir);
+                    let new = PolicyEntry {
+                        action,
+                        _pad: 0,
+                        proxy_port,
+                        rule: rule_idx,
+                    };
+                    let e = self.st.policy.entry(key).or_insert(new);
+                    // Deny wins; a redirect (L7 rules) wins over a plain allow.
+                    if new.action == ACTION_DENY
+                        || (new.action == ACTION_REDIRECT && e.action == ACTION_ALLOW)
+                    {
+                        *e = new;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Remote identities of a rule; `0` is the wildcard (all).
+    fn remotes(&mut self, p: &Policy, field: &str, r: &Peers<'_>) -> Option<Vec<u32>> {
+        let mut out = BTreeSet::new();
+        let any_peer = r.endpoints.is_some()
+            || r.entities.is_some()
+            || r.cidr.is_some()
+            || r.cidr_set.is_some();
+        if !any_peer {
+            // Only toPorts: every peer.
+            return Some(vec![0]);
+        }
+        if let Some(sels) = r.endpoints {
+            for s in sels {
+                out.extend(
+                    self.ids
+                        .iter()
+                        .filter(|(l, _)| s.matches(l))
+                        .map(|(_, i)| i),
+                );
+            }
+        }
+        if let Some(ents) = r.entities {
+            for (i, e) in ents.iter().enumerate() {
+                match e.as_str() {
+                    "all" => {
+                        out.insert(0);
+                    }
+                    "world" => {
+                        out.insert(IDENTITY_WORLD);
+                        out.extend(self.cidrs.values().copied());
+                    }
+                    "host" => {
+                        out.insert(IDENTITY_HOST);
+                    }
+                    "cluster" => {
+                        out.insert(IDENTITY_HOST);
+                        out.extend(self.ids.iter().map(|(_, i)| i));
+                    }
+                    other => {
+                        self.err(
+                            p,
+                            &format!("{field}.entities[{i}]"),
+                            format!(
+                                "entity `{other}` is not supported (all, world, host, cluster)"
+                            ),
+                        );
+                        return None;
+                    }
+                }
+            }
+        }
+        let mut cidrs: Vec<(String, Vec<String>)> = Vec::new();
+        if let Some(cs) = r.cidr {
+            cidrs.extend(cs.iter().map(|c| (c.clone(), Vec::new())));
+        }
+        if let Some(cs) = r.cidr_set {
+            cidrs.extend(cs.iter().map(|c| (c.cidr.clone(), c.except.clone())));
+        }
+        for (i, (cidr, except)) in cidrs.into_iter().enumerate() {
+            let Some((addr, prefix)) = parse_cidr(&cidr) else {
+                self.err(
+                    p,
+                    &format!("{field}.cidr[{i}]"),
+                    format!("`{cidr}` is not a CIDR (e.g. 10.0.0.0/8)"),
+                );
+                return None;
+            };
+            let next = IDENTITY_FIRST_CIDR + self.cidrs.len() as u32;
+            let id = *self.cidrs.entry((addr, prefix)).or_insert_with(|| {
+                self.st.ipcache.push(IpcacheEntry {
+                    addr,
+                    prefix,
+                    identity: next,
+                });
+                next
+            });
+            out.insert(id);
+            for ex in except {
+                let Some((ea, ep)) = parse_cidr(&ex) else {
+                    self.err(
+                        p,
+                        &format!("{field}.cidr[{i}].except"),
+                        format!("`{ex}` is not a CIDR"),
+                    );
+                    return None;
+                };
+                if !self
+                    .st
+                    .ipcache
+                    .iter()
+                    .any(|e| e.addr == ea && e.prefix == ep)
+                {
+                    self.st.ipcache.push(IpcacheEntry {
+                        addr: ea,
+                        prefix: ep,
+                        identity: IDENTITY_WORLD,
+                    });
+                }
+            }
+        }
+        Some(out.into_iter().collect())
+    }
+
+    /// `(port, proto)` pairs of one ports entry; port 0 means all ports of the protocol(s).
+    fn ports(&mut self, p: &Policy, field: &str, pp: &cnp::PortProtocol) -> Option<Vec<(u16, u8)>> {
+        let port: u16 = match &pp.port {
+            None => 0,
+            Some(serde_yaml::Value::Number(n)) => {
+                match n.as_u64().and_then(|n| u16::try_from(n).ok()) {
+                    Some(n) => n,
+                    None => {
+                        self.err(
+                            p,
+                            &format!("{field}.port"),
+                            format!("`{n}` is not a port number"),
+                        );
+                        return None;
+                    }
+                }
+            }
+            Some(serde_yaml::Value::String(s)) => match s.parse::<u16>() {
+                Ok(n) => n,
+                Err(_) => {
+                    self.err(
+                        p,
+                        &format!("{field}.port"),
+                        format!("`{s}` is not a port number (named ports are not supported)"),
+                    );
+                    return None;
+                }
+            },
+            Some(_) => {
+                self.err(p, &format!("{field}.port"), "must be a port number".into());
+                return None;
+            }
+        };
+        let protos: Vec<u8> = match pp
+            .protocol
+            .as_deref()
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            None | Some("ANY") => vec![PROTO_TCP, PROTO_UDP],
+            Some("TCP") => vec![PROTO_TCP],
+            Some("UDP") => vec![PROTO_UDP],
+            Some(other) => {
+                self.err(
+                    p,
+                    &format!("{field}.protocol"),
+                    format!("`{other}` is not supported (TCP, UDP, ANY)"),
+                );
+                return None;
+            }
+        };
+        let end = pp.end_port.unwrap_or(port);
+        if end < port || (port == 0 && pp.end_port.is_some()) {
+            self.err(
+                p,
+                &format!("{field}.endPort"),
+                "must be at least `port` (and `port` non-zero)".into(),
+            );
+            return None;
+        }
+        if u32::from(end - port) + 1 > MAX_PORT_RANGE {
+            self.err(
+                p,
+                &format!("{field}.endPort"),
+                format!("ranges of more than {MAX_PORT_RANGE} ports are not supported"),
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        for port in port..=end {
+            for &proto in &protos {
+                out.push((port, proto));
+            }
+        }
+        Some(out)
+    }
+}
+
+fn ingress_peers(rules: Option<&[cnp::IngressRule]>) -> Vec<Peers<'_>> {
+    rules
+        .unwrap_or_default()
+        .iter()
+        .map(|r| Peers {
+            endpoints: r.from_endpoints.as_ref(),
+            entities: r.from_entities.as_ref(),
+            cidr: r.from_cidr.as_ref(),
+            cidr_set: r.from_cidr_set.as_ref(),
+            ports: r.to_ports.as_ref(),
+        })
+        .collect()
+}
+
+fn egress_peers(rules: Option<&[cnp::EgressRule]>) -> Vec<Peers<'_>> {
+    rules
+        .unwrap_or_default()
+        .iter()
+        .map(|r| Peers {
+            endpoints: r.to_endpoints.as_ref(),
+            entities: r.to_entities.as_ref(),
+            cidr: r.to_cidr.as_ref(),
+            cidr_set: r.to_cidr_set.as_ref(),
+            ports: r.to_ports.as_ref(),
+        })
+        .collect()
+}
+
+/// `10.0.0.0/8`, `fd00::/64` or a bare address (host prefix).
+pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, p) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let addr: IpAddr = a.trim().parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match p {
+        Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
+        None => max,
+    };
+    Some((addr, prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(yaml: &str) -> Config {
+        Config::parse(Path::new("strait.yaml"), yaml).expect("config")
+    }
+
+    const BASE: &str = "listeners:\n  - name: l7\n    address: 127.0.0.1:15001\n    protocol: http\n    transparent: true\nendpoints:\n  - name: client\n    interface: lxc-c\n    addresses: [10.200.0.2]\n    labels: {app: client}\n  - name: server\n    interface: lxc-s\n    addresses: [10.200.0.3]\n    labels: {app: server}\n  - name: server2\n    interface: lxc-s2\n    addresses: [10.200.0.4]\n    labels: {app: server}\n";
+
+    const POLICY: &str = r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: server-ingress
+spec:
+  endpointSelector:
+    matchLabels: {app: server}
+  ingress:
+    - fromEndpoints:
+        - matchLabels: {"k8s:app": client}
+      toPorts:
+        - ports: [{port: "80", protocol: TCP}]
+          rules:
+            http: [{method: GET}]
+        - ports: [{port: "8080", protocol: TCP}]
+  ingressDeny:
+    - fromEntities: [world]
+"#;
+
+    #[test]
+    fn same_labels_same_identity() {
+        let c = cfg(BASE);
+        let ids = Identities::from_endpoints(&c.endpoints);
+        let a = ids.of_addr("10.200.0.3".parse().unwrap_or(IpAddr::from([0; 4])));
+        let b = ids.of_addr("10.200.0.4".parse().unwrap_or(IpAddr::from([0; 4])));
+        assert!(a.is_some());
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            ids.of_addr("10.200.0.2".parse().unwrap_or(IpAddr::from([0; 4])))
+        );
+        assert!(a.is_some_and(|a| a >= IDENTITY_FIRST_LOCAL));
+    }
+
+    #[test]
+    fn compiles_l4_l7_and_deny() {
+        let c = cfg(BASE);
+        let ids = Identities::from_endpoints(&c.endpoints);
+        let pols = parse(Path::new("p.yaml"), POLICY).expect("policy");
+        let st = compile(&c, &ids, &pols, &[]).expect("compile");
+        let client = ids
+            .of_labels(&[("app".into(), "client".into())].into())
+            .unwrap_or(0);
+        let server = ids
+            .of_labels(&[("app".into(), "server".into())].into())
+            .unwrap_or(0);
+        let get = |k: PolicyKeyOrd| st.policy.get(&k).copied();
+        let e80 = get(PolicyKeyOrd(server, client, 80, PROTO_TCP, DIR_INGRESS));
+        assert_eq!(
+            e80.map(|e| (e.action, e.proxy_port)),
+            Some((ACTION_REDIRECT, 15001))
+        );
+        let e8080 = get(PolicyKeyOrd(server, client, 8080, PROTO_TCP, DIR_INGRESS));
+        assert_eq!(e8080.map(|e| e.action), Some(ACTION_ALLOW));
+        let w = get(PolicyKeyOrd(server, IDENTITY_WORLD, 0, 0, DIR_INGRESS));
+        assert_eq!(w.map(|e| e.action), Some(ACTION_DENY));
+        let flags: Vec<u32> = st.endpoints.iter().map(|(_, _, f)| *f).collect();
+        assert_eq!(flags, vec![0, EP_ENFORCE_INGRESS, EP_ENFORCE_INGRESS]);
+    }
+
+    #[test]
+    fn unknown_fields_and_missing_listener_are_refused() {
+        let bad = POLICY.replace("toPorts", "toPortz");
+        let e = parse(Path::new("p.yaml"), &bad).expect_err("unknown field");
+        assert!(e.to_string().contains("toPortz"), "{e}");
+        let no_l7 = BASE.replace("    transparent: true\n", "    upstream: 127.0.0.1:1\n");
+        let c = cfg(&no_l7);
+        let ids = Identities::from_endpoints(&c.endpoints);
+        let pols = parse(Path::new("p.yaml"), POLICY).expect("policy");
+        let e = compile(&c, &ids, &pols, &[]).expect_err("no transparent listener");
+        assert!(e.to_string().contains("transparent: true"), "{e}");
+    }
+}
