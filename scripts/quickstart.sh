@@ -7,6 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$(pwd)
 
 bash scripts/toolchain.sh
+bash scripts/toolchain-bpf.sh
 echo "== building strait (release)"
 cargo build --release -q -p strait
 strait="$repo/target/release/strait"
@@ -66,4 +67,12 @@ echo
 echo "== a few metrics (GET 127.0.0.1:9901/metrics)"
 curl -s http://127.0.0.1:9901/metrics | grep -E '^strait_(requests_total|responses_total\{.*(2xx|4xx|5xx)|upstream_errors_total\{.*connect)' || true
 echo
-echo "quickstart done: strait forwarded HTTP/1.1 and HTTP/2, answered 503 for the dead upstream, and recorded every request."
+echo "quickstart (explicit proxy) done: strait forwarded HTTP/1.1 and HTTP/2, answered 503 for the dead upstream, and recorded every request."
+cleanup
+trap - EXIT
+
+if [ "$(id -u)" != 0 ]; then
+    echo "== skipping the datapath quickstart: it needs root (network namespaces, eBPF)"
+    exit 0
+fi
+bash scripts/quickstart-datapath.sh

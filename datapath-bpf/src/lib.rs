@@ -181,6 +181,9 @@ pub struct Event {
     pub daddr: [u8; 16],
 }
 
+// The proxy's own mark must never select the to-proxy policy route.
+const _: () = assert!(MARK_FROM_PROXY & MARK_MASK != MARK_TO_PROXY);
+
 /// Rule index meaning "no rule" (default deny, no policy).
 pub const RULE_NONE: u32 = u32::MAX;
 
@@ -221,6 +224,5 @@ mod tests {
         assert_eq!(size_of::<CtKey>(), 40);
         assert_eq!(size_of::<CtEntry>(), 24);
         assert_eq!(size_of::<Event>(), 60);
-        assert!(MARK_FROM_PROXY & MARK_MASK != MARK_TO_PROXY);
     }
 }

@@ -533,7 +533,8 @@ mod prog {
     #[inline(always)]
     fn ct_get(k: &CtKey) -> Option<CtEntry> {
         // SAFETY: copied out at once (see `unsafe_get`).
-        CT.get_ptr(k).map(|p| unsafe { core::ptr::read_volatile(p) })
+        CT.get_ptr(k)
+            .map(|p| unsafe { core::ptr::read_volatile(p) })
     }
 
     /// A new TCP connection attempt (SYN without ACK) is always judged afresh, even when a
