@@ -42,7 +42,11 @@ impl TransparentCtx {
     fn flow(&self, cfg: &Arc<ListenerConfig>, orig_dst: SocketAddr, peer: SocketAddr) -> Flow {
         let target = Target {
             authority: socket_authority(orig_dst),
-            bind: (self.source == SourceAddress::Client).then_some(peer.ip()),
+            // The replies to a client-address leg come back only through a local endpoint's
+            // veth (its tc program hands them to strait); other destinations get the node's.
+            bind: (self.source == SourceAddress::Client
+                && self.identities.of_addr(orig_dst.ip()).is_some())
+            .then_some(peer.ip()),
             mark: Some(datapath_bpf::MARK_FROM_PROXY),
             h2c_known: true,
         };
