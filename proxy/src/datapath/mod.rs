@@ -705,8 +705,34 @@ pub fn unload(pin_dir: &Path) -> Result<Vec<String>, DatapathError> {
             std::fs::remove_dir(d).map_err(io_err("removing", d))?;
         }
     }
-    PolicyRoute::DEFAULT.remove()?;
-    done.push("removed policy route (fwmark 0x200/0xf00 → table 2004)".into());
+    // The policy route is shared: keep it while another strait datapath (another pin
+    // directory with attached links on the same bpffs) still needs it.
+    let others: Vec<PathBuf> = pin_dir
+        .parent()
+        .and_then(|p| std::fs::read_dir(p).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.join("links")
+                .read_dir()
+                .is_ok_and(|mut d| d.next().is_some())
+        })
+        .collect();
+    if others.is_empty() {
+        PolicyRoute::DEFAULT.remove()?;
+        done.push("removed policy route (fwmark 0x200/0xf00 → table 2004)".into());
+    } else {
+        done.push(format!(
+            "kept the policy route: still used by {}",
+            others
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     Ok(done)
 }
 
