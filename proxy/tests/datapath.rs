@@ -338,6 +338,14 @@ fn leftovers(w: &World) -> Vec<String> {
     if w.pin_dir.exists() {
         out.push(format!("pins {}", w.pin_dir.display()));
     }
+    // No strait program may stay loaded (a pinned or leaked link would keep it).
+    for p in aya::programs::loaded_programs().flatten() {
+        if let Some(name) = p.name_as_str() {
+            if name == "strait_from_ep" || name == "strait_to_ep" {
+                out.push(format!("loaded program {name}"));
+            }
+        }
+    }
     out
 }
 
