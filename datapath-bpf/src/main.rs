@@ -544,6 +544,19 @@ mod prog {
         p.proto == PROTO_TCP && p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK) == TCP_FLAG_SYN
     }
 
+    /// Counts the packet and parses it: `Err` is the verdict for packets that never reach
+    /// policy (pass or drop).
+    #[inline(always)]
+    fn begin(ctx: &TcContext) -> Result<Pkt, i32> {
+        count(counter::PACKETS, 1);
+        count(counter::BYTES, ctx.len() as u64);
+        match parse(ctx) {
+            Parsed::Pass => Err(TC_ACT_OK),
+            Parsed::Drop(r) => Err(shot(r)),
+            Parsed::Ip(p) => Ok(p),
+        }
+    }
+
     #[classifier]
     pub fn strait_from_ep(ctx: TcContext) -> i32 {
         match from_ep(&ctx) {
@@ -553,13 +566,7 @@ mod prog {
 
     #[inline(always)]
     fn from_ep(ctx: &TcContext) -> Result<i32, i32> {
-        count(counter::PACKETS, 1);
-        count(counter::BYTES, ctx.len() as u64);
-        let p = match parse(ctx) {
-            Parsed::Pass => return Ok(TC_ACT_OK),
-            Parsed::Drop(r) => return Err(shot(r)),
-            Parsed::Ip(p) => p,
-        };
+        let p = begin(ctx)?;
         let ifx = ifindex(ctx);
         let src = match lookup(&ENDPOINTS, &ep_key(p.family, &p.saddr)) {
             Some(ep) if ep.ifindex == ifx => ep,
@@ -746,13 +753,7 @@ mod prog {
 
     #[inline(always)]
     fn to_ep(ctx: &TcContext) -> Result<i32, i32> {
-        count(counter::PACKETS, 1);
-        count(counter::BYTES, ctx.len() as u64);
-        let p = match parse(ctx) {
-            Parsed::Pass => return Ok(TC_ACT_OK),
-            Parsed::Drop(r) => return Err(shot(r)),
-            Parsed::Ip(p) => p,
-        };
+        let p = begin(ctx)?;
         // strait's own upstream connections: policy was decided when the client connected.
         if mark(ctx) & MARK_MASK == MARK_FROM_PROXY & MARK_MASK {
             count(counter::ALLOWED, 1);

@@ -329,64 +329,24 @@ impl Datapath {
                 m.remove(&k).map_err(map_err("ENDPOINTS"))?;
             }
         }
-        {
-            let mut v4: LpmTrie<&mut MapData, [u8; 4], IpcacheInfo> = self
-                .map_mut("IPCACHE4")?
-                .try_into()
-                .map_err(map_err("IPCACHE4"))?;
-            let mut want = HashSet::new();
-            for e in state.ipcache.iter() {
-                if let IpAddr::V4(a) = e.addr {
-                    let k = LpmKey::new(u32::from(e.prefix), a.octets());
-                    want.insert((e.prefix, a.octets()));
-                    v4.insert(
-                        &k,
-                        IpcacheInfo {
-                            identity: e.identity,
-                        },
-                        0,
-                    )
-                    .map_err(map_err("IPCACHE4"))?;
-                }
-            }
-            let stale: Vec<_> = v4
-                .keys()
-                .flatten()
-                .filter(|k| !want.contains(&(k.prefix_len() as u8, k.data())))
-                .collect();
-            for k in stale {
-                v4.remove(&k).map_err(map_err("IPCACHE4"))?;
-            }
-        }
-        {
-            let mut v6: LpmTrie<&mut MapData, [u8; 16], IpcacheInfo> = self
-                .map_mut("IPCACHE6")?
-                .try_into()
-                .map_err(map_err("IPCACHE6"))?;
-            let mut want = HashSet::new();
-            for e in state.ipcache.iter() {
-                if let IpAddr::V6(a) = e.addr {
-                    let k = LpmKey::new(u32::from(e.prefix), a.octets());
-                    want.insert((e.prefix, a.octets()));
-                    v6.insert(
-                        &k,
-                        IpcacheInfo {
-                            identity: e.identity,
-                        },
-                        0,
-                    )
-                    .map_err(map_err("IPCACHE6"))?;
-                }
-            }
-            let stale: Vec<_> = v6
-                .keys()
-                .flatten()
-                .filter(|k| !want.contains(&(k.prefix_len() as u8, k.data())))
-                .collect();
-            for k in stale {
-                v6.remove(&k).map_err(map_err("IPCACHE6"))?;
-            }
-        }
+        let v4: Vec<_> = state
+            .ipcache
+            .iter()
+            .filter_map(|e| match e.addr {
+                IpAddr::V4(a) => Some((e.prefix, a.octets(), e.identity)),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        sync_lpm(self.map_mut("IPCACHE4")?, "IPCACHE4", &v4)?;
+        let v6: Vec<_> = state
+            .ipcache
+            .iter()
+            .filter_map(|e| match e.addr {
+                IpAddr::V6(a) => Some((e.prefix, a.octets(), e.identity)),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        sync_lpm(self.map_mut("IPCACHE6")?, "IPCACHE6", &v6)?;
         {
             let mut m: BpfHashMap<&mut MapData, PolicyKey, PolicyEntry> = self
                 .map_mut("POLICY")?
@@ -586,6 +546,39 @@ impl CountersHandle {
             );
         }
     }
+}
+
+/// Makes an ipcache trie hold exactly `want` (prefix, address bytes, identity).
+fn sync_lpm<const N: usize>(
+    map: &mut aya::maps::Map,
+    name: &'static str,
+    want: &[(u8, [u8; N], u32)],
+) -> Result<(), DatapathError>
+where
+    [u8; N]: aya::Pod,
+{
+    let mut trie: LpmTrie<&mut MapData, [u8; N], IpcacheInfo> =
+        map.try_into().map_err(map_err(name))?;
+    for (prefix, addr, identity) in want {
+        let k = LpmKey::new(u32::from(*prefix), *addr);
+        let v = IpcacheInfo {
+            identity: *identity,
+        };
+        trie.insert(&k, v, 0).map_err(map_err(name))?;
+    }
+    let stale: Vec<_> = trie
+        .keys()
+        .flatten()
+        .filter(|k| {
+            !want
+                .iter()
+                .any(|(p, a, _)| u32::from(*p) == k.prefix_len() && *a == k.data())
+        })
+        .collect();
+    for k in stale {
+        trie.remove(&k).map_err(map_err(name))?;
+    }
+    Ok(())
 }
 
 fn ep_key(a: IpAddr) -> EndpointKey {
