@@ -688,31 +688,57 @@ mod prog {
             );
             return Err(shot(reason));
         }
+        let e = new_flow(
+            &p,
+            action,
+            proxy_port,
+            src.identity,
+            dst_id,
+            rule,
+            HOOK_FROM_EP,
+            ifx,
+        );
+        finish(ctx, &p, &e, HOOK_FROM_EP, ifx)
+    }
+
+    /// Records a new flow's verdict: conntrack entry, counter, verdict event.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn new_flow(
+        p: &Pkt,
+        action: u8,
+        proxy_port: u16,
+        src: u32,
+        dst: u32,
+        rule: u32,
+        hook: u8,
+        ifx: u32,
+    ) -> CtEntry {
         let e = CtEntry {
             action,
             _pad: 0,
             proxy_port,
-            src_identity: src.identity,
-            dst_identity: dst_id,
+            src_identity: src,
+            dst_identity: dst,
             rule,
             // SAFETY: helper without arguments.
             created_ns: unsafe { bpf_ktime_get_ns() },
         };
-        let _ = CT.insert(&ct_key(&p, false), &e, 0);
+        let _ = CT.insert(&ct_key(p, false), &e, 0);
         count(counter::CT_CREATED, 1);
         emit(
             EVENT_VERDICT,
             0,
             action,
-            HOOK_FROM_EP,
+            hook,
             ifx,
-            &p,
-            src.identity,
-            dst_id,
+            p,
+            src,
+            dst,
             rule,
             proxy_port,
         );
-        finish(ctx, &p, &e, HOOK_FROM_EP, ifx)
+        e
     }
 
     #[inline(always)]
@@ -823,30 +849,7 @@ mod prog {
             );
             return Err(shot(drop::REDIRECT_UNSUPPORTED));
         }
-        let e = CtEntry {
-            action,
-            _pad: 0,
-            proxy_port: 0,
-            src_identity: src_id,
-            dst_identity: dst.identity,
-            rule,
-            // SAFETY: helper without arguments.
-            created_ns: unsafe { bpf_ktime_get_ns() },
-        };
-        let _ = CT.insert(&ct_key(&p, false), &e, 0);
-        count(counter::CT_CREATED, 1);
-        emit(
-            EVENT_VERDICT,
-            0,
-            action,
-            HOOK_TO_EP,
-            ifx,
-            &p,
-            src_id,
-            dst.identity,
-            rule,
-            0,
-        );
+        new_flow(&p, action, 0, src_id, dst.identity, rule, HOOK_TO_EP, ifx);
         count(counter::ALLOWED, 1);
         Ok(TC_ACT_OK)
     }
