@@ -4,11 +4,14 @@
 //! of one shared static upstream, over HTTP/1.1 (wrk) and HTTP/2 prior knowledge (h2load).
 //! `strait-bench filters` measures what WASM filters cost: per-request filter work, VM
 //! instantiation, throughput with a minimal filter, and idle RSS with filters loaded.
+//! `strait-bench paths` compares network paths between two same-node endpoints: plain veth,
+//! strait's eBPF datapath (L4 policy), and redirection through strait's transparent listener.
 //! See benches/README.md.
 
 mod configs;
 mod filters;
 mod load;
+mod paths;
 mod peers;
 mod procs;
 mod report;
@@ -29,11 +32,22 @@ enum Cmd {
     Peers(peers::PeersArgs),
     /// WASM filter costs: per-request work, VM instantiation, rps with a filter, idle RSS.
     Filters(filters::FiltersArgs),
+    /// Network paths between two netns endpoints: veth vs eBPF datapath vs strait proxy.
+    Paths(paths::PathsArgs),
+    /// (internal) The `paths` server, run inside the server network namespace.
+    #[command(hide = true)]
+    PathsServer(paths::ServerArgs),
+    /// (internal) The `paths` client, run inside the client network namespace.
+    #[command(hide = true)]
+    PathsClient(paths::ClientArgs),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Peers(args) => peers::run(args),
         Cmd::Filters(args) => filters::run(args),
+        Cmd::Paths(args) => paths::run(args),
+        Cmd::PathsServer(args) => paths::server(args),
+        Cmd::PathsClient(args) => paths::client(args),
     }
 }

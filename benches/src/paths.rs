@@ -1,0 +1,2501 @@
+//! `strait-bench paths`: what each network path costs between two same-node endpoints.
+//!
+//! A client and a server network namespace joined to the host by veth pairs (`strait::lab`),
+//! routed through the host like pods on a node. Each [`Mode`] is one way the traffic may go:
+//!
+//! - `veth`: nothing attached;
+//! - `datapath`: strait running with its tc programs on both veths and a policy that allows
+//!   client → server at L4 (identity, policy and conntrack lookups on every packet);
+//! - `proxy`: the same, but the HTTP port has L7 rules, so the datapath redirects those
+//!   connections to strait's transparent HTTP listener (two TCP connections, hyper in between).
+//!
+//! The client and the server are this binary again (`paths-client`, `paths-server`, hidden
+//! subcommands) run with `ip netns exec`. Modes are interleaved run by run (the order rotates
+//! every repeat); each run of a workload is one client process. See benches/README.md.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread::{self, sleep};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+use strait::lab::{self, Lab, LabEndpoint};
+
+use crate::filters::{metric_value, stats};
+use crate::peers::{self, MANIFEST_DIR};
+use crate::procs::{self, Service, TempDir};
+use crate::report::{self, median, Machine};
+
+const NS_CLIENT: &str = "sb-cli";
+const NS_SERVER: &str = "sb-srv";
+const IF_CLIENT: &str = "sbcli0";
+const IF_SERVER: &str = "sbsrv0";
+const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(10, 222, 0, 2);
+const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 222, 0, 3);
+const PIN_DIR: &str = "/sys/fs/bpf/strait-bench";
+/// strait's policy route (`ip rule … lookup 2004`), shared by every strait datapath on a host.
+const POLICY_TABLE: &str = "lookup 2004";
+/// Name of the transparent listener in the generated config (and its metrics label).
+const L7_LISTENER: &str = "l7";
+/// Write size of the stream workload.
+const STREAM_CHUNK: usize = 128 * 1024;
+/// Largest message size accepted (the client and server hold one message in memory).
+const MAX_SIZE: usize = 64 << 20;
+
+/// Set by SIGINT/SIGTERM: the harness stops at the next check and its guards clean up.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+// ---------------------------------------------------------------------------------------------
+// Modes and workloads
+
+/// A network path between the two endpoints. A new path (e.g. `sockmap`) is a new variant plus
+/// its arms in [`Mode::strait`] and [`Mode::runs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Plain veth through the host: nothing attached.
+    Veth,
+    /// strait's tc programs attached, L4 allow policy (no L7 rules).
+    Datapath,
+    /// L7 rules on the HTTP port: connections redirected to strait's transparent listener.
+    Proxy,
+}
+
+/// How strait runs for a mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StraitSetup {
+    /// The HTTP port carries `rules: {http: …}`, i.e. is redirected to the listener.
+    l7_http: bool,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Veth => "veth",
+            Mode::Datapath => "datapath",
+            Mode::Proxy => "proxy",
+        }
+    }
+
+    /// `None`: no strait process in this mode.
+    fn strait(self) -> Option<StraitSetup> {
+        match self {
+            Mode::Veth => None,
+            Mode::Datapath => Some(StraitSetup { l7_http: false }),
+            Mode::Proxy => Some(StraitSetup { l7_http: true }),
+        }
+    }
+
+    /// strait terminates the client's connections (and, closing first, leaves TIME_WAIT
+    /// sockets with the client's tuples in the host netns).
+    fn terminates(self) -> bool {
+        self.strait().is_some_and(|s| s.l7_http)
+    }
+
+    /// Whether `w` means anything in this mode. Raw TCP in `proxy` mode would take exactly the
+    /// `datapath` path: the policy compiler redirects only ports with `rules.http` (there is no
+    /// L7 rule kind that maps to a `protocol: tcp` transparent listener), so it is not run.
+    fn runs(self, w: Workload) -> bool {
+        match self {
+            Mode::Veth | Mode::Datapath => true,
+            Mode::Proxy => w.is_http(),
+        }
+    }
+}
+
+/// CPU placement of the client, the server and strait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuPin {
+    /// All on the last allowed CPU (`taskset`): no cross-CPU wake-ups, so latency and
+    /// throughput measure the CPU work of the path.
+    One,
+    /// No pinning: the scheduler spreads them (includes idle-CPU wake-up latency).
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// One connection, ping-pong: the client writes N bytes, the server echoes N bytes.
+    TcpRr,
+    /// One keep-alive HTTP/1.1 connection: `GET /N`, the response body has N bytes.
+    HttpRr,
+    /// Bulk: the client writes for the duration, the server discards; 1..K parallel flows.
+    TcpStream,
+    /// Connection setup: connect, 1 byte each way, the server closes; one at a time.
+    TcpCrr,
+    /// A new connection per HTTP/1.1 request (`Connection: close`, 1-byte body).
+    HttpCrr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Rr,
+    Stream,
+    Crr,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::TcpRr => "tcp-rr",
+            Workload::HttpRr => "http-rr",
+            Workload::TcpStream => "tcp-stream",
+            Workload::TcpCrr => "tcp-crr",
+            Workload::HttpCrr => "http-crr",
+        }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Workload::TcpRr | Workload::HttpRr => Kind::Rr,
+            Workload::TcpStream => Kind::Stream,
+            Workload::TcpCrr | Workload::HttpCrr => Kind::Crr,
+        }
+    }
+
+    fn is_http(self) -> bool {
+        matches!(self, Workload::HttpRr | Workload::HttpCrr)
+    }
+
+    /// Server port of this workload relative to `--port`.
+    fn port_offset(self) -> u16 {
+        match self {
+            Workload::TcpRr | Workload::TcpStream => 0,
+            Workload::HttpRr | Workload::HttpCrr => 1,
+            Workload::TcpCrr => 2,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Workload::TcpRr => {
+                "TCP request/response on one connection (TCP_NODELAY): the client writes N \
+                 bytes, the server reads all N and writes N back; latency per round trip"
+            }
+            Workload::HttpRr => {
+                "HTTP/1.1 keep-alive on one connection: `GET /N`, response body N bytes \
+                 (Content-Length); latency per request"
+            }
+            Workload::TcpStream => {
+                "bulk TCP: each flow writes 128 KiB chunks for the duration, the server discards \
+                 and acknowledges the byte count at the end; aggregate throughput"
+            }
+            Workload::TcpCrr => {
+                "connection setup: connect, 1 byte each way, the server closes first; one \
+                 connection at a time; latency per connection"
+            }
+            Workload::HttpCrr => {
+                "a new connection per HTTP/1.1 request (`Connection: close`, 1-byte body); one \
+                 at a time; latency per connection"
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command-line arguments
+
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct PathsArgs {
+    /// Modes (network paths) to compare, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "veth,datapath,proxy")]
+    pub modes: Vec<Mode>,
+    /// Workloads, comma separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "tcp-rr,http-rr,tcp-stream,tcp-crr,http-crr"
+    )]
+    pub workloads: Vec<Workload>,
+    /// Message sizes of the request/response workloads (suffixes K and M = KiB, MiB).
+    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_value = "1,64,1K,16K,64K,1M")]
+    pub sizes: Vec<usize>,
+    /// Parallel flows of tcp-stream, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    pub flows: Vec<usize>,
+    /// Runs per (mode, workload); modes are interleaved run by run.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Measured seconds per message size (request/response workloads).
+    #[arg(long, default_value_t = 1.0)]
+    pub rr_secs: f64,
+    /// Measured seconds per flow count (tcp-stream).
+    #[arg(long, default_value_t = 1.0)]
+    pub stream_secs: f64,
+    /// Measured seconds of the connection-setup workloads.
+    #[arg(long, default_value_t = 1.0)]
+    pub crr_secs: f64,
+    /// Unmeasured warm-up before each measurement (same connection for request/response).
+    #[arg(long, default_value_t = 0.1)]
+    pub warmup_secs: f64,
+    /// CPU placement of client, server and strait.
+    #[arg(long, value_enum, default_value = "one")]
+    pub pin: CpuPin,
+    /// First of the three server ports (stream, HTTP, connection setup).
+    #[arg(long, default_value_t = 7700)]
+    pub port: u16,
+    /// strait binary [default: `strait` next to this executable].
+    #[arg(long)]
+    pub strait: Option<PathBuf>,
+    /// Run even though a policy route (`lookup 2004`) exists already: another strait datapath
+    /// is on this host, and stopping ours removes that shared route.
+    #[arg(long)]
+    pub ignore_existing_route: bool,
+    /// JSON output path [default: benches/results/paths-<date>.json]; the SVGs go next to it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Keep the temp dir with the generated configs and logs.
+    #[arg(long)]
+    pub keep_tmp: bool,
+}
+
+/// `paths-server`: runs inside the server netns.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Stream port; HTTP is port+1, connection setup port+2.
+    #[arg(long)]
+    pub port: u16,
+}
+
+/// `paths-client`: runs inside the client netns, prints one JSON [`Sample`] per line.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    #[arg(long, value_enum)]
+    pub workload: Workload,
+    #[arg(long)]
+    pub server: SocketAddr,
+    #[arg(long, value_delimiter = ',', value_parser = parse_size, default_value = "1")]
+    pub sizes: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub flows: Vec<usize>,
+    #[arg(long)]
+    pub secs: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub warmup_secs: f64,
+    /// Set the netns's `ip_local_port_range` to `LO-HI` first (see [`port_range`]).
+    #[arg(long)]
+    pub port_range: Option<String>,
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1024),
+        Some((i, 'M' | 'm')) => (&t[..i], 1024 * 1024),
+        _ => (t, 1),
+    };
+    let n: usize = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 64, 16K, 1M)"))?;
+    let v = n * mult;
+    if v == 0 || v > MAX_SIZE {
+        return Err(format!("size `{s}` must be between 1 byte and 64M"));
+    }
+    Ok(v)
+}
+
+fn size_label(n: usize) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} B")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+/// Latency distribution of one measurement, microseconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Latency {
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub mean_us: f64,
+    pub min_us: f64,
+    pub max_us: f64,
+}
+
+/// One measurement of one client process (one message size or flow count).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sample {
+    pub workload: Workload,
+    /// Bytes per message: request = response for tcp-rr, response body for http-rr, write
+    /// size for tcp-stream, 1 for the connection-setup workloads.
+    pub size: usize,
+    pub flows: usize,
+    /// Measured round trips, requests, connections, or (tcp-stream) writes.
+    pub ops: u64,
+    /// Operations of the unmeasured warm-up just before (strait's CPU covers them too).
+    pub warmup_ops: u64,
+    pub secs: f64,
+    /// Payload bytes moved: both directions for tcp-rr, response bodies for HTTP, bytes the
+    /// server counted for tcp-stream.
+    pub bytes: u64,
+    pub ops_per_s: f64,
+    pub gbit_per_s: f64,
+    pub latency: Option<Latency>,
+}
+
+impl Sample {
+    /// The x value of the workload's table and chart: message size, or flows for tcp-stream.
+    fn x(&self) -> usize {
+        match self.workload.kind() {
+            Kind::Stream => self.flows,
+            _ => self.size,
+        }
+    }
+}
+
+/// strait's counters over one workload run (deltas).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StraitCounters {
+    pub datapath_packets: u64,
+    pub datapath_redirected: u64,
+    pub datapath_conntrack_created: u64,
+    pub datapath_drops: u64,
+    /// Requests strait's transparent listener handled.
+    pub l7_requests: u64,
+}
+
+/// One run of one workload in one mode: one client process.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub mode: Mode,
+    pub workload: Workload,
+    pub repeat: usize,
+    /// Position in the session (0-based).
+    pub seq: usize,
+    pub error: Option<String>,
+    /// Datapath checks that failed but do not invalidate the run (e.g. drops).
+    pub warnings: Vec<String>,
+    pub samples: Vec<Sample>,
+    pub strait: Option<StraitCounters>,
+    /// CPU seconds strait (all its threads) used during this run.
+    pub strait_cpu_s: Option<f64>,
+    pub loadavg_before: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryRow {
+    pub workload: Workload,
+    pub mode: Mode,
+    /// Message size, or flows for tcp-stream.
+    pub x: usize,
+    pub runs_ok: usize,
+    pub runs_failed: usize,
+    pub p50_us_median: Option<f64>,
+    pub p50_us_min: Option<f64>,
+    pub p50_us_max: Option<f64>,
+    pub p99_us_median: Option<f64>,
+    pub p99_us_min: Option<f64>,
+    pub p99_us_max: Option<f64>,
+    pub ops_per_s_median: Option<f64>,
+    pub ops_per_s_min: Option<f64>,
+    pub ops_per_s_max: Option<f64>,
+    pub gbit_per_s_median: Option<f64>,
+    pub gbit_per_s_min: Option<f64>,
+    pub gbit_per_s_max: Option<f64>,
+    /// This mode's median p50 / veth's.
+    pub p50_vs_veth: Option<f64>,
+    pub p99_vs_veth: Option<f64>,
+    /// Median ops/s (Gbit/s for tcp-stream) / veth's.
+    pub throughput_vs_veth: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub target: String,
+    pub measured: String,
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Document {
+    pub date: String,
+    pub tool: String,
+    pub command: String,
+    pub machine: Machine,
+    pub strait: Option<String>,
+    pub settings: PathsArgs,
+    pub topology: String,
+    pub workloads: Vec<(Workload, String)>,
+    pub verdicts: Vec<Verdict>,
+    pub summary: Vec<SummaryRow>,
+    pub runs: Vec<RunRecord>,
+    pub wall_s: f64,
+    pub cleanup: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+struct Ctx {
+    args: PathsArgs,
+    tmp: PathBuf,
+    /// Private copy of this executable, re-run as client and server.
+    exe: PathBuf,
+    strait_bin: Option<PathBuf>,
+    admin_port: u16,
+    /// `taskset -c` list for client, server and strait.
+    cpus: Option<String>,
+    clk_tck: u64,
+}
+
+/// Runs `strait::datapath::unload` on drop if strait left its pins behind (it was killed).
+struct PinGuard;
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        remove_stale_pins();
+    }
+}
+
+fn remove_stale_pins() {
+    if Path::new(PIN_DIR).exists() {
+        match strait::datapath::unload(Path::new(PIN_DIR)) {
+            Ok(_) => eprintln!("  removed leftover datapath pins under {PIN_DIR}"),
+            Err(e) => eprintln!("warning: removing {PIN_DIR}: {e}"),
+        }
+    }
+}
+
+pub fn run(args: PathsArgs) -> Result<()> {
+    validate(&args)?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("strait-bench paths needs root (network namespaces, veths, eBPF)");
+    }
+    install_signal_handlers();
+    let started = Instant::now();
+    let mut modes = args.modes.clone();
+    modes.dedup();
+    let mut workloads = args.workloads.clone();
+    workloads.dedup();
+
+    let needs_strait = modes.iter().any(|m| m.strait().is_some());
+    let strait_src = if needs_strait {
+        Some(resolve_strait(args.strait.as_deref())?)
+    } else {
+        None
+    };
+    let route_before = policy_route_present();
+    if needs_strait && route_before && !args.ignore_existing_route {
+        bail!(
+            "a strait policy route (`ip rule … {POLICY_TABLE}`) exists already: another strait \
+             datapath is running on this host, and stopping ours would remove that shared route. \
+             Stop it first or pass --ignore-existing-route"
+        );
+    }
+    remove_stale_pins();
+
+    let tmp = TempDir::new("strait-bench-paths", args.keep_tmp)?;
+    // Private copies: a rebuild during the session cannot mix versions.
+    let exe_src = std::env::current_exe().context("locating this executable")?;
+    let exe = tmp.path().join("strait-bench");
+    fs::copy(&exe_src, &exe).with_context(|| format!("copying {}", exe_src.display()))?;
+    let strait_bin = match &strait_src {
+        Some(src) => {
+            let dst = tmp.path().join("strait");
+            fs::copy(src, &dst).with_context(|| format!("copying {}", src.display()))?;
+            Some(dst)
+        }
+        None => None,
+    };
+    let ports = free_ports(2)?;
+    let ctx = Ctx {
+        args: args.clone(),
+        tmp: tmp.path().to_path_buf(),
+        exe,
+        strait_bin,
+        admin_port: ports[0],
+        cpus: match args.pin {
+            CpuPin::One => Some(last_allowed_cpu()?.to_string()),
+            CpuPin::None => None,
+        },
+        clk_tck: procs::clk_tck(),
+    };
+    for m in &modes {
+        if let Some(setup) = m.strait() {
+            write_strait_config(&ctx, *m, setup, ports[1])?;
+        }
+    }
+
+    let date = peers::today_utc();
+    let out_path = match &args.out {
+        Some(p) => p.clone(),
+        None => peers::unique_path(
+            &Path::new(MANIFEST_DIR).join("results"),
+            &format!("paths-{date}"),
+        ),
+    };
+    let machine = Machine::collect();
+    let strait_version = strait_src.as_deref().map(report::strait_version);
+    eprintln!(
+        "strait-bench paths: {} ({} cpus), kernel {}",
+        machine.cpu_model, machine.cpus, machine.kernel
+    );
+    if let Some(v) = &strait_version {
+        eprintln!("  strait: {v}");
+    }
+    let (runs, cleanup) = session(&ctx, &modes, &workloads)?;
+    drop(tmp);
+
+    let summary = summarize(&runs, &modes, &workloads);
+    let verdicts = verdicts(&summary);
+    let doc = Document {
+        date,
+        tool: format!("strait-bench {} paths", env!("CARGO_PKG_VERSION")),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine,
+        strait: strait_version,
+        settings: args.clone(),
+        topology: format!(
+            "netns {NS_CLIENT} ({CLIENT_ADDR}, host veth {IF_CLIENT}) -> host routing -> netns \
+             {NS_SERVER} ({SERVER_ADDR}, host veth {IF_SERVER})"
+        ),
+        workloads: workloads
+            .iter()
+            .map(|w| (*w, w.describe().to_string()))
+            .collect(),
+        verdicts,
+        summary,
+        runs,
+        wall_s: started.elapsed().as_secs_f64(),
+        cleanup,
+    };
+    println!("{}", markdown(&doc));
+    if let Some(parent) = out_path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::write(&out_path, serde_json::to_string_pretty(&doc)? + "\n")
+        .with_context(|| format!("writing {}", out_path.display()))?;
+    println!("JSON results: {}", out_path.display());
+    for (name, svg) in charts(&doc) {
+        let stem = out_path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("paths");
+        let p = out_path.with_file_name(format!("{stem}-{name}.svg"));
+        fs::write(&p, svg).with_context(|| format!("writing {}", p.display()))?;
+        println!("chart: {}", p.display());
+    }
+    Ok(())
+}
+
+fn validate(a: &PathsArgs) -> Result<()> {
+    if a.repeats == 0 || a.modes.is_empty() || a.workloads.is_empty() {
+        bail!("--repeats, --modes and --workloads must not be empty/zero");
+    }
+    for (name, v) in [
+        ("--rr-secs", a.rr_secs),
+        ("--stream-secs", a.stream_secs),
+        ("--crr-secs", a.crr_secs),
+    ] {
+        if !(v > 0.0 && v <= 600.0) {
+            bail!("{name} must be in (0, 600]");
+        }
+    }
+    if !(0.0..=60.0).contains(&a.warmup_secs) {
+        bail!("--warmup-secs must be in [0, 60]");
+    }
+    if a.sizes.is_empty() || a.flows.is_empty() || a.flows.iter().any(|&f| f == 0 || f > 1024) {
+        bail!("--sizes must not be empty; --flows must be in 1..=1024");
+    }
+    if a.port == 0 || a.port > u16::MAX - 2 {
+        bail!("--port must leave room for port+2");
+    }
+    Ok(())
+}
+
+fn resolve_strait(p: Option<&Path>) -> Result<PathBuf> {
+    let p = match p {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(|d| d.join("strait"))
+            .ok_or_else(|| anyhow!("this executable has no parent directory"))?,
+    };
+    if !p.is_file() {
+        bail!(
+            "strait binary not found at {} (build it with `cargo build --release -p strait`, pass \
+             --strait PATH, or run only --modes veth)",
+            p.display()
+        );
+    }
+    Ok(fs::canonicalize(&p)?)
+}
+
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    // Hold all listeners until every port is chosen so they are distinct.
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<io::Result<_>>()
+        .context("reserving ports")?;
+    Ok(ls
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<io::Result<_>>()?)
+}
+
+fn endpoints() -> Vec<LabEndpoint> {
+    vec![
+        LabEndpoint {
+            name: "sb-client".into(),
+            interface: IF_CLIENT.into(),
+            netns: NS_CLIENT.into(),
+            addresses: vec![CLIENT_ADDR.into()],
+        },
+        LabEndpoint {
+            name: "sb-server".into(),
+            interface: IF_SERVER.into(),
+            netns: NS_SERVER.into(),
+            addresses: vec![SERVER_ADDR.into()],
+        },
+    ]
+}
+
+fn config_path(ctx: &Ctx, mode: Mode) -> PathBuf {
+    ctx.tmp.join(format!("strait-{}.yaml", mode.name()))
+}
+
+/// Writes strait's config and policy for `mode`; returns the config path.
+fn write_strait_config(ctx: &Ctx, mode: Mode, setup: StraitSetup, l7_port: u16) -> Result<PathBuf> {
+    let p = ctx.args.port;
+    let policy = ctx.tmp.join(format!("policy-{}.yaml", mode.name()));
+    let http_rules = if setup.l7_http {
+        "\n          rules:\n            http:\n              - method: GET"
+    } else {
+        ""
+    };
+    fs::write(
+        &policy,
+        format!(
+            "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: \
+             strait-bench-paths\nspec:\n  endpointSelector:\n    matchLabels: {{app: \
+             sb-server}}\n  ingress:\n    - fromEndpoints:\n        - matchLabels: {{app: \
+             sb-client}}\n      toPorts:\n        - ports: [{{port: \"{p}\", protocol: TCP}}, \
+             {{port: \"{}\", protocol: TCP}}]\n        - ports: [{{port: \"{}\", protocol: \
+             TCP}}]{http_rules}\n",
+            p + 2,
+            p + 1
+        ),
+    )?;
+    let cfg = config_path(ctx, mode);
+    fs::write(
+        &cfg,
+        format!(
+            "# strait-bench paths, mode {mode}\nadmin:\n  address: 127.0.0.1:{admin}\nruntime:\n  \
+             shutdown_grace: 1s\nflows:\n  sink: none\nlisteners:\n  - name: {L7_LISTENER}\n    \
+             address: 127.0.0.1:{l7_port}\n    protocol: http\n    transparent: true\n\
+             endpoints:\n  - name: sb-client\n    interface: {IF_CLIENT}\n    netns: \
+             {NS_CLIENT}\n    addresses: [{CLIENT_ADDR}]\n    labels: {{app: sb-client}}\n  - \
+             name: sb-server\n    interface: {IF_SERVER}\n    netns: {NS_SERVER}\n    \
+             addresses: [{SERVER_ADDR}]\n    labels: {{app: sb-server}}\npolicies:\n  - \
+             \"{policy}\"\ndatapath:\n  pin_dir: {PIN_DIR}\n  on_exit: detach\n",
+            mode = mode.name(),
+            admin = ctx.admin_port,
+            policy = policy.display(),
+        ),
+    )?;
+    Ok(cfg)
+}
+
+/// `strait check` of every generated config (needs the lab's interfaces).
+fn check_configs(ctx: &Ctx, modes: &[Mode]) -> Result<()> {
+    let Some(bin) = &ctx.strait_bin else {
+        return Ok(());
+    };
+    for m in modes.iter().filter(|m| m.strait().is_some()) {
+        let cfg = config_path(ctx, *m);
+        let out = Command::new(bin)
+            .args(["check", "-c"])
+            .arg(&cfg)
+            .output()
+            .context("running strait check")?;
+        if !out.status.success() {
+            bail!(
+                "generated config {} does not load:\n{}{}",
+                cfg.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The measured part: lab up, server up, every (repeat, mode, workload); everything it started
+/// is gone when it returns (also on error: the guards). Returns the runs and cleanup findings.
+fn session(
+    ctx: &Ctx,
+    modes: &[Mode],
+    workloads: &[Workload],
+) -> Result<(Vec<RunRecord>, Vec<String>)> {
+    let route_before = policy_route_present();
+    let lab = Lab::up(endpoints()).context("creating the lab namespaces")?;
+    eprintln!(
+        "  lab: {NS_CLIENT} {CLIENT_ADDR} ({IF_CLIENT}) <-> host <-> {NS_SERVER} {SERVER_ADDR} \
+         ({IF_SERVER})"
+    );
+    let pins = PinGuard;
+    check_configs(ctx, modes)?;
+    let mut server = Service::spawn(
+        "paths-server",
+        {
+            let mut c = in_netns(ctx, NS_SERVER);
+            c.args(["paths-server", "--port", &ctx.args.port.to_string()]);
+            c
+        },
+        &ctx.tmp.join("server.log"),
+    )?;
+    wait_server(&mut server, ctx.args.port)?;
+
+    let total: usize = modes
+        .iter()
+        .map(|m| workloads.iter().filter(|w| m.runs(**w)).count())
+        .sum::<usize>()
+        * ctx.args.repeats;
+    eprintln!(
+        "  {} repeats × modes {} × workloads {} = {total} client runs",
+        ctx.args.repeats,
+        modes.iter().map(|m| m.name()).collect::<Vec<_>>().join(","),
+        workloads
+            .iter()
+            .map(|w| w.name())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut runs = Vec::new();
+    let mut proxy_runs = 0usize;
+    let t0 = Instant::now();
+    for repeat in 0..ctx.args.repeats {
+        // Rotate the order every repeat so no mode always runs first.
+        let mut order = modes.to_vec();
+        order.rotate_left(repeat % modes.len());
+        for mode in order {
+            check_interrupted()?;
+            let mut strait = match mode.strait() {
+                Some(_) => Some(start_strait(ctx, mode)?),
+                None => None,
+            };
+            for &w in workloads.iter().filter(|w| mode.runs(**w)) {
+                check_interrupted()?;
+                let before = match &strait {
+                    Some(_) => Some(read_counters(ctx.admin_port)?),
+                    None => None,
+                };
+                let cpu_before = strait.as_ref().map(|s| procs::tree_cpu_ticks(s.pid()));
+                let loadavg_before = fs::read_to_string("/proc/loadavg")
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                let ports = port_range(mode, &mut proxy_runs);
+                let result = run_client(ctx, w, &ports);
+                check_interrupted()?;
+                if let Some(s) = strait.as_mut() {
+                    s.check_alive()?;
+                }
+                let strait_cpu_s = match (cpu_before, &strait) {
+                    (Some(b), Some(s)) => Some(
+                        procs::tree_cpu_ticks(s.pid()).saturating_sub(b) as f64
+                            / ctx.clk_tck as f64,
+                    ),
+                    _ => None,
+                };
+                let counters = match (&before, &strait) {
+                    (Some(b), Some(_)) => Some(read_counters(ctx.admin_port)?.minus(b)),
+                    _ => None,
+                };
+                let mut rec = RunRecord {
+                    mode,
+                    workload: w,
+                    repeat,
+                    seq: runs.len(),
+                    error: None,
+                    warnings: Vec::new(),
+                    samples: Vec::new(),
+                    strait: counters,
+                    strait_cpu_s,
+                    loadavg_before,
+                };
+                match result {
+                    Ok(samples) => {
+                        rec.samples = samples;
+                        check_path(&mut rec);
+                    }
+                    Err(e) => rec.error = Some(format!("{e:#}")),
+                }
+                progress(&rec, runs.len() + 1, total, t0.elapsed());
+                runs.push(rec);
+            }
+            if let Some(mut s) = strait.take() {
+                s.stop();
+                remove_stale_pins();
+            }
+        }
+    }
+    server.stop();
+    drop(server);
+    drop(pins);
+    drop(lab);
+    Ok((runs, verify_cleanup(route_before)))
+}
+
+fn check_interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        bail!("interrupted; cleaning up");
+    }
+    Ok(())
+}
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// SIGINT/SIGTERM set [`INTERRUPTED`] (once; a second one kills as usual): the harness stops at
+/// the next check and unwinds through its guards (strait stopped, pins removed, lab down).
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction is valid; the handler only stores to an atomic, which is
+        // async-signal-safe; SA_RESETHAND restores the default after the first delivery.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESETHAND;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// `prog`, under `taskset -c CPUS` when pinning.
+fn pinned(ctx: &Ctx, prog: &str) -> Command {
+    match &ctx.cpus {
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpus, prog]);
+            c
+        }
+        None => Command::new(prog),
+    }
+}
+
+/// This executable inside `netns` (`ip netns exec`), pinned like everything else.
+fn in_netns(ctx: &Ctx, netns: &str) -> Command {
+    let exe = ctx.exe.display().to_string();
+    match &ctx.cpus {
+        Some(cpus) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpus, "ip", "netns", "exec", netns, &exe]);
+            c
+        }
+        None => lab::exec_in(netns, &exe),
+    }
+}
+
+/// The highest CPU this process may run on.
+fn last_allowed_cpu() -> Result<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid (empty) set; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 = this thread; the size matches `set`.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if r != 0 {
+        return Err(io::Error::last_os_error()).context("sched_getaffinity");
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        .rev()
+        // SAFETY: `i` is below CPU_SETSIZE.
+        .find(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+        .ok_or_else(|| anyhow!("no allowed CPU"))
+}
+
+/// The kernel sends SIGTERM to the child if the harness dies (survives `ip netns exec`).
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: the closure runs between fork and exec and only calls prctl/getppid, which are
+    // async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() == 1 {
+                return Err(io::Error::other("parent exited"));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Waits until the server answers on its connection-setup port (from the host, before any
+/// policy is attached).
+fn wait_server(server: &mut Service, port: u16) -> Result<()> {
+    let addr = SocketAddr::from((SERVER_ADDR, port + 2));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        server.check_alive()?;
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            let mut b = [0u8; 1];
+            if s.set_read_timeout(Some(Duration::from_secs(2))).is_ok()
+                && s.write_all(b"x").is_ok()
+                && s.read_exact(&mut b).is_ok()
+            {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("paths-server did not answer on {addr} within 10 s");
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+fn start_strait(ctx: &Ctx, mode: Mode) -> Result<Service> {
+    let bin = ctx
+        .strait_bin
+        .as_ref()
+        .ok_or_else(|| anyhow!("no strait binary"))?;
+    let mut cmd = pinned(ctx, &bin.display().to_string());
+    cmd.args(["run", "-c"]).arg(config_path(ctx, mode));
+    let mut svc = Service::spawn(
+        &format!("strait ({})", mode.name()),
+        cmd,
+        &ctx.tmp.join(format!("strait-{}.log", mode.name())),
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        svc.check_alive()?;
+        check_interrupted()?;
+        if let Ok((status, _)) = procs::http1_get_path(ctx.admin_port, "/ready") {
+            if status.contains(" 200") {
+                return Ok(svc);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("strait ({}) not ready within 30 s", mode.name());
+        }
+        sleep(Duration::from_millis(20));
+    }
+}
+
+impl StraitCounters {
+    fn minus(&self, b: &StraitCounters) -> StraitCounters {
+        StraitCounters {
+            datapath_packets: self.datapath_packets.saturating_sub(b.datapath_packets),
+            datapath_redirected: self
+                .datapath_redirected
+                .saturating_sub(b.datapath_redirected),
+            datapath_conntrack_created: self
+                .datapath_conntrack_created
+                .saturating_sub(b.datapath_conntrack_created),
+            datapath_drops: self.datapath_drops.saturating_sub(b.datapath_drops),
+            l7_requests: self.l7_requests.saturating_sub(b.l7_requests),
+        }
+    }
+}
+
+fn read_counters(admin: u16) -> Result<StraitCounters> {
+    let (status, text) = procs::http1_get_path(admin, "/metrics")?;
+    if !status.contains(" 200") {
+        bail!("GET /metrics: {status}");
+    }
+    Ok(parse_counters(&text))
+}
+
+fn parse_counters(text: &str) -> StraitCounters {
+    let v = |name: &str| metric_value(text, name).unwrap_or(0);
+    StraitCounters {
+        datapath_packets: v("strait_datapath_packets_total"),
+        datapath_redirected: v("strait_datapath_redirected_total"),
+        datapath_conntrack_created: v("strait_datapath_conntrack_created_total"),
+        datapath_drops: text
+            .lines()
+            .filter(|l| l.starts_with("strait_datapath_drops_total{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+            .map(|f| f as u64)
+            .sum(),
+        l7_requests: v(&format!(
+            "strait_requests_total{{listener=\"{L7_LISTENER}\"}}"
+        )),
+    }
+}
+
+/// Did the traffic take the path the mode claims? Not redirected in proxy mode, or the
+/// programs not seeing packets in datapath mode, invalidates the run.
+fn check_path(rec: &mut RunRecord) {
+    let Some(c) = &rec.strait else { return };
+    let ops: u64 = rec.samples.iter().map(|s| s.ops + s.warmup_ops).sum();
+    if c.datapath_packets == 0 {
+        rec.error = Some("strait's tc programs saw no packets".into());
+        return;
+    }
+    if c.datapath_drops > 0 {
+        rec.warnings
+            .push(format!("datapath dropped {} packets", c.datapath_drops));
+    }
+    let redirected = rec.mode.strait().is_some_and(|s| s.l7_http) && rec.workload.is_http();
+    if redirected {
+        if c.datapath_redirected == 0 || c.l7_requests < ops {
+            rec.error = Some(format!(
+                "expected the HTTP port redirected to strait: {} packets redirected, {} \
+                 requests at the listener for {ops} requests sent",
+                c.datapath_redirected, c.l7_requests
+            ));
+        }
+    } else if c.datapath_redirected > 0 || c.l7_requests > 0 {
+        rec.error = Some(format!(
+            "unexpected redirect: {} packets, {} listener requests",
+            c.datapath_redirected, c.l7_requests
+        ));
+    }
+}
+
+/// The client's ephemeral ports for one run, as `LO-HI`.
+///
+/// When strait terminates a connection and closes first, a TIME_WAIT socket with the client's
+/// tuple stays in the host netns for 60 s. While it exists, a new connection on that tuple
+/// fails: without a redirect, TCP early demux attaches the TIME_WAIT socket to the forwarded
+/// packet and `ip_forward` drops it; with one, the kernel refuses the listener's request socket
+/// as a duplicate of the TIME_WAIT socket (no SYN-ACK). So modes where strait terminates
+/// connections rotate through four blocks of ports above the host's ephemeral range start, and
+/// the other modes use ports below the host's range (strait's upstream legs bind the client's
+/// address with a port from the host's range).
+fn port_range(mode: Mode, proxy_runs: &mut usize) -> String {
+    if mode.terminates() {
+        let block = *proxy_runs % 4;
+        *proxy_runs += 1;
+        let lo = 33_000 + block * 8_000;
+        format!("{lo}-{}", lo + 7_999)
+    } else {
+        "10000-32767".to_string()
+    }
+}
+
+fn run_client(ctx: &Ctx, w: Workload, ports: &str) -> Result<Vec<Sample>> {
+    let a = &ctx.args;
+    let join = |v: &[usize]| {
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (secs, expected) = match w.kind() {
+        Kind::Rr => (
+            a.rr_secs,
+            a.sizes.len() as f64 * (a.rr_secs + a.warmup_secs),
+        ),
+        Kind::Stream => (a.stream_secs, a.flows.len() as f64 * (a.stream_secs + 0.5)),
+        Kind::Crr => (a.crr_secs, a.crr_secs + a.warmup_secs),
+    };
+    let mut cmd = in_netns(ctx, NS_CLIENT);
+    cmd.args([
+        "paths-client",
+        "--workload",
+        w.name(),
+        "--server",
+        &format!("{SERVER_ADDR}:{}", a.port + w.port_offset()),
+        "--sizes",
+        &join(&a.sizes),
+        "--flows",
+        &join(&a.flows),
+        "--secs",
+        &secs.to_string(),
+        "--warmup-secs",
+        &a.warmup_secs.to_string(),
+        "--port-range",
+        ports,
+    ]);
+    let out_path = ctx.tmp.join("client.stdout");
+    let err_path = ctx.tmp.join("client.stderr");
+    cmd.env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path)?)
+        .stderr(fs::File::create(&err_path)?);
+    die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().context("spawning paths-client")?;
+    let deadline = Instant::now() + Duration::from_secs_f64(expected + 30.0);
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            check_interrupted()?;
+            bail!("paths-client {} did not finish in time", w.name());
+        }
+        sleep(Duration::from_millis(10));
+    };
+    let stdout = fs::read_to_string(&out_path).unwrap_or_default();
+    if !status.success() {
+        let err = fs::read_to_string(&err_path).unwrap_or_default();
+        bail!(
+            "paths-client {} failed ({status}): {}",
+            w.name(),
+            err.lines().take(6).collect::<Vec<_>>().join(" / ")
+        );
+    }
+    let samples = stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str::<Sample>(l).with_context(|| format!("client output {l:?}")))
+        .collect::<Result<Vec<_>>>()?;
+    if samples.is_empty() {
+        bail!("paths-client {} printed no samples", w.name());
+    }
+    Ok(samples)
+}
+
+fn progress(rec: &RunRecord, n: usize, total: usize, elapsed: Duration) {
+    let mut line = format!(
+        "[{n:>3}/{total} {:>4.0}s] r{} {:<8} {:<10}",
+        elapsed.as_secs_f64(),
+        rec.repeat + 1,
+        rec.mode.name(),
+        rec.workload.name()
+    );
+    if let Some(e) = &rec.error {
+        let _ = write!(line, " FAILED: {e}");
+    }
+    for s in &rec.samples {
+        match (&s.latency, s.workload.kind()) {
+            (_, Kind::Stream) => {
+                let _ = write!(line, " | {}×: {:.2} Gbit/s", s.flows, s.gbit_per_s);
+            }
+            (Some(l), Kind::Crr) => {
+                let _ = write!(
+                    line,
+                    " | {:.0}/s p50 {:.1} p99 {:.1} µs",
+                    s.ops_per_s, l.p50_us, l.p99_us
+                );
+            }
+            (Some(l), _) => {
+                let _ = write!(
+                    line,
+                    " | {}: {:.1}/{:.1}",
+                    size_label(s.size).replace(' ', ""),
+                    l.p50_us,
+                    l.p99_us
+                );
+            }
+            (None, _) => {}
+        }
+    }
+    if let Some(c) = rec.strait_cpu_s {
+        let _ = write!(line, " | strait CPU {:.0} ms", c * 1000.0);
+    }
+    for w in &rec.warnings {
+        let _ = write!(line, " WARNING: {w}");
+    }
+    eprintln!("{line}");
+}
+
+fn policy_route_present() -> bool {
+    Command::new("ip")
+        .arg("rule")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(POLICY_TABLE))
+        .unwrap_or(false)
+}
+
+/// What the session may have left behind; empty when clean.
+fn verify_cleanup(route_before: bool) -> Vec<String> {
+    let mut left = Vec::new();
+    if let Ok(o) = Command::new("ip").args(["netns", "list"]).output() {
+        let list = String::from_utf8_lossy(&o.stdout).into_owned();
+        for ns in [NS_CLIENT, NS_SERVER] {
+            if list
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(ns))
+            {
+                left.push(format!("netns {ns} still exists"));
+            }
+        }
+    }
+    for ifname in [IF_CLIENT, IF_SERVER] {
+        if Path::new("/sys/class/net").join(ifname).exists() {
+            left.push(format!("interface {ifname} still exists"));
+        }
+    }
+    if Path::new(PIN_DIR).exists() {
+        left.push(format!("{PIN_DIR} still exists"));
+    }
+    if !route_before && policy_route_present() {
+        left.push(format!("ip rule `{POLICY_TABLE}` still present"));
+    }
+    let me = std::process::id();
+    let children: Vec<u32> = procs::process_tree(me)
+        .into_iter()
+        .filter(|p| *p != me)
+        .collect();
+    if !children.is_empty() {
+        left.push(format!("child processes still running: {children:?}"));
+    }
+    if left.is_empty() {
+        eprintln!("  cleanup: namespaces, veths, pins, policy route and processes all gone");
+    } else {
+        for l in &left {
+            eprintln!("warning: cleanup: {l}");
+        }
+    }
+    left
+}
+
+// ---------------------------------------------------------------------------------------------
+// Aggregation, verdicts, markdown, charts
+
+fn summarize(runs: &[RunRecord], modes: &[Mode], workloads: &[Workload]) -> Vec<SummaryRow> {
+    let mut out = Vec::new();
+    for &w in workloads {
+        let mut xs: Vec<usize> = runs
+            .iter()
+            .filter(|r| r.workload == w)
+            .flat_map(|r| r.samples.iter().map(Sample::x))
+            .collect();
+        xs.sort_unstable();
+        xs.dedup();
+        for x in xs {
+            let mut rows: Vec<SummaryRow> = Vec::new();
+            for &mode in modes.iter().filter(|m| m.runs(w)) {
+                let all: Vec<&RunRecord> = runs
+                    .iter()
+                    .filter(|r| r.workload == w && r.mode == mode)
+                    .collect();
+                let ok: Vec<&Sample> = all
+                    .iter()
+                    .filter(|r| r.error.is_none())
+                    .flat_map(|r| r.samples.iter().filter(|s| s.x() == x))
+                    .collect();
+                let lat = |f: fn(&Latency) -> f64| -> Vec<f64> {
+                    ok.iter()
+                        .filter_map(|s| s.latency.as_ref().map(f))
+                        .collect()
+                };
+                let p50 = lat(|l| l.p50_us);
+                let p99 = lat(|l| l.p99_us);
+                let ops: Vec<f64> = ok.iter().map(|s| s.ops_per_s).collect();
+                let gbit: Vec<f64> = ok.iter().map(|s| s.gbit_per_s).collect();
+                let min = |v: &[f64]| v.iter().copied().reduce(f64::min);
+                let max = |v: &[f64]| v.iter().copied().reduce(f64::max);
+                rows.push(SummaryRow {
+                    workload: w,
+                    mode,
+                    x,
+                    runs_ok: ok.len(),
+                    runs_failed: all.len().saturating_sub(ok.len()),
+                    p50_us_median: median(p50.clone()),
+                    p50_us_min: min(&p50),
+                    p50_us_max: max(&p50),
+                    p99_us_median: median(p99.clone()),
+                    p99_us_min: min(&p99),
+                    p99_us_max: max(&p99),
+                    ops_per_s_median: median(ops.clone()),
+                    ops_per_s_min: min(&ops),
+                    ops_per_s_max: max(&ops),
+                    gbit_per_s_median: median(gbit.clone()),
+                    gbit_per_s_min: min(&gbit),
+                    gbit_per_s_max: max(&gbit),
+                    p50_vs_veth: None,
+                    p99_vs_veth: None,
+                    throughput_vs_veth: None,
+                });
+            }
+            let base = rows.iter().find(|r| r.mode == Mode::Veth).cloned();
+            if let Some(b) = base {
+                let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                    (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                    _ => None,
+                };
+                for r in &mut rows {
+                    r.p50_vs_veth = ratio(r.p50_us_median, b.p50_us_median);
+                    r.p99_vs_veth = ratio(r.p99_us_median, b.p99_us_median);
+                    r.throughput_vs_veth = if w.kind() == Kind::Stream {
+                        ratio(r.gbit_per_s_median, b.gbit_per_s_median)
+                    } else {
+                        ratio(r.ops_per_s_median, b.ops_per_s_median)
+                    };
+                }
+            }
+            out.extend(rows);
+        }
+    }
+    out
+}
+
+fn x_label(w: Workload, x: usize) -> String {
+    match w.kind() {
+        Kind::Stream => format!("{x} flow{}", if x == 1 { "" } else { "s" }),
+        _ => size_label(x),
+    }
+}
+
+fn verdicts(summary: &[SummaryRow]) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    let of = |mode: Mode, kinds: &[Kind]| -> Vec<&SummaryRow> {
+        summary
+            .iter()
+            .filter(|r| r.mode == mode && kinds.contains(&r.workload.kind()))
+            .collect()
+    };
+    // Latency: every request/response size, both protocols.
+    let dp_rr: Vec<(String, f64)> = of(Mode::Datapath, &[Kind::Rr])
+        .into_iter()
+        .filter_map(|r| {
+            r.p50_vs_veth.map(|v| {
+                (
+                    format!("{} {}", r.workload.name(), x_label(r.workload, r.x)),
+                    v,
+                )
+            })
+        })
+        .collect();
+    if let Some((worst_at, worst)) = dp_rr
+        .iter()
+        .cloned()
+        .reduce(|a, b| if b.1 > a.1 { b } else { a })
+    {
+        let vals: Vec<f64> = dp_rr.iter().map(|x| x.1).collect();
+        out.push(Verdict {
+            target: "datapath p50 latency within 5% of veth (request/response, every size)".into(),
+            measured: format!(
+                "median ratio {:.3}, worst {:.3} ({worst_at}), best {:.3}",
+                median(vals.clone()).unwrap_or(0.0),
+                worst,
+                vals.iter().copied().fold(f64::INFINITY, f64::min)
+            ),
+            met: Some(worst <= 1.05),
+        });
+    }
+    let dp_stream: Vec<(String, f64)> = of(Mode::Datapath, &[Kind::Stream])
+        .into_iter()
+        .filter_map(|r| r.throughput_vs_veth.map(|v| (x_label(r.workload, r.x), v)))
+        .collect();
+    if let Some((worst_at, worst)) = dp_stream
+        .iter()
+        .cloned()
+        .reduce(|a, b| if b.1 < a.1 { b } else { a })
+    {
+        out.push(Verdict {
+            target: "datapath bulk throughput within 5% of veth (tcp-stream, every flow count)"
+                .into(),
+            measured: format!(
+                "{} (worst {worst:.3} at {worst_at})",
+                dp_stream
+                    .iter()
+                    .map(|(x, v)| format!("{x}: {v:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            met: Some(worst >= 0.95),
+        });
+    }
+    for (mode, kinds, what) in [
+        (
+            Mode::Datapath,
+            &[Kind::Crr][..],
+            "datapath connection setup vs veth",
+        ),
+        (
+            Mode::Proxy,
+            &[Kind::Rr][..],
+            "proxy request/response vs veth (HTTP)",
+        ),
+        (
+            Mode::Proxy,
+            &[Kind::Crr][..],
+            "proxy connection setup vs veth (HTTP)",
+        ),
+    ] {
+        let rows = of(mode, kinds);
+        if rows.is_empty() {
+            continue;
+        }
+        let parts: Vec<String> = rows
+            .iter()
+            .filter_map(|r| {
+                Some(format!(
+                    "{} {}: p50 ×{:.2}, rate ×{:.2}",
+                    r.workload.name(),
+                    x_label(r.workload, r.x),
+                    r.p50_vs_veth?,
+                    r.throughput_vs_veth?
+                ))
+            })
+            .collect();
+        out.push(Verdict {
+            target: format!("{what} (informational)"),
+            measured: parts.join("; "),
+            met: None,
+        });
+    }
+    out
+}
+
+fn opt(v: Option<f64>, prec: usize) -> String {
+    v.map(|x| format!("{x:.prec$}"))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn range(a: Option<f64>, b: Option<f64>, prec: usize) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{a:.prec$}–{b:.prec$}"),
+        _ => "–".into(),
+    }
+}
+
+fn ratio_cell(v: Option<f64>, mode: Mode) -> String {
+    if mode == Mode::Veth {
+        return "1".into();
+    }
+    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "–".into())
+}
+
+fn runs_cell(r: &SummaryRow) -> String {
+    if r.runs_failed > 0 {
+        format!("{} ok, {} FAILED", r.runs_ok, r.runs_failed)
+    } else {
+        r.runs_ok.to_string()
+    }
+}
+
+pub fn markdown(doc: &Document) -> String {
+    let m = &doc.machine;
+    let a = &doc.settings;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "### Paths benchmark, {} — {} ({} cpus), kernel {}\n",
+        doc.date, m.cpu_model, m.cpus, m.kernel
+    );
+    let _ = writeln!(
+        s,
+        "{}. CPU placement: {}. {} repeats; modes interleaved run by run, order rotated every \
+         repeat. \
+         Request/response: {} s per size after {} s warm-up on the same connection; tcp-stream: \
+         {} s per flow count; connection setup: {} s. Cells are medians over the repeats of each \
+         run's p50/p99/throughput; min–max is the range over the repeats. Wall time {:.0} s.\n",
+        doc.topology,
+        match a.pin {
+            CpuPin::One => "client, server and strait all pinned to one CPU (`--pin one`)",
+            CpuPin::None => "not pinned (`--pin none`)",
+        },
+        a.repeats,
+        a.rr_secs,
+        a.warmup_secs,
+        a.stream_secs,
+        a.crr_secs,
+        doc.wall_s
+    );
+    if !doc.verdicts.is_empty() {
+        let _ = writeln!(s, "| target | measured | |\n|---|---|---|");
+        for v in &doc.verdicts {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} |",
+                v.target,
+                v.measured,
+                match v.met {
+                    Some(true) => "**met**",
+                    Some(false) => "**NOT met**",
+                    None => "",
+                }
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let mut workloads: Vec<Workload> = doc.summary.iter().map(|r| r.workload).collect();
+    workloads.dedup();
+    for w in workloads {
+        let rows: Vec<&SummaryRow> = doc.summary.iter().filter(|r| r.workload == w).collect();
+        let _ = writeln!(s, "#### {}: {}\n", w.name(), w.describe());
+        match w.kind() {
+            Kind::Stream => {
+                let _ = writeln!(
+                    s,
+                    "| flows | mode | Gbit/s | min–max | vs veth | runs |\n|---|---|---:|---:|---:|---:|"
+                );
+                for r in rows {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | {} | {} | {} |",
+                        r.x,
+                        r.mode.name(),
+                        opt(r.gbit_per_s_median, 2),
+                        range(r.gbit_per_s_min, r.gbit_per_s_max, 2),
+                        ratio_cell(r.throughput_vs_veth, r.mode),
+                        runs_cell(r)
+                    );
+                }
+            }
+            Kind::Rr | Kind::Crr => {
+                let (first, rate) = if w.kind() == Kind::Crr {
+                    ("", "conn/s")
+                } else {
+                    ("size | ", "req/s")
+                };
+                let _ = writeln!(
+                    s,
+                    "| {first}mode | p50 µs | p50 min–max | p99 µs | p99 min–max | {rate} | Gbit/s | \
+                     p50 vs veth | p99 vs veth | runs |\n|{}---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+                    if first.is_empty() { "" } else { "---|" }
+                );
+                for r in rows {
+                    let lead = if w.kind() == Kind::Crr {
+                        String::new()
+                    } else {
+                        format!("{} | ", size_label(r.x))
+                    };
+                    let _ = writeln!(
+                        s,
+                        "| {lead}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                        r.mode.name(),
+                        opt(r.p50_us_median, 1),
+                        range(r.p50_us_min, r.p50_us_max, 1),
+                        opt(r.p99_us_median, 1),
+                        range(r.p99_us_min, r.p99_us_max, 1),
+                        opt(r.ops_per_s_median, 0),
+                        opt(r.gbit_per_s_median, 2),
+                        ratio_cell(r.p50_vs_veth, r.mode),
+                        ratio_cell(r.p99_vs_veth, r.mode),
+                        runs_cell(r)
+                    );
+                }
+            }
+        }
+        let _ = writeln!(s);
+    }
+    strait_cpu_table(&mut s, doc);
+    let warnings: Vec<String> = doc
+        .runs
+        .iter()
+        .flat_map(|r| {
+            r.warnings.iter().map(move |w| {
+                format!(
+                    "{} {} r{}: {w}",
+                    r.mode.name(),
+                    r.workload.name(),
+                    r.repeat + 1
+                )
+            })
+        })
+        .chain(doc.runs.iter().filter_map(|r| {
+            r.error.as_ref().map(|e| {
+                format!(
+                    "{} {} r{} FAILED: {e}",
+                    r.mode.name(),
+                    r.workload.name(),
+                    r.repeat + 1
+                )
+            })
+        }))
+        .collect();
+    if !warnings.is_empty() {
+        let _ = writeln!(s, "Problems:\n");
+        for w in warnings {
+            let _ = writeln!(s, "- {w}");
+        }
+        let _ = writeln!(s);
+    }
+    if let Some(v) = &doc.strait {
+        let _ = writeln!(s, "strait: {v}\n");
+    }
+    let _ = writeln!(
+        s,
+        "Cleanup: {}",
+        if doc.cleanup.is_empty() {
+            "nothing left behind (netns, veths, pins, policy route, processes).".to_string()
+        } else {
+            doc.cleanup.join("; ")
+        }
+    );
+    s
+}
+
+/// strait's own CPU per operation (whole client run: every size of a request/response run).
+fn strait_cpu_table(s: &mut String, doc: &Document) {
+    let mut rows = Vec::new();
+    for w in doc.settings.workloads.iter() {
+        for m in doc
+            .settings
+            .modes
+            .iter()
+            .filter(|m| m.strait().is_some() && m.runs(*w))
+        {
+            let per_op: Vec<f64> = doc
+                .runs
+                .iter()
+                .filter(|r| r.workload == *w && r.mode == *m && r.error.is_none())
+                .filter_map(|r| {
+                    let ops: u64 = r.samples.iter().map(|x| x.ops + x.warmup_ops).sum();
+                    let cpu = r.strait_cpu_s?;
+                    (ops > 0).then(|| cpu * 1e6 / ops as f64)
+                })
+                .collect();
+            if let Some(med) = median(per_op) {
+                rows.push(format!("| {} | {} | {med:.2} |", w.name(), m.name()));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "strait process CPU per operation (utime+stime of strait over a whole client run, \
+         divided by all its operations including warm-up; medians over repeats):\n\n| workload | mode | \
+         strait CPU µs/op |\n|---|---|---:|"
+    );
+    for r in rows {
+        let _ = writeln!(s, "{r}");
+    }
+    let _ = writeln!(s);
+}
+
+const COLORS: [&str; 6] = [
+    "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#8c564b",
+];
+
+fn color(mode: Mode) -> &'static str {
+    COLORS[mode as usize % COLORS.len()]
+}
+
+struct Series {
+    name: String,
+    color: &'static str,
+    dashed: bool,
+    points: Vec<(f64, f64)>,
+}
+
+struct Chart {
+    title: String,
+    x_label: String,
+    y_label: String,
+    log_y: bool,
+    /// Tick positions (data x) and labels; x is always log-scaled (base 2).
+    x_ticks: Vec<(f64, String)>,
+    series: Vec<Series>,
+}
+
+/// (name, SVG) per chart: latency vs size for the request/response workloads, throughput vs
+/// flows for tcp-stream. Connection setup has one x value per mode: table only.
+fn charts(doc: &Document) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut workloads: Vec<Workload> = doc.summary.iter().map(|r| r.workload).collect();
+    workloads.dedup();
+    for w in workloads {
+        let rows: Vec<&SummaryRow> = doc.summary.iter().filter(|r| r.workload == w).collect();
+        let mut xs: Vec<usize> = rows.iter().map(|r| r.x).collect();
+        xs.sort_unstable();
+        xs.dedup();
+        if xs.len() < 2 {
+            continue;
+        }
+        let mut modes: Vec<Mode> = rows.iter().map(|r| r.mode).collect();
+        modes.sort_by_key(|m| *m as usize);
+        modes.dedup();
+        let mut series = Vec::new();
+        let stream = w.kind() == Kind::Stream;
+        for mode in modes {
+            let pts = |f: fn(&SummaryRow) -> Option<f64>| -> Vec<(f64, f64)> {
+                rows.iter()
+                    .filter(|r| r.mode == mode)
+                    .filter_map(|r| Some((r.x as f64, f(r)?)))
+                    .collect()
+            };
+            if stream {
+                series.push(Series {
+                    name: mode.name().to_string(),
+                    color: color(mode),
+                    dashed: false,
+                    points: pts(|r| r.gbit_per_s_median),
+                });
+            } else {
+                series.push(Series {
+                    name: format!("{} p50", mode.name()),
+                    color: color(mode),
+                    dashed: false,
+                    points: pts(|r| r.p50_us_median),
+                });
+                series.push(Series {
+                    name: format!("{} p99", mode.name()),
+                    color: color(mode),
+                    dashed: true,
+                    points: pts(|r| r.p99_us_median),
+                });
+            }
+        }
+        let chart = Chart {
+            title: format!(
+                "{}: {} ({}, {} repeats, medians)",
+                w.name(),
+                if stream {
+                    "throughput vs parallel flows"
+                } else {
+                    "latency vs message size"
+                },
+                doc.date,
+                doc.settings.repeats
+            ),
+            x_label: if stream {
+                "parallel flows".into()
+            } else if w == Workload::HttpRr {
+                "response body size".into()
+            } else {
+                "message size (each way)".into()
+            },
+            y_label: if stream {
+                "Gbit/s".into()
+            } else {
+                "latency µs (log)".into()
+            },
+            log_y: !stream,
+            x_ticks: xs
+                .iter()
+                .map(|&x| {
+                    (
+                        x as f64,
+                        if stream {
+                            x.to_string()
+                        } else {
+                            size_label(x)
+                                .replace(" B", "B")
+                                .replace(" KiB", "K")
+                                .replace(" MiB", "M")
+                        },
+                    )
+                })
+                .collect(),
+            series,
+        };
+        out.push((w.name().to_string(), render_svg(&chart)));
+    }
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// 1-2-5 steps covering [lo, hi].
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut t = Vec::new();
+    let (a, b) = (lo.log10().floor() as i32 - 1, hi.log10().ceil() as i32 + 1);
+    for e in a..=b {
+        for m in [1.0, 2.0, 5.0] {
+            t.push(m * 10f64.powi(e));
+        }
+    }
+    let first = t.iter().copied().filter(|v| *v <= lo).fold(t[0], f64::max);
+    let last = t
+        .iter()
+        .copied()
+        .filter(|v| *v >= hi)
+        .fold(f64::INFINITY, f64::min);
+    t.into_iter()
+        .filter(|v| *v >= first && *v <= last)
+        .collect()
+}
+
+fn nice_step(span: f64) -> f64 {
+    let raw = span / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(raw)
+}
+
+fn fmt_tick(v: f64) -> String {
+    if v >= 1.0 && (v - v.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+fn render_svg(c: &Chart) -> String {
+    let (w, h) = (760.0, 460.0);
+    let (ml, mr, mt, mb) = (70.0, 170.0, 40.0, 55.0);
+    let (pw, ph) = (w - ml - mr, h - mt - mb);
+    let xs: Vec<f64> = c.x_ticks.iter().map(|t| t.0.log2()).collect();
+    let (x0, x1) = (
+        xs.iter().copied().fold(f64::INFINITY, f64::min),
+        xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let ys: Vec<f64> = c
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
+    let (ylo, yhi) = (
+        ys.iter().copied().fold(f64::INFINITY, f64::min),
+        ys.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let (ylo, yhi) = if ys.is_empty() {
+        (1.0, 10.0)
+    } else {
+        (ylo, yhi)
+    };
+    let y_ticks: Vec<f64> = if c.log_y {
+        log_ticks(ylo, yhi)
+    } else {
+        let step = nice_step(yhi.max(1e-9));
+        let n = (yhi / step).ceil() as usize;
+        (0..=n).map(|i| i as f64 * step).collect()
+    };
+    let (t0, t1) = (
+        y_ticks.first().copied().unwrap_or(ylo),
+        y_ticks.last().copied().unwrap_or(yhi),
+    );
+    let fy = |v: f64| -> f64 {
+        let f = if c.log_y {
+            (v.log10() - t0.log10()) / (t1.log10() - t0.log10()).max(1e-12)
+        } else {
+            (v - t0) / (t1 - t0).max(1e-12)
+        };
+        mt + ph * (1.0 - f)
+    };
+    let fx = |v: f64| -> f64 { ml + pw * (v.log2() - x0) / (x1 - x0).max(1e-12) };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} \
+         {h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"{w}\" height=\"{h}\" \
+         fill=\"white\"/>"
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">{}</text>",
+        ml + pw / 2.0,
+        esc(&c.title)
+    );
+    for &t in &y_ticks {
+        let y = fy(t);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{ml}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            ml + pw,
+            ml - 6.0,
+            y + 4.0,
+            fmt_tick(t)
+        );
+    }
+    for (x, label) in &c.x_ticks {
+        let px = fx(*x);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{px:.1}\" y1=\"{mt}\" x2=\"{px:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/>\
+             <text x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            mt + ph,
+            mt + ph + 18.0,
+            esc(label)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<rect x=\"{ml}\" y=\"{mt}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" \
+         stroke=\"#333\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n\
+         <text transform=\"translate(18 {:.1}) rotate(-90)\" text-anchor=\"middle\">{}</text>",
+        ml + pw / 2.0,
+        h - 12.0,
+        esc(&c.x_label),
+        mt + ph / 2.0,
+        esc(&c.y_label)
+    );
+    for (i, se) in c.series.iter().enumerate() {
+        let pts: Vec<String> = se
+            .points
+            .iter()
+            .filter(|p| p.1.is_finite() && p.1 > 0.0)
+            .map(|&(x, y)| format!("{:.1},{:.1}", fx(x), fy(y)))
+            .collect();
+        let dash = if se.dashed {
+            " stroke-dasharray=\"6 4\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{dash}/>",
+            pts.join(" "),
+            se.color
+        );
+        for p in &pts {
+            if let Some((x, y)) = p.split_once(',') {
+                let _ = writeln!(
+                    s,
+                    "<circle cx=\"{x}\" cy=\"{y}\" r=\"2.5\" fill=\"{}\"/>",
+                    se.color
+                );
+            }
+        }
+        let ly = mt + 10.0 + i as f64 * 20.0;
+        let lx = ml + pw + 15.0;
+        let _ = writeln!(
+            s,
+            "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{:.1}\" y2=\"{ly}\" stroke=\"{}\" \
+             stroke-width=\"2\"{dash}/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            lx + 28.0,
+            se.color,
+            lx + 34.0,
+            ly + 4.0,
+            esc(&se.name)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// paths-server (inside the server netns)
+
+/// Serves until killed: stream (port), HTTP/1.1 (port+1), connection setup (port+2).
+pub fn server(args: ServerArgs) -> Result<()> {
+    let bind = |off: u16| {
+        TcpListener::bind((Ipv4Addr::UNSPECIFIED, args.port + off))
+            .with_context(|| format!("binding port {}", args.port + off))
+    };
+    let (stream, http, crr) = (bind(0)?, bind(1)?, bind(2)?);
+    accept_loop(stream, serve_stream);
+    accept_loop(http, serve_http);
+    // Connection setup: answered inline (no thread per connection), the server closes first so
+    // TIME_WAIT stays here and the client's ports are reusable at once.
+    for conn in crr.incoming() {
+        let Ok(mut s) = conn else { continue };
+        let _ = s.set_nodelay(true);
+        let mut b = [0u8; 1];
+        if s.read_exact(&mut b).is_ok() {
+            let _ = s.write_all(&b);
+        }
+    }
+    Ok(())
+}
+
+fn accept_loop(l: TcpListener, serve: fn(TcpStream) -> io::Result<()>) {
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            match conn {
+                Ok(s) => {
+                    thread::spawn(move || {
+                        if let Err(e) = serve(s) {
+                            if e.kind() != io::ErrorKind::ConnectionReset {
+                                eprintln!("paths-server: {e}");
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    eprintln!("paths-server: accept: {e}");
+                    sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    });
+}
+
+/// 5-byte header: op (`R` echo, `B` discard) and a u32 LE message size.
+fn serve_stream(mut s: TcpStream) -> io::Result<()> {
+    s.set_nodelay(true)?;
+    let mut hdr = [0u8; 5];
+    s.read_exact(&mut hdr)?;
+    let size = u32::from_le_bytes([hdr[1], hdr[2], hdr[3], hdr[4]]) as usize;
+    match hdr[0] {
+        b'R' if size > 0 && size <= MAX_SIZE => {
+            let mut buf = vec![0u8; size];
+            loop {
+                match s.read_exact(&mut buf) {
+                    Ok(()) => s.write_all(&buf)?,
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        b'B' => {
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut total = 0u64;
+            loop {
+                let n = s.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+            }
+            s.write_all(&total.to_le_bytes())
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "bad stream header",
+        )),
+    }
+}
+
+/// Minimal HTTP/1.1: `GET /N` → 200 with an N-byte body; honours `Connection: close`.
+fn serve_http(s: TcpStream) -> io::Result<()> {
+    s.set_nodelay(true)?;
+    let mut w = s.try_clone()?;
+    let mut r = BufReader::with_capacity(16 * 1024, s);
+    let mut line = Vec::with_capacity(256);
+    let mut cached: Option<(usize, bool, Vec<u8>)> = None;
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let size = std::str::from_utf8(&line)
+            .ok()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|p| p.strip_prefix('/'))
+            .and_then(|p| p.parse::<usize>().ok())
+            .filter(|n| *n <= MAX_SIZE);
+        let (mut close, mut body_len) = (false, 0usize);
+        loop {
+            line.clear();
+            if r.read_until(b'\n', &mut line)? == 0 {
+                return Ok(());
+            }
+            if line == b"\r\n" || line == b"\n" {
+                break;
+            }
+            let h = String::from_utf8_lossy(&line).to_ascii_lowercase();
+            if let Some(v) = h.strip_prefix("connection:") {
+                close |= v.contains("close");
+            } else if let Some(v) = h.strip_prefix("content-length:") {
+                body_len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        io::copy(&mut (&mut r).take(body_len as u64), &mut io::sink())?;
+        let Some(size) = size else {
+            w.write_all(
+                b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            )?;
+            return Ok(());
+        };
+        let fresh = !matches!(&cached, Some((n, c, _)) if *n == size && *c == close);
+        if fresh {
+            let mut resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: \
+                 {size}\r\n{}\r\n",
+                if close { "connection: close\r\n" } else { "" }
+            )
+            .into_bytes();
+            resp.resize(resp.len() + size, b'x');
+            cached = Some((size, close, resp));
+        }
+        if let Some((_, _, resp)) = &cached {
+            w.write_all(resp)?;
+        }
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// paths-client (inside the client netns)
+
+pub fn client(args: ClientArgs) -> Result<()> {
+    if let Some(r) = &args.port_range {
+        let (lo, hi) = r
+            .split_once('-')
+            .ok_or_else(|| anyhow!("--port-range wants LO-HI"))?;
+        // Per network namespace: only this (the client's) netns changes.
+        fs::write(
+            "/proc/sys/net/ipv4/ip_local_port_range",
+            format!("{} {}", lo.trim(), hi.trim()),
+        )
+        .context("setting ip_local_port_range")?;
+    }
+    let secs = Duration::from_secs_f64(args.secs);
+    let warm = Duration::from_secs_f64(args.warmup_secs);
+    let samples: Vec<Sample> = match args.workload {
+        Workload::TcpRr => args
+            .sizes
+            .iter()
+            .map(|&n| tcp_rr(args.server, n, secs, warm))
+            .collect::<Result<_>>()?,
+        Workload::HttpRr => args
+            .sizes
+            .iter()
+            .map(|&n| http_rr(args.server, n, secs, warm))
+            .collect::<Result<_>>()?,
+        Workload::TcpStream => args
+            .flows
+            .iter()
+            .map(|&k| tcp_stream(args.server, k, secs))
+            .collect::<Result<_>>()?,
+        Workload::TcpCrr => vec![crr(args.server, Workload::TcpCrr, secs, warm)?],
+        Workload::HttpCrr => vec![crr(args.server, Workload::HttpCrr, secs, warm)?],
+    };
+    let mut out = io::stdout().lock();
+    for s in samples {
+        writeln!(out, "{}", serde_json::to_string(&s)?)?;
+    }
+    Ok(())
+}
+
+fn connect(addr: SocketAddr) -> Result<TcpStream> {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .with_context(|| format!("connecting to {addr}"))?;
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    Ok(s)
+}
+
+fn sample(
+    workload: Workload,
+    size: usize,
+    flows: usize,
+    (mut ns, elapsed, warmup_ops): (Vec<u64>, Duration, u64),
+    bytes: u64,
+) -> Sample {
+    let ops = ns.len() as u64;
+    let secs = elapsed.as_secs_f64();
+    let latency = (!ns.is_empty()).then(|| {
+        let st = stats(&mut ns);
+        Latency {
+            p50_us: st.p50_us,
+            p99_us: st.p99_us,
+            p999_us: st.p999_us,
+            mean_us: st.mean_us,
+            min_us: st.min_us,
+            max_us: ns.last().map_or(0.0, |&x| x as f64 / 1000.0),
+        }
+    });
+    Sample {
+        workload,
+        size,
+        flows,
+        ops,
+        warmup_ops,
+        secs,
+        bytes,
+        ops_per_s: ops as f64 / secs.max(1e-9),
+        gbit_per_s: bytes as f64 * 8.0 / secs.max(1e-9) / 1e9,
+        latency,
+    }
+}
+
+/// Runs `op` for `warm` unmeasured, then for `secs` recording each call's duration.
+fn timed_loop(
+    secs: Duration,
+    warm: Duration,
+    mut op: impl FnMut() -> Result<()>,
+) -> Result<(Vec<u64>, Duration, u64)> {
+    let w_end = Instant::now() + warm;
+    let mut warm_ops = 0;
+    while Instant::now() < w_end {
+        op()?;
+        warm_ops += 1;
+    }
+    let mut ns = Vec::with_capacity(1 << 16);
+    let start = Instant::now();
+    let end = start + secs;
+    loop {
+        let t = Instant::now();
+        if t >= end {
+            break;
+        }
+        op()?;
+        ns.push(t.elapsed().as_nanos() as u64);
+    }
+    Ok((ns, start.elapsed(), warm_ops))
+}
+
+fn tcp_rr(addr: SocketAddr, size: usize, secs: Duration, warm: Duration) -> Result<Sample> {
+    let mut s = connect(addr)?;
+    let mut hdr = vec![b'R'];
+    hdr.extend_from_slice(&(size as u32).to_le_bytes());
+    s.write_all(&hdr)?;
+    let out = vec![0x5a_u8; size];
+    let mut inb = vec![0u8; size];
+    let timed = timed_loop(secs, warm, || {
+        s.write_all(&out)?;
+        s.read_exact(&mut inb)?;
+        Ok(())
+    })?;
+    if inb != out {
+        bail!("tcp-rr {size}: echo does not match what was sent");
+    }
+    let bytes = timed.0.len() as u64 * size as u64 * 2;
+    Ok(sample(Workload::TcpRr, size, 1, timed, bytes))
+}
+
+/// One HTTP/1.1 client connection with a reusable read buffer.
+struct HttpConn {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+    line: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl HttpConn {
+    fn new(addr: SocketAddr) -> Result<Self> {
+        let s = connect(addr)?;
+        Ok(Self {
+            w: s.try_clone()?,
+            r: BufReader::with_capacity(64 * 1024, s),
+            line: Vec::with_capacity(256),
+            body: Vec::new(),
+        })
+    }
+
+    fn line(&mut self) -> Result<&[u8]> {
+        self.line.clear();
+        if self.r.read_until(b'\n', &mut self.line)? == 0 {
+            bail!("connection closed mid-response");
+        }
+        Ok(&self.line)
+    }
+
+    /// Sends `req` and reads the whole response; checks 200 and a body of `want` bytes.
+    fn exchange(&mut self, req: &[u8], want: usize) -> Result<()> {
+        self.w.write_all(req)?;
+        let status = String::from_utf8_lossy(self.line()?).into_owned();
+        if status.split_whitespace().nth(1) != Some("200") {
+            bail!("HTTP status {:?}", status.trim());
+        }
+        let (mut len, mut chunked) = (None, false);
+        loop {
+            let l = self.line()?;
+            if l == b"\r\n" || l == b"\n" {
+                break;
+            }
+            let h = String::from_utf8_lossy(l).to_ascii_lowercase();
+            if let Some(v) = h.strip_prefix("content-length:") {
+                len = v.trim().parse::<usize>().ok();
+            } else if let Some(v) = h.strip_prefix("transfer-encoding:") {
+                chunked = v.contains("chunked");
+            }
+        }
+        let got = if chunked {
+            let mut total = 0;
+            loop {
+                let l = String::from_utf8_lossy(self.line()?).into_owned();
+                let n = usize::from_str_radix(l.trim().split(';').next().unwrap_or(""), 16)
+                    .with_context(|| format!("chunk size {l:?}"))?;
+                if n == 0 {
+                    while !matches!(self.line()?, b"\r\n" | b"\n") {}
+                    break;
+                }
+                self.read_body(n)?;
+                total += n;
+                self.line()?;
+            }
+            total
+        } else {
+            let n = len.ok_or_else(|| anyhow!("response without content-length"))?;
+            self.read_body(n)?;
+            n
+        };
+        if got != want {
+            bail!("body of {got} bytes, want {want}");
+        }
+        Ok(())
+    }
+
+    fn read_body(&mut self, n: usize) -> Result<()> {
+        if self.body.len() < n {
+            self.body.resize(n, 0);
+        }
+        self.r.read_exact(&mut self.body[..n])?;
+        Ok(())
+    }
+}
+
+fn http_rr(addr: SocketAddr, size: usize, secs: Duration, warm: Duration) -> Result<Sample> {
+    let mut c = HttpConn::new(addr)?;
+    let req = format!("GET /{size} HTTP/1.1\r\nhost: {addr}\r\nuser-agent: strait-bench\r\n\r\n");
+    let timed = timed_loop(secs, warm, || c.exchange(req.as_bytes(), size))?;
+    let bytes = timed.0.len() as u64 * size as u64;
+    Ok(sample(Workload::HttpRr, size, 1, timed, bytes))
+}
+
+fn crr(addr: SocketAddr, w: Workload, secs: Duration, warm: Duration) -> Result<Sample> {
+    let req = format!(
+        "GET /1 HTTP/1.1\r\nhost: {addr}\r\nuser-agent: strait-bench\r\nconnection: close\r\n\r\n"
+    );
+    let timed = timed_loop(secs, warm, || {
+        if w == Workload::HttpCrr {
+            let mut c = HttpConn::new(addr)?;
+            c.exchange(req.as_bytes(), 1)?;
+            // Wait for the server's FIN: it closes first, so no TIME_WAIT on this side.
+            let mut rest = Vec::new();
+            c.r.read_to_end(&mut rest)?;
+        } else {
+            let mut s = connect(addr)?;
+            s.write_all(b"c")?;
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b)?;
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest)?;
+        }
+        Ok(())
+    })?;
+    let bytes = timed.0.len() as u64;
+    Ok(sample(w, 1, 1, timed, bytes))
+}
+
+fn tcp_stream(addr: SocketAddr, flows: usize, secs: Duration) -> Result<Sample> {
+    let barrier = Arc::new(Barrier::new(flows + 1));
+    let mut handles = Vec::with_capacity(flows);
+    for _ in 0..flows {
+        let mut s = connect(addr)?;
+        s.set_nodelay(false)?;
+        let mut hdr = vec![b'B'];
+        hdr.extend_from_slice(&0u32.to_le_bytes());
+        s.write_all(&hdr)?;
+        let b = barrier.clone();
+        handles.push(thread::spawn(
+            move || -> Result<(u64, u64, Instant, Instant)> {
+                let chunk = vec![0x5a_u8; STREAM_CHUNK];
+                b.wait();
+                // Each flow's own window: with all flows on one CPU some start late.
+                let begin = Instant::now();
+                let end = begin + secs;
+                let (mut sent, mut writes) = (0u64, 0u64);
+                while Instant::now() < end {
+                    s.write_all(&chunk)?;
+                    sent += chunk.len() as u64;
+                    writes += 1;
+                }
+                s.shutdown(Shutdown::Write)?;
+                let mut ack = [0u8; 8];
+                s.read_exact(&mut ack)?;
+                let counted = u64::from_le_bytes(ack);
+                if counted != sent {
+                    bail!("server counted {counted} bytes, {sent} sent");
+                }
+                Ok((counted, writes, begin, Instant::now()))
+            },
+        ));
+    }
+    barrier.wait();
+    let (mut bytes, mut writes) = (0u64, 0u64);
+    let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
+    for h in handles {
+        let (b, w, t0, t1) = h
+            .join()
+            .map_err(|_| anyhow!("stream flow thread panicked"))??;
+        bytes += b;
+        writes += w;
+        first = Some(first.map_or(t0, |f| f.min(t0)));
+        last = Some(last.map_or(t1, |l| l.max(t1)));
+    }
+    // From the first flow's start to the last flow's acknowledgement.
+    let elapsed = match (first, last) {
+        (Some(a), Some(b)) => b - a,
+        _ => Duration::ZERO,
+    };
+    let secs_f = elapsed.as_secs_f64().max(1e-9);
+    Ok(Sample {
+        workload: Workload::TcpStream,
+        size: STREAM_CHUNK,
+        flows,
+        ops: writes,
+        warmup_ops: 0,
+        secs: secs_f,
+        bytes,
+        ops_per_s: writes as f64 / secs_f,
+        gbit_per_s: bytes as f64 * 8.0 / secs_f / 1e9,
+        latency: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("1"), Ok(1));
+        assert_eq!(parse_size("16K"), Ok(16 * 1024));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("128M").is_err());
+        assert_eq!(size_label(65536), "64 KiB");
+        assert_eq!(size_label(1 << 20), "1 MiB");
+        assert_eq!(size_label(64), "64 B");
+    }
+
+    #[test]
+    fn counters_from_metrics_text() {
+        let text = "strait_requests_total{listener=\"l7\"} 12\n\
+                    strait_datapath_packets_total 100\n\
+                    strait_datapath_redirected_total 7\n\
+                    strait_datapath_drops_total{reason=\"POLICY_DENIED\"} 2\n\
+                    strait_datapath_drops_total{reason=\"FRAGMENT\"} 1\n# EOF\n";
+        let c = parse_counters(text);
+        assert_eq!(c.l7_requests, 12);
+        assert_eq!(c.datapath_packets, 100);
+        assert_eq!(c.datapath_redirected, 7);
+        assert_eq!(c.datapath_drops, 3);
+    }
+
+    #[test]
+    fn log_ticks_cover_the_range() {
+        let t = log_ticks(23.0, 1800.0);
+        assert_eq!(t.first().copied(), Some(20.0));
+        assert_eq!(t.last().copied(), Some(2000.0));
+    }
+
+    #[test]
+    fn generated_config_parses() -> Result<()> {
+        let tmp = TempDir::new("strait-bench-paths-test", false)?;
+        let ctx = Ctx {
+            args: PathsArgs {
+                modes: vec![Mode::Veth, Mode::Datapath, Mode::Proxy],
+                workloads: vec![Workload::TcpRr],
+                sizes: vec![1],
+                flows: vec![1],
+                repeats: 1,
+                rr_secs: 1.0,
+                stream_secs: 1.0,
+                crr_secs: 1.0,
+                warmup_secs: 0.0,
+                pin: CpuPin::None,
+                port: 7700,
+                strait: None,
+                ignore_existing_route: false,
+                out: None,
+                keep_tmp: false,
+            },
+            tmp: tmp.path().to_path_buf(),
+            exe: PathBuf::from("/bin/true"),
+            strait_bin: None,
+            admin_port: 9999,
+            cpus: None,
+            clk_tck: 100,
+        };
+        for mode in [Mode::Datapath, Mode::Proxy] {
+            let setup = mode.strait().ok_or_else(|| anyhow!("no setup"))?;
+            let cfg = write_strait_config(&ctx, mode, setup, 15001)?;
+            let c = strait::config::Config::load(&cfg).map_err(|e| anyhow!("{e}"))?;
+            assert_eq!(c.endpoints.len(), 2);
+            assert_eq!(c.policies.len(), 1);
+            let policy = fs::read_to_string(&c.policies[0])?;
+            assert_eq!(policy.contains("http:"), mode == Mode::Proxy);
+        }
+        Ok(())
+    }
+}
