@@ -134,7 +134,7 @@ pub enum Workload {
     TcpStream,
     /// Connection setup: connect, 1 byte each way, the server closes; one at a time.
     TcpCrr,
-    /// A new connection per HTTP/1.1 request (`Connection: close`, 1-byte body).
+    /// A new connection per HTTP/1.1 request (1-byte body), closed by the client.
     HttpCrr,
 }
 
@@ -196,8 +196,8 @@ impl Workload {
                  connection at a time; latency per connection"
             }
             Workload::HttpCrr => {
-                "a new connection per HTTP/1.1 request (`Connection: close`, 1-byte body); one \
-                 at a time; latency per connection"
+                "a new connection per HTTP/1.1 request (1-byte body), closed by the client once \
+                 the response is in; one at a time; latency per connection"
             }
         }
     }
@@ -248,6 +248,14 @@ pub struct PathsArgs {
     /// strait binary [default: `strait` next to this executable].
     #[arg(long)]
     pub strait: Option<PathBuf>,
+    /// Before each client run, wait while machine-wide CPU use is above this % (other work on
+    /// the machine ruins the numbers).
+    #[arg(long, default_value_t = 10.0)]
+    pub idle_threshold: f64,
+    /// Longest wait for the machine to go idle before each client run, seconds (then run
+    /// anyway; the JSON records the busy % seen).
+    #[arg(long, default_value_t = 120)]
+    pub idle_wait: u64,
     /// Run even though a policy route (`lookup 2004`) exists already: another strait datapath
     /// is on this host, and stopping ours removes that shared route.
     #[arg(long)]
@@ -388,6 +396,9 @@ pub struct RunRecord {
     /// CPU seconds strait (all its threads) used during this run.
     pub strait_cpu_s: Option<f64>,
     pub loadavg_before: String,
+    /// Machine-wide busy % (all CPUs) in the 300 ms before the run, after any wait.
+    pub busy_pct_before: Option<f64>,
+    pub waited_for_idle_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -781,7 +792,6 @@ fn session(
             .join(",")
     );
     let mut runs = Vec::new();
-    let mut proxy_runs = 0usize;
     let t0 = Instant::now();
     for repeat in 0..ctx.args.repeats {
         // Rotate the order every repeat so no mode always runs first.
@@ -799,13 +809,13 @@ fn session(
                     Some(_) => Some(read_counters(ctx.admin_port)?),
                     None => None,
                 };
+                let (busy_pct_before, waited_for_idle_s) = wait_idle(&ctx.args)?;
                 let cpu_before = strait.as_ref().map(|s| procs::tree_cpu_ticks(s.pid()));
                 let loadavg_before = fs::read_to_string("/proc/loadavg")
                     .unwrap_or_default()
                     .trim()
                     .to_string();
-                let ports = port_range(mode, &mut proxy_runs);
-                let result = run_client(ctx, w, &ports);
+                let result = run_client(ctx, w, port_range(mode));
                 check_interrupted()?;
                 if let Some(s) = strait.as_mut() {
                     s.check_alive()?;
@@ -832,6 +842,8 @@ fn session(
                     strait: counters,
                     strait_cpu_s,
                     loadavg_before,
+                    busy_pct_before,
+                    waited_for_idle_s,
                 };
                 match result {
                     Ok(samples) => {
@@ -854,6 +866,39 @@ fn session(
     drop(pins);
     drop(lab);
     Ok((runs, verify_cleanup(route_before)))
+}
+
+fn busy_pct(window: Duration) -> Option<f64> {
+    let a = procs::system_ticks()?;
+    sleep(window);
+    let b = procs::system_ticks()?;
+    (b.1 > a.1).then(|| b.0.saturating_sub(a.0) as f64 * 100.0 / (b.1 - a.1) as f64)
+}
+
+/// Waits (up to `--idle-wait`) until the machine is idle; returns the last busy % and the wait.
+fn wait_idle(a: &PathsArgs) -> Result<(Option<f64>, f64)> {
+    let t0 = Instant::now();
+    let mut warned = false;
+    loop {
+        check_interrupted()?;
+        let busy = busy_pct(Duration::from_millis(300));
+        let waited = t0.elapsed().as_secs_f64();
+        match busy {
+            Some(b) if b > a.idle_threshold && waited < a.idle_wait as f64 => {
+                if !warned {
+                    eprintln!("  machine {b:.0}% busy; waiting for it to go idle");
+                    warned = true;
+                }
+                sleep(Duration::from_millis(700));
+            }
+            _ => {
+                if let (Some(b), true) = (busy, waited >= a.idle_wait as f64) {
+                    eprintln!("  warning: still {b:.0}% busy after {waited:.0} s; running anyway");
+                }
+                return Ok((busy, waited));
+            }
+        }
+    }
 }
 
 fn check_interrupted() -> Result<()> {
@@ -1064,24 +1109,24 @@ fn check_path(rec: &mut RunRecord) {
     }
 }
 
-/// The client's ephemeral ports for one run, as `LO-HI`.
+/// The client's ephemeral ports for one run, as `LO-HI`: outside the host's ephemeral range
+/// (32768-60999), and disjoint between modes where strait terminates connections and the rest.
 ///
-/// When strait terminates a connection and closes first, a TIME_WAIT socket with the client's
-/// tuple stays in the host netns for 60 s. While it exists, a new connection on that tuple
-/// fails: without a redirect, TCP early demux attaches the TIME_WAIT socket to the forwarded
-/// packet and `ip_forward` drops it; with one, the kernel refuses the listener's request socket
-/// as a duplicate of the TIME_WAIT socket (no SYN-ACK). So modes where strait terminates
-/// connections rotate through four blocks of ports above the host's ephemeral range start, and
-/// the other modes use ports below the host's range (strait's upstream legs bind the client's
-/// address with a port from the host's range).
-fn port_range(mode: Mode, proxy_runs: &mut usize) -> String {
+/// Two strait behaviours make reused tuples fail (benches/README.md, "Paths"):
+/// - strait's transparent upstream legs bind the client's address with a port from the host's
+///   range. When such a port was used by the client itself in an earlier redirected connection
+///   to the same server, that connection's conntrack entry (kept after close) sends the
+///   server's SYN-ACK for strait's leg on to the client instead of to strait.
+/// - TIME_WAIT sockets strait leaves in the host netns (its upstream legs; its downstream
+///   sockets when it closes first) hold the client's tuples for 60 s. A forwarded (not
+///   redirected) packet on such a tuple gets the TIME_WAIT socket attached by TCP early demux
+///   and `ip_forward` drops it; a redirected SYN gets no SYN-ACK because the listener's
+///   request socket is refused as a duplicate.
+fn port_range(mode: Mode) -> &'static str {
     if mode.terminates() {
-        let block = *proxy_runs % 4;
-        *proxy_runs += 1;
-        let lo = 33_000 + block * 8_000;
-        format!("{lo}-{}", lo + 7_999)
+        "61000-65535"
     } else {
-        "10000-32767".to_string()
+        "10000-32767"
     }
 }
 
@@ -1195,6 +1240,9 @@ fn progress(rec: &RunRecord, n: usize, total: usize, elapsed: Duration) {
             }
             (None, _) => {}
         }
+    }
+    if rec.waited_for_idle_s > 1.0 {
+        let _ = write!(line, " | waited {:.0} s for idle", rec.waited_for_idle_s);
     }
     if let Some(c) = rec.strait_cpu_s {
         let _ = write!(line, " | strait CPU {:.0} ms", c * 1000.0);
@@ -1488,7 +1536,9 @@ pub fn markdown(doc: &Document) -> String {
          repeat. \
          Request/response: {} s per size after {} s warm-up on the same connection; tcp-stream: \
          {} s per flow count; connection setup: {} s. Cells are medians over the repeats of each \
-         run's p50/p99/throughput; min–max is the range over the repeats. Wall time {:.0} s.\n",
+         run's p50/p99/throughput; min–max is the range over the repeats. Wall time {:.0} s; \
+         machine-wide CPU busy just before a run: at most {:.0}% (waited {:.0} s for idle in \
+         total).\n",
         doc.topology,
         match a.pin {
             CpuPin::One => "client, server and strait all pinned to one CPU (`--pin one`)",
@@ -1499,7 +1549,12 @@ pub fn markdown(doc: &Document) -> String {
         a.warmup_secs,
         a.stream_secs,
         a.crr_secs,
-        doc.wall_s
+        doc.wall_s,
+        doc.runs
+            .iter()
+            .filter_map(|r| r.busy_pct_before)
+            .fold(0.0, f64::max),
+        doc.runs.iter().map(|r| r.waited_for_idle_s).sum::<f64>()
     );
     if !doc.verdicts.is_empty() {
         let _ = writeln!(s, "| target | measured | |\n|---|---|---|");
@@ -2118,12 +2173,14 @@ pub fn client(args: ClientArgs) -> Result<()> {
         let (lo, hi) = r
             .split_once('-')
             .ok_or_else(|| anyhow!("--port-range wants LO-HI"))?;
-        // Per network namespace: only this (the client's) netns changes.
+        // Per network namespace: only this (the client's) netns changes. tcp_tw_reuse: http-crr
+        // leaves TIME_WAIT here (the client closes first); reuse those ports after 1 s.
         fs::write(
             "/proc/sys/net/ipv4/ip_local_port_range",
             format!("{} {}", lo.trim(), hi.trim()),
         )
         .context("setting ip_local_port_range")?;
+        fs::write("/proc/sys/net/ipv4/tcp_tw_reuse", "1").context("setting tcp_tw_reuse")?;
     }
     let secs = Duration::from_secs_f64(args.secs);
     let warm = Duration::from_secs_f64(args.warmup_secs);
@@ -2332,16 +2389,14 @@ fn http_rr(addr: SocketAddr, size: usize, secs: Duration, warm: Duration) -> Res
 }
 
 fn crr(addr: SocketAddr, w: Workload, secs: Duration, warm: Duration) -> Result<Sample> {
-    let req = format!(
-        "GET /1 HTTP/1.1\r\nhost: {addr}\r\nuser-agent: strait-bench\r\nconnection: close\r\n\r\n"
-    );
+    // No `Connection: close`: the client closes first, so no TIME_WAIT is left where the
+    // connection ends (strait's host netns in proxy mode); see `port_range`.
+    let req = format!("GET /1 HTTP/1.1\r\nhost: {addr}\r\nuser-agent: strait-bench\r\n\r\n");
     let timed = timed_loop(secs, warm, || {
         if w == Workload::HttpCrr {
             let mut c = HttpConn::new(addr)?;
             c.exchange(req.as_bytes(), 1)?;
-            // Wait for the server's FIN: it closes first, so no TIME_WAIT on this side.
-            let mut rest = Vec::new();
-            c.r.read_to_end(&mut rest)?;
+            // Dropping `c` closes the connection (FIN) without waiting for the server.
         } else {
             let mut s = connect(addr)?;
             s.write_all(b"c")?;
@@ -2476,6 +2531,8 @@ mod tests {
                 pin: CpuPin::None,
                 port: 7700,
                 strait: None,
+                idle_threshold: 10.0,
+                idle_wait: 0,
                 ignore_existing_route: false,
                 out: None,
                 keep_tmp: false,

@@ -596,8 +596,10 @@ mod prog {
                 }
                 return finish(ctx, &p, &e, HOOK_FROM_EP, ifx);
             }
-            if ct_get(&ct_key(&p, true)).is_some() {
-                // A reply of a connection the other side opened and policy allowed.
+            // A reply of a connection the other side opened and policy allowed. Not for
+            // redirected entries: their tuple may now belong to strait's upstream leg from the
+            // client's address (same port pair), whose replies must reach strait (below).
+            if ct_get(&ct_key(&p, true)).is_some_and(|e| e.action != ACTION_REDIRECT) {
                 count(counter::CT_HITS, 1);
                 count(counter::ALLOWED, 1);
                 return Ok(TC_ACT_OK);
