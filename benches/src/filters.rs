@@ -28,6 +28,7 @@ use crate::configs;
 use crate::load::{self, LoadResult, LoadSpec, Proto};
 use crate::peers::{self, Pin, Snapshot, MANIFEST_DIR};
 use crate::procs::{self, Service, TempDir};
+use crate::report::Verdict;
 use crate::report::{self, median, Machine};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -377,14 +378,6 @@ pub struct RssReport {
     pub workers: String,
     pub samples: Vec<RssSample>,
     pub cases: Vec<RssCase>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Verdict {
-    pub target: String,
-    pub measured: String,
-    /// None: not measured in this session.
-    pub met: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]

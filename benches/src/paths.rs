@@ -33,6 +33,7 @@ use strait::lab::{self, Lab, LabEndpoint};
 use crate::filters::{metric_value, stats};
 use crate::peers::{self, MANIFEST_DIR};
 use crate::procs::{self, Service, TempDir};
+use crate::report::Verdict;
 use crate::report::{self, median, Machine};
 
 const NS_CLIENT: &str = "sb-cli";
@@ -426,13 +427,6 @@ pub struct SummaryRow {
     pub p99_vs_veth: Option<f64>,
     /// Median ops/s (Gbit/s for tcp-stream) / veth's.
     pub throughput_vs_veth: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Verdict {
-    pub target: String,
-    pub measured: String,
-    pub met: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -11,6 +11,15 @@ use serde::Serialize;
 use crate::load::Proto;
 use crate::peers::{PeersArgs, RunRecord, Target, UpstreamProto};
 
+/// One performance target and what a run measured for it (filters, paths).
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub target: String,
+    pub measured: String,
+    /// None: informational, or not measured in this session.
+    pub met: Option<bool>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Meta {
     pub date: String,
