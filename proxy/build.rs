@@ -1,4 +1,4 @@
-//! Builds the eBPF objects (`datapath-bpf`'s bin) with aya-build and the pinned nightly, into
+//! Builds the eBPF objects (`datapath-bpf`'s and `sockops-bpf`'s bins) with aya-build and the pinned nightly, into
 //! OUT_DIR, where `src/datapath/` embeds them.
 //!
 //! `STRAIT_BPF_TOOLCHAIN` overrides the toolchain (default `nightly-2026-05-20`).
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context as _};
 
 const DEFAULT_TOOLCHAIN: &str = "nightly-2026-05-20";
-const PROGRAMS: &[(&str, &str)] = &[("datapath-bpf", "datapath")];
+const PROGRAMS: &[(&str, &str)] = &[("datapath-bpf", "datapath"), ("sockops-bpf", "sockops")];
 
 fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-env-changed=STRAIT_SKIP_EBPF");

@@ -472,7 +472,7 @@ impl Drop for PinGuard {
 
 fn remove_stale_pins() {
     if Path::new(PIN_DIR).exists() {
-        match strait::datapath::unload(Path::new(PIN_DIR)) {
+        match strait::datapath::unload(Path::new(PIN_DIR), std::time::Duration::from_secs(2)) {
             Ok(_) => eprintln!("  removed leftover datapath pins under {PIN_DIR}"),
             Err(e) => eprintln!("warning: removing {PIN_DIR}: {e}"),
         }

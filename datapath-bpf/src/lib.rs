@@ -80,6 +80,27 @@ pub struct PolicyKey {
     pub direction: u8,
 }
 
+/// The keys a policy lookup tries, most specific first (see [`PolicyKey`]). Shared by the tc
+/// programs and the socket-layer programs (`sockops-bpf`), which read the same `POLICY` map.
+#[inline(always)]
+pub fn policy_keys(local: u32, remote: u32, dport: u16, proto: u8, dir: u8) -> [PolicyKey; 6] {
+    let k = |remote_identity, dport, proto| PolicyKey {
+        local_identity: local,
+        remote_identity,
+        dport,
+        proto,
+        direction: dir,
+    };
+    [
+        k(remote, dport, proto),
+        k(0, dport, proto),
+        k(remote, 0, proto),
+        k(0, 0, proto),
+        k(remote, 0, 0),
+        k(0, 0, 0),
+    ]
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PolicyEntry {

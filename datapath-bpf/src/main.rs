@@ -257,50 +257,7 @@ mod prog {
     /// a default deny.
     #[inline(always)]
     fn policy(local: u32, remote: u32, dport: u16, proto: u8, dir: u8) -> (u8, u16, u32) {
-        let keys = [
-            PolicyKey {
-                local_identity: local,
-                remote_identity: remote,
-                dport,
-                proto,
-                direction: dir,
-            },
-            PolicyKey {
-                local_identity: local,
-                remote_identity: 0,
-                dport,
-                proto,
-                direction: dir,
-            },
-            PolicyKey {
-                local_identity: local,
-                remote_identity: remote,
-                dport: 0,
-                proto,
-                direction: dir,
-            },
-            PolicyKey {
-                local_identity: local,
-                remote_identity: 0,
-                dport: 0,
-                proto,
-                direction: dir,
-            },
-            PolicyKey {
-                local_identity: local,
-                remote_identity: remote,
-                dport: 0,
-                proto: 0,
-                direction: dir,
-            },
-            PolicyKey {
-                local_identity: local,
-                remote_identity: 0,
-                dport: 0,
-                proto: 0,
-                direction: dir,
-            },
-        ];
+        let keys = policy_keys(local, remote, dport, proto, dir);
         // A deny entry anywhere wins (as Cilium's deny policies); otherwise the most specific
         // allow/redirect in Cilium's order. Plain scalars, not an Option<PolicyEntry>: LLVM
         // would read the uninitialised payload of a None, which the verifier refuses.

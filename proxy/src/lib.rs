@@ -79,6 +79,7 @@ pub struct Server {
     ready: Arc<AtomicBool>,
     reloader: Option<wasm::reload::Reloader>,
     datapath: Option<datapath::Datapath>,
+    sockmap: Option<datapath::sockmap::Sockmap>,
 }
 
 /// Builds the filter runtime and every listener's chain (compiling off the async workers).
@@ -144,11 +145,15 @@ impl Server {
                 Listener::bind(l.clone(), &flows, &metrics, c.clone(), identities.clone())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let datapath = if config.datapath.enabled {
+        let state = if config.datapath.enabled {
             let policies = policy::load(&config.policies)?;
             let hosts = datapath::host_addresses();
-            let state = policy::compile(&config, &identities, &policies, &hosts)?;
-            let mut dp = datapath::Datapath::start(&config.datapath, &state, identities.clone())?;
+            Some(policy::compile(&config, &identities, &policies, &hosts)?)
+        } else {
+            None
+        };
+        let datapath = if let Some(state) = &state {
+            let mut dp = datapath::Datapath::start(&config.datapath, state, identities.clone())?;
             for l in listeners.iter().filter(|l| l.is_transparent()) {
                 let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
                 dp.register_listener(port, l.socket())?;
@@ -162,6 +167,36 @@ impl Server {
                 "datapath attached"
             );
             Some(dp)
+        } else {
+            None
+        };
+        let sockmap = if config.sockmap.enabled {
+            // Identities and enforcement flags as the datapath has them; without the datapath
+            // there is no policy and every endpoint pair may be spliced.
+            let eps: Vec<_> = match &state {
+                Some(st) => st
+                    .endpoints
+                    .iter()
+                    .map(|(e, id, flags)| datapath::sockmap::SpliceEndpoint {
+                        endpoint: e,
+                        identity: *id,
+                        flags: *flags,
+                    })
+                    .collect(),
+                None => config
+                    .endpoints
+                    .iter()
+                    .map(|e| datapath::sockmap::SpliceEndpoint {
+                        endpoint: e,
+                        identity: identities.of_labels(&e.labels).unwrap_or(0),
+                        flags: 0,
+                    })
+                    .collect(),
+            };
+            let sm =
+                datapath::sockmap::Sockmap::start(&config.sockmap, &config.datapath.pin_dir, &eps)?;
+            metrics.set_sockmap(sm.counters_handle());
+            Some(sm)
         } else {
             None
         };
@@ -209,6 +244,7 @@ impl Server {
             ready,
             reloader,
             datapath,
+            sockmap,
         })
     }
 
@@ -260,17 +296,25 @@ impl Server {
             );
         }
         admin_stop.cancel();
-        if let Some(dp) = self.datapath {
-            match self.config.datapath.on_exit {
-                config::OnExit::Keep => dp.keep(),
-                config::OnExit::Detach => {
-                    drop(dp);
-                    match datapath::unload(&self.config.datapath.pin_dir) {
-                        Ok(_) => tracing::info!("datapath detached"),
-                        Err(e) => tracing::warn!(error = %e, "datapath detach failed"),
+        // sock_ops detaches with its link; the pinned sockhash keeps spliced connections.
+        let had_sockmap = self.sockmap.is_some();
+        drop(self.sockmap);
+        let attached = had_sockmap || self.datapath.is_some();
+        match (self.datapath, self.config.datapath.on_exit) {
+            (Some(dp), config::OnExit::Keep) => dp.keep(),
+            (dp, config::OnExit::Detach) if attached => {
+                drop(dp);
+                match datapath::unload(&self.config.datapath.pin_dir, grace) {
+                    Ok(lines) => {
+                        for l in lines.iter().filter(|l| l.starts_with("kept")) {
+                            tracing::warn!("{l}");
+                        }
+                        tracing::info!("datapath detached");
                     }
+                    Err(e) => tracing::warn!(error = %e, "datapath detach failed"),
                 }
             }
+            _ => {}
         }
     }
 }

@@ -41,6 +41,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: LabCmd,
     },
+    /// Turn socket-layer acceleration (sockmap) on or off, or show its state and counters,
+    /// through the maps a running (or exited) strait left pinned.
+    Sockmap {
+        #[command(subcommand)]
+        cmd: SockmapCmd,
+    },
     /// Manage the pinned eBPF datapath.
     Datapath {
         #[command(subcommand)]
@@ -91,6 +97,26 @@ enum LabCmd {
 enum DatapathCmd {
     /// Detach the programs, unpin the maps and remove the policy route.
     Down {
+        #[arg(short, long, env = "STRAIT_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SockmapCmd {
+    /// Splice new connections again.
+    On {
+        #[arg(short, long, env = "STRAIT_CONFIG")]
+        config: PathBuf,
+    },
+    /// Stop splicing: no new socket is inserted, spliced connections move to TCP on their next
+    /// send (bytes already spliced are read first).
+    Off {
+        #[arg(short, long, env = "STRAIT_CONFIG")]
+        config: PathBuf,
+    },
+    /// Print whether splicing is on and the counters.
+    Status {
         #[arg(short, long, env = "STRAIT_CONFIG")]
         config: PathBuf,
     },
@@ -154,6 +180,24 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Sockmap { cmd } => {
+            let (config, set) = match cmd {
+                SockmapCmd::On { config } => (config, Some(true)),
+                SockmapCmd::Off { config } => (config, Some(false)),
+                SockmapCmd::Status { config } => (config, None),
+            };
+            let c = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => return config_error(&e),
+            };
+            match sockmap_cmd(&c.datapath.pin_dir, set) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("strait sockmap: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Datapath {
             cmd: DatapathCmd::Down { config },
         } => {
@@ -161,7 +205,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return config_error(&e),
             };
-            match strait::datapath::unload(&c.datapath.pin_dir) {
+            match strait::datapath::unload(&c.datapath.pin_dir, std::time::Duration::from_secs(5)) {
                 Ok(lines) => {
                     for l in lines {
                         println!("{l}");
@@ -382,4 +426,35 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// `strait sockmap on|off|status` on the pinned maps.
+fn sockmap_cmd(
+    pin_dir: &std::path::Path,
+    set: Option<bool>,
+) -> Result<(), strait::datapath::DatapathError> {
+    let mut p = strait::datapath::sockmap::Pinned::open(pin_dir)?;
+    if let Some(on) = set {
+        p.set_enabled(on)?;
+    }
+    let c = p.counters()?;
+    println!(
+        "sockmap {} (maps in {})",
+        if p.enabled()? { "on" } else { "off" },
+        pin_dir.join("maps").display()
+    );
+    println!(
+        "inserted {} closed {} live {} insert_failed {}\nredirected {} messages / {} bytes, passed {} messages\nmisses {} fallbacks {} policy_refused {}",
+        c.inserted,
+        c.closed,
+        c.live(),
+        c.insert_failed,
+        c.redirected_msgs,
+        c.redirected_bytes,
+        c.passed_msgs,
+        c.misses,
+        c.fallbacks,
+        c.policy_refused
+    );
+    Ok(())
 }

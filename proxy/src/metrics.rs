@@ -65,6 +65,7 @@ pub struct Metrics {
     /// The filter runtime, whose filter-defined metrics are appended to the exposition.
     wasm: Arc<std::sync::OnceLock<crate::wasm::Runtime>>,
     datapath: Arc<std::sync::OnceLock<crate::datapath::CountersHandle>>,
+    sockmap: Arc<std::sync::OnceLock<crate::datapath::sockmap::CountersHandle>>,
 }
 
 /// Handles for one listener.
@@ -164,6 +165,7 @@ impl Metrics {
             flows_dropped,
             wasm: Arc::new(std::sync::OnceLock::new()),
             datapath: Arc::new(std::sync::OnceLock::new()),
+            sockmap: Arc::new(std::sync::OnceLock::new()),
         }
     }
 
@@ -211,8 +213,8 @@ impl Metrics {
         let r = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &r);
-        let (wasm, dp) = (self.wasm.get(), self.datapath.get());
-        if wasm.is_some() || dp.is_some() {
+        let (wasm, dp, sm) = (self.wasm.get(), self.datapath.get(), self.sockmap.get());
+        if wasm.is_some() || dp.is_some() || sm.is_some() {
             if let Some(body) = out.strip_suffix("# EOF\n") {
                 let mut s = body.to_owned();
                 if let Some(rt) = wasm {
@@ -220,6 +222,9 @@ impl Metrics {
                 }
                 if let Some(dp) = dp {
                     dp.render(&mut s);
+                }
+                if let Some(sm) = sm {
+                    sm.render(&mut s);
                 }
                 s.push_str("# EOF\n");
                 out = s;
@@ -236,5 +241,10 @@ impl Metrics {
     /// Adds the datapath's counters to the exposition.
     pub fn set_datapath(&self, c: crate::datapath::CountersHandle) {
         let _ = self.datapath.set(c);
+    }
+
+    /// Adds the sockmap's counters to the exposition.
+    pub fn set_sockmap(&self, c: crate::datapath::sockmap::CountersHandle) {
+        let _ = self.sockmap.set(c);
     }
 }

@@ -110,3 +110,47 @@ pub fn interface_addresses() -> Vec<IpAddr> {
     unsafe { libc::freeifaddrs(head) };
     out
 }
+
+/// `SO_NETNS_COOKIE` (Linux ≥ 5.14): the cookie of the network namespace a socket lives in,
+/// the value `bpf_get_netns_cookie` returns for its sockets.
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+/// The netns cookie of the calling thread's network namespace.
+pub fn current_netns_cookie() -> std::io::Result<u64> {
+    let s = Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+    let mut v: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: `v`/`len` are a valid out-buffer of the size passed; the fd is open for the call.
+    let r = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&s),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&mut v as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(v)
+}
+
+/// The netns cookie of the network namespace at `path` (e.g. `/var/run/netns/NAME`), read from
+/// a short-lived thread that joins it (`setns` changes only the calling thread).
+pub fn netns_cookie(path: &std::path::Path) -> std::io::Result<u64> {
+    let f = std::fs::File::open(path)?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: `f` is an open nsfs file; CLONE_NEWNET moves only this thread, which
+            // ends right after reading the cookie.
+            let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            current_netns_cookie()
+        })
+        .join()
+        .map_err(|_| std::io::Error::other("netns cookie thread panicked"))?
+    })
+}

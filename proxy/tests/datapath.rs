@@ -85,7 +85,7 @@ struct DatapathGuard(PathBuf);
 
 impl Drop for DatapathGuard {
     fn drop(&mut self) {
-        let _ = strait::datapath::unload(&self.0);
+        let _ = strait::datapath::unload(&self.0, std::time::Duration::ZERO);
     }
 }
 

@@ -76,6 +76,7 @@ pub struct Config {
     /// CiliumNetworkPolicy files (parsed by `crate::policy`).
     pub policies: Vec<PathBuf>,
     pub datapath: DatapathConfig,
+    pub sockmap: SockmapConfig,
 }
 
 /// What a stream gets when one of its filters fails (trap, deadline, memory limit, bad call).
@@ -285,6 +286,8 @@ pub struct EndpointConfig {
     pub addresses: Vec<std::net::IpAddr>,
     pub labels: std::collections::BTreeMap<String, String>,
     pub netns: String,
+    /// Sockmap may splice this endpoint's own sockets (per-endpoint opt-out).
+    pub splice: bool,
 }
 
 /// What `strait run` leaves attached when it exits.
@@ -295,6 +298,18 @@ pub enum OnExit {
     Keep,
     /// Detach and unpin everything.
     Detach,
+}
+
+/// Socket-layer acceleration: sock_ops inserts endpoint and proxy sockets into a sockhash,
+/// sk_msg splices their sends into the peer socket. Maps are pinned beside the datapath's
+/// (`datapath.pin_dir`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SockmapConfig {
+    pub enabled: bool,
+    /// cgroup v2 directory sock_ops is attached to; `None`: the cgroup v2 root, found in
+    /// /proc/self/mounts at start.
+    pub cgroup: Option<PathBuf>,
+    pub max_sockets: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -458,6 +473,21 @@ impl Validator {
                 "the datapath needs at least one entry under `endpoints:`",
             );
         }
+        let rs = raw.sockmap.unwrap_or_default();
+        let sockmap = SockmapConfig {
+            enabled: rs.enabled.unwrap_or(false),
+            cgroup: rs.cgroup.map(|p| self.path(&p)),
+            max_sockets: rs.max_sockets.unwrap_or(65_536),
+        };
+        if !(2..=1 << 24).contains(&sockmap.max_sockets) {
+            self.err("sockmap.max_sockets", "must be between 2 and 16777216");
+        }
+        if sockmap.enabled && endpoints.is_empty() {
+            self.err(
+                "sockmap.enabled",
+                "sockmap splices endpoint sockets: it needs at least one entry under `endpoints:`",
+            );
+        }
         let mut clusters: Vec<Arc<ClusterConfig>> = Vec::new();
         for (i, c) in raw.clusters.into_iter().enumerate() {
             let field = format!("clusters[{i}]");
@@ -518,6 +548,7 @@ impl Validator {
             endpoints,
             policies,
             datapath,
+            sockmap,
         }
     }
 
@@ -592,6 +623,7 @@ impl Validator {
                 addresses,
                 labels: e.labels,
                 netns,
+                splice: e.splice.unwrap_or(true),
             });
         }
         out

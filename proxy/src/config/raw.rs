@@ -23,6 +23,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub policies: Vec<String>,
     pub datapath: Option<RawDatapath>,
+    pub sockmap: Option<RawSockmap>,
 }
 
 /// A local workload: a host-side veth and the addresses behind it.
@@ -36,6 +37,8 @@ pub struct RawEndpoint {
     pub labels: std::collections::BTreeMap<String, String>,
     /// Network namespace `strait lab` creates for it (default `strait-<name>`).
     pub netns: Option<String>,
+    /// Let sockmap splice this endpoint's own sockets (default true when `sockmap` is on).
+    pub splice: Option<bool>,
 }
 
 /// The eBPF datapath.
@@ -49,6 +52,18 @@ pub struct RawDatapath {
     /// What `strait run` leaves behind when it exits: `keep` (default: policy stays enforced
     /// from pinned programs and maps) or `detach`.
     pub on_exit: Option<RawOnExit>,
+}
+
+/// Socket-layer acceleration (sock_ops + sk_msg).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSockmap {
+    /// Attach the socket-layer programs (default false).
+    pub enabled: Option<bool>,
+    /// cgroup v2 directory to attach sock_ops to (default: the cgroup v2 root).
+    pub cgroup: Option<String>,
+    /// Capacity of the socket hash (default 65536 sockets).
+    pub max_sockets: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

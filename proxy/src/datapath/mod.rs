@@ -9,6 +9,7 @@
 //! [`unload`] (`strait datapath down`) removes everything.
 
 pub mod netlink;
+pub mod sockmap;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -78,6 +79,27 @@ pub enum DatapathError {
     Link { path: PathBuf, source: LinkError },
     #[error("policy route: {0}")]
     Route(#[from] NetlinkError),
+    #[error("no cgroup v2 mount in /proc/self/mounts; mount one or set sockmap.cgroup")]
+    NoCgroup2,
+    #[error(
+        "endpoint `{endpoint}`: network namespace {}: {source} (sockmap tells an endpoint's \
+         sockets apart by their namespace: create it, e.g. `strait lab up`, or set \
+         endpoints[].netns)",
+        path.display()
+    )]
+    NoNetns {
+        endpoint: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{} was pinned by a strait build with another layout; remove it with `strait datapath \
+         down` (after its connections have closed)",
+        .0.display()
+    )]
+    Incompatible(PathBuf),
+    #[error("{} is not pinned: sockmap is not loaded under this pin_dir", .0.display())]
+    NotPinned(PathBuf),
 }
 
 fn io_err<'a>(
@@ -676,9 +698,11 @@ fn detach_pinned(path: &Path) -> Result<(), DatapathError> {
 }
 
 /// Detaches every pinned link, removes pinned maps and the pin directory, and the policy route
-/// (`strait datapath down`, `on_exit: detach`). Idempotent.
-pub fn unload(pin_dir: &Path) -> Result<Vec<String>, DatapathError> {
-    let mut done = Vec::new();
+/// (`strait datapath down`, `on_exit: detach`). The sockmap's maps go too once its spliced
+/// sockets have closed (waiting up to `wait`; see [`sockmap::unload`]), else they stay with the
+/// directory. Idempotent.
+pub fn unload(pin_dir: &Path, wait: std::time::Duration) -> Result<Vec<String>, DatapathError> {
+    let mut done = sockmap::unload(pin_dir, wait)?;
     let links = pin_dir.join("links");
     if let Ok(rd) = std::fs::read_dir(&links) {
         for e in rd.flatten() {
@@ -689,12 +713,16 @@ pub fn unload(pin_dir: &Path) -> Result<Vec<String>, DatapathError> {
     let maps = pin_dir.join("maps");
     if let Ok(rd) = std::fs::read_dir(&maps) {
         for e in rd.flatten() {
+            if sockmap::MAPS.iter().any(|m| e.file_name() == *m) {
+                continue; // kept by sockmap::unload: spliced sockets are still open
+            }
             std::fs::remove_file(e.path()).map_err(io_err("removing", &e.path()))?;
             done.push(format!("unpinned {}", e.path().display()));
         }
     }
     for d in [&links, &maps, &pin_dir.to_path_buf()] {
-        if d.exists() {
+        let empty = d.read_dir().is_ok_and(|mut r| r.next().is_none());
+        if empty {
             std::fs::remove_dir(d).map_err(io_err("removing", d))?;
         }
     }

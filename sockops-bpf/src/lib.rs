@@ -1,0 +1,162 @@
+//! Map keys, values and constants shared by strait's socket-layer programs (`src/main.rs`:
+//! `strait_sockops` on sock_ops, `strait_sk_msg` on sk_msg) and the loader in
+//! `proxy/src/datapath/sockmap.rs`.
+//!
+//! Addresses are 16 bytes as in `datapath-bpf` (IPv4 in the first four, network order; an
+//! IPv4-mapped IPv6 address is stored as IPv4), ports are host order. Every type is
+//! `#[repr(C)]` with explicit padding so its bytes are fully defined.
+#![no_std]
+
+pub use datapath_bpf::{FAMILY_V4, FAMILY_V6};
+
+/// One end of a TCP connection as seen by its own socket, in its own network namespace.
+/// The netns cookie keeps keys apart across namespaces (127.0.0.1:80 exists in each).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SockKey {
+    pub netns: u64,
+    pub local: [u8; 16],
+    pub remote: [u8; 16],
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub family: u8,
+    pub _pad: [u8; 3],
+}
+
+impl SockKey {
+    /// The key of the socket at the other end, living in `netns`.
+    #[inline(always)]
+    pub fn peer(&self, netns: u64) -> SockKey {
+        SockKey {
+            netns,
+            local: self.remote,
+            remote: self.local,
+            local_port: self.remote_port,
+            remote_port: self.local_port,
+            family: self.family,
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// `SOCK_ENDPOINTS` value: a local endpoint address, the network namespace its sockets live
+/// in, its identity and policy flags (`datapath_bpf::EP_ENFORCE_*`) plus `EP_SPLICE`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockEndpoint {
+    pub netns: u64,
+    pub identity: u32,
+    pub flags: u32,
+}
+
+/// `SockEndpoint::flags`: the endpoint's own sockets may be spliced (per-endpoint opt-out).
+pub const EP_SPLICE: u32 = 0x100;
+
+/// `SockState::state`.
+pub mod state {
+    /// In the sockhash, no message sent yet.
+    pub const INSERTED: u8 = 1;
+    /// Messages are redirected to `SockState::peer`.
+    pub const SPLICING: u8 = 2;
+    /// Messages take the TCP path for the rest of the connection (peer missing at the first
+    /// message, policy change, splicing turned off). Never leaves this state: going back to
+    /// the redirect path could overtake bytes still queued on the TCP path.
+    pub const FALLBACK: u8 = 3;
+}
+
+/// `SockState::kind`.
+pub const KIND_ENDPOINT: u8 = 1;
+/// A strait socket in the host namespace whose both addresses are endpoint addresses: an
+/// accepted transparent connection, or an upstream leg bound to the client's address.
+pub const KIND_PROXY: u8 = 2;
+
+/// Per-socket state (`SOCK_STATE`, keyed by the socket's own `SockKey`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockState {
+    pub state: u8,
+    pub kind: u8,
+    /// 1 when this socket opened the connection (active open).
+    pub active: u8,
+    pub _pad: u8,
+    /// `config::POLICY_GENERATION` when the decision to splice was last checked.
+    pub generation: u32,
+    pub peer: SockKey,
+}
+
+/// Indices of the `SOCK_CONFIG` array (u64 values) that strait writes.
+pub mod config {
+    /// Netns cookie of strait's own (host) network namespace.
+    pub const HOST_NETNS: u32 = 0;
+    /// Bumped by strait on every policy change: spliced sockets re-check policy on their
+    /// next message.
+    pub const POLICY_GENERATION: u32 = 1;
+    /// 1: insert and splice new sockets; 0: off (`strait sockmap off`); sockets already
+    /// spliced fall back to TCP on their next message.
+    pub const ENABLED: u32 = 2;
+    pub const LEN: u32 = 8;
+}
+
+/// Indices of the per-CPU counter array (`SOCK_COUNTERS`).
+pub mod counter {
+    /// Sockets inserted into the sockhash by sock_ops.
+    pub const INSERTED: u32 = 0;
+    /// sockhash updates refused by the kernel (map full, socket state).
+    pub const INSERT_FAILED: u32 = 1;
+    /// Messages and bytes redirected to the peer socket.
+    pub const REDIRECTED_MSGS: u32 = 2;
+    pub const REDIRECTED_BYTES: u32 = 3;
+    /// First message found no peer in the sockhash: the connection stays on TCP.
+    pub const MISSES: u32 = 4;
+    /// Spliced connections that went back to TCP (peer gone, policy change, turned off).
+    pub const FALLBACKS: u32 = 5;
+    /// Connections not spliced because policy does not allow the pair directly (needs the
+    /// proxy, or denied).
+    pub const POLICY_REFUSED: u32 = 6;
+    /// Inserted sockets that closed.
+    pub const CLOSED: u32 = 7;
+    /// Messages that took the TCP path (fallback, miss, refused).
+    pub const PASSED_MSGS: u32 = 8;
+    pub const LEN: u32 = 16;
+}
+
+#[cfg(feature = "user")]
+mod user {
+    use super::*;
+    // SAFETY: `#[repr(C)]`, `Copy`, only integers and byte arrays, every padding byte a field:
+    // any bit pattern is valid and none is uninitialised.
+    unsafe impl aya::Pod for SockKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for SockEndpoint {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for SockState {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<SockKey>(), 48);
+        assert_eq!(size_of::<SockEndpoint>(), 16);
+        assert_eq!(size_of::<SockState>(), 56);
+    }
+
+    #[test]
+    fn peer_swaps_ends() {
+        let k = SockKey {
+            netns: 1,
+            local: [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            remote: [10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            local_port: 40000,
+            remote_port: 80,
+            family: FAMILY_V4,
+            _pad: [0; 3],
+        };
+        let p = k.peer(2);
+        assert_eq!((p.netns, p.local_port, p.remote_port), (2, 80, 40000));
+        assert_eq!(p.peer(1), k);
+    }
+}

@@ -1,0 +1,409 @@
+//! strait's socket-layer programs. Built for `bpfel-unknown-none` by `proxy/build.rs`
+//! (aya-build, pinned nightly); on the host this binary is an empty `main`.
+//!
+//! - `strait_sockops` (sock_ops, attached to a cgroup v2): on ACTIVE/PASSIVE_ESTABLISHED,
+//!   inserts a TCP socket into `SOCK_HASH` when both its addresses are local endpoint
+//!   addresses and it lives in that endpoint's network namespace (an application socket), or
+//!   in strait's own namespace (a transparent proxy socket). Everything else — loopback, host
+//!   sockets, other addresses — is left alone. On TCP_CLOSE it forgets the socket's state; the
+//!   kernel itself removes a closing socket from the sockhash. Sockets are never deleted from
+//!   the sockhash here: that would free redirected bytes not yet read.
+//! - `strait_sk_msg` (sk_msg, attached to `SOCK_HASH`): on the first message of a socket,
+//!   picks the peer (strait's socket for a connection the datapath redirected to the proxy,
+//!   else the other endpoint's socket if policy allows the pair directly) and redirects every
+//!   message into the peer's receive queue (`BPF_F_INGRESS`). If the peer is not there at the
+//!   first message, the connection stays on TCP for good (`FALLBACK`): switching paths later
+//!   could reorder bytes. Policy is re-checked when strait bumps the policy generation; a
+//!   spliced connection the new policy no longer allows directly goes back to TCP, where the
+//!   tc datapath's conntrack governs it as any other established connection.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
+
+#[cfg(target_arch = "bpf")]
+mod prog {
+    use core::ffi::c_void;
+    use core::ptr::{addr_of, read_volatile};
+
+    use aya_ebpf::bindings::{
+        sk_action::SK_PASS, BPF_ANY, BPF_F_INGRESS, BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB,
+        BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB, BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG,
+    };
+    use aya_ebpf::helpers::{bpf_get_netns_cookie, bpf_sock_ops_cb_flags_set};
+    use aya_ebpf::macros::{map, sk_msg, sock_ops};
+    use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, SockHash};
+    use aya_ebpf::programs::{SkMsgContext, SockOpsContext};
+    use datapath_bpf::{
+        policy_keys, EndpointKey, PolicyEntry, PolicyKey, ACTION_ALLOW, ACTION_DENY, DIR_EGRESS,
+        DIR_INGRESS, EP_ENFORCE_EGRESS, EP_ENFORCE_INGRESS,
+    };
+    use sockops_bpf::*;
+
+    #[map]
+    static SOCK_HASH: SockHash<SockKey> = SockHash::pinned(65536, 0);
+    #[map]
+    static SOCK_STATE: LruHashMap<SockKey, SockState> = LruHashMap::pinned(131072, 0);
+    #[map]
+    static SOCK_ENDPOINTS: HashMap<EndpointKey, SockEndpoint> = HashMap::pinned(4096, 0);
+    #[map]
+    static SOCK_CONFIG: Array<u64> = Array::pinned(config::LEN, 0);
+    #[map]
+    static SOCK_COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(counter::LEN, 0);
+    /// The tc datapath's policy map (same pinned map when both run; empty otherwise).
+    #[map]
+    static POLICY: HashMap<PolicyKey, PolicyEntry> = HashMap::pinned(65536, 0);
+
+    const AF_INET: u32 = 2;
+    const AF_INET6: u32 = 10;
+    const TCP_CLOSE: u32 = 7;
+    const PROTO_TCP: u8 = 6;
+
+    #[inline(always)]
+    fn count(idx: u32, n: u64) {
+        if let Some(p) = SOCK_COUNTERS.get_ptr_mut(idx) {
+            // SAFETY: this CPU's slot; programs do not migrate while running.
+            unsafe { *p += n };
+        }
+    }
+
+    #[inline(always)]
+    fn config(idx: u32) -> u64 {
+        match SOCK_CONFIG.get_ptr(idx) {
+            // SAFETY: array values live as long as the map; copied out at once.
+            Some(p) => unsafe { read_volatile(p) },
+            None => 0,
+        }
+    }
+
+    #[inline(always)]
+    fn endpoint(family: u8, addr: &[u8; 16]) -> Option<SockEndpoint> {
+        let k = EndpointKey {
+            addr: *addr,
+            family,
+            _pad: [0; 3],
+        };
+        // SAFETY: hash values stay valid for the program's run (RCU); copied out at once.
+        SOCK_ENDPOINTS
+            .get_ptr(&k)
+            .map(|p| unsafe { read_volatile(p) })
+    }
+
+    /// An address from the context's fields: IPv4, IPv6, or IPv4-mapped IPv6 (as IPv4).
+    #[inline(always)]
+    fn address(family: u32, ip4: u32, ip6: [u32; 4]) -> Option<([u8; 16], u8)> {
+        let mut a = [0u8; 16];
+        if family == AF_INET {
+            a[..4].copy_from_slice(&ip4.to_ne_bytes());
+            return Some((a, FAMILY_V4));
+        }
+        if family != AF_INET6 {
+            return None;
+        }
+        let w2 = ip6[2].to_ne_bytes();
+        if ip6[0] == 0 && ip6[1] == 0 && w2 == [0, 0, 0xff, 0xff] {
+            a[..4].copy_from_slice(&ip6[3].to_ne_bytes());
+            return Some((a, FAMILY_V4));
+        }
+        a[..4].copy_from_slice(&ip6[0].to_ne_bytes());
+        a[4..8].copy_from_slice(&ip6[1].to_ne_bytes());
+        a[8..12].copy_from_slice(&w2);
+        a[12..].copy_from_slice(&ip6[3].to_ne_bytes());
+        Some((a, FAMILY_V6))
+    }
+
+    /// Reads the tuple fields that `bpf_sock_ops` and `sk_msg_md` share (same names, u32 each:
+    /// the verifier wants one 4-byte load per field). `remote_port` is the network-order port
+    /// in the upper 16 bits; `local_port` is host order.
+    macro_rules! sock_key {
+        ($md:expr, $netns:expr) => {{
+            let md = $md;
+            // SAFETY: `md` is the program's context pointer; each field is a plain u32 load.
+            let (family, l4, r4, l6, r6, lport, rport) = unsafe {
+                (
+                    read_volatile(addr_of!((*md).family)),
+                    read_volatile(addr_of!((*md).local_ip4)),
+                    read_volatile(addr_of!((*md).remote_ip4)),
+                    [
+                        read_volatile(addr_of!((*md).local_ip6[0])),
+                        read_volatile(addr_of!((*md).local_ip6[1])),
+                        read_volatile(addr_of!((*md).local_ip6[2])),
+                        read_volatile(addr_of!((*md).local_ip6[3])),
+                    ],
+                    [
+                        read_volatile(addr_of!((*md).remote_ip6[0])),
+                        read_volatile(addr_of!((*md).remote_ip6[1])),
+                        read_volatile(addr_of!((*md).remote_ip6[2])),
+                        read_volatile(addr_of!((*md).remote_ip6[3])),
+                    ],
+                    read_volatile(addr_of!((*md).local_port)),
+                    read_volatile(addr_of!((*md).remote_port)),
+                )
+            };
+            match (address(family, l4, l6), address(family, r4, r6)) {
+                (Some((local, f)), Some((remote, _))) => Some(SockKey {
+                    netns: $netns,
+                    local,
+                    remote,
+                    local_port: lport as u16,
+                    remote_port: u32::from_be(rport) as u16,
+                    family: f,
+                    _pad: [0; 3],
+                }),
+                _ => None,
+            }
+        }};
+    }
+
+    #[sock_ops]
+    pub fn strait_sockops(ctx: SockOpsContext) -> u32 {
+        let op = ctx.op();
+        if op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB || op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB {
+            established(&ctx, op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB);
+        } else if op == BPF_SOCK_OPS_STATE_CB && ctx.arg(1) == TCP_CLOSE {
+            closed(&ctx);
+        }
+        0
+    }
+
+    #[inline(always)]
+    fn established(ctx: &SockOpsContext, active: bool) {
+        if config(config::ENABLED) == 0 {
+            return;
+        }
+        // SAFETY: the context pointer, valid for this program run.
+        let netns = unsafe { bpf_get_netns_cookie(ctx.ops as *mut c_void) };
+        let Some(mut key) = sock_key!(ctx.ops, netns) else {
+            return;
+        };
+        let Some(local) = endpoint(key.family, &key.local) else {
+            return;
+        };
+        if endpoint(key.family, &key.remote).is_none() {
+            return;
+        }
+        let kind = if netns == local.netns && local.flags & EP_SPLICE != 0 {
+            KIND_ENDPOINT
+        } else if netns == config(config::HOST_NETNS) && netns != 0 {
+            KIND_PROXY
+        } else {
+            return;
+        };
+        let st = SockState {
+            state: state::INSERTED,
+            kind,
+            active: active as u8,
+            _pad: 0,
+            generation: 0,
+            peer: SockKey::default(),
+        };
+        // State first: a message can follow the insert at once.
+        if SOCK_STATE.insert(&key, &st, BPF_ANY as u64).is_err() {
+            count(counter::INSERT_FAILED, 1);
+            return;
+        }
+        // SAFETY: `ctx.ops` is this program's context.
+        if SOCK_HASH
+            .update(&mut key, unsafe { &mut *ctx.ops }, BPF_ANY as u64)
+            .is_err()
+        {
+            let _ = SOCK_STATE.remove(&key);
+            count(counter::INSERT_FAILED, 1);
+            return;
+        }
+        // SAFETY: as above; asks for STATE_CB so the close is seen.
+        unsafe { bpf_sock_ops_cb_flags_set(ctx.ops, BPF_SOCK_OPS_STATE_CB_FLAG as i32) };
+        count(counter::INSERTED, 1);
+    }
+
+    #[inline(always)]
+    fn closed(ctx: &SockOpsContext) {
+        // SAFETY: the context pointer, valid for this program run.
+        let netns = unsafe { bpf_get_netns_cookie(ctx.ops as *mut c_void) };
+        if let Some(key) = sock_key!(ctx.ops, netns) {
+            if SOCK_STATE.remove(&key).is_ok() {
+                count(counter::CLOSED, 1);
+            }
+        }
+    }
+
+    /// One direction of policy, as the tc datapath decides it: deny wins, else the most
+    /// specific entry; no entry is a deny.
+    #[inline(always)]
+    fn policy(local: u32, remote: u32, dport: u16, dir: u8) -> u8 {
+        let keys = policy_keys(local, remote, dport, PROTO_TCP, dir);
+        let mut action = ACTION_DENY;
+        let mut have = false;
+        let mut i = 0;
+        while i < keys.len() {
+            if let Some(p) = POLICY.get_ptr(&keys[i]) {
+                // SAFETY: as in `endpoint`.
+                let a = unsafe { read_volatile(addr_of!((*p).action)) };
+                if a == ACTION_DENY {
+                    return ACTION_DENY;
+                }
+                if !have {
+                    have = true;
+                    action = a;
+                }
+            }
+            i += 1;
+        }
+        action
+    }
+
+    /// Whether policy lets the two endpoints of `key`'s connection talk without the proxy.
+    #[inline(always)]
+    fn allowed_directly(key: &SockKey, active: bool) -> bool {
+        let (Some(local), Some(remote)) = (
+            endpoint(key.family, &key.local),
+            endpoint(key.family, &key.remote),
+        ) else {
+            return false;
+        };
+        let (client, server, dport) = if active {
+            (local, remote, key.remote_port)
+        } else {
+            (remote, local, key.local_port)
+        };
+        if client.flags & EP_ENFORCE_EGRESS != 0
+            && policy(client.identity, server.identity, dport, DIR_EGRESS) != ACTION_ALLOW
+        {
+            return false;
+        }
+        if server.flags & EP_ENFORCE_INGRESS != 0
+            && policy(server.identity, client.identity, dport, DIR_INGRESS) != ACTION_ALLOW
+        {
+            return false;
+        }
+        true
+    }
+
+    #[sk_msg]
+    pub fn strait_sk_msg(ctx: SkMsgContext) -> u32 {
+        msg(&ctx);
+        SK_PASS
+    }
+
+    #[inline(always)]
+    fn msg(ctx: &SkMsgContext) {
+        // SAFETY: the context pointer, valid for this program run.
+        let netns = unsafe { bpf_get_netns_cookie(ctx.msg as *mut c_void) };
+        // SAFETY: as above; `size` is a plain u32 field.
+        let size = unsafe { read_volatile(addr_of!((*ctx.msg).size)) } as u64;
+        let Some(key) = sock_key!(ctx.msg, netns) else {
+            return;
+        };
+        let Some(st) = SOCK_STATE.get_ptr_mut(&key) else {
+            count(counter::PASSED_MSGS, 1);
+            return;
+        };
+        // SAFETY: LRU values stay valid for the program's run; this socket's messages are
+        // serialised by its socket lock, so nothing else writes this entry concurrently.
+        let st = unsafe { &mut *st };
+        let s = st.state;
+        if s == state::FALLBACK {
+            count(counter::PASSED_MSGS, 1);
+            return;
+        }
+        let generation = config(config::POLICY_GENERATION) as u32;
+        if config(config::ENABLED) == 0 {
+            fallback(st, s);
+            return;
+        }
+        if s == state::SPLICING {
+            if st.generation != generation {
+                // Policy changed: a direct endpoint pair must still be allowed. The proxy's
+                // connections stay (strait enforces L7 policy on them).
+                if st.kind == KIND_ENDPOINT
+                    && st.peer.netns != config(config::HOST_NETNS)
+                    && !allowed_directly(&key, st.active != 0)
+                {
+                    count(counter::POLICY_REFUSED, 1);
+                    fallback(st, s);
+                    return;
+                }
+                st.generation = generation;
+            }
+            let mut peer = st.peer;
+            if SOCK_HASH.redirect_msg(ctx, &mut peer, BPF_F_INGRESS as u64) == SK_PASS as i64 {
+                count(counter::REDIRECTED_MSGS, 1);
+                count(counter::REDIRECTED_BYTES, size);
+            } else {
+                // The peer closed: its receive queue is gone with it.
+                fallback(st, s);
+            }
+            return;
+        }
+        // First message: choose the peer.
+        let host = config(config::HOST_NETNS);
+        let mut peer = if st.kind == KIND_PROXY {
+            match endpoint(key.family, &key.remote) {
+                Some(ep) => key.peer(ep.netns),
+                None => {
+                    miss(st);
+                    return;
+                }
+            }
+        } else {
+            // strait's socket for a connection the datapath redirected to the proxy.
+            let mut proxy = key.peer(host);
+            if host != 0
+                && SOCK_HASH.redirect_msg(ctx, &mut proxy, BPF_F_INGRESS as u64) == SK_PASS as i64
+            {
+                splice(st, proxy, generation, size);
+                return;
+            }
+            if !allowed_directly(&key, st.active != 0) {
+                count(counter::POLICY_REFUSED, 1);
+                miss(st);
+                return;
+            }
+            match endpoint(key.family, &key.remote) {
+                Some(ep) => key.peer(ep.netns),
+                None => {
+                    miss(st);
+                    return;
+                }
+            }
+        };
+        if SOCK_HASH.redirect_msg(ctx, &mut peer, BPF_F_INGRESS as u64) == SK_PASS as i64 {
+            splice(st, peer, generation, size);
+        } else {
+            miss(st);
+        }
+    }
+
+    #[inline(always)]
+    fn splice(st: &mut SockState, peer: SockKey, generation: u32, size: u64) {
+        st.peer = peer;
+        st.generation = generation;
+        st.state = state::SPLICING;
+        count(counter::REDIRECTED_MSGS, 1);
+        count(counter::REDIRECTED_BYTES, size);
+    }
+
+    #[inline(always)]
+    fn miss(st: &mut SockState) {
+        st.state = state::FALLBACK;
+        count(counter::MISSES, 1);
+        count(counter::PASSED_MSGS, 1);
+    }
+
+    #[inline(always)]
+    fn fallback(st: &mut SockState, was: u8) {
+        st.state = state::FALLBACK;
+        if was == state::SPLICING {
+            count(counter::FALLBACKS, 1);
+        } else {
+            count(counter::MISSES, 1);
+        }
+        count(counter::PASSED_MSGS, 1);
+    }
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+        loop {}
+    }
+}
