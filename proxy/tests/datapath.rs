@@ -125,7 +125,7 @@ fn free_port() -> u16 {
 }
 
 /// Endpoints, policy and config for one test; `tag` keeps names unique per test.
-fn world(tag: &str, subnet: u8) -> World {
+fn world(tag: &str, subnet: u8, sockmap: bool) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let pid = std::process::id() % 10000;
     let cli = LabEndpoint {
@@ -189,6 +189,7 @@ endpoints:
     labels: {{app: server}}
 policies: [policy.yaml]
 datapath: {{pin_dir: "{pin}"}}
+sockmap: {{enabled: {sockmap}}}
 "#,
             flows = flows.display(),
             ci = cli.interface,
@@ -341,7 +342,7 @@ fn leftovers(w: &World) -> Vec<String> {
     // No strait program may stay loaded (a pinned or leaked link would keep it).
     for p in aya::programs::loaded_programs().flatten() {
         if let Some(name) = p.name_as_str() {
-            if name == "strait_from_ep" || name == "strait_to_ep" {
+            if name.starts_with("strait_") {
                 out.push(format!("loaded program {name}"));
             }
         }
@@ -355,7 +356,7 @@ fn l3_l4_policy_l7_redirect_restart_and_cleanup() {
     if !privileged() {
         return;
     }
-    let w = world("a", 1);
+    let w = world("a", 1, false);
     {
         let _dp = DatapathGuard(w.pin_dir.clone());
         let _lab = Lab::up(vec![w.cli.clone(), w.srv.clone()]).expect("lab up");
@@ -473,7 +474,7 @@ fn malformed_fragmented_spoofed_and_non_tcp_udp_packets_have_defined_verdicts() 
     if !privileged() {
         return;
     }
-    let w = world("b", 2);
+    let w = world("b", 2, false);
     {
         let _dp = DatapathGuard(w.pin_dir.clone());
         let _lab = Lab::up(vec![w.cli.clone(), w.srv.clone()]).expect("lab up");
@@ -566,3 +567,149 @@ s.send(eth(b"\0" * 46, ethertype=0x88b5))
 # IPv4 options (NOP NOP NOP EOL) on a SYN to the allowed port: parsed past, allowed.
 s.send(eth(ip(6, syn, opts=b"\x01\x01\x01\x00")))
 "#;
+
+/// The sockmap counters that tell what was spliced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Splice {
+    inserted: u64,
+    redirected: u64,
+    misses: u64,
+    refused: u64,
+}
+
+impl World {
+    fn splice(&self) -> Splice {
+        Splice {
+            inserted: self.metric("strait_sockmap_inserted_total"),
+            redirected: self.metric("strait_sockmap_redirected_messages_total"),
+            misses: self.metric("strait_sockmap_misses_total"),
+            refused: self.metric("strait_sockmap_policy_refused_total"),
+        }
+    }
+
+    fn strait_cli(&self, args: &[&str]) {
+        let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args(args)
+            .arg("-c")
+            .arg(&self.config)
+            .output()
+            .expect("strait cli");
+        assert!(
+            out.status.success(),
+            "strait {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// One HTTP answer from a listener in the host namespace (the test's own), then close.
+fn host_http_once() -> (std::thread::JoinHandle<()>, u16) {
+    let l = std::net::TcpListener::bind("0.0.0.0:0").expect("host listener");
+    let port = l.local_addr().expect("addr").port();
+    let t = std::thread::spawn(move || {
+        use std::io::Read as _;
+        if let Ok((mut s, _)) = l.accept() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhost\n",
+            );
+        }
+    });
+    (t, port)
+}
+
+#[test]
+fn sockmap_splices_endpoint_and_proxy_sockets_and_nothing_else() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged() {
+        return;
+    }
+    let w = world("s", 3, true);
+    {
+        let _dp = DatapathGuard(w.pin_dir.clone());
+        let _lab = Lab::up(vec![w.cli.clone(), w.srv.clone()]).expect("lab up");
+        let _servers = w.servers();
+        let script = w.dir.path().join("server.py");
+        let _cli_server = Proc(
+            exec_in(&w.cli.netns, "python3")
+                .arg(&script)
+                .arg("8080")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python server in the client namespace"),
+        );
+        let strait = w.strait();
+        let srv = w.srv.addresses[0];
+        let cli = w.cli.addresses[0];
+
+        // Endpoint to endpoint, allowed at L4: both sockets spliced, bytes redirected.
+        let s0 = w.splice();
+        let (rc, body) = w.curl(&format!("http://{srv}:8080/direct"), &[]);
+        assert_eq!(rc, 0, "direct request failed");
+        assert!(body.contains(&format!("client={cli}")), "{body}");
+        let s1 = w.splice();
+        assert_eq!(s1.inserted - s0.inserted, 2, "{s0:?} → {s1:?}");
+        assert!(s1.redirected >= s0.redirected + 2, "{s0:?} → {s1:?}");
+        assert_eq!(s1.misses, s0.misses, "{s0:?} → {s1:?}");
+
+        // L7 policy: the datapath hands the connection to strait; the client is spliced with
+        // strait's accepted socket and strait's upstream leg (from the client's address) with
+        // the server — four sockets — and the request still goes through the proxy.
+        let (rc, body) = w.curl(&format!("http://{srv}/via-proxy"), &[]);
+        assert_eq!(rc, 0, "L7 request failed");
+        assert!(body.contains("path=/via-proxy"), "{body}");
+        let s2 = w.splice();
+        assert_eq!(s2.inserted - s1.inserted, 4, "{s1:?} → {s2:?}");
+        assert!(s2.redirected >= s1.redirected + 4, "{s1:?} → {s2:?}");
+        assert_eq!((s2.misses, s2.refused), (s1.misses, s1.refused));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            w.flows()
+                .iter()
+                .any(|f| f.listener == "l7" && f.path.as_deref() == Some("/via-proxy")),
+            "the spliced L7 request did not reach strait's listener"
+        );
+
+        // Loopback inside two namespaces, same port pairs in both: never spliced.
+        for ns in [&w.cli.netns, &w.srv.netns] {
+            let out = exec_in(ns, "curl")
+                .args(["-s", "-m", "3", "http://127.0.0.1:8080/loopback"])
+                .output()
+                .expect("curl");
+            assert!(out.status.success(), "loopback request in {ns} failed");
+        }
+        // A non-endpoint address (the host's): untouched.
+        let host = strait::socket::interface_addresses()
+            .into_iter()
+            .find(|a| a.is_ipv4() && !a.is_loopback() && !w.srv.addresses.contains(a))
+            .expect("a host IPv4 address");
+        let (t, port) = host_http_once();
+        let (rc, body) = w.curl(&format!("http://{host}:{port}/"), &[]);
+        assert_eq!((rc, body.as_str()), (0, "host\n"), "host request failed");
+        let _ = t.join();
+        let s3 = w.splice();
+        assert_eq!(s3.inserted, s2.inserted, "loopback or host sockets spliced");
+
+        // Off: nothing new is spliced; on: splicing again.
+        w.strait_cli(&["sockmap", "off"]);
+        let (rc, _) = w.curl(&format!("http://{srv}:8080/off"), &[]);
+        assert_eq!(rc, 0);
+        let s4 = w.splice();
+        assert_eq!(s4.inserted, s3.inserted, "spliced while off");
+        w.strait_cli(&["sockmap", "on"]);
+        let (rc, _) = w.curl(&format!("http://{srv}:8080/on"), &[]);
+        assert_eq!(rc, 0);
+        let s5 = w.splice();
+        assert_eq!(
+            s5.inserted - s4.inserted,
+            2,
+            "not spliced after `sockmap on`"
+        );
+
+        strait.sigterm();
+    }
+    let left = leftovers(&w);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
