@@ -78,8 +78,8 @@ pub struct Server {
     admin: Option<(tokio::net::TcpListener, admin::Admin)>,
     ready: Arc<AtomicBool>,
     reloader: Option<wasm::reload::Reloader>,
-    datapath: Option<datapath::Datapath>,
-    sockmap: Option<datapath::sockmap::Sockmap>,
+    enforcement: policy::watch::Enforcement,
+    identities: Arc<policy::Identities>,
 }
 
 /// Builds the filter runtime and every listener's chain (compiling off the async workers).
@@ -243,8 +243,8 @@ impl Server {
             admin,
             ready,
             reloader,
-            datapath,
-            sockmap,
+            enforcement: policy::watch::Enforcement { datapath, sockmap },
+            identities,
         })
     }
 
@@ -271,6 +271,20 @@ impl Server {
         if let Some(r) = self.reloader {
             tokio::spawn(r.run(shutdown.clone()));
         }
+        // Policy files are watched while the datapath enforces them.
+        let (mut enforcement, policy_watch) =
+            if self.enforcement.datapath.is_some() && !self.config.policies.is_empty() {
+                let task = tokio::spawn(policy::watch::run(
+                    self.config.clone(),
+                    self.identities.clone(),
+                    self.enforcement,
+                    std::time::Duration::from_secs(1),
+                    shutdown.clone(),
+                ));
+                (None, Some(task))
+            } else {
+                (Some(self.enforcement), None)
+            };
         let mut accept_loops = Vec::new();
         for l in self.listeners {
             tracing::info!(
@@ -296,11 +310,22 @@ impl Server {
             );
         }
         admin_stop.cancel();
+        if let Some(task) = policy_watch {
+            match task.await {
+                Ok(e) => enforcement = Some(e),
+                Err(e) => tracing::error!(error = %e, "policy watcher failed"),
+            }
+        }
+        let policy::watch::Enforcement { datapath, sockmap } =
+            enforcement.unwrap_or(policy::watch::Enforcement {
+                datapath: None,
+                sockmap: None,
+            });
         // sock_ops detaches with its link; the pinned sockhash keeps spliced connections.
-        let had_sockmap = self.sockmap.is_some();
-        drop(self.sockmap);
-        let attached = had_sockmap || self.datapath.is_some();
-        match (self.datapath, self.config.datapath.on_exit) {
+        let had_sockmap = sockmap.is_some();
+        drop(sockmap);
+        let attached = had_sockmap || datapath.is_some();
+        match (datapath, self.config.datapath.on_exit) {
             (Some(dp), config::OnExit::Keep) => dp.keep(),
             (dp, config::OnExit::Detach) if attached => {
                 drop(dp);

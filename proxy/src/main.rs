@@ -444,7 +444,7 @@ fn sockmap_cmd(
         pin_dir.join("maps").display()
     );
     println!(
-        "inserted {} closed {} live {} insert_failed {}\nredirected {} messages / {} bytes, passed {} messages\nmisses {} fallbacks {} policy_refused {}",
+        "inserted {} closed {} live {} insert_failed {}\nredirected {} messages / {} bytes, passed {} messages\nmisses {} fallbacks {} policy_refused {} policy_denied_messages {}",
         c.inserted,
         c.closed,
         c.live(),
@@ -454,7 +454,8 @@ fn sockmap_cmd(
         c.passed_msgs,
         c.misses,
         c.fallbacks,
-        c.policy_refused
+        c.policy_refused,
+        c.denied_msgs
     );
     Ok(())
 }

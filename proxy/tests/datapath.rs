@@ -602,6 +602,29 @@ impl World {
     }
 }
 
+/// Two requests on one keep-alive connection, the second after a line on stdin; prints
+/// `1 <body>`, then `2 <body>` or `2 error <errno>`.
+const KEEPALIVE_CLIENT: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], 8080))
+def req(path):
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(4096)
+    head, _, body = buf.partition(b"\r\n\r\n")
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    while len(body) < n:
+        body += s.recv(4096)
+    return body.decode().strip()
+print("1", req("/ka1"), flush=True)
+sys.stdin.readline()
+try:
+    print("2", req("/ka2"), flush=True)
+except OSError as e:
+    print("2 error", e.errno, flush=True)
+"#;
+
 /// One HTTP answer from a listener in the host namespace (the test's own), then close.
 fn host_http_once() -> (std::thread::JoinHandle<()>, u16) {
     let l = std::net::TcpListener::bind("0.0.0.0:0").expect("host listener");
@@ -707,6 +730,51 @@ fn sockmap_splices_endpoint_and_proxy_sockets_and_nothing_else() {
             2,
             "not spliced after `sockmap on`"
         );
+
+        // Live policy change: port 8080 loses its allow rule. A keep-alive connection spliced
+        // before the change has its next send dropped (fail closed), and new connections are
+        // dropped by the datapath.
+        let client = w.dir.path().join("keepalive.py");
+        std::fs::write(&client, KEEPALIVE_CLIENT).expect("client script");
+        let mut ka = Proc(
+            exec_in(&w.cli.netns, "python3")
+                .arg(&client)
+                .arg(srv.to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("keep-alive client"),
+        );
+        let mut out = std::io::BufReader::new(ka.0.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).expect("first answer");
+        assert!(line.starts_with("1 port=8080"), "first request: {line}");
+        let policy = w.dir.path().join("policy.yaml");
+        let text = std::fs::read_to_string(&policy).expect("policy");
+        let cut = text.replace("        - ports: [{port: \"8080\", protocol: TCP}]\n", "");
+        assert_ne!(cut, text);
+        std::fs::write(&policy, cut).expect("policy edit");
+        let log = w.dir.path().join("strait.log");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("policy reloaded")
+        {
+            assert!(Instant::now() < deadline, "policy was not reloaded");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let denied0 = w.metric("strait_sockmap_policy_denied_messages_total");
+        writeln!(ka.0.stdin.as_mut().expect("stdin")).expect("go");
+        line.clear();
+        std::io::BufRead::read_line(&mut out, &mut line).expect("second answer");
+        assert_eq!(line.trim(), "2 error 13", "send after the policy change");
+        assert!(w.metric("strait_sockmap_policy_denied_messages_total") > denied0);
+        let (rc, _) = w.curl(&format!("http://{srv}:8080/after"), &["-m", "1"]);
+        assert_ne!(
+            rc, 0,
+            "a new connection to the now-denied port was let through"
+        );
+        drop(ka);
 
         strait.sigterm();
     }

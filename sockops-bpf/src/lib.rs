@@ -62,6 +62,10 @@ pub mod state {
     /// message, policy change, splicing turned off). Never leaves this state: going back to
     /// the redirect path could overtake bytes still queued on the TCP path.
     pub const FALLBACK: u8 = 3;
+    /// A policy change no longer allows this spliced pair: every further send is dropped
+    /// (`write` fails with EACCES). Fail closed: the connection cannot be moved to the proxy
+    /// mid-stream, and the TCP path would let it through as an established flow.
+    pub const DENIED: u8 = 4;
 }
 
 /// `SockState::kind`.
@@ -117,6 +121,8 @@ pub mod counter {
     pub const CLOSED: u32 = 7;
     /// Messages that took the TCP path (fallback, miss, refused).
     pub const PASSED_MSGS: u32 = 8;
+    /// Messages dropped because a policy change denied their spliced connection.
+    pub const DENIED_MSGS: u32 = 9;
     pub const LEN: u32 = 16;
 }
 

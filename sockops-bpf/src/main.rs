@@ -14,8 +14,8 @@
 //!   message into the peer's receive queue (`BPF_F_INGRESS`). If the peer is not there at the
 //!   first message, the connection stays on TCP for good (`FALLBACK`): switching paths later
 //!   could reorder bytes. Policy is re-checked when strait bumps the policy generation; a
-//!   spliced connection the new policy no longer allows directly goes back to TCP, where the
-//!   tc datapath's conntrack governs it as any other established connection.
+//!   spliced endpoint pair the new policy no longer allows directly has its further sends
+//!   dropped (fail closed: it cannot be moved to the proxy mid-stream).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
@@ -28,7 +28,8 @@ mod prog {
     use core::ptr::{addr_of, read_volatile};
 
     use aya_ebpf::bindings::{
-        sk_action::SK_PASS, BPF_ANY, BPF_F_INGRESS, BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB,
+        sk_action::{SK_DROP, SK_PASS},
+        BPF_ANY, BPF_F_INGRESS, BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB,
         BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB, BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG,
     };
     use aya_ebpf::helpers::{bpf_get_netns_cookie, bpf_sock_ops_cb_flags_set};
@@ -282,22 +283,26 @@ mod prog {
 
     #[sk_msg]
     pub fn strait_sk_msg(ctx: SkMsgContext) -> u32 {
-        msg(&ctx);
-        SK_PASS
+        if msg(&ctx) {
+            SK_PASS
+        } else {
+            SK_DROP
+        }
     }
 
+    /// Redirects or passes the message (true), or drops it (false: policy denies).
     #[inline(always)]
-    fn msg(ctx: &SkMsgContext) {
+    fn msg(ctx: &SkMsgContext) -> bool {
         // SAFETY: the context pointer, valid for this program run.
         let netns = unsafe { bpf_get_netns_cookie(ctx.msg as *mut c_void) };
         // SAFETY: as above; `size` is a plain u32 field.
         let size = unsafe { read_volatile(addr_of!((*ctx.msg).size)) } as u64;
         let Some(key) = sock_key!(ctx.msg, netns) else {
-            return;
+            return true;
         };
         let Some(st) = SOCK_STATE.get_ptr_mut(&key) else {
             count(counter::PASSED_MSGS, 1);
-            return;
+            return true;
         };
         // SAFETY: LRU values stay valid for the program's run; this socket's messages are
         // serialised by its socket lock, so nothing else writes this entry concurrently.
@@ -305,12 +310,16 @@ mod prog {
         let s = st.state;
         if s == state::FALLBACK {
             count(counter::PASSED_MSGS, 1);
-            return;
+            return true;
+        }
+        if s == state::DENIED {
+            count(counter::DENIED_MSGS, 1);
+            return false;
         }
         let generation = config(config::POLICY_GENERATION) as u32;
         if config(config::ENABLED) == 0 {
             fallback(st, s);
-            return;
+            return true;
         }
         if s == state::SPLICING {
             if st.generation != generation {
@@ -320,9 +329,9 @@ mod prog {
                     && st.peer.netns != config(config::HOST_NETNS)
                     && !allowed_directly(&key, st.active != 0)
                 {
-                    count(counter::POLICY_REFUSED, 1);
-                    fallback(st, s);
-                    return;
+                    st.state = state::DENIED;
+                    count(counter::DENIED_MSGS, 1);
+                    return false;
                 }
                 st.generation = generation;
             }
@@ -334,7 +343,7 @@ mod prog {
                 // The peer closed: its receive queue is gone with it.
                 fallback(st, s);
             }
-            return;
+            return true;
         }
         // First message: choose the peer.
         let host = config(config::HOST_NETNS);
@@ -343,7 +352,7 @@ mod prog {
                 Some(ep) => key.peer(ep.netns),
                 None => {
                     miss(st);
-                    return;
+                    return true;
                 }
             }
         } else {
@@ -353,18 +362,18 @@ mod prog {
                 && SOCK_HASH.redirect_msg(ctx, &mut proxy, BPF_F_INGRESS as u64) == SK_PASS as i64
             {
                 splice(st, proxy, generation, size);
-                return;
+                return true;
             }
             if !allowed_directly(&key, st.active != 0) {
                 count(counter::POLICY_REFUSED, 1);
                 miss(st);
-                return;
+                return true;
             }
             match endpoint(key.family, &key.remote) {
                 Some(ep) => key.peer(ep.netns),
                 None => {
                     miss(st);
-                    return;
+                    return true;
                 }
             }
         };
@@ -373,6 +382,7 @@ mod prog {
         } else {
             miss(st);
         }
+        true
     }
 
     #[inline(always)]

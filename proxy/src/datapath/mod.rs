@@ -156,7 +156,8 @@ pub struct Datapath {
     ebpf: Ebpf,
     counters: CountersHandle,
     pin_dir: PathBuf,
-    rules: Arc<Vec<String>>,
+    /// Rule descriptions of the policy in the maps (swapped on reload; events name rules).
+    rules: Arc<arc_swap::ArcSwap<Vec<String>>>,
     identities: Arc<Identities>,
 }
 
@@ -230,7 +231,7 @@ impl Datapath {
             ebpf,
             counters,
             pin_dir: cfg.pin_dir.clone(),
-            rules: Arc::new(state.rules.clone()),
+            rules: Arc::new(arc_swap::ArcSwap::from_pointee(state.rules.clone())),
             identities,
         };
         dp.sync(state, &ifaces)?;
@@ -321,6 +322,22 @@ impl Datapath {
                 other => std::io::Error::other(other.to_string()),
             },
         })?;
+        Ok(())
+    }
+
+    /// Applies a recompiled policy (same endpoints) to the live maps: the programs see new
+    /// entries at once; established flows keep their conntrack verdict.
+    pub fn update(&mut self, state: &MapState) -> Result<(), DatapathError> {
+        let mut ifaces = Vec::new();
+        for (ep, _, _) in &state.endpoints {
+            let idx = ifindex(&ep.interface).ok_or_else(|| DatapathError::NoInterface {
+                endpoint: ep.name.clone(),
+                interface: ep.interface.clone(),
+            })?;
+            ifaces.push((ep.interface.clone(), idx));
+        }
+        self.sync(state, &ifaces)?;
+        self.rules.store(Arc::new(state.rules.clone()));
         Ok(())
     }
 
@@ -468,7 +485,7 @@ impl Datapath {
                         // SAFETY: the item holds at least size_of::<Event>() bytes written by
                         // the program as an `Event` (repr(C), any bit pattern valid).
                         let ev: Event = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-                        flows.emit(event_flow(&ev, &rules, &ids));
+                        flows.emit(event_flow(&ev, &rules.load(), &ids));
                     }
                 }
                 guard.clear_ready();

@@ -48,6 +48,7 @@ pub struct Counters {
     pub policy_refused: u64,
     pub closed: u64,
     pub passed_msgs: u64,
+    pub denied_msgs: u64,
 }
 
 impl Counters {
@@ -390,6 +391,7 @@ impl CountersHandle {
             policy_refused: get(counter::POLICY_REFUSED)?,
             closed: get(counter::CLOSED)?,
             passed_msgs: get(counter::PASSED_MSGS)?,
+            denied_msgs: get(counter::DENIED_MSGS)?,
         })
     }
 
@@ -437,6 +439,11 @@ impl CountersHandle {
                 "strait_sockmap_closed",
                 "Inserted sockets that closed.",
                 c.closed,
+            ),
+            (
+                "strait_sockmap_policy_denied_messages",
+                "Sends dropped because a policy change denied their spliced connection.",
+                c.denied_msgs,
             ),
             (
                 "strait_sockmap_passed_messages",

@@ -7,6 +7,7 @@
 //! with L7 `rules` is redirected to strait's transparent listener for that protocol.
 
 pub mod cnp;
+pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
