@@ -444,10 +444,10 @@ fn sockmap_cmd(
         pin_dir.join("maps").display()
     );
     println!(
-        "inserted {} closed {} live {} insert_failed {}\nredirected {} messages / {} bytes, passed {} messages\nmisses {} fallbacks {} policy_refused {} policy_denied_messages {}",
+        "sockets in the sockhash now {}\ninserted {} closed {} insert_failed {}\nredirected {} messages / {} bytes, passed {} messages\nmisses {} fallbacks {} policy_refused {} policy_denied_messages {}",
+        p.sockets(),
         c.inserted,
         c.closed,
-        c.live(),
         c.insert_failed,
         c.redirected_msgs,
         c.redirected_bytes,

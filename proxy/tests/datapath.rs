@@ -602,8 +602,8 @@ impl World {
     }
 }
 
-/// Two requests on one keep-alive connection, the second after a line on stdin; prints
-/// `1 <body>`, then `2 <body>` or `2 error <errno>`.
+/// HTTP/1.1 requests on one keep-alive connection to port 8080, one per line on stdin; prints
+/// the body or `error <errno>`.
 const KEEPALIVE_CLIENT: &str = r#"
 import socket, sys
 s = socket.create_connection((sys.argv[1], 8080))
@@ -617,13 +617,66 @@ def req(path):
     while len(body) < n:
         body += s.recv(4096)
     return body.decode().strip()
-print("1", req("/ka1"), flush=True)
-sys.stdin.readline()
-try:
-    print("2", req("/ka2"), flush=True)
-except OSError as e:
-    print("2 error", e.errno, flush=True)
+i = 0
+for _ in sys.stdin:
+    i += 1
+    try:
+        print(req(f"/ka{i}"), flush=True)
+    except OSError as e:
+        print("error", e.errno, flush=True)
 "#;
+
+/// A python keep-alive client in the client namespace (killed on drop).
+struct KeepAlive {
+    proc: Proc,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl KeepAlive {
+    fn start(w: &World, srv: IpAddr) -> Self {
+        let script = w.dir.path().join("keepalive.py");
+        std::fs::write(&script, KEEPALIVE_CLIENT).expect("client script");
+        let mut proc = Proc(
+            exec_in(&w.cli.netns, "python3")
+                .arg(&script)
+                .arg(srv.to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("keep-alive client"),
+        );
+        let out = std::io::BufReader::new(proc.0.stdout.take().expect("stdout"));
+        Self { proc, out }
+    }
+
+    /// One request on the connection: the body, or `error <errno>`.
+    fn request(&mut self) -> String {
+        writeln!(self.proc.0.stdin.as_mut().expect("stdin")).expect("client stdin");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut self.out, &mut line).expect("client answer");
+        line.trim().to_owned()
+    }
+}
+
+impl World {
+    /// Waits until strait's log holds `what` at least `n` times.
+    fn wait_log(&self, what: &str, n: usize) {
+        let log = self.dir.path().join("strait.log");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches(what)
+            .count()
+            < n
+        {
+            assert!(
+                Instant::now() < deadline,
+                "strait did not log `{what}` {n}×"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
 
 /// One HTTP answer from a listener in the host namespace (the test's own), then close.
 fn host_http_once() -> (std::thread::JoinHandle<()>, u16) {
@@ -734,49 +787,63 @@ fn sockmap_splices_endpoint_and_proxy_sockets_and_nothing_else() {
         // Live policy change: port 8080 loses its allow rule. A keep-alive connection spliced
         // before the change has its next send dropped (fail closed), and new connections are
         // dropped by the datapath.
-        let client = w.dir.path().join("keepalive.py");
-        std::fs::write(&client, KEEPALIVE_CLIENT).expect("client script");
-        let mut ka = Proc(
-            exec_in(&w.cli.netns, "python3")
-                .arg(&client)
-                .arg(srv.to_string())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("keep-alive client"),
-        );
-        let mut out = std::io::BufReader::new(ka.0.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut out, &mut line).expect("first answer");
-        assert!(line.starts_with("1 port=8080"), "first request: {line}");
+        let mut ka1 = KeepAlive::start(&w, srv);
+        let mut ka2 = KeepAlive::start(&w, srv);
+        assert!(ka1.request().starts_with("port=8080"));
+        assert!(ka2.request().starts_with("port=8080"));
         let policy = w.dir.path().join("policy.yaml");
         let text = std::fs::read_to_string(&policy).expect("policy");
         let cut = text.replace("        - ports: [{port: \"8080\", protocol: TCP}]\n", "");
         assert_ne!(cut, text);
         std::fs::write(&policy, cut).expect("policy edit");
-        let log = w.dir.path().join("strait.log");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("policy reloaded")
-        {
-            assert!(Instant::now() < deadline, "policy was not reloaded");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        w.wait_log("policy reloaded", 1);
         let denied0 = w.metric("strait_sockmap_policy_denied_messages_total");
-        writeln!(ka.0.stdin.as_mut().expect("stdin")).expect("go");
-        line.clear();
-        std::io::BufRead::read_line(&mut out, &mut line).expect("second answer");
-        assert_eq!(line.trim(), "2 error 13", "send after the policy change");
+        assert_eq!(ka1.request(), "error 13", "send after the policy change");
         assert!(w.metric("strait_sockmap_policy_denied_messages_total") > denied0);
         let (rc, _) = w.curl(&format!("http://{srv}:8080/after"), &["-m", "1"]);
         assert_ne!(
             rc, 0,
             "a new connection to the now-denied port was let through"
         );
-        drop(ka);
+        drop(ka1);
 
+        // Policy back: the other spliced connection re-checks and goes on.
+        std::fs::write(&policy, &text).expect("policy restore");
+        w.wait_log("policy reloaded", 2);
+        assert!(ka2.request().starts_with("port=8080"));
+
+        // strait exits (on_exit: keep): the spliced connection keeps working without it, and
+        // `datapath down` keeps the sockhash while that socket is open, then removes it.
         strait.sigterm();
+        assert!(
+            ka2.request().starts_with("port=8080"),
+            "spliced connection broke on exit"
+        );
+        let down = Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args(["datapath", "down", "-c"])
+            .arg(&w.config)
+            .output()
+            .expect("datapath down");
+        let said = String::from_utf8_lossy(&down.stdout);
+        assert!(said.contains("kept the sockmap maps"), "{said}");
+        assert!(w.pin_dir.join("maps/SOCK_HASH").exists());
+        assert!(
+            ka2.request().starts_with("port=8080"),
+            "datapath down broke it"
+        );
+        drop(ka2);
+        std::thread::sleep(Duration::from_millis(300));
+        let down = Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args(["datapath", "down", "-c"])
+            .arg(&w.config)
+            .output()
+            .expect("datapath down");
+        assert!(down.status.success());
+        assert!(
+            !w.pin_dir.exists(),
+            "{}",
+            String::from_utf8_lossy(&down.stdout)
+        );
     }
     let left = leftovers(&w);
     assert!(left.is_empty(), "left behind: {left:?}");

@@ -51,14 +51,6 @@ pub struct Counters {
     pub denied_msgs: u64,
 }
 
-impl Counters {
-    /// Sockets inserted and not yet seen closing: an upper bound of the sockets whose receive
-    /// queues may hold spliced bytes.
-    pub fn live(&self) -> u64 {
-        self.inserted.saturating_sub(self.closed)
-    }
-}
-
 /// A loaded, attached socket layer. Dropping it detaches sock_ops (no new sockets are
 /// spliced); the pinned sockhash keeps serving the connections already in it.
 pub struct Sockmap {
@@ -287,6 +279,7 @@ fn check_pinned(maps_dir: &Path) -> Result<(), DatapathError> {
 pub struct Pinned {
     config: Array<MapData, u64>,
     counters: CountersHandle,
+    sockets: SockHash<MapData, SockKey>,
 }
 
 impl Pinned {
@@ -303,10 +296,20 @@ impl Pinned {
             .map_err(map_err("SOCK_CONFIG"))?;
         let counters = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(open("SOCK_COUNTERS")?))
             .map_err(map_err("SOCK_COUNTERS"))?;
+        let sockets = SockHash::try_from(aya::maps::Map::SockHash(open("SOCK_HASH")?))
+            .map_err(map_err("SOCK_HASH"))?;
         Ok(Self {
             config,
             counters: CountersHandle(Arc::new(counters)),
+            sockets,
         })
+    }
+
+    /// Sockets in the sockhash right now (the kernel removes closed ones). Counted by key
+    /// walk: a user-space lookup of a sockhash with 4-byte values always fails, but the key
+    /// walk sees every entry.
+    pub fn sockets(&self) -> usize {
+        self.sockets.keys().flatten().count()
     }
 
     pub fn enabled(&self) -> Result<bool, DatapathError> {
@@ -344,10 +347,10 @@ pub fn unload(pin_dir: &Path, wait: std::time::Duration) -> Result<Vec<String>, 
     };
     pinned.set_enabled(false)?;
     let deadline = std::time::Instant::now() + wait;
-    let mut live = pinned.counters()?.live();
+    let mut live = pinned.sockets();
     while live > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        live = pinned.counters()?.live();
+        live = pinned.sockets();
     }
     if live > 0 {
         done.push(format!(
