@@ -8,7 +8,7 @@
 //! - `strait_to_ep` (tc egress of the host-side veth: packets to the endpoint): ingress policy for
 //!   traffic that did not pass `strait_from_ep` of a local endpoint (host, other interfaces).
 //!
-//! Packet bytes are read only with `bpf_skb_load_bytes` (`ctx.load`), so no read can go past the
+//! Packet bytes are read only with `bpf_skb_load_bytes` (`ctx.load`, a few large loads per packet), so no read can go past the
 //! packet whatever its length; a failed read is a `MALFORMED` drop.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
@@ -22,7 +22,8 @@ mod prog {
 
     use aya_ebpf::bindings::{bpf_sock, bpf_sock_tuple, TC_ACT_OK, TC_ACT_SHOT};
     use aya_ebpf::helpers::{
-        bpf_ktime_get_ns, bpf_map_lookup_elem, bpf_sk_assign, bpf_sk_release, bpf_skc_lookup_tcp,
+        bpf_ktime_get_ns, bpf_map_lookup_elem, bpf_sk_assign, bpf_sk_release, bpf_skb_load_bytes,
+        bpf_skc_lookup_tcp,
     };
     use aya_ebpf::macros::{classifier, map};
     use aya_ebpf::maps::lpm_trie::Key as LpmKey;
@@ -101,12 +102,26 @@ mod prog {
         }
     }
 
+    /// Parses with as few helper calls as possible: one load for the Ethernet + IP header, one
+    /// for the L4 ports and flags (each `bpf_skb_load_bytes` call costs more than the bytes it
+    /// copies). Short frames take the slow path, which finds out what they are.
+    /// `bpf_skb_load_bytes` into a zeroed buffer: no uninitialised bytes for LLVM to carry
+    /// into a path the verifier then refuses.
+    #[inline(always)]
+    fn load_into<const N: usize>(ctx: &TcContext, off: usize, buf: &mut [u8; N]) -> bool {
+        // SAFETY: `buf` is N writable bytes; the helper bounds-checks the packet side.
+        unsafe {
+            bpf_skb_load_bytes(
+                ctx.as_ptr() as *const c_void,
+                off as u32,
+                buf.as_mut_ptr() as *mut c_void,
+                N as u32,
+            ) == 0
+        }
+    }
+
     #[inline(always)]
     fn parse(ctx: &TcContext) -> Parsed {
-        let ethertype = match ctx.load::<u16>(12) {
-            Ok(v) => u16::from_be(v),
-            Err(_) => return Parsed::Drop(drop::MALFORMED),
-        };
         let mut p = Pkt {
             family: 0,
             proto: 0,
@@ -117,33 +132,31 @@ mod prog {
             dport: 0,
         };
         let l4: usize;
+        let mut h = [0u8; ETH_LEN + 20];
+        let full = load_into(ctx, 0, &mut h);
+        if !full {
+            let mut e = [0u8; 2];
+            if !load_into(ctx, 12, &mut e) {
+                return Parsed::Drop(drop::MALFORMED);
+            }
+            h[12] = e[0];
+            h[13] = e[1];
+        }
+        let ethertype = u16::from_be_bytes([h[12], h[13]]);
         if ethertype == ETH_P_IP {
-            let vihl = match ctx.load::<u8>(ETH_LEN) {
-                Ok(v) => v,
-                Err(_) => return Parsed::Drop(drop::MALFORMED),
-            };
+            // Shorter than an IPv4 header: malformed.
+            if !full {
+                return Parsed::Drop(drop::MALFORMED);
+            }
+            let vihl = h[ETH_LEN];
             let ihl = (vihl & 0x0f) as usize;
             if vihl >> 4 != 4 || ihl < 5 {
                 return Parsed::Drop(drop::MALFORMED);
             }
-            let frag = match ctx.load::<u16>(ETH_LEN + 6) {
-                Ok(v) => u16::from_be(v),
-                Err(_) => return Parsed::Drop(drop::MALFORMED),
-            };
-            p.proto = match ctx.load::<u8>(ETH_LEN + 9) {
-                Ok(v) => v,
-                Err(_) => return Parsed::Drop(drop::MALFORMED),
-            };
-            let s = match ctx.load::<[u8; 4]>(ETH_LEN + 12) {
-                Ok(v) => v,
-                Err(_) => return Parsed::Drop(drop::MALFORMED),
-            };
-            let d = match ctx.load::<[u8; 4]>(ETH_LEN + 16) {
-                Ok(v) => v,
-                Err(_) => return Parsed::Drop(drop::MALFORMED),
-            };
-            p.saddr[..4].copy_from_slice(&s);
-            p.daddr[..4].copy_from_slice(&d);
+            let frag = u16::from_be_bytes([h[ETH_LEN + 6], h[ETH_LEN + 7]]);
+            p.proto = h[ETH_LEN + 9];
+            p.saddr[..4].copy_from_slice(&h[ETH_LEN + 12..ETH_LEN + 16]);
+            p.daddr[..4].copy_from_slice(&h[ETH_LEN + 16..ETH_LEN + 20]);
             p.family = FAMILY_V4;
             if p.proto == PROTO_ICMP {
                 return Parsed::Pass;
@@ -155,18 +168,13 @@ mod prog {
             // IP options are skipped by the header length.
             l4 = ETH_LEN + ihl * 4;
         } else if ethertype == ETH_P_IPV6 {
-            let mut next = match ctx.load::<u8>(ETH_LEN + 6) {
-                Ok(v) => v,
-                Err(_) => return Parsed::Drop(drop::MALFORMED),
-            };
-            p.saddr = match ctx.load::<[u8; 16]>(ETH_LEN + 8) {
-                Ok(v) => v,
-                Err(_) => return Parsed::Drop(drop::MALFORMED),
-            };
-            p.daddr = match ctx.load::<[u8; 16]>(ETH_LEN + 24) {
-                Ok(v) => v,
-                Err(_) => return Parsed::Drop(drop::MALFORMED),
-            };
+            let mut h = [0u8; 40];
+            if !load_into(ctx, ETH_LEN, &mut h) {
+                return Parsed::Drop(drop::MALFORMED);
+            }
+            let mut next = h[6];
+            p.saddr.copy_from_slice(&h[8..24]);
+            p.daddr.copy_from_slice(&h[24..40]);
             p.family = FAMILY_V6;
             let mut off = ETH_LEN + 40;
             let mut walked = 0;
@@ -196,19 +204,22 @@ mod prog {
         } else {
             return Parsed::Drop(drop::UNKNOWN_L3);
         }
-        if p.proto == PROTO_TCP || p.proto == PROTO_UDP {
+        if p.proto == PROTO_TCP {
+            // Ports and flags in one load (a TCP header is at least 20 bytes).
+            let mut t = [0u8; 14];
+            if !load_into(ctx, l4, &mut t) {
+                return Parsed::Drop(drop::MALFORMED);
+            }
+            p.sport = u16::from_ne_bytes([t[0], t[1]]);
+            p.dport = u16::from_ne_bytes([t[2], t[3]]);
+            p.tcp_flags = t[13];
+        } else if p.proto == PROTO_UDP {
             let ports = match ctx.load::<[u16; 2]>(l4) {
                 Ok(v) => v,
                 Err(_) => return Parsed::Drop(drop::MALFORMED),
             };
             p.sport = ports[0];
             p.dport = ports[1];
-            if p.proto == PROTO_TCP {
-                p.tcp_flags = match ctx.load::<u8>(l4 + 13) {
-                    Ok(v) => v,
-                    Err(_) => return Parsed::Drop(drop::MALFORMED),
-                };
-            }
         }
         Parsed::Ip(p)
     }
