@@ -14,6 +14,7 @@ pub mod datapath;
 pub mod flows;
 pub mod http;
 pub mod io;
+pub mod kafka;
 pub mod lab;
 pub mod listener;
 pub mod metrics;

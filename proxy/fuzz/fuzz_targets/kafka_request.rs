@@ -1,0 +1,52 @@
+//! Arbitrary bytes as they would arrive on a Kafka connection: frames through the codec, each
+//! frame through the request parser, every known request through error-response synthesis, and
+//! each frame also through the Metadata-response reader. Nothing may panic, and what comes out
+//! must be consistent with what went in.
+#![no_main]
+
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use tokio_util::codec::{Decoder, Encoder};
+
+#[allow(dead_code, unused_imports)]
+#[path = "../../src/kafka/mod.rs"]
+mod kafka;
+
+use kafka::codec::KafkaCodec;
+use kafka::request::{parse_request, Parsed, Topics};
+use kafka::response::{denial_code, error_response};
+
+fuzz_target!(|data: &[u8]| {
+    // A small limit keeps the fuzzer on parsing rather than on buffering.
+    let mut codec = KafkaCodec::with_max_frame(64 * 1024);
+    let mut buf = BytesMut::from(data);
+    while let Ok(Some(frame)) = codec.decode(&mut buf) {
+        match parse_request(&frame) {
+            Ok(Parsed::Known(req)) => {
+                if let Topics::Listed(list) = &req.topics {
+                    // Everything collected came out of the frame.
+                    let partitions: usize = list.entries.iter().map(|e| e.partitions.len()).sum();
+                    assert!(list.entries.len() + partitions <= frame.len());
+                }
+                let code = denial_code(&req);
+                if let Ok(Some(resp)) = error_response(&req, code, Some("denied by policy")) {
+                    assert_eq!(resp[..4], req.header.correlation_id.to_be_bytes());
+                    let mut out = BytesMut::new();
+                    assert!(
+                        codec.encode(resp.as_slice(), &mut out).is_ok() || resp.len() > 64 * 1024
+                    );
+                }
+            }
+            Ok(Parsed::UnknownApi(h)) => assert!(kafka::api(h.api_key).is_none()),
+            Ok(Parsed::UnknownVersion { header, api }) => {
+                assert!(!api.supports(header.api_version));
+            }
+            Err(e) => {
+                let _ = e.to_string();
+            }
+        }
+        // The same bytes as a Metadata response of some version.
+        let version = i16::from(frame[0] % 15);
+        let _ = kafka::metadata::topic_ids(&frame, version);
+    }
+});

@@ -1,0 +1,35 @@
+//! Kafka protocol support: framing, request headers, the topics a request names, and error
+//! responses for the requests a policy denies. See docs/kafka.md.
+//!
+//! - [`codec`]: size-prefixed frames ([`codec::KafkaCodec`], a `tokio_util` codec).
+//! - [`request`]: [`request::parse_request`] → known API and version (with its
+//!   [`request::Topics`]), unknown API, or unknown version.
+//! - [`response`]: [`response::error_response`] answers a denied request in its own version.
+//! - [`metadata`]: topic id → name pairs from Metadata responses, for requests that name topics
+//!   by id.
+//! - [`api`] / [`apis`]: the table of API keys, versions and flexible versions.
+//!
+//! Parsing is driven by data: the message layouts in `messages.rs` (derived from Kafka's JSON
+//! message definitions) are interpreted by one walker (`extract.rs`) and one encoder
+//! (`response.rs`), so a new Kafka version is a table change, not new code.
+//!
+//! The module depends only on `bytes`, `tokio-util` and `thiserror` (the fuzz target in
+//! `proxy/fuzz` compiles it on its own), and refers to nothing else in the crate.
+
+mod api;
+pub mod codec;
+mod extract;
+#[rustfmt::skip]
+mod messages;
+pub mod metadata;
+pub mod request;
+pub mod response;
+mod schema;
+mod wire;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
+pub use api::{api, apis, ApiInfo, TopicKind};
+pub use wire::{ParseError, TopicId};
