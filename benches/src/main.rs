@@ -5,11 +5,13 @@
 //! `strait-bench filters` measures what WASM filters cost: per-request filter work, VM
 //! instantiation, throughput with a minimal filter, and idle RSS with filters loaded.
 //! `strait-bench paths` compares network paths between two same-node endpoints: plain veth,
-//! strait's eBPF datapath (L4 policy), and redirection through strait's transparent listener.
-//! See benches/README.md.
+//! strait's eBPF datapath (L4 policy), redirection through strait's transparent listener, and
+//! sockmap splicing. `strait-bench halfclose` is the half-close stress test of sockmap
+//! splicing (byte-exact echo with a concurrent shutdown). See benches/README.md.
 
 mod configs;
 mod filters;
+mod halfclose;
 mod load;
 mod paths;
 mod peers;
@@ -32,8 +34,11 @@ enum Cmd {
     Peers(peers::PeersArgs),
     /// WASM filter costs: per-request work, VM instantiation, rps with a filter, idle RSS.
     Filters(filters::FiltersArgs),
-    /// Network paths between two netns endpoints: veth vs eBPF datapath vs strait proxy.
+    /// Network paths between two netns endpoints: veth vs eBPF datapath vs strait proxy vs
+    /// sockmap.
     Paths(paths::PathsArgs),
+    /// Half-close stress test of sockmap splicing: echo with shutdown(SHUT_WR), byte-exact.
+    Halfclose(halfclose::HalfcloseArgs),
     /// (internal) The `paths` server, run inside the server network namespace.
     #[command(hide = true)]
     PathsServer(paths::ServerArgs),
@@ -47,6 +52,7 @@ fn main() -> Result<()> {
         Cmd::Peers(args) => peers::run(args),
         Cmd::Filters(args) => filters::run(args),
         Cmd::Paths(args) => paths::run(args),
+        Cmd::Halfclose(args) => halfclose::run(args),
         Cmd::PathsServer(args) => paths::server(args),
         Cmd::PathsClient(args) => paths::client(args),
     }

@@ -7,7 +7,10 @@
 //! - `datapath`: strait running with its tc programs on both veths and a policy that allows
 //!   client → server at L4 (identity, policy and conntrack lookups on every packet);
 //! - `proxy`: the same, but the HTTP port has L7 rules, so the datapath redirects those
-//!   connections to strait's transparent HTTP listener (two TCP connections, hyper in between).
+//!   connections to strait's transparent HTTP listener (two TCP connections, hyper in between);
+//! - `sockmap`: strait with only its socket-layer programs (`sockmap.enabled: true`, datapath
+//!   off): sk_msg moves every send of an endpoint socket into the peer endpoint's socket;
+//! - `datapath+sockmap`, `proxy+sockmap`: those modes with sockmap on as well.
 //!
 //! The client and the server are this binary again (`paths-client`, `paths-server`, hidden
 //! subcommands) run with `ip netns exec`. Modes are interleaved run by run (the order rotates
@@ -20,7 +23,7 @@ use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
@@ -47,19 +50,17 @@ const PIN_DIR: &str = "/sys/fs/bpf/strait-bench";
 const POLICY_TABLE: &str = "lookup 2004";
 /// Name of the transparent listener in the generated config (and its metrics label).
 const L7_LISTENER: &str = "l7";
-/// Write size of the stream workload.
-const STREAM_CHUNK: usize = 128 * 1024;
 /// Largest message size accepted (the client and server hold one message in memory).
 const MAX_SIZE: usize = 64 << 20;
 
 /// Set by SIGINT/SIGTERM: the harness stops at the next check and its guards clean up.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 // ---------------------------------------------------------------------------------------------
 // Modes and workloads
 
-/// A network path between the two endpoints. A new path (e.g. `sockmap`) is a new variant plus
-/// its arms in [`Mode::strait`] and [`Mode::runs`].
+/// A network path between the two endpoints. This enum is the one place that defines what a
+/// mode runs: its strait setup in [`Mode::strait`], its workloads in [`Mode::runs`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -69,13 +70,30 @@ pub enum Mode {
     Datapath,
     /// L7 rules on the HTTP port: connections redirected to strait's transparent listener.
     Proxy,
+    /// Socket-layer splicing only (`sockmap.enabled: true`, `datapath.enabled: false`): sk_msg
+    /// moves each send straight into the peer endpoint's socket.
+    Sockmap,
+    /// `datapath` plus sockmap: the tc programs see only handshakes and FINs, sk_msg checks the
+    /// same policy before splicing.
+    #[value(name = "datapath+sockmap")]
+    #[serde(rename = "datapath+sockmap")]
+    DatapathSockmap,
+    /// `proxy` plus sockmap: the client<->strait and strait<->server legs are spliced, strait
+    /// still parses every request.
+    #[value(name = "proxy+sockmap")]
+    #[serde(rename = "proxy+sockmap")]
+    ProxySockmap,
 }
 
 /// How strait runs for a mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct StraitSetup {
+    /// The tc datapath is attached (with the L4 policy).
+    datapath: bool,
     /// The HTTP port carries `rules: {http: …}`, i.e. is redirected to the listener.
     l7_http: bool,
+    /// `sockmap.enabled: true`.
+    sockmap: bool,
 }
 
 impl Mode {
@@ -84,15 +102,28 @@ impl Mode {
             Mode::Veth => "veth",
             Mode::Datapath => "datapath",
             Mode::Proxy => "proxy",
+            Mode::Sockmap => "sockmap",
+            Mode::DatapathSockmap => "datapath+sockmap",
+            Mode::ProxySockmap => "proxy+sockmap",
         }
     }
 
     /// `None`: no strait process in this mode.
     fn strait(self) -> Option<StraitSetup> {
+        let s = |datapath, l7_http, sockmap| {
+            Some(StraitSetup {
+                datapath,
+                l7_http,
+                sockmap,
+            })
+        };
         match self {
             Mode::Veth => None,
-            Mode::Datapath => Some(StraitSetup { l7_http: false }),
-            Mode::Proxy => Some(StraitSetup { l7_http: true }),
+            Mode::Datapath => s(true, false, false),
+            Mode::Proxy => s(true, true, false),
+            Mode::Sockmap => s(false, false, true),
+            Mode::DatapathSockmap => s(true, false, true),
+            Mode::ProxySockmap => s(true, true, true),
         }
     }
 
@@ -102,19 +133,29 @@ impl Mode {
         self.strait().is_some_and(|s| s.l7_http)
     }
 
+    /// Sends are spliced by sk_msg (the client's leg at least).
+    fn spliced(self) -> bool {
+        self.strait().is_some_and(|s| s.sockmap)
+    }
+
+    /// The tc programs see this mode's packets.
+    fn tc(self) -> bool {
+        self.strait().is_some_and(|s| s.datapath)
+    }
+
     /// Whether `w` means anything in this mode. Raw TCP in `proxy` mode would take exactly the
     /// `datapath` path: the policy compiler redirects only ports with `rules.http` (there is no
     /// L7 rule kind that maps to a `protocol: tcp` transparent listener), so it is not run.
     fn runs(self, w: Workload) -> bool {
         match self {
-            Mode::Veth | Mode::Datapath => true,
-            Mode::Proxy => w.is_http(),
+            Mode::Veth | Mode::Datapath | Mode::Sockmap | Mode::DatapathSockmap => true,
+            Mode::Proxy | Mode::ProxySockmap => w.is_http(),
         }
     }
 }
 
 /// CPU placement of the client, the server and strait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CpuPin {
     /// All on the last allowed CPU (`taskset`): no cross-CPU wake-ups, so latency and
@@ -189,7 +230,8 @@ impl Workload {
                  (Content-Length); latency per request"
             }
             Workload::TcpStream => {
-                "bulk TCP: each flow writes 128 KiB chunks for the duration, the server discards \
+                "bulk TCP: each flow writes fixed-size chunks (`--stream-write`, default 128 KiB) \
+                 for the duration, the server discards \
                  and acknowledges the byte count at the end; aggregate throughput"
             }
             Workload::TcpCrr => {
@@ -207,7 +249,7 @@ impl Workload {
 // ---------------------------------------------------------------------------------------------
 // Command-line arguments
 
-#[derive(Debug, Clone, Args, Serialize)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct PathsArgs {
     /// Modes (network paths) to compare, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "veth,datapath,proxy")]
@@ -225,6 +267,15 @@ pub struct PathsArgs {
     /// Parallel flows of tcp-stream, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
     pub flows: Vec<usize>,
+    /// Bytes per write of tcp-stream (suffixes K and M).
+    #[arg(long, value_parser = parse_size, default_value = "128K")]
+    #[serde(default = "default_stream_write")]
+    pub stream_write: usize,
+    /// Do not measure: print the report of an earlier session's JSON and write its charts
+    /// again next to it (e.g. after a change to the report or the charts).
+    #[arg(long, value_name = "JSON")]
+    #[serde(skip)]
+    pub report: Option<PathBuf>,
     /// Runs per (mode, workload); modes are interleaved run by run.
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
@@ -252,10 +303,12 @@ pub struct PathsArgs {
     /// Before each client run, wait while machine-wide CPU use is above this % (other work on
     /// the machine ruins the numbers).
     #[arg(long, default_value_t = 10.0)]
+    #[serde(default)]
     pub idle_threshold: f64,
     /// Longest wait for the machine to go idle before each client run, seconds (then run
     /// anyway; the JSON records the busy % seen).
     #[arg(long, default_value_t = 120)]
+    #[serde(default)]
     pub idle_wait: u64,
     /// Run even though a policy route (`lookup 2004`) exists already: another strait datapath
     /// is on this host, and stopping ours removes that shared route.
@@ -288,6 +341,8 @@ pub struct ClientArgs {
     pub sizes: Vec<usize>,
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub flows: Vec<usize>,
+    #[arg(long, value_parser = parse_size, default_value = "128K")]
+    pub stream_write: usize,
     #[arg(long)]
     pub secs: f64,
     #[arg(long, default_value_t = 0.0)]
@@ -297,7 +352,11 @@ pub struct ClientArgs {
     pub port_range: Option<String>,
 }
 
-fn parse_size(s: &str) -> Result<usize, String> {
+fn default_stream_write() -> usize {
+    128 * 1024
+}
+
+pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let (num, mult) = match t.char_indices().last() {
         Some((i, 'K' | 'k')) => (&t[..i], 1024),
@@ -315,7 +374,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
     Ok(v)
 }
 
-fn size_label(n: usize) -> String {
+pub(crate) fn size_label(n: usize) -> String {
     if n >= 1 << 20 && n % (1 << 20) == 0 {
         format!("{} MiB", n >> 20)
     } else if n >= 1 << 10 && n % (1 << 10) == 0 {
@@ -358,6 +417,11 @@ pub struct Sample {
     pub ops_per_s: f64,
     pub gbit_per_s: f64,
     pub latency: Option<Latency>,
+    /// Reads of the client that returned EAGAIN on its blocking socket well before the read
+    /// timeout and were retried: the spurious wake-up of a socket in a sockhash
+    /// (`tcp_bpf_recvmsg`, see the README); plain TCP never does this.
+    #[serde(default)]
+    pub eagain_retries: u64,
 }
 
 impl Sample {
@@ -368,10 +432,33 @@ impl Sample {
             _ => self.size,
         }
     }
+
+    /// Lower bound of the payload bytes moved, both directions, warm-up included.
+    fn payload_bytes(&self) -> u64 {
+        let n = self.ops + self.warmup_ops;
+        match self.workload {
+            Workload::TcpRr => 2 * self.size as u64 * n,
+            Workload::HttpRr => self.size as u64 * n,
+            Workload::TcpStream => self.bytes,
+            Workload::TcpCrr => 2 * n,
+            Workload::HttpCrr => n,
+        }
+    }
+
+    /// Sends of the run, both directions, warm-up included (lower bound for tcp-stream: one
+    /// per write).
+    fn messages(&self) -> u64 {
+        let n = self.ops + self.warmup_ops;
+        match self.workload.kind() {
+            Kind::Stream => n,
+            Kind::Rr | Kind::Crr => 2 * n,
+        }
+    }
 }
 
 /// strait's counters over one workload run (deltas).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StraitCounters {
     pub datapath_packets: u64,
     pub datapath_redirected: u64,
@@ -379,10 +466,34 @@ pub struct StraitCounters {
     pub datapath_drops: u64,
     /// Requests strait's transparent listener handled.
     pub l7_requests: u64,
+    /// `strait_sockmap_*_total` (0 when sockmap is off: the metrics are absent).
+    pub sockmap_inserted: u64,
+    pub sockmap_insert_failed: u64,
+    pub sockmap_redirected_messages: u64,
+    pub sockmap_redirected_bytes: u64,
+    pub sockmap_misses: u64,
+    pub sockmap_fallbacks: u64,
+    pub sockmap_policy_refused: u64,
+    pub sockmap_passed_messages: u64,
+    /// Sends dropped because a policy change denied their spliced connection.
+    pub sockmap_policy_denied_messages: u64,
+}
+
+/// What crossed the client's host-side veth during one run (deltas of
+/// `/sys/class/net/<if>/statistics`): every byte of a connection between the endpoints does,
+/// unless sk_msg spliced it. Proof of the path that does not depend on strait's counters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WireCounters {
+    /// Client veth, both directions (client -> host, host -> client).
+    pub client_packets: u64,
+    pub client_bytes: u64,
+    /// Server veth, both directions (in proxy modes: strait's upstream leg).
+    pub server_packets: u64,
+    pub server_bytes: u64,
 }
 
 /// One run of one workload in one mode: one client process.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
     pub mode: Mode,
     pub workload: Workload,
@@ -394,15 +505,25 @@ pub struct RunRecord {
     pub warnings: Vec<String>,
     pub samples: Vec<Sample>,
     pub strait: Option<StraitCounters>,
+    pub wire: Option<WireCounters>,
+    /// Lower bound of the payload bytes the run moved, both directions, warm-up included
+    /// (HTTP requests not counted); what the path checks compare against.
+    #[serde(default)]
+    pub payload_bytes: u64,
+    /// Messages the run sent, both directions, warm-up included (round trips × 2, or
+    /// connections × 2): what sk_msg must have redirected in a spliced mode.
+    #[serde(default)]
+    pub messages: u64,
     /// CPU seconds strait (all its threads) used during this run.
     pub strait_cpu_s: Option<f64>,
     pub loadavg_before: String,
     /// Machine-wide busy % (all CPUs) in the 300 ms before the run, after any wait.
     pub busy_pct_before: Option<f64>,
+    #[serde(default)]
     pub waited_for_idle_s: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SummaryRow {
     pub workload: Workload,
     pub mode: Mode,
@@ -429,7 +550,7 @@ pub struct SummaryRow {
     pub throughput_vs_veth: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Document {
     pub date: String,
     pub tool: String,
@@ -471,15 +592,29 @@ impl Drop for PinGuard {
 }
 
 fn remove_stale_pins() {
-    if Path::new(PIN_DIR).exists() {
-        match strait::datapath::unload(Path::new(PIN_DIR), std::time::Duration::from_secs(2)) {
-            Ok(_) => eprintln!("  removed leftover datapath pins under {PIN_DIR}"),
-            Err(e) => eprintln!("warning: removing {PIN_DIR}: {e}"),
+    remove_pins(PIN_DIR);
+}
+
+/// `strait::datapath::unload` of `dir` if strait left pins there (it was killed, or spliced
+/// sockets were still open when it stopped).
+pub(crate) fn remove_pins(dir: &str) {
+    if Path::new(dir).exists() {
+        match strait::datapath::unload(Path::new(dir), std::time::Duration::from_secs(2)) {
+            Ok(lines) => {
+                eprintln!("  removed leftover pins under {dir}");
+                for l in lines.iter().filter(|l| l.starts_with("kept")) {
+                    eprintln!("warning: {l}");
+                }
+            }
+            Err(e) => eprintln!("warning: removing {dir}: {e}"),
         }
     }
 }
 
 pub fn run(args: PathsArgs) -> Result<()> {
+    if let Some(p) = &args.report {
+        return report_from(p);
+    }
     validate(&args)?;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -590,7 +725,28 @@ pub fn run(args: PathsArgs) -> Result<()> {
     fs::write(&out_path, serde_json::to_string_pretty(&doc)? + "\n")
         .with_context(|| format!("writing {}", out_path.display()))?;
     println!("JSON results: {}", out_path.display());
-    for (name, svg) in charts(&doc) {
+    write_charts(&doc, &out_path)
+}
+
+/// `--report JSON`: the markdown report of an earlier session, and its charts written again.
+/// Summary and verdicts are recomputed from the runs, so report changes apply to old data.
+fn report_from(path: &Path) -> Result<()> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut doc: Document =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let mut modes = doc.settings.modes.clone();
+    modes.dedup();
+    let mut workloads = doc.settings.workloads.clone();
+    workloads.dedup();
+    doc.summary = summarize(&doc.runs, &modes, &workloads);
+    doc.verdicts = verdicts(&doc.summary);
+    println!("{}", markdown(&doc));
+    write_charts(&doc, path)
+}
+
+/// One SVG per chart next to `out_path` (`<stem>-<workload>.svg`).
+fn write_charts(doc: &Document, out_path: &Path) -> Result<()> {
+    for (name, svg) in charts(doc) {
         let stem = out_path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -627,7 +783,7 @@ fn validate(a: &PathsArgs) -> Result<()> {
     Ok(())
 }
 
-fn resolve_strait(p: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn resolve_strait(p: Option<&Path>) -> Result<PathBuf> {
     let p = match p {
         Some(p) => p.to_path_buf(),
         None => std::env::current_exe()?
@@ -645,7 +801,7 @@ fn resolve_strait(p: Option<&Path>) -> Result<PathBuf> {
     Ok(fs::canonicalize(&p)?)
 }
 
-fn free_ports(n: usize) -> Result<Vec<u16>> {
+pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>> {
     // Hold all listeners until every port is chosen so they are distinct.
     let ls: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
@@ -701,6 +857,17 @@ fn write_strait_config(ctx: &Ctx, mode: Mode, setup: StraitSetup, l7_port: u16) 
         ),
     )?;
     let cfg = config_path(ctx, mode);
+    // Without the datapath there is no policy: sockmap splices every endpoint pair.
+    let policies = if setup.datapath {
+        format!("policies:\n  - \"{}\"\n", policy.display())
+    } else {
+        String::new()
+    };
+    let sockmap = if setup.sockmap {
+        "sockmap:\n  enabled: true\n"
+    } else {
+        ""
+    };
     fs::write(
         &cfg,
         format!(
@@ -710,11 +877,11 @@ fn write_strait_config(ctx: &Ctx, mode: Mode, setup: StraitSetup, l7_port: u16) 
              endpoints:\n  - name: sb-client\n    interface: {IF_CLIENT}\n    netns: \
              {NS_CLIENT}\n    addresses: [{CLIENT_ADDR}]\n    labels: {{app: sb-client}}\n  - \
              name: sb-server\n    interface: {IF_SERVER}\n    netns: {NS_SERVER}\n    \
-             addresses: [{SERVER_ADDR}]\n    labels: {{app: sb-server}}\npolicies:\n  - \
-             \"{policy}\"\ndatapath:\n  pin_dir: {PIN_DIR}\n  on_exit: detach\n",
+             addresses: [{SERVER_ADDR}]\n    labels: {{app: sb-server}}\n{policies}datapath:\n  \
+             enabled: {datapath}\n  pin_dir: {PIN_DIR}\n  on_exit: detach\n{sockmap}",
             mode = mode.name(),
             admin = ctx.admin_port,
-            policy = policy.display(),
+            datapath = setup.datapath,
         ),
     )?;
     Ok(cfg)
@@ -804,12 +971,22 @@ fn session(
                     None => None,
                 };
                 let (busy_pct_before, waited_for_idle_s) = wait_idle(&ctx.args)?;
+                // Without strait nothing of ours may be attached: no pins, no strait process.
+                let stray = match &strait {
+                    None => stray_strait(),
+                    Some(_) => None,
+                };
+                let wire_before = read_wire();
                 let cpu_before = strait.as_ref().map(|s| procs::tree_cpu_ticks(s.pid()));
                 let loadavg_before = fs::read_to_string("/proc/loadavg")
                     .unwrap_or_default()
                     .trim()
                     .to_string();
                 let result = run_client(ctx, w, port_range(mode));
+                let wire = match (wire_before, read_wire()) {
+                    (Some(a), Some(b)) => Some(b.minus(&a)),
+                    _ => None,
+                };
                 check_interrupted()?;
                 if let Some(s) = strait.as_mut() {
                     s.check_alive()?;
@@ -834,6 +1011,9 @@ fn session(
                     warnings: Vec::new(),
                     samples: Vec::new(),
                     strait: counters,
+                    wire,
+                    payload_bytes: 0,
+                    messages: 0,
                     strait_cpu_s,
                     loadavg_before,
                     busy_pct_before,
@@ -841,8 +1021,13 @@ fn session(
                 };
                 match result {
                     Ok(samples) => {
+                        rec.payload_bytes = samples.iter().map(Sample::payload_bytes).sum();
+                        rec.messages = samples.iter().map(Sample::messages).sum();
                         rec.samples = samples;
                         check_path(&mut rec);
+                        if let Some(e) = stray {
+                            rec.error = Some(e);
+                        }
                     }
                     Err(e) => rec.error = Some(format!("{e:#}")),
                 }
@@ -895,7 +1080,7 @@ fn wait_idle(a: &PathsArgs) -> Result<(Option<f64>, f64)> {
     }
 }
 
-fn check_interrupted() -> Result<()> {
+pub(crate) fn check_interrupted() -> Result<()> {
     if INTERRUPTED.load(Ordering::SeqCst) {
         bail!("interrupted; cleaning up");
     }
@@ -908,7 +1093,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 /// SIGINT/SIGTERM set [`INTERRUPTED`] (once; a second one kills as usual): the harness stops at
 /// the next check and unwinds through its guards (strait stopped, pins removed, lab down).
-fn install_signal_handlers() {
+pub(crate) fn install_signal_handlers() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: a zeroed sigaction is valid; the handler only stores to an atomic, which is
         // async-signal-safe; SA_RESETHAND restores the default after the first delivery.
@@ -964,7 +1149,7 @@ fn last_allowed_cpu() -> Result<usize> {
 }
 
 /// The kernel sends SIGTERM to the child if the harness dies (survives `ip netns exec`).
-fn die_with_parent(cmd: &mut Command) {
+pub(crate) fn die_with_parent(cmd: &mut Command) {
     // SAFETY: the closure runs between fork and exec and only calls prctl/getppid, which are
     // async-signal-safe.
     unsafe {
@@ -1043,6 +1228,27 @@ impl StraitCounters {
                 .saturating_sub(b.datapath_conntrack_created),
             datapath_drops: self.datapath_drops.saturating_sub(b.datapath_drops),
             l7_requests: self.l7_requests.saturating_sub(b.l7_requests),
+            sockmap_inserted: self.sockmap_inserted.saturating_sub(b.sockmap_inserted),
+            sockmap_insert_failed: self
+                .sockmap_insert_failed
+                .saturating_sub(b.sockmap_insert_failed),
+            sockmap_redirected_messages: self
+                .sockmap_redirected_messages
+                .saturating_sub(b.sockmap_redirected_messages),
+            sockmap_redirected_bytes: self
+                .sockmap_redirected_bytes
+                .saturating_sub(b.sockmap_redirected_bytes),
+            sockmap_misses: self.sockmap_misses.saturating_sub(b.sockmap_misses),
+            sockmap_fallbacks: self.sockmap_fallbacks.saturating_sub(b.sockmap_fallbacks),
+            sockmap_policy_refused: self
+                .sockmap_policy_refused
+                .saturating_sub(b.sockmap_policy_refused),
+            sockmap_passed_messages: self
+                .sockmap_passed_messages
+                .saturating_sub(b.sockmap_passed_messages),
+            sockmap_policy_denied_messages: self
+                .sockmap_policy_denied_messages
+                .saturating_sub(b.sockmap_policy_denied_messages),
         }
     }
 }
@@ -1057,6 +1263,7 @@ fn read_counters(admin: u16) -> Result<StraitCounters> {
 
 fn parse_counters(text: &str) -> StraitCounters {
     let v = |name: &str| metric_value(text, name).unwrap_or(0);
+    let sm = |name: &str| v(&format!("strait_sockmap_{name}_total"));
     StraitCounters {
         datapath_packets: v("strait_datapath_packets_total"),
         datapath_redirected: v("strait_datapath_redirected_total"),
@@ -1070,36 +1277,178 @@ fn parse_counters(text: &str) -> StraitCounters {
         l7_requests: v(&format!(
             "strait_requests_total{{listener=\"{L7_LISTENER}\"}}"
         )),
+        sockmap_inserted: sm("inserted"),
+        sockmap_insert_failed: sm("insert_failed"),
+        sockmap_redirected_messages: sm("redirected_messages"),
+        sockmap_redirected_bytes: sm("redirected_bytes"),
+        sockmap_misses: sm("misses"),
+        sockmap_fallbacks: sm("fallbacks"),
+        sockmap_policy_refused: sm("policy_refused"),
+        sockmap_passed_messages: sm("passed_messages"),
+        sockmap_policy_denied_messages: sm("policy_denied_messages"),
     }
 }
 
-/// Did the traffic take the path the mode claims? Not redirected in proxy mode, or the
-/// programs not seeing packets in datapath mode, invalidates the run.
+impl WireCounters {
+    fn minus(&self, b: &WireCounters) -> WireCounters {
+        WireCounters {
+            client_packets: self.client_packets.saturating_sub(b.client_packets),
+            client_bytes: self.client_bytes.saturating_sub(b.client_bytes),
+            server_packets: self.server_packets.saturating_sub(b.server_packets),
+            server_bytes: self.server_bytes.saturating_sub(b.server_bytes),
+        }
+    }
+}
+
+/// Packets and bytes through both host-side veths so far (rx + tx each).
+fn read_wire() -> Option<WireCounters> {
+    let stat = |ifname: &str, what: &str| -> Option<u64> {
+        let rx = fs::read_to_string(format!("/sys/class/net/{ifname}/statistics/rx_{what}"));
+        let tx = fs::read_to_string(format!("/sys/class/net/{ifname}/statistics/tx_{what}"));
+        Some(rx.ok()?.trim().parse::<u64>().ok()? + tx.ok()?.trim().parse::<u64>().ok()?)
+    };
+    Some(WireCounters {
+        client_packets: stat(IF_CLIENT, "packets")?,
+        client_bytes: stat(IF_CLIENT, "bytes")?,
+        server_packets: stat(IF_SERVER, "packets")?,
+        server_bytes: stat(IF_SERVER, "bytes")?,
+    })
+}
+
+/// In a mode without strait: anything of ours still attached (pins, a strait process).
+fn stray_strait() -> Option<String> {
+    if Path::new(PIN_DIR).exists() {
+        return Some(format!(
+            "{PIN_DIR} exists during a run without strait (datapath or sockmap maps left)"
+        ));
+    }
+    let me = std::process::id();
+    let strait: Vec<u32> = procs::process_tree(me)
+        .into_iter()
+        .filter(|p| {
+            fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "strait")
+        })
+        .collect();
+    (!strait.is_empty()).then(|| format!("strait processes alive during a veth run: {strait:?}"))
+}
+
+/// Did the traffic take the path the mode claims? Every failed check invalidates the run (it
+/// is reported as FAILED and left out of the medians); drops and sockmap fallbacks are
+/// warnings.
+///
+/// - The client's veth: every payload byte crosses it unless sk_msg spliced it. Unspliced
+///   modes must show at least one packet per operation (at least the payload for
+///   tcp-stream); spliced request/response and stream runs at most 5 % of that (handshakes
+///   and FINs only). Connection setup is handshake-dominated: counters only.
+/// - strait's counters: the tc programs saw packets (datapath modes); HTTP redirected to the
+///   listener in proxy modes and nothing redirected otherwise; in sockmap modes sk_msg
+///   redirected at least 95 % of the run's sends and bytes (90 % for connection setup), and no
+///   request/response connection missed its peer; no sockmap activity in other modes.
 fn check_path(rec: &mut RunRecord) {
-    let Some(c) = &rec.strait else { return };
     let ops: u64 = rec.samples.iter().map(|s| s.ops + s.warmup_ops).sum();
-    if c.datapath_packets == 0 {
-        rec.error = Some("strait's tc programs saw no packets".into());
-        return;
+    let kind = rec.workload.kind();
+    let spliced = rec.mode.spliced();
+    let mut errors = Vec::new();
+    if let Some(w) = &rec.wire {
+        match (spliced, kind) {
+            (true, Kind::Rr) if w.client_packets > ops / 20 + 50 => errors.push(format!(
+                "{} packets crossed the client veth for {ops} round trips: not spliced",
+                w.client_packets
+            )),
+            (true, Kind::Stream) if w.client_bytes > rec.payload_bytes / 20 => {
+                errors.push(format!(
+                    "{} bytes crossed the client veth for {} payload bytes: not spliced",
+                    w.client_bytes, rec.payload_bytes
+                ))
+            }
+            (false, Kind::Rr | Kind::Crr) if w.client_packets < ops => errors.push(format!(
+                "only {} packets crossed the client veth for {ops} operations: something \
+                 bypassed it",
+                w.client_packets
+            )),
+            (false, Kind::Stream) if w.client_bytes < rec.payload_bytes => errors.push(format!(
+                "only {} bytes crossed the client veth for {} payload bytes: something \
+                     bypassed it",
+                w.client_bytes, rec.payload_bytes
+            )),
+            _ => {}
+        }
     }
-    if c.datapath_drops > 0 {
-        rec.warnings
-            .push(format!("datapath dropped {} packets", c.datapath_drops));
-    }
-    let redirected = rec.mode.strait().is_some_and(|s| s.l7_http) && rec.workload.is_http();
-    if redirected {
-        if c.datapath_redirected == 0 || c.l7_requests < ops {
-            rec.error = Some(format!(
-                "expected the HTTP port redirected to strait: {} packets redirected, {} \
-                 requests at the listener for {ops} requests sent",
+    if let Some(c) = rec.strait.clone() {
+        if rec.mode.tc() && c.datapath_packets == 0 {
+            errors.push("strait's tc programs saw no packets".into());
+        }
+        if c.datapath_drops > 0 {
+            rec.warnings
+                .push(format!("datapath dropped {} packets", c.datapath_drops));
+        }
+        let redirected = rec.mode.terminates() && rec.workload.is_http();
+        if redirected {
+            if c.datapath_redirected == 0 || c.l7_requests < ops {
+                errors.push(format!(
+                    "expected the HTTP port redirected to strait: {} packets redirected, {} \
+                     requests at the listener for {ops} requests sent",
+                    c.datapath_redirected, c.l7_requests
+                ));
+            }
+        } else if c.datapath_redirected > 0 || c.l7_requests > 0 {
+            errors.push(format!(
+                "unexpected redirect: {} packets, {} listener requests",
                 c.datapath_redirected, c.l7_requests
             ));
         }
-    } else if c.datapath_redirected > 0 || c.l7_requests > 0 {
-        rec.error = Some(format!(
-            "unexpected redirect: {} packets, {} listener requests",
-            c.datapath_redirected, c.l7_requests
-        ));
+        if spliced {
+            let pct = if kind == Kind::Crr { 90 } else { 95 };
+            if c.sockmap_redirected_messages * 100 < rec.messages * pct {
+                errors.push(format!(
+                    "sk_msg redirected {} messages of the run's {} sends (< {pct} %; {} misses, \
+                     {} passed)",
+                    c.sockmap_redirected_messages,
+                    rec.messages,
+                    c.sockmap_misses,
+                    c.sockmap_passed_messages
+                ));
+            }
+            if c.sockmap_redirected_bytes * 100 < rec.payload_bytes * pct {
+                errors.push(format!(
+                    "sk_msg redirected {} bytes of the run's {} payload bytes (< {pct} %)",
+                    c.sockmap_redirected_bytes, rec.payload_bytes
+                ));
+            }
+            if c.sockmap_misses > 0 {
+                let m = format!(
+                    "{} sockmap misses (first send found no peer socket)",
+                    c.sockmap_misses
+                );
+                if kind == Kind::Rr {
+                    errors.push(m);
+                } else {
+                    rec.warnings.push(m);
+                }
+            }
+            for (n, what) in [
+                (c.sockmap_fallbacks, "sockmap fallbacks"),
+                (c.sockmap_insert_failed, "sockhash inserts failed"),
+                (c.sockmap_policy_refused, "sockmap policy refusals"),
+                (
+                    c.sockmap_policy_denied_messages,
+                    "sends dropped by sockmap policy",
+                ),
+            ] {
+                if n > 0 {
+                    rec.warnings.push(format!("{n} {what}"));
+                }
+            }
+        } else if c.sockmap_inserted > 0 || c.sockmap_redirected_messages > 0 {
+            errors.push(format!(
+                "sockmap active in a mode without it: {} sockets inserted, {} messages \
+                 redirected",
+                c.sockmap_inserted, c.sockmap_redirected_messages
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        rec.error = Some(errors.join("; "));
     }
 }
 
@@ -1151,6 +1500,8 @@ fn run_client(ctx: &Ctx, w: Workload, ports: &str) -> Result<Vec<Sample>> {
         &join(&a.sizes),
         "--flows",
         &join(&a.flows),
+        "--stream-write",
+        &a.stream_write.to_string(),
         "--secs",
         &secs.to_string(),
         "--warmup-secs",
@@ -1485,7 +1836,213 @@ fn verdicts(summary: &[SummaryRow]) -> Vec<Verdict> {
             met: None,
         });
     }
+    for mode in [Mode::Sockmap, Mode::DatapathSockmap] {
+        out.extend(sockmap_verdicts(summary, mode));
+    }
+    out.extend(proxy_sockmap_verdict(summary));
     out
+}
+
+/// A summary row's point, e.g. `tcp-rr 64 B`.
+fn point(r: &SummaryRow) -> String {
+    format!("{} {}", r.workload.name(), x_label(r.workload, r.x))
+}
+
+/// " (N runs FAILED …)" when some of `rows`' runs failed their checks.
+fn failed_note(rows: &[&SummaryRow]) -> String {
+    let failed: usize = rows.iter().map(|r| r.runs_failed).sum();
+    if failed == 0 {
+        String::new()
+    } else {
+        format!(" ({failed} runs FAILED their checks and are left out)")
+    }
+}
+
+/// Issue 5's targets for a spliced mode against veth. `met` is `None` when a point the
+/// target needs was not measured (or all its runs failed).
+fn sockmap_verdicts(summary: &[SummaryRow], mode: Mode) -> Vec<Verdict> {
+    let rows: Vec<&SummaryRow> = summary.iter().filter(|r| r.mode == mode).collect();
+    if rows.is_empty() || !summary.iter().any(|r| r.mode == Mode::Veth) {
+        return Vec::new();
+    }
+    let name = mode.name();
+    let base = |r: &SummaryRow| {
+        summary
+            .iter()
+            .find(|b| b.mode == Mode::Veth && b.workload == r.workload && b.x == r.x)
+    };
+    let mut out = Vec::new();
+
+    // 1. RR p50 at 64 B ≤ 0.5 × veth.
+    let at64: Vec<&SummaryRow> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.workload.kind() == Kind::Rr && r.x == 64)
+        .collect();
+    if !at64.is_empty() {
+        let tcp = at64.iter().find(|r| r.workload == Workload::TcpRr);
+        let parts: Vec<String> = at64
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: {} ({} vs {} µs)",
+                    point(r),
+                    opt(r.p50_vs_veth, 3),
+                    opt(r.p50_us_median, 1),
+                    opt(base(r).and_then(|b| b.p50_us_median), 1)
+                )
+            })
+            .collect();
+        out.push(Verdict {
+            target: format!("{name}: RR p50 ≤ 0.5× veth at 64 B (tcp-rr)"),
+            measured: parts.join("; ") + &failed_note(&at64),
+            met: tcp.and_then(|r| r.p50_vs_veth).map(|v| v <= 0.5),
+        });
+    }
+
+    // 2. Bulk ≥ 3.5 × veth, every flow count.
+    let stream: Vec<&SummaryRow> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.workload.kind() == Kind::Stream)
+        .collect();
+    if !stream.is_empty() {
+        let parts: Vec<String> = stream
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: ×{} ({} vs {} Gbit/s)",
+                    x_label(r.workload, r.x),
+                    opt(r.throughput_vs_veth, 2),
+                    opt(r.gbit_per_s_median, 2),
+                    opt(base(r).and_then(|b| b.gbit_per_s_median), 2)
+                )
+            })
+            .collect();
+        let ratios: Option<Vec<f64>> = stream.iter().map(|r| r.throughput_vs_veth).collect();
+        out.push(Verdict {
+            target: format!("{name}: bulk throughput ≥ 3.5× veth (tcp-stream, every flow count)"),
+            measured: parts.join("; ") + &failed_note(&stream),
+            met: ratios.map(|v| v.iter().all(|x| *x >= 3.5)),
+        });
+    }
+
+    // 3. Never slower: p50 ≤ 1.0 × veth at every rr size, throughput ≥ 1.0 × at every flow
+    //    count.
+    let rr_stream: Vec<&SummaryRow> = rows
+        .iter()
+        .copied()
+        .filter(|r| matches!(r.workload.kind(), Kind::Rr | Kind::Stream))
+        .collect();
+    if !rr_stream.is_empty() {
+        let mut losses = Vec::new();
+        let mut worst: Option<(f64, String)> = None;
+        let mut complete = true;
+        for r in &rr_stream {
+            // Expressed as "slowdown": > 1 means slower than veth.
+            let slow = if r.workload.kind() == Kind::Stream {
+                r.throughput_vs_veth.map(|t| 1.0 / t)
+            } else {
+                r.p50_vs_veth
+            };
+            let Some(slow) = slow else {
+                complete = false;
+                continue;
+            };
+            if worst.as_ref().is_none_or(|w| slow > w.0) {
+                worst = Some((slow, point(r)));
+            }
+            if slow > 1.0 {
+                losses.push(if r.workload.kind() == Kind::Stream {
+                    format!(
+                        "{}: ×{} ({} vs {} Gbit/s)",
+                        point(r),
+                        opt(r.throughput_vs_veth, 3),
+                        opt(r.gbit_per_s_median, 2),
+                        opt(base(r).and_then(|b| b.gbit_per_s_median), 2)
+                    )
+                } else {
+                    format!(
+                        "{}: p50 ×{} ({} vs {} µs)",
+                        point(r),
+                        opt(r.p50_vs_veth, 3),
+                        opt(r.p50_us_median, 1),
+                        opt(base(r).and_then(|b| b.p50_us_median), 1)
+                    )
+                });
+            }
+        }
+        let measured = if losses.is_empty() {
+            match &worst {
+                Some((w, at)) => format!("faster everywhere; closest: {at} (latency ratio {w:.3})"),
+                None => "not measured".into(),
+            }
+        } else {
+            format!("slower at {}: {}", losses.len(), losses.join("; "))
+        };
+        out.push(Verdict {
+            target: format!(
+                "{name}: never slower than veth (p50 ≤ 1.0× at every request/response size, \
+                 throughput ≥ 1.0× at every flow count)"
+            ),
+            measured: measured + &failed_note(&rr_stream),
+            met: (complete && worst.is_some()).then_some(losses.is_empty()),
+        });
+    }
+
+    // 4. Connection setup rate ≥ 0.95 × veth.
+    let crr: Vec<&SummaryRow> = rows
+        .iter()
+        .copied()
+        .filter(|r| r.workload.kind() == Kind::Crr)
+        .collect();
+    if !crr.is_empty() {
+        let parts: Vec<String> = crr
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: rate ×{} ({} vs {} conn/s), p50 ×{}",
+                    r.workload.name(),
+                    opt(r.throughput_vs_veth, 3),
+                    opt(r.ops_per_s_median, 0),
+                    opt(base(r).and_then(|b| b.ops_per_s_median), 0),
+                    opt(r.p50_vs_veth, 3)
+                )
+            })
+            .collect();
+        let ratios: Option<Vec<f64>> = crr.iter().map(|r| r.throughput_vs_veth).collect();
+        out.push(Verdict {
+            target: format!("{name}: connection setup rate ≥ 0.95× veth (every crr workload)"),
+            measured: parts.join("; ") + &failed_note(&crr),
+            met: ratios.map(|v| v.iter().all(|x| *x >= 0.95)),
+        });
+    }
+    out
+}
+
+/// `proxy+sockmap` against `proxy` (informational): what splicing the proxy's legs buys.
+fn proxy_sockmap_verdict(summary: &[SummaryRow]) -> Option<Verdict> {
+    let parts: Vec<String> = summary
+        .iter()
+        .filter(|r| r.mode == Mode::ProxySockmap)
+        .filter_map(|r| {
+            let b = summary
+                .iter()
+                .find(|b| b.mode == Mode::Proxy && b.workload == r.workload && b.x == r.x)?;
+            let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+            Some(format!(
+                "{}: p50 ×{}, rate ×{}",
+                point(r),
+                opt(ratio(r.p50_us_median, b.p50_us_median), 2),
+                opt(ratio(r.ops_per_s_median, b.ops_per_s_median), 2)
+            ))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| Verdict {
+        target: "proxy+sockmap vs proxy (HTTP, informational)".into(),
+        measured: parts.join("; "),
+        met: None,
+    })
 }
 
 fn opt(v: Option<f64>, prec: usize) -> String {
@@ -1572,6 +2129,9 @@ pub fn markdown(doc: &Document) -> String {
     for w in workloads {
         let rows: Vec<&SummaryRow> = doc.summary.iter().filter(|r| r.workload == w).collect();
         let _ = writeln!(s, "#### {}: {}\n", w.name(), w.describe());
+        if w.kind() == Kind::Stream {
+            let _ = writeln!(s, "Writes of {}.\n", size_label(a.stream_write));
+        }
         match w.kind() {
             Kind::Stream => {
                 let _ = writeln!(
@@ -1629,6 +2189,7 @@ pub fn markdown(doc: &Document) -> String {
         let _ = writeln!(s);
     }
     strait_cpu_table(&mut s, doc);
+    path_evidence_table(&mut s, doc);
     let warnings: Vec<String> = doc
         .runs
         .iter()
@@ -1673,6 +2234,102 @@ pub fn markdown(doc: &Document) -> String {
         }
     );
     s
+}
+
+/// How each run proved its path: what crossed the client's veth, what sk_msg redirected, and
+/// the spurious EAGAINs the client retried. Ratios are medians over the runs that passed
+/// their checks; counts are sums over all runs.
+fn path_evidence_table(s: &mut String, doc: &Document) {
+    let mut rows = Vec::new();
+    for w in doc.settings.workloads.iter() {
+        for m in doc.settings.modes.iter().filter(|m| m.runs(*w)) {
+            let all: Vec<&RunRecord> = doc
+                .runs
+                .iter()
+                .filter(|r| r.workload == *w && r.mode == *m)
+                .collect();
+            if all.is_empty() {
+                continue;
+            }
+            let ok: Vec<&RunRecord> = all.iter().copied().filter(|r| r.error.is_none()).collect();
+            let ops =
+                |r: &RunRecord| -> u64 { r.samples.iter().map(|x| x.ops + x.warmup_ops).sum() };
+            let med = |f: &dyn Fn(&RunRecord) -> Option<f64>| {
+                median(ok.iter().filter_map(|r| f(r)).collect())
+            };
+            let pkts = med(&|r| {
+                let n = ops(r);
+                (n > 0).then(|| r.wire.as_ref().map(|w| w.client_packets as f64 / n as f64))?
+            });
+            let bytes = med(&|r| {
+                (r.payload_bytes > 0).then(|| {
+                    r.wire
+                        .as_ref()
+                        .map(|w| w.client_bytes as f64 / r.payload_bytes as f64)
+                })?
+            });
+            let spliced = m.spliced();
+            let msgs = med(&|r| {
+                let c = r.strait.as_ref()?;
+                (spliced && r.messages > 0)
+                    .then(|| c.sockmap_redirected_messages as f64 / r.messages as f64)
+            });
+            let rbytes = med(&|r| {
+                let c = r.strait.as_ref()?;
+                (spliced && r.payload_bytes > 0)
+                    .then(|| c.sockmap_redirected_bytes as f64 / r.payload_bytes as f64)
+            });
+            let sum = |f: &dyn Fn(&StraitCounters) -> u64| -> String {
+                if !spliced {
+                    return "–".into();
+                }
+                all.iter()
+                    .filter_map(|r| r.strait.as_ref().map(f))
+                    .sum::<u64>()
+                    .to_string()
+            };
+            let eagain: u64 = all
+                .iter()
+                .flat_map(|r| r.samples.iter().map(|x| x.eagain_retries))
+                .sum();
+            let failed = all.len() - ok.len();
+            rows.push(format!(
+                "| {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {eagain} |",
+                m.name(),
+                w.name(),
+                ok.len(),
+                if failed > 0 {
+                    format!(", **{failed} FAILED**")
+                } else {
+                    String::new()
+                },
+                opt(pkts, 2),
+                opt(bytes, 3),
+                opt(msgs, 3),
+                opt(rbytes, 3),
+                sum(&|c| c.sockmap_misses),
+                sum(&|c| c.sockmap_fallbacks),
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "Path evidence per run (medians over passing runs; counts summed over all runs). \
+         \"veth pkts/op\": packets through the client's host veth per operation (≥ 1 unless \
+         spliced); \"veth bytes/payload\": bytes through it per payload byte; \"redirected \
+         msgs/sends\" and \"bytes/payload\": strait's sk_msg counters against what the run \
+         sent; EAGAIN: reads of the client's blocking sockets that returned EAGAIN early and \
+         were retried:\n\n| mode | workload | runs ok | veth pkts/op | veth bytes/payload | \
+         redirected msgs/sends | redirected bytes/payload | misses | fallbacks | EAGAIN |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in rows {
+        let _ = writeln!(s, "{r}");
+    }
+    let _ = writeln!(s);
 }
 
 /// strait's own CPU per operation (whole client run: every size of a request/response run).
@@ -1801,7 +2458,10 @@ fn charts(doc: &Document) -> Vec<(String, String)> {
                 doc.settings.repeats
             ),
             x_label: if stream {
-                "parallel flows".into()
+                format!(
+                    "parallel flows ({} writes)",
+                    size_label(doc.settings.stream_write)
+                )
             } else if w == Workload::HttpRr {
                 "response body size".into()
             } else {
@@ -1881,8 +2541,8 @@ fn fmt_tick(v: f64) -> String {
 }
 
 fn render_svg(c: &Chart) -> String {
-    let (w, h) = (760.0, 460.0);
-    let (ml, mr, mt, mb) = (70.0, 170.0, 40.0, 55.0);
+    let (w, h) = (820.0, 460.0);
+    let (ml, mr, mt, mb) = (70.0, 230.0, 40.0, 55.0);
     let (pw, ph) = (w - ml - mr, h - mt - mb);
     let xs: Vec<f64> = c.x_ticks.iter().map(|t| t.0.log2()).collect();
     let (x0, x1) = (
@@ -2033,7 +2693,7 @@ pub fn server(args: ServerArgs) -> Result<()> {
         let Ok(mut s) = conn else { continue };
         let _ = s.set_nodelay(true);
         let mut b = [0u8; 1];
-        if s.read_exact(&mut b).is_ok() {
+        if Patient::forever(&s).read_exact(&mut b).is_ok() {
             let _ = s.write_all(&b);
         }
     }
@@ -2066,13 +2726,13 @@ fn accept_loop(l: TcpListener, serve: fn(TcpStream) -> io::Result<()>) {
 fn serve_stream(mut s: TcpStream) -> io::Result<()> {
     s.set_nodelay(true)?;
     let mut hdr = [0u8; 5];
-    s.read_exact(&mut hdr)?;
+    Patient::forever(&s).read_exact(&mut hdr)?;
     let size = u32::from_le_bytes([hdr[1], hdr[2], hdr[3], hdr[4]]) as usize;
     match hdr[0] {
         b'R' if size > 0 && size <= MAX_SIZE => {
             let mut buf = vec![0u8; size];
             loop {
-                match s.read_exact(&mut buf) {
+                match Patient::forever(&s).read_exact(&mut buf) {
                     Ok(()) => s.write_all(&buf)?,
                     Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
                     Err(e) => return Err(e),
@@ -2083,7 +2743,7 @@ fn serve_stream(mut s: TcpStream) -> io::Result<()> {
             let mut buf = vec![0u8; 256 * 1024];
             let mut total = 0u64;
             loop {
-                let n = s.read(&mut buf)?;
+                let n = Patient::forever(&s).read(&mut buf)?;
                 if n == 0 {
                     break;
                 }
@@ -2102,7 +2762,7 @@ fn serve_stream(mut s: TcpStream) -> io::Result<()> {
 fn serve_http(s: TcpStream) -> io::Result<()> {
     s.set_nodelay(true)?;
     let mut w = s.try_clone()?;
-    let mut r = BufReader::with_capacity(16 * 1024, s);
+    let mut r = BufReader::with_capacity(16 * 1024, Patient::forever(s));
     let mut line = Vec::with_capacity(256);
     let mut cached: Option<(usize, bool, Vec<u8>)> = None;
     loop {
@@ -2178,24 +2838,32 @@ pub fn client(args: ClientArgs) -> Result<()> {
     }
     let secs = Duration::from_secs_f64(args.secs);
     let warm = Duration::from_secs_f64(args.warmup_secs);
+    // Each sample carries the EAGAIN retries of its own measurement.
+    let counted = |f: &dyn Fn() -> Result<Sample>| -> Result<Sample> {
+        let before = EAGAIN_RETRIES.load(Ordering::Relaxed);
+        let mut s = f()?;
+        s.eagain_retries = EAGAIN_RETRIES.load(Ordering::Relaxed) - before;
+        Ok(s)
+    };
     let samples: Vec<Sample> = match args.workload {
         Workload::TcpRr => args
             .sizes
             .iter()
-            .map(|&n| tcp_rr(args.server, n, secs, warm))
+            .map(|&n| counted(&|| tcp_rr(args.server, n, secs, warm)))
             .collect::<Result<_>>()?,
         Workload::HttpRr => args
             .sizes
             .iter()
-            .map(|&n| http_rr(args.server, n, secs, warm))
+            .map(|&n| counted(&|| http_rr(args.server, n, secs, warm)))
             .collect::<Result<_>>()?,
         Workload::TcpStream => args
             .flows
             .iter()
-            .map(|&k| tcp_stream(args.server, k, secs))
+            .map(|&k| counted(&|| tcp_stream(args.server, k, args.stream_write, secs)))
             .collect::<Result<_>>()?,
-        Workload::TcpCrr => vec![crr(args.server, Workload::TcpCrr, secs, warm)?],
-        Workload::HttpCrr => vec![crr(args.server, Workload::HttpCrr, secs, warm)?],
+        Workload::TcpCrr | Workload::HttpCrr => {
+            vec![counted(&|| crr(args.server, args.workload, secs, warm))?]
+        }
     };
     let mut out = io::stdout().lock();
     for s in samples {
@@ -2204,11 +2872,58 @@ pub fn client(args: ClientArgs) -> Result<()> {
     Ok(())
 }
 
+/// Read timeout of the client's sockets.
+const CLIENT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// EAGAIN retries of this (client) process so far; each [`Sample`] records its delta.
+static EAGAIN_RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// A reader that retries the spurious EAGAIN a blocking socket in a sockhash returns
+/// (`tcp_bpf_recvmsg` gives up after one wake-up without data, e.g. the ACK of our own FIN;
+/// plain TCP keeps waiting). An EAGAIN before `patience` has passed in one call cannot be the
+/// socket's read timeout, so it is retried and counted; later it is the timeout.
+struct Patient<R> {
+    inner: R,
+    patience: Duration,
+}
+
+impl<R: Read> Patient<R> {
+    /// For the client's sockets, whose read timeout is [`CLIENT_READ_TIMEOUT`].
+    fn client(inner: R) -> Self {
+        Self {
+            inner,
+            patience: CLIENT_READ_TIMEOUT - Duration::from_millis(500),
+        }
+    }
+
+    /// For sockets without a read timeout (the server): every EAGAIN is spurious.
+    fn forever(inner: R) -> Self {
+        Self {
+            inner,
+            patience: Duration::MAX,
+        }
+    }
+}
+
+impl<R: Read> Read for Patient<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let t0 = Instant::now();
+        loop {
+            match self.inner.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && t0.elapsed() < self.patience => {
+                    EAGAIN_RETRIES.fetch_add(1, Ordering::Relaxed);
+                }
+                r => return r,
+            }
+        }
+    }
+}
+
 fn connect(addr: SocketAddr) -> Result<TcpStream> {
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
         .with_context(|| format!("connecting to {addr}"))?;
     s.set_nodelay(true)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_read_timeout(Some(CLIENT_READ_TIMEOUT))?;
     s.set_write_timeout(Some(Duration::from_secs(10)))?;
     Ok(s)
 }
@@ -2244,6 +2959,7 @@ fn sample(
         ops_per_s: ops as f64 / secs.max(1e-9),
         gbit_per_s: bytes as f64 * 8.0 / secs.max(1e-9) / 1e9,
         latency,
+        eagain_retries: 0,
     }
 }
 
@@ -2282,7 +2998,7 @@ fn tcp_rr(addr: SocketAddr, size: usize, secs: Duration, warm: Duration) -> Resu
     let mut inb = vec![0u8; size];
     let timed = timed_loop(secs, warm, || {
         s.write_all(&out)?;
-        s.read_exact(&mut inb)?;
+        Patient::client(&s).read_exact(&mut inb)?;
         Ok(())
     })?;
     if inb != out {
@@ -2294,7 +3010,7 @@ fn tcp_rr(addr: SocketAddr, size: usize, secs: Duration, warm: Duration) -> Resu
 
 /// One HTTP/1.1 client connection with a reusable read buffer.
 struct HttpConn {
-    r: BufReader<TcpStream>,
+    r: BufReader<Patient<TcpStream>>,
     w: TcpStream,
     line: Vec<u8>,
     body: Vec<u8>,
@@ -2305,7 +3021,7 @@ impl HttpConn {
         let s = connect(addr)?;
         Ok(Self {
             w: s.try_clone()?,
-            r: BufReader::with_capacity(64 * 1024, s),
+            r: BufReader::with_capacity(64 * 1024, Patient::client(s)),
             line: Vec::with_capacity(256),
             body: Vec::new(),
         })
@@ -2395,9 +3111,9 @@ fn crr(addr: SocketAddr, w: Workload, secs: Duration, warm: Duration) -> Result<
             let mut s = connect(addr)?;
             s.write_all(b"c")?;
             let mut b = [0u8; 1];
-            s.read_exact(&mut b)?;
+            Patient::client(&s).read_exact(&mut b)?;
             let mut rest = Vec::new();
-            s.read_to_end(&mut rest)?;
+            Patient::client(&s).read_to_end(&mut rest)?;
         }
         Ok(())
     })?;
@@ -2405,7 +3121,7 @@ fn crr(addr: SocketAddr, w: Workload, secs: Duration, warm: Duration) -> Result<
     Ok(sample(w, 1, 1, timed, bytes))
 }
 
-fn tcp_stream(addr: SocketAddr, flows: usize, secs: Duration) -> Result<Sample> {
+fn tcp_stream(addr: SocketAddr, flows: usize, write: usize, secs: Duration) -> Result<Sample> {
     let barrier = Arc::new(Barrier::new(flows + 1));
     let mut handles = Vec::with_capacity(flows);
     for _ in 0..flows {
@@ -2417,7 +3133,7 @@ fn tcp_stream(addr: SocketAddr, flows: usize, secs: Duration) -> Result<Sample> 
         let b = barrier.clone();
         handles.push(thread::spawn(
             move || -> Result<(u64, u64, Instant, Instant)> {
-                let chunk = vec![0x5a_u8; STREAM_CHUNK];
+                let chunk = vec![0x5a_u8; write];
                 b.wait();
                 // Each flow's own window: with all flows on one CPU some start late.
                 let begin = Instant::now();
@@ -2430,7 +3146,7 @@ fn tcp_stream(addr: SocketAddr, flows: usize, secs: Duration) -> Result<Sample> 
                 }
                 s.shutdown(Shutdown::Write)?;
                 let mut ack = [0u8; 8];
-                s.read_exact(&mut ack)?;
+                Patient::client(&s).read_exact(&mut ack)?;
                 let counted = u64::from_le_bytes(ack);
                 if counted != sent {
                     bail!("server counted {counted} bytes, {sent} sent");
@@ -2459,7 +3175,7 @@ fn tcp_stream(addr: SocketAddr, flows: usize, secs: Duration) -> Result<Sample> 
     let secs_f = elapsed.as_secs_f64().max(1e-9);
     Ok(Sample {
         workload: Workload::TcpStream,
-        size: STREAM_CHUNK,
+        size: write,
         flows,
         ops: writes,
         warmup_ops: 0,
@@ -2468,6 +3184,7 @@ fn tcp_stream(addr: SocketAddr, flows: usize, secs: Duration) -> Result<Sample> 
         ops_per_s: writes as f64 / secs_f,
         gbit_per_s: bytes as f64 * 8.0 / secs_f / 1e9,
         latency: None,
+        eagain_retries: 0,
     })
 }
 
@@ -2493,12 +3210,19 @@ mod tests {
                     strait_datapath_packets_total 100\n\
                     strait_datapath_redirected_total 7\n\
                     strait_datapath_drops_total{reason=\"POLICY_DENIED\"} 2\n\
-                    strait_datapath_drops_total{reason=\"FRAGMENT\"} 1\n# EOF\n";
+                    strait_datapath_drops_total{reason=\"FRAGMENT\"} 1\n\
+                    strait_sockmap_redirected_messages_total 40\n\
+                    strait_sockmap_redirected_bytes_total 4096\n\
+                    strait_sockmap_misses_total 1\n# EOF\n";
         let c = parse_counters(text);
         assert_eq!(c.l7_requests, 12);
         assert_eq!(c.datapath_packets, 100);
         assert_eq!(c.datapath_redirected, 7);
         assert_eq!(c.datapath_drops, 3);
+        assert_eq!(c.sockmap_redirected_messages, 40);
+        assert_eq!(c.sockmap_redirected_bytes, 4096);
+        assert_eq!(c.sockmap_misses, 1);
+        assert_eq!(c.sockmap_inserted, 0);
     }
 
     #[test]
@@ -2517,6 +3241,7 @@ mod tests {
                 workloads: vec![Workload::TcpRr],
                 sizes: vec![1],
                 flows: vec![1],
+                stream_write: 128 * 1024,
                 repeats: 1,
                 rr_secs: 1.0,
                 stream_secs: 1.0,
@@ -2530,6 +3255,7 @@ mod tests {
                 ignore_existing_route: false,
                 out: None,
                 keep_tmp: false,
+                report: None,
             },
             tmp: tmp.path().to_path_buf(),
             exe: PathBuf::from("/bin/true"),
@@ -2538,15 +3264,62 @@ mod tests {
             cpus: None,
             clk_tck: 100,
         };
-        for mode in [Mode::Datapath, Mode::Proxy] {
+        for mode in [
+            Mode::Datapath,
+            Mode::Proxy,
+            Mode::Sockmap,
+            Mode::DatapathSockmap,
+            Mode::ProxySockmap,
+        ] {
             let setup = mode.strait().ok_or_else(|| anyhow!("no setup"))?;
             let cfg = write_strait_config(&ctx, mode, setup, 15001)?;
             let c = strait::config::Config::load(&cfg).map_err(|e| anyhow!("{e}"))?;
             assert_eq!(c.endpoints.len(), 2);
-            assert_eq!(c.policies.len(), 1);
-            let policy = fs::read_to_string(&c.policies[0])?;
-            assert_eq!(policy.contains("http:"), mode == Mode::Proxy);
+            assert_eq!(c.datapath.enabled, setup.datapath, "{}", mode.name());
+            assert_eq!(c.sockmap.enabled, mode.spliced(), "{}", mode.name());
+            assert!(c.endpoints.iter().all(|e| e.splice));
+            if setup.datapath {
+                assert_eq!(c.policies.len(), 1);
+                let policy = fs::read_to_string(&c.policies[0])?;
+                assert_eq!(policy.contains("http:"), mode.terminates());
+            } else {
+                assert!(c.policies.is_empty());
+            }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn results_files_load_for_report() -> Result<()> {
+        // `--report` must read every session kept in results/, old ones included.
+        let dir = Path::new(MANIFEST_DIR).join("results");
+        let mut n = 0;
+        for e in fs::read_dir(&dir)? {
+            let p = e?.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with("paths-") && name.ends_with(".json") {
+                let doc: Document = serde_json::from_str(&fs::read_to_string(&p)?)
+                    .with_context(|| p.display().to_string())?;
+                assert!(!doc.runs.is_empty(), "{}", p.display());
+                let summary = summarize(&doc.runs, &doc.settings.modes, &doc.settings.workloads);
+                assert!(!summary.is_empty(), "{}", p.display());
+                n += 1;
+            }
+        }
+        assert!(n > 0, "no paths-*.json in {}", dir.display());
+        Ok(())
+    }
+
+    #[test]
+    fn mode_names_round_trip() -> Result<()> {
+        for m in Mode::value_variants() {
+            let parsed = Mode::from_str(m.name(), false).map_err(|e| anyhow!("{e}"))?;
+            assert_eq!(parsed, *m);
+            assert_eq!(serde_json::to_string(m)?, format!("\"{}\"", m.name()));
+            assert_eq!(m.spliced(), m.strait().is_some_and(|s| s.sockmap));
+        }
+        assert!(Mode::ProxySockmap.runs(Workload::HttpRr));
+        assert!(!Mode::ProxySockmap.runs(Workload::TcpRr));
         Ok(())
     }
 }

@@ -6,13 +6,13 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::load::Proto;
 use crate::peers::{PeersArgs, RunRecord, Target, UpstreamProto};
 
 /// One performance target and what a run measured for it (filters, paths).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verdict {
     pub target: String,
     pub measured: String,
@@ -62,7 +62,7 @@ impl Meta {
 }
 
 /// The machine a session runs on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     pub cpu_model: String,
     pub cpus: usize,
