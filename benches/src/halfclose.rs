@@ -1282,22 +1282,7 @@ fn verify_cleanup() -> Vec<String> {
     if Path::new(PIN_DIR).exists() {
         left.push(format!("{PIN_DIR} still exists"));
     }
-    let me = std::process::id();
-    let children: Vec<u32> = procs::process_tree(me)
-        .into_iter()
-        .filter(|p| *p != me)
-        .collect();
-    if !children.is_empty() {
-        left.push(format!("child processes still running: {children:?}"));
-    }
-    if left.is_empty() {
-        eprintln!("  cleanup: namespaces, veths, pins and processes all gone");
-    } else {
-        for l in &left {
-            eprintln!("warning: cleanup: {l}");
-        }
-    }
-    left
+    procs::report_cleanup(left, "namespaces, veths, pins and processes")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1631,22 +1631,7 @@ fn verify_cleanup(route_before: bool) -> Vec<String> {
     if !route_before && policy_route_present() {
         left.push(format!("ip rule `{POLICY_TABLE}` still present"));
     }
-    let me = std::process::id();
-    let children: Vec<u32> = procs::process_tree(me)
-        .into_iter()
-        .filter(|p| *p != me)
-        .collect();
-    if !children.is_empty() {
-        left.push(format!("child processes still running: {children:?}"));
-    }
-    if left.is_empty() {
-        eprintln!("  cleanup: namespaces, veths, pins, policy route and processes all gone");
-    } else {
-        for l in &left {
-            eprintln!("warning: cleanup: {l}");
-        }
-    }
-    left
+    procs::report_cleanup(left, "namespaces, veths, pins, policy route and processes")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -381,3 +381,21 @@ pub fn clk_tck() -> u64 {
         .filter(|v: &u64| *v > 0)
         .unwrap_or(100)
 }
+
+/// Finishes a cleanup check: adds any child process still running, prints the outcome
+/// (`what` names what was checked) and returns every leftover.
+pub fn report_cleanup(mut left: Vec<String>, what: &str) -> Vec<String> {
+    let me = std::process::id();
+    let children: Vec<u32> = process_tree(me).into_iter().filter(|p| *p != me).collect();
+    if !children.is_empty() {
+        left.push(format!("child processes still running: {children:?}"));
+    }
+    if left.is_empty() {
+        eprintln!("  cleanup: {what} all gone");
+    } else {
+        for l in &left {
+            eprintln!("warning: cleanup: {l}");
+        }
+    }
+    left
+}

@@ -151,6 +151,21 @@ fn check_bpffs(dir: &Path) -> Result<(), DatapathError> {
     Ok(())
 }
 
+/// Each endpoint's interface and its index; a missing one is a configuration error.
+fn endpoint_ifaces(state: &MapState) -> Result<Vec<(String, u32)>, DatapathError> {
+    state
+        .endpoints
+        .iter()
+        .map(|(ep, _, _)| {
+            let idx = ifindex(&ep.interface).ok_or_else(|| DatapathError::NoInterface {
+                endpoint: ep.name.clone(),
+                interface: ep.interface.clone(),
+            })?;
+            Ok((ep.interface.clone(), idx))
+        })
+        .collect()
+}
+
 /// A loaded, attached datapath.
 pub struct Datapath {
     ebpf: Ebpf,
@@ -204,14 +219,7 @@ impl Datapath {
             return Err(DatapathError::NotBuilt);
         }
         // Interfaces first: a missing one is a configuration error, before anything changes.
-        let mut ifaces = Vec::new();
-        for (ep, _, _) in &state.endpoints {
-            let idx = ifindex(&ep.interface).ok_or_else(|| DatapathError::NoInterface {
-                endpoint: ep.name.clone(),
-                interface: ep.interface.clone(),
-            })?;
-            ifaces.push((ep.interface.clone(), idx));
-        }
+        let ifaces = endpoint_ifaces(state)?;
         check_bpffs(&cfg.pin_dir)?;
         let maps_dir = cfg.pin_dir.join("maps");
         let links_dir = cfg.pin_dir.join("links");
@@ -328,14 +336,7 @@ impl Datapath {
     /// Applies a recompiled policy (same endpoints) to the live maps: the programs see new
     /// entries at once; established flows keep their conntrack verdict.
     pub fn update(&mut self, state: &MapState) -> Result<(), DatapathError> {
-        let mut ifaces = Vec::new();
-        for (ep, _, _) in &state.endpoints {
-            let idx = ifindex(&ep.interface).ok_or_else(|| DatapathError::NoInterface {
-                endpoint: ep.name.clone(),
-                interface: ep.interface.clone(),
-            })?;
-            ifaces.push((ep.interface.clone(), idx));
-        }
+        let ifaces = endpoint_ifaces(state)?;
         self.sync(state, &ifaces)?;
         self.rules.store(Arc::new(state.rules.clone()));
         Ok(())
