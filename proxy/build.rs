@@ -1,5 +1,6 @@
 //! Builds the eBPF objects (`datapath-bpf`'s and `sockops-bpf`'s bins) with aya-build and the pinned nightly, into
-//! OUT_DIR, where `src/datapath/` embeds them.
+//! OUT_DIR, where `src/datapath/` embeds them; and the built-in policy filters (`filters/*`, for
+//! wasm32-unknown-unknown with the current toolchain), which `src/wasm/builtin.rs` embeds.
 //!
 //! `STRAIT_BPF_TOOLCHAIN` overrides the toolchain (default `nightly-2026-05-20`).
 //! `STRAIT_SKIP_EBPF=1` writes empty objects instead, for machines without the eBPF toolchain:
@@ -12,7 +13,83 @@ use anyhow::{anyhow, Context as _};
 const DEFAULT_TOOLCHAIN: &str = "nightly-2026-05-20";
 const PROGRAMS: &[(&str, &str)] = &[("datapath-bpf", "datapath"), ("sockops-bpf", "sockops")];
 
+/// Built-in filters: (package, lib name). Built with the toolchain running this build.
+const FILTERS: &[(&str, &str)] = &[("strait-http-policy", "http_policy")];
+
 fn main() -> anyhow::Result<()> {
+    build_filters()?;
+    build_ebpf()
+}
+
+/// Builds the built-in filters into `<workspace>/target/builtin-filters` (shared by every
+/// profile, so debug, release and clippy builds compile them once) and copies the modules to
+/// OUT_DIR.
+fn build_filters() -> anyhow::Result<()> {
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or_else(|| anyhow!("OUT_DIR not set"))?);
+    let manifest = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .ok_or_else(|| anyhow!("CARGO_MANIFEST_DIR not set"))?,
+    );
+    let root = manifest
+        .parent()
+        .ok_or_else(|| anyhow!("proxy/ has no parent directory"))?
+        .to_owned();
+    for dir in ["filters", "sdk/src", "sdk/Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    let target_dir = root.join("target").join("builtin-filters");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-unknown-unknown",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // Debug info would be most of each module; the `name` section stays for traps.
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
+    for (pkg, _) in FILTERS {
+        cmd.args(["-p", pkg]);
+    }
+    // The outer build's settings are not the filters' (and a foreign target dir would deadlock
+    // on the outer build's lock).
+    for var in [
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd
+        .status()
+        .context("running cargo to build the built-in policy filters")?;
+    if !status.success() {
+        return Err(anyhow!(
+            "building the built-in policy filters failed ({status}); the wasm32 target may be \
+             missing: `rustup target add wasm32-unknown-unknown`"
+        ));
+    }
+    for (_, lib) in FILTERS {
+        let module = target_dir
+            .join("wasm32-unknown-unknown/release")
+            .join(format!("{lib}.wasm"));
+        std::fs::copy(&module, out.join(format!("{lib}.wasm")))
+            .with_context(|| format!("copying {}", module.display()))?;
+    }
+    Ok(())
+}
+
+fn build_ebpf() -> anyhow::Result<()> {
     println!("cargo:rerun-if-env-changed=STRAIT_SKIP_EBPF");
     println!("cargo:rerun-if-env-changed=STRAIT_BPF_TOOLCHAIN");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or_else(|| anyhow!("OUT_DIR not set"))?);

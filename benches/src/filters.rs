@@ -625,6 +625,7 @@ fn stream_info(listener: &str, req: &http::request::Parts) -> StreamInfo {
             .get(http::header::HOST)
             .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
             .unwrap_or_default(),
+        policy: Default::default(),
     }
 }
 

@@ -583,3 +583,290 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     .await
     .unwrap();
 }
+
+// ---- L7 policy (CiliumNetworkPolicy http rules, built-in policy filter) -----------------
+
+/// A CiliumNetworkPolicy letting `app=web` reach `app=api` on `port` with these `http` rules
+/// (YAML flow sequence items, one per line).
+fn l7_policy(port: u16, http_rules: &[&str]) -> String {
+    let mut rules = String::new();
+    for r in http_rules {
+        rules.push_str(&format!("        - {r}\n"));
+    }
+    format!(
+        "apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {{ name: web-api }}
+spec:
+  endpointSelector: {{ matchLabels: {{ app: api }} }}
+  ingress:
+  - fromEndpoints: [{{ matchLabels: {{ 'k8s:app': web }} }}]
+    toPorts:
+    - ports: [{{ port: \"{port}\", protocol: TCP }}]
+      rules:
+        http:
+{rules}"
+    )
+}
+
+/// A listener (explicit upstream) whose clients are `app=web` and upstream `app=api`, plus the
+/// top-level `policies:` entry for `policy_file`.
+fn l7_listener(name: &str, upstream: SocketAddr, policy_file: &Path) -> String {
+    format!(
+        "  - name: {name}
+    address: 127.0.0.1:{{port:{name}}}
+    protocol: http
+    upstream: {upstream}
+    policy: {{ client_labels: {{ app: web }}, server_labels: {{ app: api }} }}
+policies: [{}]
+",
+        policy_file.display()
+    )
+}
+
+/// Replaces a watched file so that its size or mtime changes even within one second.
+fn rewrite(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_is_allowed_and_denied_by_cilium_http_rules() {
+    if !have_curl() {
+        return;
+    }
+    let up = Upstream::start().await;
+    let upstream = up.addr;
+    tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(
+            &policy,
+            l7_policy(
+                upstream.port(),
+                &[
+                    r#"{ method: GET, path: "/public/.*" }"#,
+                    r#"{ method: GET, path: /headers, host: "api\\.local(:[0-9]+)?", headers: ["X-Team: blue"], headerMatches: [{ name: X-Env, value: prod, mismatch: REPLACE }, { name: X-Added, value: "yes", mismatch: ADD }, { name: X-Drop, value: keep, mismatch: DELETE }, { name: X-Seen, value: "1", mismatch: LOG }] }"#,
+                ],
+            ),
+        )
+        .unwrap();
+        let (s, ports) = Strait::start(&l7_listener("web", upstream, &policy));
+        let base = format!("http://127.0.0.1:{}", port(&ports, "web"));
+
+        let (body, w) = curl(&[&format!("{base}/public/a?x=1")]);
+        assert_eq!((body.as_str(), w.as_str()), ("ok", "200 1.1"));
+        // Method, path, host and header rules each deny.
+        for args in [
+            vec!["-X", "POST", "/public/a"],
+            vec!["/private"],
+            vec!["-H", "Host: evil.local", "-H", "X-Team: blue", "/headers"],
+            vec!["-H", "Host: api.local", "/headers"],
+            vec!["-H", "Host: api.local", "-H", "X-Team: red", "/headers"],
+        ] {
+            let mut a: Vec<String> = args[..args.len() - 1].iter().map(|s| s.to_string()).collect();
+            a.push(format!("{base}{}", args[args.len() - 1]));
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            let (body, w) = curl(&a);
+            assert_eq!((body.as_str(), w.as_str()), ("Access denied\r\n", "403 1.1"), "{a:?}");
+        }
+        // headerMatches mismatch actions, as the upstream saw the request.
+        let (body, w) = curl(&[
+            "-H", "Host: api.local:8080", "-H", "X-Team: blue", "-H", "X-Env: dev",
+            "-H", "X-Drop: gone", "-H", "X-Seen: 2", &format!("{base}/headers"),
+        ]);
+        assert_eq!(w, "200 1.1");
+        let seen: Vec<&str> = body.lines().collect();
+        assert!(seen.contains(&"x-env: prod"), "{body}");
+        assert!(seen.contains(&"x-added: yes"), "{body}");
+        assert!(!body.contains("x-drop"), "{body}");
+        assert!(seen.contains(&"x-seen: 2"), "{body}");
+
+        let flows = s.flows(7);
+        assert_eq!(flows.len(), 7, "{flows:?}");
+        assert_eq!(flows[0].verdict, Verdict::Forwarded);
+        assert_eq!(flows[0].filter.as_deref(), Some("strait.http-policy"));
+        assert_eq!(
+            flows[0].policy.as_deref(),
+            Some("web-api/spec[0].ingress[0].toPorts[0].rules.http[0]")
+        );
+        for f in &flows[1..6] {
+            assert_eq!(f.verdict, Verdict::Denied, "{f:?}");
+            assert_eq!(f.status, Some(403));
+            assert_eq!(f.filter.as_deref(), Some("strait.http-policy"));
+            assert_eq!(f.policy.as_deref(), Some("ingress of app=api: no rule matches"));
+        }
+        assert_eq!(
+            flows[6].policy.as_deref(),
+            Some("web-api/spec[0].ingress[0].toPorts[0].rules.http[1]")
+        );
+    })
+    .await
+    .unwrap();
+}
+
+/// Sends one HTTP/1.1 request on `conn` and returns (status, body).
+fn keepalive_get(conn: &mut std::net::TcpStream, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: api\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut chunk).unwrap();
+        assert!(n > 0, "the connection was closed");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + len {
+                let status = head[9..12].parse().unwrap();
+                return (status, text[end + 4..end + 4 + len].to_owned());
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_edit_changes_the_verdict_on_an_open_keepalive_connection() {
+    if !have_curl() {
+        return;
+    }
+    let up = Upstream::start().await;
+    let upstream = up.addr;
+    tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.yaml");
+        let allow_a = l7_policy(upstream.port(), &[r#"{ method: GET, path: "/a" }"#]);
+        std::fs::write(&policy, &allow_a).unwrap();
+        let (s, ports) = Strait::start(&l7_listener("web", upstream, &policy));
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port(&ports, "web"))).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(keepalive_get(&mut conn, "/a").0, 200);
+        assert_eq!(keepalive_get(&mut conn, "/b").0, 403);
+
+        // Swap the rule: /b allowed, /a denied, on the same connection.
+        rewrite(
+            &policy,
+            &l7_policy(upstream.port(), &[r#"{ method: GET, path: "/b" }  # v2"#]),
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (b, _) = keepalive_get(&mut conn, "/b");
+            if b == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the policy edit was not applied");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            keepalive_get(&mut conn, "/a"),
+            (403, "Access denied\r\n".into())
+        );
+
+        // A broken policy is rejected; the one in force keeps deciding.
+        rewrite(
+            &policy,
+            &l7_policy(upstream.port(), &[r#"{ method: GET, path: "/c([" }"#]),
+        );
+        std::thread::sleep(Duration::from_millis(2500));
+        assert_eq!(keepalive_get(&mut conn, "/b").0, 200);
+        assert_eq!(keepalive_get(&mut conn, "/c([").0, 403);
+        assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+        drop(s);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcio_gets_permission_denied_for_denied_methods_unary_and_streaming() {
+    if !have_python("grpc") {
+        return;
+    }
+    tokio::task::spawn_blocking(|| {
+        let (_server, up) = python_server("grpc_peer.py", &[]);
+        let upstream: SocketAddr = format!("127.0.0.1:{up}").parse().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(
+            &policy,
+            l7_policy(
+                up,
+                &[r#"{ method: POST, path: "/strait\\.test\\.Echo/(Unary|Bidi)" }"#],
+            ),
+        )
+        .unwrap();
+        let (s, ports) = Strait::start(&l7_listener("grpc", upstream, &policy));
+        let target = format!("127.0.0.1:{}", port(&ports, "grpc"));
+        let call = |c: &str| {
+            python_client(
+                "grpc_peer.py",
+                &["--target", &target, "--call", c, "--count", "50"],
+            )
+        };
+        let (ok, v) = call("unary");
+        assert!(ok, "{v}");
+        let (ok, v) = call("bidi");
+        assert!(ok, "{v}");
+        assert_eq!(v["messages"], 50);
+        let (ok, v) = call("fail");
+        assert!(!ok);
+        assert_eq!(v["code"], "PERMISSION_DENIED", "{v}");
+        assert_eq!(v["details"], "Access denied", "{v}");
+
+        // Only unary from now on: the streaming call is denied.
+        rewrite(
+            &policy,
+            &l7_policy(
+                up,
+                &[r#"{ method: POST, path: "/strait\\.test\\.Echo/Unary" }"#],
+            ),
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let (ok, v) = call("bidi");
+            if !ok {
+                assert_eq!(v["code"], "PERMISSION_DENIED", "{v}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the policy edit was not applied");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let (ok, v) = call("unary");
+        assert!(ok, "{v}");
+
+        let flows = s.flows(5);
+        let denied: Vec<_> = flows
+            .iter()
+            .filter(|f| f.verdict == Verdict::Denied)
+            .map(|f| {
+                (
+                    f.path.clone().unwrap_or_default(),
+                    f.grpc_status,
+                    f.filter.clone(),
+                )
+            })
+            .collect();
+        let policy_filter = Some("strait.http-policy".to_owned());
+        assert_eq!(
+            denied[0],
+            (
+                "/strait.test.Echo/Fail".to_owned(),
+                Some(7),
+                policy_filter.clone()
+            )
+        );
+        assert_eq!(
+            denied.last().unwrap(),
+            &("/strait.test.Echo/Bidi".to_owned(), Some(7), policy_filter)
+        );
+    })
+    .await
+    .unwrap();
+}

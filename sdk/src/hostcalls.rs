@@ -73,6 +73,12 @@ mod sys {
             return_data: *mut *mut u8,
             return_size: *mut usize,
         ) -> u32;
+        pub(super) fn proxy_set_property(
+            path_data: *const u8,
+            path_size: usize,
+            value_data: *const u8,
+            value_size: usize,
+        ) -> u32;
         pub(super) fn proxy_define_metric(
             metric_type: u32,
             name_data: *const u8,
@@ -213,6 +219,16 @@ pub(crate) fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> 
     // locals (see `get_buffer`).
     let raw = unsafe { sys::proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
     returned_bytes("proxy_get_property", raw, data, size)
+}
+
+/// `proxy_set_property`.
+pub(crate) fn set_property(path: &[&str], value: &[u8]) -> Result<(), HostError> {
+    let path = abi::serialize_property_path(path);
+    // SAFETY: `path` and `value` are live buffers the host reads for their lengths and keeps no
+    // reference to after returning.
+    let raw =
+        unsafe { sys::proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len()) };
+    check("proxy_set_property", raw)
 }
 
 /// `proxy_define_metric`: the metric's id.

@@ -96,6 +96,13 @@ macro_rules! header_methods {
             crate::property_i64(path)
         }
 
+        /// Sets a property of this stream (`proxy_set_property`): later filters and the host
+        /// read it back with [`property`](Self::property). strait records `strait.policy` in
+        /// the request's flow record, so a policy filter can name the rule that decided.
+        pub fn set_property(&mut self, path: &[&str], value: impl AsRef<[u8]>) {
+            crate::hostcalls::set_property(path, value.as_ref()).unwrap_or_else(|e| host_failure(e))
+        }
+
         /// The numeric security identity of the client (property `strait.source_identity`), if
         /// strait knows it.
         pub fn source_identity(&self) -> Option<u64> {

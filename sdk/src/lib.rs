@@ -56,8 +56,8 @@
 //! `proxy_on_request_headers` / `_body` / `_trailers`, `proxy_on_response_headers` / `_body` /
 //! `_trailers`, `proxy_on_log`, `proxy_on_done`, `proxy_on_delete` and `proxy_on_tick`. It
 //! imports from `env` only what it uses among `proxy_log`, `proxy_get_buffer_bytes`, the five
-//! header map calls, `proxy_send_local_response`, `proxy_get_property` and the four metric
-//! calls.
+//! header map calls, `proxy_send_local_response`, `proxy_get_property`, `proxy_set_property`
+//! and the four metric calls.
 //!
 //! ## Failures
 //!

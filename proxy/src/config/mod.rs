@@ -501,6 +501,11 @@ impl Validator {
                 clusters.push(Arc::new(c));
             }
         }
+        let loaded_policies = if raw.listeners.iter().any(|l| l.policy.is_some()) {
+            self.load_policies(&policies)
+        } else {
+            None
+        };
         let mut listeners: Vec<Arc<ListenerConfig>> = Vec::new();
         let mut seen: Vec<(String, Option<SocketAddr>)> = Vec::new();
         for (i, l) in raw.listeners.into_iter().enumerate() {
@@ -521,7 +526,7 @@ impl Validator {
                 self.err(&format!("{field}.address"), msg);
             }
             seen.push((l.name.clone(), addr));
-            if let Some(lc) = self.listener(&field, l) {
+            if let Some(lc) = self.listener(&field, l, loaded_policies.as_deref()) {
                 listeners.push(Arc::new(lc));
             }
         }
@@ -723,14 +728,23 @@ impl Validator {
         let mut out: Vec<FilterConfig> = Vec::new();
         for (i, r) in raw.into_iter().enumerate() {
             let field = format!("{f}.filters[{i}]");
-            let module = self.path(&r.module);
-            if let Err(e) = std::fs::metadata(&module) {
+            let module = if r.module.starts_with(crate::wasm::builtin::PREFIX) {
+                PathBuf::from(&r.module)
+            } else {
+                self.path(&r.module)
+            };
+            let builtin = crate::wasm::builtin::name(&module).map(str::to_owned);
+            let readable = match &builtin {
+                Some(_) => crate::wasm::builtin::read_module(&module).map(drop),
+                None => std::fs::metadata(&module).map(drop),
+            };
+            if let Err(e) = readable {
                 self.err(
                     &format!("{field}.module"),
                     format!("cannot read WASM module {}: {e}", module.display()),
                 );
             }
-            let name = r.name.unwrap_or_else(|| {
+            let name = r.name.or(builtin).unwrap_or_else(|| {
                 module
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
@@ -785,7 +799,99 @@ impl Validator {
         }
     }
 
-    fn listener(&mut self, f: &str, l: RawListener) -> Option<ListenerConfig> {
+    /// Reads the policy files for listeners' L7 policy; `None` (with the errors recorded) if
+    /// any is missing or invalid.
+    fn load_policies(&mut self, paths: &[PathBuf]) -> Option<Vec<crate::policy::Policy>> {
+        match crate::policy::load(paths) {
+            Ok(p) => Some(p),
+            Err(crate::policy::PolicyError::Invalid(d)) => {
+                self.errors.extend(d);
+                None
+            }
+            Err(e) => {
+                self.err("policies", e.to_string());
+                None
+            }
+        }
+    }
+
+    /// The built-in HTTP policy filter for a listener with `policy:`, first in its chain.
+    fn policy_filter(
+        &mut self,
+        f: &str,
+        rp: Option<&raw::RawListenerPolicy>,
+        transparent: bool,
+        protocol: Protocol,
+        upstream: Option<&Upstream>,
+        policies: Option<&[crate::policy::Policy]>,
+    ) -> Option<FilterConfig> {
+        use crate::policy::l7;
+        let rp = rp?;
+        let field = format!("{f}.policy");
+        if protocol != Protocol::Http {
+            self.err(&field, "L7 policy applies to `protocol: http` listeners");
+            return None;
+        }
+        if transparent {
+            self.err(
+                &field,
+                "transparent listeners take identities from `endpoints:`; `policy:` is for explicit listeners",
+            );
+            return None;
+        }
+        let lp = l7::ListenerPolicy {
+            client: l7::labels(&rp.client_labels),
+            server: l7::labels(&rp.server_labels),
+            names: rp.names.clone(),
+        };
+        // `None`: the policy files failed to load, and said why.
+        let policies = policies?;
+        if policies.is_empty() {
+            self.err(
+                &field,
+                "no CiliumNetworkPolicy loaded: list policy files under `policies:`",
+            );
+            return None;
+        }
+        let missing = l7::missing_names(policies, &lp);
+        if !missing.is_empty() {
+            self.err(
+                &format!("{field}.names"),
+                format!("no loaded policy is named {}", missing.join(", ")),
+            );
+            return None;
+        }
+        let port = match upstream? {
+            Upstream::Fixed(a) => a.port_u16().unwrap_or(80),
+            Upstream::OriginalDestination { .. } => return None,
+        };
+        let config = match serde_json::to_vec(&l7::http_filter_config(policies, &lp, port)) {
+            Ok(c) => c,
+            Err(e) => {
+                self.err(
+                    &field,
+                    format!("cannot encode the policy filter's configuration: {e}"),
+                );
+                return None;
+            }
+        };
+        Some(FilterConfig {
+            name: l7::HTTP_POLICY_FILTER.to_owned(),
+            module: PathBuf::from(l7::HTTP_POLICY_MODULE),
+            config,
+            vm_config: Vec::new(),
+            failure: FailurePolicy::Closed,
+            root_id: String::new(),
+            vm_id: String::new(),
+        })
+    }
+
+    fn listener(
+        &mut self,
+        f: &str,
+        l: RawListener,
+        policies: Option<&[crate::policy::Policy]>,
+    ) -> Option<ListenerConfig> {
         let before = self.errors.len();
         if l.name.is_empty()
             || !l
@@ -893,7 +999,27 @@ impl Validator {
                 "WASM filters apply to `protocol: http` listeners only (an unenforced filter would silently bypass policy)",
             );
         }
-        let filters = self.filters(f, l.filters);
+        let policy_filter = self.policy_filter(
+            f,
+            l.policy.as_ref(),
+            transparent,
+            protocol,
+            upstream.as_ref(),
+            policies,
+        );
+        let mut filters = self.filters(f, l.filters);
+        if let Some(pf) = policy_filter {
+            if filters.iter().any(|u| u.name == pf.name) {
+                self.err(
+                    &format!("{f}.filters"),
+                    format!(
+                        "filter name `{}` is reserved for the built-in policy filter",
+                        pf.name
+                    ),
+                );
+            }
+            filters.insert(0, pf);
+        }
         let t = &l.timeouts;
         let header_read = self.duration(
             &format!("{f}.timeouts.header_read"),

@@ -165,6 +165,23 @@ pub struct RawListener {
     pub max_header_bytes: Option<usize>,
     #[serde(default)]
     pub filters: Vec<RawFilter>,
+    /// L7 policy from the `policies:` files for this listener's traffic.
+    pub policy: Option<RawListenerPolicy>,
+}
+
+/// How an explicit listener's traffic is identified for CiliumNetworkPolicy rules.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerPolicy {
+    /// Labels assumed for every client of the listener.
+    #[serde(default)]
+    pub client_labels: std::collections::BTreeMap<String, String>,
+    /// Labels of the upstream.
+    #[serde(default)]
+    pub server_labels: std::collections::BTreeMap<String, String>,
+    /// Only these policies (by `metadata.name`); default every policy of `policies:`.
+    #[serde(default)]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

@@ -267,6 +267,14 @@ impl FlowGuard {
         }
     }
 
+    /// Names the policy (rule) a filter said decided this flow, and that filter.
+    pub fn policy(&mut self, filter: &str, policy: String) {
+        if let Some(r) = self.rec.as_mut() {
+            r.filter = Some(filter.to_owned());
+            r.policy = Some(policy);
+        }
+    }
+
     /// Names the filter that decided this flow.
     pub fn filter(&mut self, name: &str) {
         if let Some(r) = self.rec.as_mut() {

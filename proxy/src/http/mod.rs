@@ -285,6 +285,9 @@ impl HttpProxy {
             let eos = hyper::body::Body::is_end_stream(req.body());
             let (parts, body) = req.into_parts();
             let (parts, outcome) = sf.request_headers(parts, eos).await;
+            if let Some((filter, decided)) = sf.info().decided_policy() {
+                guard.policy(&filter, decided);
+            }
             req = Request::from_parts(parts, body);
             guard = match self.filter_stop(guard, grpc, down_version, outcome, filters.as_ref()) {
                 Decided::Respond(resp) => return Ok(resp),
@@ -456,6 +459,7 @@ impl HttpProxy {
                 .path_and_query()
                 .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
             host,
+            policy: Default::default(),
         };
         let pause = self.cfg.timeouts.request.unwrap_or(Duration::from_secs(60));
         Some(Arc::new(StreamFilters::new(chain, info, pause)))

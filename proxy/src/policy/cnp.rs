@@ -124,12 +124,12 @@ pub struct PortProtocol {
 }
 
 /// The L7 part of a port rule. Its presence sends the port's traffic to strait; the rules
-/// themselves are enforced by the policy filters.
+/// themselves are enforced by the built-in policy filters (`policy::l7`).
 #[derive(Debug, Deserialize, Clone, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct L7Rules {
-    pub http: Option<Vec<serde_yaml::Value>>,
-    pub kafka: Option<Vec<serde_yaml::Value>>,
+    pub http: Option<Vec<HttpRule>>,
+    pub kafka: Option<Vec<KafkaRule>>,
 }
 
 impl L7Rules {
@@ -143,6 +143,49 @@ impl L7Rules {
             None
         }
     }
+}
+
+/// Cilium's `PortRuleHTTP`: every field present must match.
+#[derive(Debug, Deserialize, Clone, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpRule {
+    /// Regular expression matched against the whole method.
+    pub method: Option<String>,
+    /// Regular expression matched against the whole path (with its query string).
+    pub path: Option<String>,
+    /// Regular expression matched against the whole Host / `:authority`.
+    pub host: Option<String>,
+    /// `Name` (present) or `Name: value` (present with exactly this value).
+    #[serde(default)]
+    pub headers: Vec<String>,
+    #[serde(default)]
+    pub header_matches: Vec<HeaderMatch>,
+}
+
+/// Cilium's `HeaderMatch`.
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatch {
+    pub name: String,
+    pub value: Option<String>,
+    /// Kubernetes secret references are not supported (strait has no API server).
+    pub secret: Option<serde_yaml::Value>,
+    /// `LOG`, `ADD`, `DELETE` or `REPLACE`; absent: the header must match.
+    pub mismatch: Option<String>,
+}
+
+/// Cilium's `PortRuleKafka`.
+#[derive(Debug, Deserialize, Clone, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KafkaRule {
+    /// `produce` or `consume` (exclusive with `apiKey`).
+    pub role: Option<String>,
+    /// An API name (`produce`, `fetch`, …) or number.
+    pub api_key: Option<String>,
+    pub api_version: Option<String>,
+    #[serde(rename = "clientID")]
+    pub client_id: Option<String>,
+    pub topic: Option<String>,
 }
 
 /// Label keys may carry a source prefix (`k8s:app`, `any:app`); strait's endpoints have one

@@ -7,6 +7,7 @@
 //! with L7 `rules` is redirected to strait's transparent listener for that protocol.
 
 pub mod cnp;
+pub mod l7;
 pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -165,13 +166,35 @@ pub fn parse(path: &Path, src: &str) -> Result<Vec<Policy>, PolicyError> {
         let doc: Cnp = match serde_yaml::from_value(v) {
             Ok(d) => d,
             Err(e) => {
-                // Values lose positions; find the document's first line for the message.
-                let line = doc_start_line(src, i);
-                errors.push(diag(line, 1, &format!("document {}", i + 1), e.to_string()));
+                // Values lose positions: point at the offending key when the message names
+                // one, else at the document's first line.
+                let start = doc_start_line(src, i);
+                let msg = e.to_string();
+                let key = msg
+                    .strip_prefix("unknown field `")
+                    .or_else(|| msg.split(": unknown field `").nth(1))
+                    .and_then(|r| r.split('`').next())
+                    .map(|k| format!("{k}:"));
+                let (line, col) = key
+                    .and_then(|k| find_in_doc(src, start, &k))
+                    .unwrap_or((start, 1));
+                errors.push(diag(line, col, &format!("document {}", i + 1), msg));
                 continue;
             }
         };
         let line = doc_start_line(src, i);
+        let problems = l7::check(&doc);
+        if !problems.is_empty() {
+            for pr in problems {
+                let (l, c) = pr
+                    .needle
+                    .as_deref()
+                    .and_then(|n| find_in_doc(src, line, n))
+                    .unwrap_or((line, 1));
+                errors.push(diag(l, c, &pr.field, pr.message));
+            }
+            continue;
+        }
         if doc.api_version != "cilium.io/v2" {
             errors.push(diag(
                 line,
@@ -220,6 +243,14 @@ use serde::Deserialize as _;
 
 fn strip_at(msg: &str) -> String {
     msg.split(" at line ").next().unwrap_or(msg).to_owned()
+}
+
+/// 1-based (line, column) of the first occurrence of `needle` at or after line `from`.
+fn find_in_doc(src: &str, from: usize, needle: &str) -> Option<(usize, usize)> {
+    src.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find_map(|(n, l)| l.find(needle).map(|c| (n + 1, c + 1)))
 }
 
 /// 1-based line where YAML document `idx` starts (after its `---`).
@@ -634,80 +665,69 @@ impl Compiler<'_> {
 
     /// `(port, proto)` pairs of one ports entry; port 0 means all ports of the protocol(s).
     fn ports(&mut self, p: &Policy, field: &str, pp: &cnp::PortProtocol) -> Option<Vec<(u16, u8)>> {
-        let port: u16 = match &pp.port {
-            None => 0,
-            Some(serde_yaml::Value::Number(n)) => {
-                match n.as_u64().and_then(|n| u16::try_from(n).ok()) {
-                    Some(n) => n,
-                    None => {
-                        self.err(
-                            p,
-                            &format!("{field}.port"),
-                            format!("`{n}` is not a port number"),
-                        );
-                        return None;
-                    }
-                }
-            }
-            Some(serde_yaml::Value::String(s)) => match s.parse::<u16>() {
-                Ok(n) => n,
-                Err(_) => {
-                    self.err(
-                        p,
-                        &format!("{field}.port"),
-                        format!("`{s}` is not a port number (named ports are not supported)"),
-                    );
-                    return None;
-                }
-            },
-            Some(_) => {
-                self.err(p, &format!("{field}.port"), "must be a port number".into());
-                return None;
-            }
-        };
-        let protos: Vec<u8> = match pp
-            .protocol
-            .as_deref()
-            .map(str::to_ascii_uppercase)
-            .as_deref()
-        {
-            None | Some("ANY") => vec![PROTO_TCP, PROTO_UDP],
-            Some("TCP") => vec![PROTO_TCP],
-            Some("UDP") => vec![PROTO_UDP],
-            Some(other) => {
-                self.err(
-                    p,
-                    &format!("{field}.protocol"),
-                    format!("`{other}` is not supported (TCP, UDP, ANY)"),
-                );
-                return None;
-            }
-        };
-        let end = pp.end_port.unwrap_or(port);
-        if end < port || (port == 0 && pp.end_port.is_some()) {
-            self.err(
-                p,
-                &format!("{field}.endPort"),
-                "must be at least `port` (and `port` non-zero)".into(),
-            );
-            return None;
-        }
-        if u32::from(end - port) + 1 > MAX_PORT_RANGE {
-            self.err(
-                p,
-                &format!("{field}.endPort"),
-                format!("ranges of more than {MAX_PORT_RANGE} ports are not supported"),
-            );
-            return None;
-        }
-        let mut out = Vec::new();
-        for port in port..=end {
-            for &proto in &protos {
-                out.push((port, proto));
+        match port_protocols(pp) {
+            Ok(v) => Some(v),
+            Err((sub, message)) => {
+                self.err(p, &format!("{field}.{sub}"), message);
+                None
             }
         }
-        Some(out)
     }
+}
+
+/// The (port, IP protocol) pairs of a `toPorts.ports` entry (port 0: every port); on error the
+/// sub-field (`port`, `protocol`, `endPort`) and the message.
+fn port_protocols(pp: &cnp::PortProtocol) -> Result<Vec<(u16, u8)>, (&'static str, String)> {
+    let port: u16 = match &pp.port {
+        None => 0,
+        Some(serde_yaml::Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .ok_or_else(|| ("port", format!("`{n}` is not a port number")))?,
+        Some(serde_yaml::Value::String(s)) => s.parse::<u16>().map_err(|_| {
+            (
+                "port",
+                format!("`{s}` is not a port number (named ports are not supported)"),
+            )
+        })?,
+        Some(_) => return Err(("port", "must be a port number".into())),
+    };
+    let protos: Vec<u8> = match pp
+        .protocol
+        .as_deref()
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        None | Some("ANY") => vec![PROTO_TCP, PROTO_UDP],
+        Some("TCP") => vec![PROTO_TCP],
+        Some("UDP") => vec![PROTO_UDP],
+        Some(other) => {
+            return Err((
+                "protocol",
+                format!("`{other}` is not supported (TCP, UDP, ANY)"),
+            ))
+        }
+    };
+    let end = pp.end_port.unwrap_or(port);
+    if end < port || (port == 0 && pp.end_port.is_some()) {
+        return Err((
+            "endPort",
+            "must be at least `port` (and `port` non-zero)".into(),
+        ));
+    }
+    if u32::from(end - port) + 1 > MAX_PORT_RANGE {
+        return Err((
+            "endPort",
+            format!("ranges of more than {MAX_PORT_RANGE} ports are not supported"),
+        ));
+    }
+    let mut out = Vec::new();
+    for port in port..=end {
+        for &proto in &protos {
+            out.push((port, proto));
+        }
+    }
+    Ok(out)
 }
 
 fn ingress_peers(rules: Option<&[cnp::IngressRule]>) -> Vec<Peers<'_>> {

@@ -837,8 +837,14 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
                 .to_owned();
             let st = c.data_mut();
             let eff = st.effective;
+            let filter = st.plugin.name.clone();
             match st.streams.get_mut(&eff) {
                 Some(s) => {
+                    if key == "strait\0policy" {
+                        let decided = String::from_utf8_lossy(&v).into_owned();
+                        *s.info.policy.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some((filter, decided));
+                    }
                     s.props.insert(key, Bytes::from(v));
                 }
                 None => {

@@ -12,6 +12,7 @@
 //! Host calls live in `abi.rs`; `docs/proxy-wasm.md` lists what is and is not supported.
 
 mod abi;
+pub mod builtin;
 mod callout;
 pub mod check;
 mod host;
@@ -152,7 +153,7 @@ impl Runtime {
             if let Some(old) = reuse.and_then(|c| {
                 c.plugins.iter().find(|p| {
                     p.fingerprint.1 == *fc
-                        && std::fs::read(&fc.module)
+                        && builtin::read_module(&fc.module)
                             .map(|b| vm::fnv(&b) == p.fingerprint.0)
                             .unwrap_or(false)
                 })

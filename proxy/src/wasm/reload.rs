@@ -42,9 +42,18 @@ fn stamp(paths: &[PathBuf]) -> Stamp {
 
 fn watched_paths(config_file: &Path, cfg: &Config) -> Vec<PathBuf> {
     let mut v = vec![config_file.to_owned()];
+    // Listeners' L7 policy is compiled into the built-in policy filter's configuration: a
+    // policy file change is a filter change.
+    if cfg.listeners.iter().any(|l| {
+        l.filters
+            .iter()
+            .any(|f| super::builtin::name(&f.module).is_some())
+    }) {
+        v.extend(cfg.policies.iter().cloned());
+    }
     for l in &cfg.listeners {
         for f in &l.filters {
-            if !v.contains(&f.module) {
+            if super::builtin::name(&f.module).is_none() && !v.contains(&f.module) {
                 v.push(f.module.clone());
             }
         }
@@ -135,7 +144,7 @@ impl Reloader {
             let unchanged = filters.len() == old.plugins.len()
                 && filters.iter().zip(&old.plugins).all(|(f, p)| {
                     p.fingerprint.1 == *f
-                        && std::fs::read(&f.module)
+                        && super::builtin::read_module(&f.module)
                             .map(|b| super::vm::fnv(&b) == p.fingerprint.0)
                             .unwrap_or(false)
                 });

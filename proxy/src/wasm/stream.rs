@@ -30,6 +30,19 @@ pub struct StreamInfo {
     pub method: String,
     pub path: String,
     pub host: String,
+    /// The policy a filter said decided this stream (`strait.policy` set with
+    /// `proxy_set_property`), with that filter's name; for the flow record.
+    pub policy: std::sync::Mutex<Option<(String, String)>>,
+}
+
+impl StreamInfo {
+    /// What a filter recorded in `strait.policy`, with the filter's name.
+    pub fn decided_policy(&self) -> Option<(String, String)> {
+        self.policy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// A filter failed: trap, deadline, memory limit, lost context, or a stuck pause.
@@ -216,6 +229,11 @@ impl StreamFilters {
             entries: Mutex::new(entries),
             pause_limit,
         }
+    }
+
+    /// The facts the stream's filters see.
+    pub fn info(&self) -> &StreamInfo {
+        &self.info
     }
 
     pub fn is_empty(&self) -> bool {

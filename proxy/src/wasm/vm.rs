@@ -263,7 +263,7 @@ impl Plugin {
         listener: &str,
         fc: &FilterConfig,
     ) -> Result<Arc<Self>, WasmError> {
-        let bytes = std::fs::read(&fc.module).map_err(|source| WasmError::Read {
+        let bytes = super::builtin::read_module(&fc.module).map_err(|source| WasmError::Read {
             path: fc.module.clone(),
             source,
         })?;

@@ -54,6 +54,8 @@ pub(crate) struct HostState {
     pub(crate) maps: [HeaderPairs; 4],
     /// Serialised property path (segments joined with `\0`) → value.
     pub(crate) properties: HashMap<Vec<u8>, Vec<u8>>,
+    /// What the filter set with `proxy_set_property` during the current stream, in order.
+    pub(crate) set_properties: Vec<(Vec<u8>, Vec<u8>)>,
     pub(crate) local_response: Option<LocalResponse>,
     /// Metric id − 1 → metric.
     pub(crate) metrics: Vec<Metric>,
@@ -388,6 +390,25 @@ pub(crate) unsafe fn proxy_get_property(
         Some(value) => unsafe { give(&value, return_data, return_size) },
         None => NOT_FOUND,
     }
+}
+
+pub(crate) unsafe fn proxy_set_property(
+    path_data: *const u8,
+    path_size: usize,
+    value_data: *const u8,
+    value_size: usize,
+) -> u32 {
+    // SAFETY: the guest passes live path and value buffers of the given sizes.
+    let (Some(path), Some(value)) = (unsafe { guest_bytes(path_data, path_size) }, unsafe {
+        guest_bytes(value_data, value_size)
+    }) else {
+        return INVALID_MEMORY_ACCESS;
+    };
+    with(|h| {
+        h.properties.insert(path.to_vec(), value.to_vec());
+        h.set_properties.push((path.to_vec(), value.to_vec()));
+    });
+    OK
 }
 
 pub(crate) unsafe fn proxy_define_metric(

@@ -205,6 +205,7 @@ impl<F: Filter> Harness<F> {
             .map(|(path, value)| (path.join("\0").into_bytes(), value))
             .collect();
         self.host.local_response = None;
+        self.host.set_properties.clear();
 
         let mut out = Outcome {
             request_action: action::CONTINUE,
@@ -213,6 +214,7 @@ impl<F: Filter> Harness<F> {
             responded_in: None,
             request_headers: Vec::new(),
             response_headers: Vec::new(),
+            set_properties: Vec::new(),
         };
         {
             let _installed = Installed::new(&mut self.host, &mut self.runtime);
@@ -257,6 +259,7 @@ impl<F: Filter> Harness<F> {
             }
         }
         out.local_response = self.host.local_response.take();
+        out.set_properties = std::mem::take(&mut self.host.set_properties);
         out
     }
 
@@ -510,9 +513,21 @@ pub struct Outcome {
     responded_in: Option<Phase>,
     request_headers: Vec<(String, String)>,
     response_headers: Vec<(String, String)>,
+    set_properties: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Outcome {
+    /// The last value the filter set for property `path` (with `set_property`) during this
+    /// exchange, if it set one.
+    pub fn set_property(&self, path: &[&str]) -> Option<&[u8]> {
+        let key = path.join("\0").into_bytes();
+        self.set_properties
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+
     /// The request went upstream and the upstream's response went back, both with
     /// `CONTINUE`, and no local response was sent.
     pub fn allowed(&self) -> bool {

@@ -1,0 +1,468 @@
+//! strait's built-in HTTP/gRPC policy filter.
+//!
+//! strait compiles the `http` rules of CiliumNetworkPolicy files into this filter's
+//! configuration (`proxy/src/policy/l7.rs`) and loads it in front of a listener's own filters.
+//! The filter never reads policy YAML itself: it gets the rules that apply to each connection,
+//! already selected by endpoint labels and port, and only matches requests against them.
+//!
+//! # Configuration (JSON, written by strait)
+//!
+//! ```json
+//! {"sets": [{
+//!     "source_identity": null, "destination_identity": null, "port": null,
+//!     "directions": [{
+//!         "name": "ingress of app=backend",
+//!         "deny": null,
+//!         "allow_all": null,
+//!         "rules": [{
+//!             "name": "web-policy/spec[0].ingress[0].toPorts[0].rules.http[0]",
+//!             "method": "GET", "path": "/public/.*", "host": null,
+//!             "headers": [{"name": "x-team", "value": "blue"}],
+//!             "header_matches": [{"name": "x-env", "value": "prod", "mismatch": "REPLACE"}]
+//!         }]
+//!     }]
+//! }]}
+//! ```
+//!
+//! - A **set** applies to the connections whose `strait.source_identity`,
+//!   `strait.destination_identity` and `destination.port` properties equal its fields (`null`
+//!   matches anything). The first matching set decides; a request no set matches is denied.
+//! - A set has zero or more **directions** (a policy's ingress at the server, its egress at the
+//!   client). The request must pass every one: `deny` (an L3/L4 deny, or no rule allowing the
+//!   pair at all) refuses it, `allow_all` (a rule allowing the port without L7 rules) passes it,
+//!   otherwise some `rules` entry must match. No direction at all: nothing enforces L7 here.
+//! - A **rule** matches when every field it has matches (Cilium's semantics): `method`, `path`
+//!   and `host` are regular expressions that must match the whole `:method`, `:path` (with its
+//!   query string) and `:authority`; each `headers` entry must be present (with exactly `value`
+//!   when given); each `header_matches` entry without `mismatch` must be present with exactly
+//!   `value`. A `header_matches` entry *with* `mismatch` never stops the rule from matching: when
+//!   the header is absent or differs, the matching rule applies the action — `LOG` (a log line),
+//!   `ADD` (add `value`), `DELETE` (remove the header), `REPLACE` (set it to `value`).
+//!
+//! Denied requests get Cilium's answer: `403` with body `Access denied`, or for gRPC HTTP 200
+//! with `grpc-status: 7` (PERMISSION_DENIED). Every decision sets the `strait.policy` property to
+//! the rule(s) that decided, which strait writes into the request's flow record.
+
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use serde::Deserialize;
+use strait_sdk::prelude::*;
+
+/// Largest compiled program of one regular expression (a "regex bomb" is refused, not run).
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Cilium's body for denied HTTP requests.
+pub const ACCESS_DENIED: &str = "Access denied\r\n";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    sets: Vec<SetConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetConfig {
+    source_identity: Option<u64>,
+    destination_identity: Option<u64>,
+    port: Option<u16>,
+    #[serde(default)]
+    directions: Vec<DirectionConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectionConfig {
+    name: String,
+    deny: Option<String>,
+    allow_all: Option<String>,
+    #[serde(default)]
+    rules: Vec<RuleConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleConfig {
+    name: String,
+    method: Option<String>,
+    path: Option<String>,
+    host: Option<String>,
+    #[serde(default)]
+    headers: Vec<HeaderConfig>,
+    #[serde(default)]
+    header_matches: Vec<HeaderMatchConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderConfig {
+    name: String,
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HeaderMatchConfig {
+    name: String,
+    #[serde(default)]
+    value: String,
+    mismatch: Option<Mismatch>,
+}
+
+/// What a `headerMatches` entry does when the header is absent or has another value.
+#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Mismatch {
+    /// Log it; the request goes on unchanged.
+    Log,
+    /// Add the header with the configured value.
+    Add,
+    /// Remove the header.
+    Delete,
+    /// Set the header to the configured value.
+    Replace,
+}
+
+/// A compiled rule.
+struct Rule {
+    name: String,
+    method: Option<Regex>,
+    host: Option<Regex>,
+    /// (lower-case name, exact value or presence only)
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    /// (lower-case name, value, action on mismatch; `None`: must match)
+    header_matches: Vec<(String, Vec<u8>, Option<Mismatch>)>,
+}
+
+/// A compiled direction: its rules' paths in one regex set.
+struct Direction {
+    name: String,
+    deny: Option<String>,
+    allow_all: Option<String>,
+    rules: Vec<Rule>,
+    /// Rule indices with a `path`, in the order of `paths`' patterns.
+    with_path: Vec<usize>,
+    paths: RegexSet,
+    /// Rule indices without a `path` (they match every path).
+    any_path: Vec<usize>,
+}
+
+struct Set {
+    source_identity: Option<u64>,
+    destination_identity: Option<u64>,
+    port: Option<u16>,
+    directions: Vec<Direction>,
+}
+
+/// The filter: the compiled sets of its configuration.
+pub struct HttpPolicy {
+    sets: Vec<Set>,
+    /// Whether any set looks at identities or the port (else the properties are not read).
+    keyed: bool,
+    denied: Counter,
+    allowed: Counter,
+}
+
+/// Compiles `pattern` to match a whole value, as Cilium's regexes do.
+pub fn full_match(pattern: &str) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(2 * REGEX_SIZE_LIMIT)
+        .build()
+}
+
+fn compile_regex(rule: &str, field: &str, pattern: &str) -> Result<Regex, ConfigError> {
+    full_match(pattern).map_err(|e| ConfigError::new(format!("{rule}: `{field}`: {e}")))
+}
+
+fn compile_rule(r: RuleConfig) -> Result<(Rule, Option<String>), ConfigError> {
+    let compile = |field: &str, p: &Option<String>| -> Result<Option<Regex>, ConfigError> {
+        match p.as_deref() {
+            None | Some("") => Ok(None),
+            Some(p) => compile_regex(&r.name, field, p).map(Some),
+        }
+    };
+    let method = compile("method", &r.method)?;
+    let host = compile("host", &r.host)?;
+    if let Some(p) = r.path.as_deref().filter(|p| !p.is_empty()) {
+        // Checked alone first, so an error names the rule rather than the set.
+        compile_regex(&r.name, "path", p)?;
+    }
+    let mut headers = Vec::with_capacity(r.headers.len());
+    for h in r.headers {
+        if h.name.is_empty() {
+            return Err(ConfigError::new(format!("{}: empty header name", r.name)));
+        }
+        headers.push((h.name.to_ascii_lowercase(), h.value.map(String::into_bytes)));
+    }
+    let mut header_matches = Vec::with_capacity(r.header_matches.len());
+    for h in r.header_matches {
+        if h.name.is_empty() {
+            return Err(ConfigError::new(format!(
+                "{}: empty headerMatches name",
+                r.name
+            )));
+        }
+        header_matches.push((
+            h.name.to_ascii_lowercase(),
+            h.value.into_bytes(),
+            h.mismatch,
+        ));
+    }
+    let path = r.path.filter(|p| !p.is_empty());
+    Ok((
+        Rule {
+            name: r.name,
+            method,
+            host,
+            headers,
+            header_matches,
+        },
+        path,
+    ))
+}
+
+fn compile_direction(d: DirectionConfig) -> Result<Direction, ConfigError> {
+    let mut rules = Vec::with_capacity(d.rules.len());
+    let mut patterns = Vec::new();
+    let mut with_path = Vec::new();
+    let mut any_path = Vec::new();
+    for (i, r) in d.rules.into_iter().enumerate() {
+        let (rule, path) = compile_rule(r)?;
+        match path {
+            Some(p) => {
+                patterns.push(format!("^(?:{p})$"));
+                with_path.push(i);
+            }
+            None => any_path.push(i),
+        }
+        rules.push(rule);
+    }
+    let paths = RegexSetBuilder::new(&patterns)
+        .size_limit(REGEX_SIZE_LIMIT * patterns.len().max(1))
+        .dfa_size_limit(2 * REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| ConfigError::new(format!("{}: paths: {e}", d.name)))?;
+    Ok(Direction {
+        name: d.name,
+        deny: d.deny,
+        allow_all: d.allow_all,
+        rules,
+        with_path,
+        paths,
+        any_path,
+    })
+}
+
+/// The request as the rules see it: pseudo-headers and headers, read once.
+struct View {
+    method: Vec<u8>,
+    path: Vec<u8>,
+    authority: Vec<u8>,
+    /// (lower-case name, value), regular headers only.
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl View {
+    fn read(req: &Request<'_>) -> View {
+        let mut v = View {
+            method: Vec::new(),
+            path: Vec::new(),
+            authority: Vec::new(),
+            headers: Vec::new(),
+        };
+        for (k, val) in req.headers_bytes() {
+            match k.as_slice() {
+                b":method" => v.method = val,
+                b":path" => v.path = val,
+                b":authority" => v.authority = val,
+                _ if k.first() == Some(&b':') => {}
+                _ => v
+                    .headers
+                    .push((String::from_utf8_lossy(&k).to_ascii_lowercase(), val)),
+            }
+        }
+        v
+    }
+
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+impl Rule {
+    fn matches(&self, v: &View) -> bool {
+        if self.method.as_ref().is_some_and(|m| !m.is_match(&v.method)) {
+            return false;
+        }
+        if self
+            .host
+            .as_ref()
+            .is_some_and(|h| !h.is_match(&v.authority))
+        {
+            return false;
+        }
+        let present = |name: &str, value: Option<&[u8]>| {
+            let mut vals = v.values(name);
+            match value {
+                None => vals.next().is_some(),
+                Some(want) => vals.any(|x| x == want),
+            }
+        };
+        self.headers
+            .iter()
+            .all(|(n, val)| present(n, val.as_deref()))
+            && self
+                .header_matches
+                .iter()
+                .filter(|(_, _, m)| m.is_none())
+                .all(|(n, val, _)| present(n, Some(val)))
+    }
+
+    /// Applies the mismatch actions of this (matching) rule.
+    fn apply_mismatches(&self, v: &View, req: &mut Request<'_>) {
+        for (name, value, action) in &self.header_matches {
+            let Some(action) = action else { continue };
+            let mut vals = v.values(name);
+            let matched = if value.is_empty() {
+                vals.next().is_some()
+            } else {
+                vals.any(|x| x == value.as_slice())
+            };
+            if matched {
+                continue;
+            }
+            match action {
+                Mismatch::Log => strait_sdk::log(
+                    Level::Info,
+                    &format!("{}: header {name} mismatch (request allowed)", self.name),
+                ),
+                Mismatch::Add => req.add_header(name, value),
+                Mismatch::Delete => req.remove_header(name),
+                Mismatch::Replace => req.set_header(name, value),
+            }
+        }
+    }
+}
+
+impl Direction {
+    /// The first rule (in policy order) that matches.
+    fn first_match(&self, v: &View) -> Option<&Rule> {
+        let mut best = self
+            .any_path
+            .iter()
+            .copied()
+            .find(|&i| self.rules[i].matches(v));
+        // Pattern indices come in ascending order, and so do their rule indices.
+        for k in self.paths.matches(&v.path).iter() {
+            let i = self.with_path[k];
+            if best.is_some_and(|b| b < i) {
+                break;
+            }
+            if self.rules[i].matches(v) {
+                best = Some(i);
+                break;
+            }
+        }
+        best.map(|i| &self.rules[i])
+    }
+}
+
+fn deny(req: &mut Request<'_>, why: &str) -> Decision {
+    req.set_property(&["strait", "policy"], why);
+    if req.is_grpc() {
+        Decision::deny_grpc(grpc::PERMISSION_DENIED, "Access denied")
+    } else {
+        Decision::deny_with(403, ACCESS_DENIED)
+    }
+}
+
+impl Filter for HttpPolicy {
+    fn configure(config: &[u8]) -> Result<Self, ConfigError> {
+        let cfg: Config = strait_sdk::config::from_json(config)?;
+        let mut sets = Vec::with_capacity(cfg.sets.len());
+        for s in cfg.sets {
+            let mut directions = Vec::with_capacity(s.directions.len());
+            for d in s.directions {
+                directions.push(compile_direction(d)?);
+            }
+            sets.push(Set {
+                source_identity: s.source_identity,
+                destination_identity: s.destination_identity,
+                port: s.port,
+                directions,
+            });
+        }
+        let keyed = sets.iter().any(|s| {
+            s.source_identity.is_some() || s.destination_identity.is_some() || s.port.is_some()
+        });
+        Ok(HttpPolicy {
+            sets,
+            keyed,
+            denied: Counter::define("http_policy_denied")?,
+            allowed: Counter::define("http_policy_allowed")?,
+        })
+    }
+
+    fn on_request(&self, req: &mut Request<'_>) -> Decision {
+        let set = if self.keyed {
+            let id = |name: &str| {
+                req.property_string(&["strait", name])
+                    .and_then(|s| s.parse::<u64>().ok())
+            };
+            let (src, dst) = (id("source_identity"), id("destination_identity"));
+            let port = req
+                .property_i64(&["destination", "port"])
+                .and_then(|p| u16::try_from(p).ok());
+            self.sets.iter().find(|s| {
+                (s.source_identity.is_none() || s.source_identity == src)
+                    && (s.destination_identity.is_none() || s.destination_identity == dst)
+                    && (s.port.is_none() || s.port == port)
+            })
+        } else {
+            self.sets.first()
+        };
+        let Some(set) = set else {
+            self.denied.increment(1);
+            return deny(req, "no policy covers this connection");
+        };
+        if set.directions.is_empty() {
+            return Decision::Allow;
+        }
+        let view = View::read(req);
+        let mut decided: Vec<&str> = Vec::with_capacity(set.directions.len());
+        let mut apply: Vec<&Rule> = Vec::new();
+        for d in &set.directions {
+            if let Some(why) = &d.deny {
+                self.denied.increment(1);
+                return deny(req, why);
+            }
+            if let Some(rule) = &d.allow_all {
+                decided.push(rule);
+                continue;
+            }
+            match d.first_match(&view) {
+                Some(rule) => {
+                    decided.push(&rule.name);
+                    apply.push(rule);
+                }
+                None => {
+                    self.denied.increment(1);
+                    return deny(req, &format!("{}: no rule matches", d.name));
+                }
+            }
+        }
+        for rule in apply {
+            rule.apply_mismatches(&view, req);
+        }
+        self.allowed.increment(1);
+        req.set_property(&["strait", "policy"], decided.join(" + "));
+        Decision::Allow
+    }
+}
+
+strait_sdk::export_filter!(HttpPolicy);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,284 @@
+#![allow(clippy::unwrap_used)]
+
+use serde_json::json;
+use strait_sdk::testing::{Harness, TestRequest};
+
+use super::HttpPolicy;
+
+fn rule(name: &str, fields: serde_json::Value) -> serde_json::Value {
+    let mut r = json!({ "name": name });
+    for (k, v) in fields.as_object().unwrap() {
+        r[k] = v.clone();
+    }
+    r
+}
+
+fn one_direction(rules: Vec<serde_json::Value>) -> Harness<HttpPolicy> {
+    let cfg = json!({"sets": [{
+        "source_identity": null, "destination_identity": null, "port": null,
+        "directions": [{"name": "ingress of app=api", "rules": rules}]
+    }]});
+    Harness::new(cfg.to_string()).unwrap()
+}
+
+fn policy(out: &strait_sdk::testing::Outcome) -> String {
+    String::from_utf8_lossy(out.set_property(&["strait", "policy"]).unwrap_or_default()).into()
+}
+
+#[test]
+fn method_path_and_host_are_full_matches() {
+    let mut h = one_direction(vec![
+        rule("p/r0", json!({"method": "GET", "path": "/public/.*"})),
+        rule(
+            "p/r1",
+            json!({"method": "POST|PUT", "path": "/submit", "host": "api\\.example\\.com(:80)?"}),
+        ),
+    ]);
+    let ok = h.request(TestRequest::get("/public/a?x=1"));
+    assert!(ok.allowed());
+    assert_eq!(policy(&ok), "p/r0");
+
+    for denied in [
+        TestRequest::get("/publicx"),
+        TestRequest::get("/private/public/a"),
+        TestRequest::post("/public/a"),
+        TestRequest::new("GETX", "/public/a"),
+        TestRequest::post("/submit").header(":authority", "api.example.com.evil"),
+        TestRequest::post("/submit?x").header(":authority", "api.example.com"),
+    ] {
+        let out = h.request(denied);
+        assert_eq!(out.status(), Some(403));
+        assert_eq!(out.body_text(), "Access denied\r\n");
+        assert!(!out.reached_upstream());
+        assert_eq!(policy(&out), "ingress of app=api: no rule matches");
+    }
+    for host in ["api.example.com", "api.example.com:80"] {
+        let out = h.request(TestRequest::put("/submit").header(":authority", host));
+        assert!(out.allowed(), "{host}");
+        assert_eq!(policy(&out), "p/r1");
+    }
+}
+
+#[test]
+fn first_matching_rule_in_policy_order_is_named() {
+    let mut h = one_direction(vec![
+        rule("r0", json!({"path": "/a/.*", "method": "DELETE"})),
+        rule("r1", json!({"method": "GET"})),
+        rule("r2", json!({"path": "/a/b"})),
+    ]);
+    assert_eq!(policy(&h.request(TestRequest::get("/a/b"))), "r1");
+    assert_eq!(policy(&h.request(TestRequest::post("/a/b"))), "r2");
+    assert_eq!(policy(&h.request(TestRequest::delete("/a/b"))), "r0");
+    assert_eq!(h.request(TestRequest::post("/a/c")).status(), Some(403));
+}
+
+#[test]
+fn headers_need_presence_or_exact_value() {
+    let mut h = one_direction(vec![rule(
+        "r",
+        json!({"headers": [{"name": "X-Team", "value": null}, {"name": "x-env", "value": "prod"}]}),
+    )]);
+    let ok = h.request(
+        TestRequest::get("/")
+            .header("x-team", "")
+            .header("x-env", "dev")
+            .header("x-env", "prod"),
+    );
+    assert!(ok.allowed());
+    for req in [
+        TestRequest::get("/").header("x-env", "prod"),
+        TestRequest::get("/")
+            .header("x-team", "a")
+            .header("x-env", "Prod"),
+        // Not UTF-8: neither panics nor matches.
+        TestRequest::get("/")
+            .header("x-team", "a")
+            .header("x-env", [0xff, b'p']),
+    ] {
+        assert_eq!(h.request(req).status(), Some(403));
+    }
+}
+
+#[test]
+fn header_matches_without_mismatch_must_match() {
+    let mut h = one_direction(vec![rule(
+        "r",
+        json!({"header_matches": [{"name": "x-token", "value": "s3cret", "mismatch": null}]}),
+    )]);
+    assert!(h
+        .request(TestRequest::get("/").header("x-token", "s3cret"))
+        .allowed());
+    assert_eq!(
+        h.request(TestRequest::get("/").header("x-token", "no"))
+            .status(),
+        Some(403)
+    );
+    assert_eq!(h.request(TestRequest::get("/")).status(), Some(403));
+}
+
+#[test]
+fn header_match_mismatch_actions_change_the_request() {
+    let mut h = one_direction(vec![rule(
+        "r",
+        json!({"path": "/.*", "header_matches": [
+            {"name": "x-add", "value": "added", "mismatch": "ADD"},
+            {"name": "x-del", "value": "keep", "mismatch": "DELETE"},
+            {"name": "x-rep", "value": "fixed", "mismatch": "REPLACE"},
+            {"name": "x-log", "value": "v", "mismatch": "LOG"}
+        ]}),
+    )]);
+    let out = h.request(
+        TestRequest::get("/x")
+            .header("x-add", "other")
+            .header("x-del", "gone")
+            .header("x-rep", "wrong")
+            .header("x-log", "w"),
+    );
+    assert!(out.allowed());
+    let hs = out.request_headers();
+    let vals = |n: &str| -> Vec<&str> {
+        hs.iter()
+            .filter(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(vals("x-add"), ["other", "added"]);
+    assert!(vals("x-del").is_empty());
+    assert_eq!(vals("x-rep"), ["fixed"]);
+    assert_eq!(vals("x-log"), ["w"]);
+    assert!(h
+        .logs()
+        .iter()
+        .any(|l| l.message.contains("x-log mismatch")));
+
+    // Matching values are left alone.
+    let out = h.request(
+        TestRequest::get("/x")
+            .header("x-add", "added")
+            .header("x-del", "keep")
+            .header("x-rep", "fixed"),
+    );
+    let hs = out.request_headers();
+    assert_eq!(hs.iter().filter(|(k, _)| k == "x-add").count(), 1);
+    assert!(hs.iter().any(|(k, v)| k == "x-del" && v == "keep"));
+}
+
+#[test]
+fn grpc_denials_are_permission_denied() {
+    let mut h = one_direction(vec![rule(
+        "r",
+        json!({"method": "POST", "path": "/pkg\\.Greeter/SayHello"}),
+    )]);
+    assert!(h
+        .request(TestRequest::grpc("pkg.Greeter", "SayHello"))
+        .allowed());
+    let out = h.request(TestRequest::grpc("pkg.Greeter", "Delete"));
+    assert_eq!(out.grpc_status(), Some(7));
+    assert_eq!(out.status(), Some(200));
+    assert_eq!(out.body_text(), "Access denied");
+}
+
+#[test]
+fn deny_allow_all_and_every_direction() {
+    let cfg = json!({"sets": [{
+        "source_identity": null, "destination_identity": null, "port": null,
+        "directions": [
+            {"name": "egress of app=web", "allow_all": "p/egress[0]"},
+            {"name": "ingress of app=api", "rules": [{"name": "p/ingress[0].http[0]", "path": "/ok"}]}
+        ]
+    }]});
+    let mut h = Harness::<HttpPolicy>::new(cfg.to_string()).unwrap();
+    let out = h.request(TestRequest::get("/ok"));
+    assert!(out.allowed());
+    assert_eq!(policy(&out), "p/egress[0] + p/ingress[0].http[0]");
+    assert_eq!(h.request(TestRequest::get("/no")).status(), Some(403));
+
+    let cfg = json!({"sets": [{
+        "source_identity": null, "destination_identity": null, "port": null,
+        "directions": [{"name": "ingress of app=api", "deny": "p/ingressDeny[0]", "allow_all": "q"}]
+    }]});
+    let mut h = Harness::<HttpPolicy>::new(cfg.to_string()).unwrap();
+    let out = h.request(TestRequest::get("/ok"));
+    assert_eq!(out.status(), Some(403));
+    assert_eq!(policy(&out), "p/ingressDeny[0]");
+
+    // No direction enforces L7: allowed, nothing named.
+    let cfg =
+        json!({"sets": [{"source_identity": null, "destination_identity": null, "port": null}]});
+    let mut h = Harness::<HttpPolicy>::new(cfg.to_string()).unwrap();
+    let out = h.request(TestRequest::get("/anything"));
+    assert!(out.allowed());
+    assert_eq!(out.set_property(&["strait", "policy"]), None);
+}
+
+#[test]
+fn sets_are_chosen_by_identity_and_port_and_unknown_connections_are_denied() {
+    let cfg = json!({"sets": [
+        {"source_identity": 256, "destination_identity": 257, "port": 80,
+         "directions": [{"name": "a", "rules": [{"name": "a0", "path": "/a"}]}]},
+        {"source_identity": 258, "destination_identity": null, "port": null,
+         "directions": [{"name": "b", "rules": [{"name": "b0", "path": "/b"}]}]}
+    ]});
+    let mut h = Harness::<HttpPolicy>::new(cfg.to_string()).unwrap();
+    let conn = |src: u64, dst: &'static str, port: i64| {
+        move |r: TestRequest| {
+            r.source_identity(src)
+                .property(&["strait", "destination_identity"], dst)
+                .property_i64(&["destination", "port"], port)
+        }
+    };
+    let a = conn(256, "257", 80);
+    assert!(h.request(a(TestRequest::get("/a"))).allowed());
+    assert_eq!(h.request(a(TestRequest::get("/b"))).status(), Some(403));
+    let b = conn(258, "999", 8080);
+    assert!(h.request(b(TestRequest::get("/b"))).allowed());
+    let other = conn(256, "257", 81);
+    let out = h.request(other(TestRequest::get("/a")));
+    assert_eq!(out.status(), Some(403));
+    assert_eq!(policy(&out), "no policy covers this connection");
+    // No identity at all.
+    assert_eq!(h.request(TestRequest::get("/a")).status(), Some(403));
+}
+
+#[test]
+fn bad_configurations_are_rejected() {
+    let bad = |rules: serde_json::Value| {
+        let cfg = json!({"sets": [{"source_identity": null, "destination_identity": null, "port": null,
+            "directions": [{"name": "d", "rules": rules}]}]});
+        Harness::<HttpPolicy>::new(cfg.to_string())
+            .err()
+            .expect("rejected")
+            .message()
+            .to_owned()
+    };
+    let e = bad(json!([{"name": "r", "path": "/a(["}]));
+    assert!(e.contains("r: `path`"), "{e}");
+    let e = bad(json!([{"name": "r", "method": "(((a{1000}){1000}){1000})"}]));
+    assert!(e.contains("r: `method`") && e.contains("size limit"), "{e}");
+    let e = bad(json!([{"name": "r", "nope": 1}]));
+    assert!(e.contains("nope"), "{e}");
+    let e = bad(
+        json!([{"name": "r", "header_matches": [{"name": "x", "value": "v", "mismatch": "EXPLODE"}]}]),
+    );
+    assert!(e.contains("EXPLODE"), "{e}");
+    assert!(Harness::<HttpPolicy>::new("").is_err());
+}
+
+#[test]
+fn a_hundred_rules_pick_the_right_one() {
+    let rules: Vec<_> = (0..100)
+        .map(|i| {
+            rule(
+                &format!("r{i}"),
+                json!({"method": "GET", "path": format!("/svc{i}/.*")}),
+            )
+        })
+        .collect();
+    let mut h = one_direction(rules);
+    for i in [0, 42, 99] {
+        let out = h.request(TestRequest::get(&format!("/svc{i}/x")));
+        assert!(out.allowed());
+        assert_eq!(policy(&out), format!("r{i}"));
+    }
+    assert_eq!(h.request(TestRequest::get("/svc100/x")).status(), Some(403));
+}

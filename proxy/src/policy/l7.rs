@@ -1,0 +1,512 @@
+//! L7 rules of CiliumNetworkPolicy (`toPorts.rules.http` / `.kafka`): checked when a policy file
+//! loads, and compiled into the configuration of the built-in HTTP policy filter
+//! (`filters/http-policy`), which strait puts first in the chain of every listener with a
+//! `policy:`.
+//!
+//! Which rules apply to a connection follows Cilium: a policy whose `endpointSelector` selects
+//! the server and that has `ingress` (or `ingressDeny`) enforces ingress at the server; one
+//! selecting the client with `egress` enforces egress at the client. In each enforced
+//! direction the peer rules matching the other side's labels and the port are collected: any
+//! matching deny rule refuses everything; a matching rule without L7 rules allows every request
+//! (Cilium's L7 wildcard); otherwise the collected `http` rules are what may pass. No matching
+//! rule at all means the pair is not allowed at L3/L4, and every request is refused.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::cnp::{self, HttpRule, KafkaRule, L7Rules, PortRule, Selector};
+use super::{egress_peers, ingress_peers, port_protocols, Labels, Peers, Policy, PROTO_TCP};
+
+/// Name of the built-in HTTP policy filter in a listener's chain (and in flow records).
+pub const HTTP_POLICY_FILTER: &str = "strait.http-policy";
+/// `module:` that names the built-in HTTP policy filter.
+pub const HTTP_POLICY_MODULE: &str = "builtin:http-policy";
+
+/// Largest compiled program of one regular expression; the filter uses the same limit.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Longest Kafka topic name.
+const MAX_TOPIC_LEN: usize = 249;
+
+/// Compiles `pattern` to match a whole value, as Cilium's regexes do (and as the filter will).
+pub fn full_match(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(2 * REGEX_SIZE_LIMIT)
+        .build()
+}
+
+/// One problem in a policy document's L7 rules: the field path, a text to find the line by (the
+/// offending value), and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub needle: Option<String>,
+    pub message: String,
+}
+
+/// The specs of a document in the order the compiler numbers them (`spec` first).
+pub(super) fn specs(doc: &cnp::Cnp) -> Vec<&cnp::Rule> {
+    let mut v: Vec<&cnp::Rule> = doc.spec.iter().collect();
+    v.extend(doc.specs.iter());
+    v
+}
+
+/// The four rule sections of a spec: (name, deny, peers).
+fn sections(spec: &cnp::Rule) -> [(&'static str, bool, Vec<Peers<'_>>); 4] {
+    [
+        ("ingress", false, ingress_peers(spec.ingress.as_deref())),
+        (
+            "ingressDeny",
+            true,
+            ingress_peers(spec.ingress_deny.as_deref()),
+        ),
+        ("egress", false, egress_peers(spec.egress.as_deref())),
+        (
+            "egressDeny",
+            true,
+            egress_peers(spec.egress_deny.as_deref()),
+        ),
+    ]
+}
+
+/// Checks every L7 rule of a policy document: regexes compile within the size limit, header
+/// and Kafka fields are valid, deny rules carry none.
+pub fn check(doc: &cnp::Cnp) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for (si, spec) in specs(doc).into_iter().enumerate() {
+        for (section, deny, peers) in sections(spec) {
+            for (ri, r) in peers.iter().enumerate() {
+                for (pi, pr) in r
+                    .ports
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .enumerate()
+                {
+                    let Some(rules) = &pr.rules else { continue };
+                    let field = format!("spec[{si}].{section}[{ri}].toPorts[{pi}].rules");
+                    if deny && rules.protocol().is_some() {
+                        out.push(Problem {
+                            field,
+                            needle: None,
+                            message: "deny rules cannot carry L7 rules".into(),
+                        });
+                        continue;
+                    }
+                    if rules.http.is_some() && rules.kafka.is_some() {
+                        out.push(Problem {
+                            field: field.clone(),
+                            needle: Some("kafka".into()),
+                            message: "a port has one L7 protocol: `http` or `kafka`, not both"
+                                .into(),
+                        });
+                    }
+                    for (hi, h) in rules.http.iter().flatten().enumerate() {
+                        check_http(&format!("{field}.http[{hi}]"), h, &mut out);
+                    }
+                    for (ki, k) in rules.kafka.iter().flatten().enumerate() {
+                        check_kafka(&format!("{field}.kafka[{ki}]"), k, &mut out);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn check_http(field: &str, h: &HttpRule, out: &mut Vec<Problem>) {
+    for (name, v) in [("method", &h.method), ("path", &h.path), ("host", &h.host)] {
+        if let Some(p) = v.as_deref().filter(|p| !p.is_empty()) {
+            if let Err(e) = full_match(p) {
+                out.push(Problem {
+                    field: format!("{field}.{name}"),
+                    needle: Some(p.to_owned()),
+                    message: format!("invalid regular expression: {}", one_line(&e.to_string())),
+                });
+            }
+        }
+    }
+    for (i, hd) in h.headers.iter().enumerate() {
+        if parse_header(hd).is_none() {
+            out.push(Problem {
+                field: format!("{field}.headers[{i}]"),
+                needle: Some(hd.clone()),
+                message: format!("`{hd}` is not `Name` or `Name: value`"),
+            });
+        }
+    }
+    for (i, m) in h.header_matches.iter().enumerate() {
+        let f = format!("{field}.headerMatches[{i}]");
+        if !valid_header_name(&m.name) {
+            out.push(Problem {
+                field: format!("{f}.name"),
+                needle: Some(m.name.clone()),
+                message: format!("`{}` is not an HTTP header name", m.name),
+            });
+        }
+        if m.secret.is_some() {
+            out.push(Problem {
+                field: format!("{f}.secret"),
+                needle: Some("secret".into()),
+                message: "secret references are not supported (strait has no Kubernetes API); put the value in `value`".into(),
+            });
+        }
+        if let Some(mm) = &m.mismatch {
+            if !matches!(mm.as_str(), "LOG" | "ADD" | "DELETE" | "REPLACE") {
+                out.push(Problem {
+                    field: format!("{f}.mismatch"),
+                    needle: Some(mm.clone()),
+                    message: format!("`{mm}` is not one of LOG, ADD, DELETE, REPLACE"),
+                });
+            }
+        }
+    }
+}
+
+fn check_kafka(field: &str, k: &KafkaRule, out: &mut Vec<Problem>) {
+    let mut bad = |sub: &str, needle: &str, message: String| {
+        out.push(Problem {
+            field: format!("{field}.{sub}"),
+            needle: Some(needle.to_owned()),
+            message,
+        })
+    };
+    if let Some(role) = &k.role {
+        if !matches!(role.to_ascii_lowercase().as_str(), "produce" | "consume") {
+            bad(
+                "role",
+                role,
+                format!("`{role}` is not `produce` or `consume`"),
+            );
+        }
+        if k.api_key.is_some() {
+            bad(
+                "apiKey",
+                "apiKey",
+                "`role` and `apiKey` are exclusive".into(),
+            );
+        }
+    }
+    if let Some(key) = &k.api_key {
+        if kafka_api_key(key).is_none() {
+            bad(
+                "apiKey",
+                key,
+                format!(
+                    "`{key}` is not a Kafka API name (e.g. produce, fetch, metadata) or number"
+                ),
+            );
+        }
+    }
+    if let Some(v) = &k.api_version {
+        if v.parse::<i16>().map_or(true, |v| v < 0) {
+            bad(
+                "apiVersion",
+                v,
+                format!("`{v}` is not an API version number"),
+            );
+        }
+    }
+    if let Some(t) = &k.topic {
+        let ok = !t.is_empty()
+            && t.len() <= MAX_TOPIC_LEN
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !ok {
+            bad(
+                "topic",
+                t,
+                format!("`{t}` is not a Kafka topic name (1–{MAX_TOPIC_LEN} of [a-zA-Z0-9._-])"),
+            );
+        }
+    }
+}
+
+/// A Kafka API key from a name (Cilium's lower-case names such as `produce`, `offsetcommit`,
+/// or Kafka's `OffsetCommit`) or a number.
+pub fn kafka_api_key(s: &str) -> Option<i16> {
+    if let Ok(n) = s.parse::<i16>() {
+        return crate::kafka::api(n).map(|a| a.key);
+    }
+    let want = s.replace(['-', '_'], "").to_ascii_lowercase();
+    crate::kafka::apis()
+        .iter()
+        .find(|a| a.name.to_ascii_lowercase() == want)
+        .map(|a| a.key)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn valid_header_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// `Name` → (name, None); `Name: value` → (name, Some(value)).
+fn parse_header(h: &str) -> Option<(String, Option<String>)> {
+    let (name, value) = match h.split_once(':') {
+        Some((n, v)) => (n.trim(), Some(v.trim().to_owned())),
+        None => (h.trim(), None),
+    };
+    valid_header_name(name).then(|| (name.to_ascii_lowercase(), value))
+}
+
+// ---- compilation for the HTTP policy filter ---------------------------------------------
+
+/// How a listener's clients and upstream are identified for policy (explicit listeners).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerPolicy {
+    /// Labels assumed for every client of the listener.
+    pub client: Labels,
+    /// Labels of the upstream (what `endpointSelector`s of ingress policies select).
+    pub server: Labels,
+    /// Only these policies (by `metadata.name`); empty: every loaded policy.
+    pub names: Vec<String>,
+}
+
+/// The filter's configuration; the filter crate's `Config` reads the same JSON.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct FilterConfig {
+    pub sets: Vec<SetConfig>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct SetConfig {
+    pub source_identity: Option<u64>,
+    pub destination_identity: Option<u64>,
+    pub port: Option<u16>,
+    pub directions: Vec<DirectionConfig>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct DirectionConfig {
+    pub name: String,
+    pub deny: Option<String>,
+    pub allow_all: Option<String>,
+    pub rules: Vec<RuleConfig>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct RuleConfig {
+    pub name: String,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub headers: Vec<HeaderConfig>,
+    pub header_matches: Vec<HeaderMatchConfig>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct HeaderConfig {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct HeaderMatchConfig {
+    pub name: String,
+    pub value: String,
+    pub mismatch: Option<String>,
+}
+
+fn describe(labels: &Labels) -> String {
+    if labels.is_empty() {
+        return "(no labels)".into();
+    }
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether a rule's peer part selects an endpoint with `labels`. CIDR peers and the `world` /
+/// `host` entities never select a labelled endpoint.
+fn peer_matches(r: &Peers<'_>, labels: &Labels) -> bool {
+    let any_peer =
+        r.endpoints.is_some() || r.entities.is_some() || r.cidr.is_some() || r.cidr_set.is_some();
+    if !any_peer {
+        return true;
+    }
+    r.endpoints
+        .is_some_and(|sels| sels.iter().any(|s: &Selector| s.matches(labels)))
+        || r.entities
+            .is_some_and(|es| es.iter().any(|e| e == "all" || e == "cluster"))
+}
+
+/// What the matching port rules of a peer rule say about `port`.
+enum PortVerdict<'r> {
+    /// The rule does not cover the port.
+    Miss,
+    /// Allowed without L7 rules.
+    AllowAll,
+    /// Allowed for requests matching these L7 rules (possibly none of the listener's protocol).
+    L7(&'r L7Rules),
+}
+
+fn port_verdicts<'r>(ports: Option<&'r Vec<PortRule>>, port: u16) -> Vec<(usize, PortVerdict<'r>)> {
+    let Some(prs) = ports else {
+        return vec![(0, PortVerdict::AllowAll)];
+    };
+    let mut out = Vec::new();
+    for (pi, pr) in prs.iter().enumerate() {
+        let covers = pr.ports.is_empty()
+            || pr.ports.iter().any(|pp| {
+                port_protocols(pp).is_ok_and(|v| {
+                    v.iter()
+                        .any(|&(p, proto)| (p == 0 || p == port) && proto == PROTO_TCP)
+                })
+            });
+        if !covers {
+            continue;
+        }
+        match &pr.rules {
+            Some(l7) if l7.protocol().is_some() => out.push((pi, PortVerdict::L7(l7))),
+            _ => out.push((pi, PortVerdict::AllowAll)),
+        }
+    }
+    if out.is_empty() {
+        out.push((0, PortVerdict::Miss));
+    }
+    out
+}
+
+fn http_rule(name: String, h: &HttpRule) -> RuleConfig {
+    let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    RuleConfig {
+        name,
+        method: nonempty(&h.method),
+        path: nonempty(&h.path),
+        host: nonempty(&h.host),
+        headers: h
+            .headers
+            .iter()
+            .filter_map(|x| parse_header(x))
+            .map(|(name, value)| HeaderConfig { name, value })
+            .collect(),
+        header_matches: h
+            .header_matches
+            .iter()
+            .map(|m| HeaderMatchConfig {
+                name: m.name.to_ascii_lowercase(),
+                value: m.value.clone().unwrap_or_default(),
+                mismatch: m.mismatch.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The HTTP policy filter's configuration for an explicit listener whose clients carry
+/// `lp.client` labels and whose upstream (port `port`) carries `lp.server` labels.
+pub fn http_filter_config(policies: &[Policy], lp: &ListenerPolicy, port: u16) -> FilterConfig {
+    let selected = |p: &Policy| lp.names.is_empty() || lp.names.iter().any(|n| *n == p.name);
+    let mut directions = Vec::new();
+    for (dir, local, remote) in [
+        ("ingress", &lp.server, &lp.client),
+        ("egress", &lp.client, &lp.server),
+    ] {
+        let mut enforced = false;
+        let mut deny: Option<String> = None;
+        let mut allow_all: Option<String> = None;
+        let mut rules = Vec::new();
+        for p in policies.iter().filter(|p| selected(p)) {
+            for (si, spec) in specs(&p.doc).into_iter().enumerate() {
+                if !spec
+                    .endpoint_selector
+                    .as_ref()
+                    .is_some_and(|s| s.matches(local))
+                {
+                    continue;
+                }
+                for (section, is_deny, peers) in sections(spec) {
+                    if !section.starts_with(dir) {
+                        continue;
+                    }
+                    let present = match section {
+                        "ingress" => spec.ingress.is_some(),
+                        "ingressDeny" => spec.ingress_deny.is_some(),
+                        "egress" => spec.egress.is_some(),
+                        _ => spec.egress_deny.is_some(),
+                    };
+                    enforced |= present;
+                    for (ri, r) in peers.iter().enumerate() {
+                        if !peer_matches(r, remote) {
+                            continue;
+                        }
+                        for (pi, v) in port_verdicts(r.ports, port) {
+                            let name = if r.ports.is_some() {
+                                format!("{}/spec[{si}].{section}[{ri}].toPorts[{pi}]", p.name)
+                            } else {
+                                format!("{}/spec[{si}].{section}[{ri}]", p.name)
+                            };
+                            match v {
+                                PortVerdict::Miss => {}
+                                _ if is_deny => {
+                                    deny.get_or_insert(name);
+                                }
+                                PortVerdict::AllowAll => {
+                                    allow_all.get_or_insert(name);
+                                }
+                                PortVerdict::L7(l7) => {
+                                    for (hi, h) in l7.http.iter().flatten().enumerate() {
+                                        rules
+                                            .push(http_rule(format!("{name}.rules.http[{hi}]"), h));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !enforced {
+            continue;
+        }
+        let side = describe(local);
+        let name = format!("{dir} of {side}");
+        if deny.is_none() && allow_all.is_none() && rules.is_empty() {
+            deny = Some(format!(
+                "{name}: no rule allows {} to port {port}",
+                describe(remote)
+            ));
+        }
+        directions.push(DirectionConfig {
+            name,
+            deny,
+            allow_all,
+            rules,
+        });
+    }
+    FilterConfig {
+        sets: vec![SetConfig {
+            source_identity: None,
+            destination_identity: None,
+            port: None,
+            directions,
+        }],
+    }
+}
+
+/// Policy names that `lp.names` asks for but no loaded policy has.
+pub fn missing_names<'a>(policies: &[Policy], lp: &'a ListenerPolicy) -> Vec<&'a str> {
+    lp.names
+        .iter()
+        .filter(|n| !policies.iter().any(|p| p.name == **n))
+        .map(String::as_str)
+        .collect()
+}
+
+/// Labels from a YAML mapping of strings (source prefixes such as `k8s:` removed).
+pub fn labels(map: &BTreeMap<String, String>) -> Labels {
+    map.iter()
+        .map(|(k, v)| (cnp::strip_source(k).to_owned(), v.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

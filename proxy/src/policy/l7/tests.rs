@@ -1,0 +1,251 @@
+use std::path::Path;
+
+use super::*;
+use crate::policy::{parse, PolicyError};
+
+fn labels_of(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn errors(src: &str) -> Vec<crate::config::Diagnostic> {
+    match parse(Path::new("p.yaml"), src) {
+        Err(PolicyError::Invalid(d)) => d,
+        other => panic!("expected errors, got {other:?}"),
+    }
+}
+
+const HEAD: &str = "apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: api }
+spec:
+  endpointSelector: { matchLabels: { app: api } }
+  ingress:
+  - fromEndpoints: [{ matchLabels: { app: web } }]
+    toPorts:
+    - ports: [{ port: \"80\", protocol: TCP }]
+      rules:
+";
+
+#[test]
+fn invalid_regexes_are_rejected_at_their_line() {
+    let src = format!("{HEAD}        http:\n        - method: GET\n          path: \"/a([\"\n");
+    let d = errors(&src);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].line, 13);
+    assert_eq!(
+        d[0].field,
+        "spec[0].ingress[0].toPorts[0].rules.http[0].path"
+    );
+    assert!(
+        d[0].message.contains("invalid regular expression"),
+        "{}",
+        d[0].message
+    );
+
+    // A regex bomb: refused by the size limit, not compiled into a huge program.
+    let src = format!("{HEAD}        http:\n        - path: \"((a{{100}}){{100}}){{100}}\"\n");
+    let d = errors(&src);
+    assert!(d[0].message.contains("size limit"), "{}", d[0].message);
+}
+
+#[test]
+fn unknown_l7_fields_are_rejected_at_their_line() {
+    let src = format!("{HEAD}        http:\n        - method: GET\n          pathh: /x\n");
+    let d = errors(&src);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!((d[0].line, d[0].column), (13, 11), "{d:?}");
+    assert!(
+        d[0].message.contains("unknown field `pathh`"),
+        "{}",
+        d[0].message
+    );
+
+    let src = format!("{HEAD}        dns:\n        - matchName: x\n");
+    let d = errors(&src);
+    assert!(
+        d[0].message.contains("unknown field `dns`"),
+        "{}",
+        d[0].message
+    );
+    assert_eq!(d[0].line, 11);
+}
+
+#[test]
+fn header_and_kafka_fields_are_checked() {
+    let src = format!(
+        "{HEAD}        http:\n        - headers: [\"X-Ok\", \"bad name: v\"]\n          headerMatches:\n          - {{ name: x, mismatch: EXPLODE }}\n          - {{ name: y, secret: {{ name: s }} }}\n"
+    );
+    let d = errors(&src);
+    let fields: Vec<&str> = d.iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec[0].ingress[0].toPorts[0].rules.http[0].headers[1]",
+            "spec[0].ingress[0].toPorts[0].rules.http[0].headerMatches[0].mismatch",
+            "spec[0].ingress[0].toPorts[0].rules.http[0].headerMatches[1].secret",
+        ]
+    );
+    assert_eq!(d[1].line, 14);
+
+    let src = format!(
+        "{HEAD}        kafka:\n        - {{ role: write }}\n        - {{ role: produce, apiKey: fetch }}\n        - {{ apiKey: nosuch }}\n        - {{ apiVersion: \"-1\", topic: \"bad topic\" }}\n        - {{ apiKey: offsetcommit, topic: orders }}\n        - {{ apiKey: \"1\" }}\n"
+    );
+    let d = errors(&src);
+    let fields: Vec<&str> = d.iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec[0].ingress[0].toPorts[0].rules.kafka[0].role",
+            "spec[0].ingress[0].toPorts[0].rules.kafka[1].apiKey",
+            "spec[0].ingress[0].toPorts[0].rules.kafka[2].apiKey",
+            "spec[0].ingress[0].toPorts[0].rules.kafka[3].apiVersion",
+            "spec[0].ingress[0].toPorts[0].rules.kafka[3].topic",
+        ],
+        "{d:?}"
+    );
+    assert_eq!(kafka_api_key("OffsetCommit"), Some(8));
+    assert_eq!(kafka_api_key("produce"), Some(0));
+    assert_eq!(kafka_api_key("9999"), None);
+}
+
+#[test]
+fn deny_rules_cannot_carry_l7() {
+    let src = "apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: d }
+spec:
+  endpointSelector: {}
+  ingressDeny:
+  - toPorts:
+    - ports: [{ port: \"80\" }]
+      rules: { http: [{ method: GET }] }
+";
+    let d = errors(src);
+    assert_eq!(d[0].field, "spec[0].ingressDeny[0].toPorts[0].rules");
+}
+
+fn policies(src: &str) -> Vec<Policy> {
+    parse(Path::new("p.yaml"), src).unwrap()
+}
+
+fn lp(client: &[(&str, &str)], server: &[(&str, &str)]) -> ListenerPolicy {
+    ListenerPolicy {
+        client: labels_of(client),
+        server: labels_of(server),
+        names: Vec::new(),
+    }
+}
+
+const POLICY: &str = "apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: api-l7 }
+spec:
+  endpointSelector: { matchLabels: { app: api } }
+  ingress:
+  - fromEndpoints: [{ matchLabels: { app: web } }]
+    toPorts:
+    - ports: [{ port: \"80\", protocol: TCP }]
+      rules:
+        http:
+        - { method: GET, path: \"/public/.*\" }
+        - method: POST
+          path: /submit
+          headers: [\"X-Team: blue\"]
+          headerMatches: [{ name: X-Env, value: prod, mismatch: REPLACE }]
+  - fromEndpoints: [{ matchLabels: { app: admin } }]
+    toPorts:
+    - ports: [{ port: \"80\" }]
+";
+
+#[test]
+fn ingress_rules_for_the_client_and_port_are_compiled() {
+    let ps = policies(POLICY);
+    let c = http_filter_config(&ps, &lp(&[("app", "web")], &[("app", "api")]), 80);
+    assert_eq!(c.sets.len(), 1);
+    let d = &c.sets[0].directions;
+    assert_eq!(d.len(), 1, "only ingress is enforced: {d:?}");
+    assert_eq!(d[0].name, "ingress of app=api");
+    assert_eq!(
+        (d[0].deny.as_deref(), d[0].allow_all.as_deref()),
+        (None, None)
+    );
+    assert_eq!(d[0].rules.len(), 2);
+    assert_eq!(
+        d[0].rules[0].name,
+        "api-l7/spec[0].ingress[0].toPorts[0].rules.http[0]"
+    );
+    assert_eq!(d[0].rules[1].headers[0].name, "x-team");
+    assert_eq!(d[0].rules[1].headers[0].value.as_deref(), Some("blue"));
+    assert_eq!(d[0].rules[1].header_matches[0].name, "x-env");
+    assert_eq!(
+        d[0].rules[1].header_matches[0].mismatch.as_deref(),
+        Some("REPLACE")
+    );
+
+    // An L4-only rule for this client: every request passes (Cilium's L7 wildcard).
+    let c = http_filter_config(&ps, &lp(&[("app", "admin")], &[("app", "api")]), 80);
+    assert_eq!(
+        c.sets[0].directions[0].allow_all.as_deref(),
+        Some("api-l7/spec[0].ingress[1].toPorts[0]")
+    );
+
+    // Another client, or another port: not allowed at all.
+    for (client, port) in [("other", 80), ("web", 81)] {
+        let c = http_filter_config(&ps, &lp(&[("app", client)], &[("app", "api")]), port);
+        let d = &c.sets[0].directions[0];
+        assert_eq!(
+            d.deny.as_deref(),
+            Some(&*format!(
+                "ingress of app=api: no rule allows app={client} to port {port}"
+            ))
+        );
+    }
+
+    // A server no policy selects: nothing is enforced.
+    let c = http_filter_config(&ps, &lp(&[("app", "web")], &[("app", "db")]), 80);
+    assert!(c.sets[0].directions.is_empty());
+}
+
+#[test]
+fn egress_and_deny_rules_and_policy_names() {
+    let src = format!(
+        "{POLICY}---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {{ name: web-egress }}
+spec:
+  endpointSelector: {{ matchLabels: {{ app: web }} }}
+  egress:
+  - toEndpoints: [{{ matchLabels: {{ app: api }} }}]
+    toPorts:
+    - ports: [{{ port: \"80\" }}]
+      rules: {{ http: [{{ path: \"/public/a\" }}] }}
+  egressDeny:
+  - toEndpoints: [{{ matchLabels: {{ app: secret }} }}]
+"
+    );
+    let ps = policies(&src);
+    let c = http_filter_config(&ps, &lp(&[("app", "web")], &[("app", "api")]), 80);
+    let d = &c.sets[0].directions;
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[1].name, "egress of app=web");
+    assert_eq!(
+        d[1].rules[0].name,
+        "web-egress/spec[0].egress[0].toPorts[0].rules.http[0]"
+    );
+
+    let c = http_filter_config(&ps, &lp(&[("app", "web")], &[("app", "secret")]), 80);
+    assert_eq!(
+        c.sets[0].directions[0].deny.as_deref(),
+        Some("web-egress/spec[0].egressDeny[0]")
+    );
+
+    let mut only = lp(&[("app", "web")], &[("app", "api")]);
+    only.names = vec!["api-l7".into(), "nope".into()];
+    let c = http_filter_config(&ps, &only, 80);
+    assert_eq!(c.sets[0].directions.len(), 1);
+    assert_eq!(missing_names(&ps, &only), ["nope"]);
+}
