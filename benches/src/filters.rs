@@ -614,6 +614,7 @@ fn stream_info(listener: &str, req: &http::request::Parts) -> StreamInfo {
         protocol: "HTTP/1.1",
         tls: false,
         identity: None,
+        destination_identity: None,
         start: SystemTime::now(),
         method: req.method.as_str().to_owned(),
         path: req

@@ -59,6 +59,7 @@ impl TransparentCtx {
                 orig_dst,
                 target,
                 self.identities.of_addr(peer.ip()),
+                self.identities.of_addr(orig_dst.ip()),
             ))),
             Protocol::Tcp => Flow::Tcp(Arc::new(TcpProxy::new(
                 cfg.clone(),
@@ -129,6 +130,7 @@ impl Listener {
                     filters,
                     local,
                     Target::fixed(upstream.clone()),
+                    None,
                     None,
                 )))
             }

@@ -389,6 +389,11 @@ fn l3_l4_policy_l7_redirect_restart_and_cleanup() {
             "server saw: {body}"
         );
         assert!(body.contains("port=80 "), "{body}");
+        // L7 deny: the policy's http rule allows GET only; strait's built-in policy filter
+        // answers 403 without reaching the server.
+        let (rc, body) = w.curl(&format!("http://{srv}/l7-post"), &["-X", "POST"]);
+        assert_eq!(rc, 0, "L7 POST failed");
+        assert_eq!(body, "Access denied\r\n", "a denied request reached the server");
 
         std::thread::sleep(Duration::from_millis(300));
         let flows = w.flows();
@@ -411,6 +416,21 @@ fn l3_l4_policy_l7_redirect_restart_and_cleanup() {
         );
         assert_eq!(l7.source_identity, ids.of_addr(cli), "source identity");
         assert!(l7.source_identity.is_some());
+        assert_eq!(l7.destination_identity, ids.of_addr(srv), "destination identity");
+        assert_eq!(
+            l7.policy.as_deref(),
+            Some("server-ingress/spec[0].ingress[0].toPorts[0].rules.http[0]")
+        );
+        let denied = flows
+            .iter()
+            .find(|f| f.listener == "l7" && f.path.as_deref() == Some("/l7-post"))
+            .unwrap_or_else(|| panic!("no denied L7 flow in {flows:#?}"));
+        assert_eq!(denied.verdict, strait::flows::Verdict::Denied);
+        assert_eq!(denied.status, Some(403));
+        assert_eq!(
+            denied.policy.as_deref(),
+            Some("ingress of app=server: no rule matches")
+        );
         let redirected = flows.iter().any(|f| {
             f.verdict == strait::flows::Verdict::Redirected && f.destination == format!("{srv}:80")
         });

@@ -501,11 +501,20 @@ impl Validator {
                 clusters.push(Arc::new(c));
             }
         }
-        let loaded_policies = if raw.listeners.iter().any(|l| l.policy.is_some()) {
+        // Listeners with `policy:`, and transparent HTTP listeners (the datapath redirects L7
+        // traffic to them), enforce the policies' http rules.
+        let wants_policies = raw.listeners.iter().any(|l| {
+            l.policy.is_some()
+                || (l.transparent == Some(true)
+                    && l.protocol == RawProtocol::Http
+                    && !policies.is_empty())
+        });
+        let loaded_policies = if wants_policies {
             self.load_policies(&policies)
         } else {
             None
         };
+        let identities = crate::policy::Identities::from_endpoints(&endpoints);
         let mut listeners: Vec<Arc<ListenerConfig>> = Vec::new();
         let mut seen: Vec<(String, Option<SocketAddr>)> = Vec::new();
         for (i, l) in raw.listeners.into_iter().enumerate() {
@@ -526,7 +535,7 @@ impl Validator {
                 self.err(&format!("{field}.address"), msg);
             }
             seen.push((l.name.clone(), addr));
-            if let Some(lc) = self.listener(&field, l, loaded_policies.as_deref()) {
+            if let Some(lc) = self.listener(&field, l, loaded_policies.as_deref(), &identities) {
                 listeners.push(Arc::new(lc));
             }
         }
@@ -815,7 +824,9 @@ impl Validator {
         }
     }
 
-    /// The built-in HTTP policy filter for a listener with `policy:`, first in its chain.
+    /// The built-in HTTP policy filter, first in the chain of a listener with `policy:` and of
+    /// a transparent HTTP listener when policies are configured.
+    #[allow(clippy::too_many_arguments)]
     fn policy_filter(
         &mut self,
         f: &str,
@@ -824,8 +835,13 @@ impl Validator {
         protocol: Protocol,
         upstream: Option<&Upstream>,
         policies: Option<&[crate::policy::Policy]>,
+        identities: &crate::policy::Identities,
     ) -> Option<FilterConfig> {
         use crate::policy::l7;
+        if rp.is_none() && transparent && protocol == Protocol::Http {
+            let config = l7::http_filter_config_transparent(policies?, identities);
+            return self.policy_filter_config(f, &config);
+        }
         let rp = rp?;
         let field = format!("{f}.policy");
         if protocol != Protocol::Http {
@@ -865,11 +881,20 @@ impl Validator {
             Upstream::Fixed(a) => a.port_u16().unwrap_or(80),
             Upstream::OriginalDestination { .. } => return None,
         };
-        let config = match serde_json::to_vec(&l7::http_filter_config(policies, &lp, port)) {
+        self.policy_filter_config(f, &l7::http_filter_config(policies, &lp, port))
+    }
+
+    fn policy_filter_config(
+        &mut self,
+        f: &str,
+        config: &crate::policy::l7::FilterConfig,
+    ) -> Option<FilterConfig> {
+        use crate::policy::l7;
+        let config = match serde_json::to_vec(config) {
             Ok(c) => c,
             Err(e) => {
                 self.err(
-                    &field,
+                    f,
                     format!("cannot encode the policy filter's configuration: {e}"),
                 );
                 return None;
@@ -891,6 +916,7 @@ impl Validator {
         f: &str,
         l: RawListener,
         policies: Option<&[crate::policy::Policy]>,
+        identities: &crate::policy::Identities,
     ) -> Option<ListenerConfig> {
         let before = self.errors.len();
         if l.name.is_empty()
@@ -1006,6 +1032,7 @@ impl Validator {
             protocol,
             upstream.as_ref(),
             policies,
+            identities,
         );
         let mut filters = self.filters(f, l.filters);
         if let Some(pf) = policy_filter {

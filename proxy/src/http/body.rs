@@ -180,6 +180,7 @@ pub struct FlowContext<'a> {
     pub listener: &'a str,
     pub protocol: &'static str,
     pub identity: Option<u32>,
+    pub destination_identity: Option<u32>,
 }
 
 impl FlowGuard {
@@ -220,7 +221,7 @@ impl FlowGuard {
                 filter: None,
                 error: None,
                 source_identity: ctx.identity,
-                destination_identity: None,
+                destination_identity: ctx.destination_identity,
                 policy: None,
                 drop_reason: None,
             })

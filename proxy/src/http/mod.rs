@@ -48,6 +48,8 @@ pub struct HttpProxy {
     target: Target,
     /// Numeric identity of the client (transparent connections), from the endpoints.
     identity: Option<u32>,
+    /// Numeric identity of the original destination (transparent connections to endpoints).
+    destination_identity: Option<u32>,
 }
 
 /// Which pooled client carries a request upstream.
@@ -91,6 +93,7 @@ impl HttpProxy {
         local: SocketAddr,
         target: Target,
         identity: Option<u32>,
+        destination_identity: Option<u32>,
     ) -> Self {
         let mut server = auto::Builder::new(TokioExecutor::new());
         server
@@ -117,6 +120,7 @@ impl HttpProxy {
             upstreams: Upstreams::new(&cfg, &target),
             target,
             identity,
+            destination_identity,
             cfg,
             server,
             scheme,
@@ -216,7 +220,7 @@ impl HttpProxy {
             filter: None,
             error: None,
             source_identity: self.identity,
-            destination_identity: None,
+            destination_identity: self.destination_identity,
             policy: None,
             drop_reason: None,
         }
@@ -261,6 +265,7 @@ impl HttpProxy {
             listener: &self.cfg.name,
             protocol: version_str(down_version),
             identity: self.identity,
+            destination_identity: self.destination_identity,
         };
         let guard = FlowGuard::new(&self.flows, conn.activity.clone(), ctx, &req);
         let grpc = is_grpc(req.headers());
@@ -452,6 +457,7 @@ impl HttpProxy {
             protocol: version_str(req.version()),
             tls: conn.tls,
             identity: self.identity,
+            destination_identity: self.destination_identity,
             start: std::time::SystemTime::now(),
             method: req.method().as_str().to_owned(),
             path: req

@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::cnp::{self, HttpRule, KafkaRule, L7Rules, PortRule, Selector};
-use super::{egress_peers, ingress_peers, port_protocols, Labels, Peers, Policy, PROTO_TCP};
+use super::{
+    egress_peers, ingress_peers, port_protocols, Identities, Labels, Peers, Policy, PROTO_TCP,
+};
 
 /// Name of the built-in HTTP policy filter in a listener's chain (and in flow records).
 pub const HTTP_POLICY_FILTER: &str = "strait.http-policy";
@@ -403,17 +405,82 @@ fn http_rule(name: String, h: &HttpRule) -> RuleConfig {
 /// The HTTP policy filter's configuration for an explicit listener whose clients carry
 /// `lp.client` labels and whose upstream (port `port`) carries `lp.server` labels.
 pub fn http_filter_config(policies: &[Policy], lp: &ListenerPolicy, port: u16) -> FilterConfig {
-    let selected = |p: &Policy| lp.names.is_empty() || lp.names.iter().any(|n| *n == p.name);
+    let selected: Vec<&Policy> = policies
+        .iter()
+        .filter(|p| lp.names.is_empty() || lp.names.iter().any(|n| *n == p.name))
+        .collect();
+    FilterConfig {
+        sets: vec![SetConfig {
+            source_identity: None,
+            destination_identity: None,
+            port: None,
+            directions: directions(&selected, &lp.client, &lp.server, port),
+        }],
+    }
+}
+
+/// The HTTP policy filter's configuration for a transparent listener: one set per (source
+/// identity, destination identity, port) of local endpoints that some `http` rule covers, in
+/// that order (sets for rules without ports last). Connections no set covers — a destination
+/// that is not a local endpoint, for instance — are denied by the filter.
+pub fn http_filter_config_transparent(policies: &[Policy], ids: &Identities) -> FilterConfig {
+    // Ports that carry http rules; 0 for port rules without `ports` (every port).
+    let mut ports = std::collections::BTreeSet::new();
+    for p in policies {
+        for spec in specs(&p.doc) {
+            for (_, _, peers) in sections(spec) {
+                for r in &peers {
+                    for pr in r.ports.map(Vec::as_slice).unwrap_or_default() {
+                        if !pr.rules.as_ref().is_some_and(|l| l.http.is_some()) {
+                            continue;
+                        }
+                        if pr.ports.is_empty() {
+                            ports.insert(0);
+                        }
+                        for pp in &pr.ports {
+                            for (port, proto) in port_protocols(pp).unwrap_or_default() {
+                                if proto == PROTO_TCP {
+                                    ports.insert(port);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let all: Vec<&Policy> = policies.iter().collect();
+    let mut sets = Vec::new();
+    // Specific ports first: the filter takes the first set that matches.
+    for &port in ports.iter().filter(|p| **p != 0).chain(ports.get(&0)) {
+        for (src_labels, src) in ids.iter() {
+            for (dst_labels, dst) in ids.iter() {
+                let directions = directions(&all, src_labels, dst_labels, port);
+                if directions.is_empty() {
+                    continue;
+                }
+                sets.push(SetConfig {
+                    source_identity: Some(u64::from(src)),
+                    destination_identity: Some(u64::from(dst)),
+                    port: (port != 0).then_some(port),
+                    directions,
+                });
+            }
+        }
+    }
+    FilterConfig { sets }
+}
+
+/// The enforced directions (ingress at the server, egress at the client) for requests from
+/// `client` to `server` on `port`.
+fn directions(policies: &[&Policy], client: &Labels, server: &Labels, port: u16) -> Vec<DirectionConfig> {
     let mut directions = Vec::new();
-    for (dir, local, remote) in [
-        ("ingress", &lp.server, &lp.client),
-        ("egress", &lp.client, &lp.server),
-    ] {
+    for (dir, local, remote) in [("ingress", server, client), ("egress", client, server)] {
         let mut enforced = false;
         let mut deny: Option<String> = None;
         let mut allow_all: Option<String> = None;
         let mut rules = Vec::new();
-        for p in policies.iter().filter(|p| selected(p)) {
+        for p in policies {
             for (si, spec) in specs(&p.doc).into_iter().enumerate() {
                 if !spec
                     .endpoint_selector
@@ -453,8 +520,7 @@ pub fn http_filter_config(policies: &[Policy], lp: &ListenerPolicy, port: u16) -
                                 }
                                 PortVerdict::L7(l7) => {
                                     for (hi, h) in l7.http.iter().flatten().enumerate() {
-                                        rules
-                                            .push(http_rule(format!("{name}.rules.http[{hi}]"), h));
+                                        rules.push(http_rule(format!("{name}.rules.http[{hi}]"), h));
                                     }
                                 }
                             }
@@ -466,8 +532,7 @@ pub fn http_filter_config(policies: &[Policy], lp: &ListenerPolicy, port: u16) -
         if !enforced {
             continue;
         }
-        let side = describe(local);
-        let name = format!("{dir} of {side}");
+        let name = format!("{dir} of {}", describe(local));
         if deny.is_none() && allow_all.is_none() && rules.is_empty() {
             deny = Some(format!(
                 "{name}: no rule allows {} to port {port}",
@@ -481,14 +546,7 @@ pub fn http_filter_config(policies: &[Policy], lp: &ListenerPolicy, port: u16) -
             rules,
         });
     }
-    FilterConfig {
-        sets: vec![SetConfig {
-            source_identity: None,
-            destination_identity: None,
-            port: None,
-            directions,
-        }],
-    }
+    directions
 }
 
 /// Policy names that `lp.names` asks for but no loaded policy has.

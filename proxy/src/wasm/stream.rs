@@ -25,6 +25,8 @@ pub struct StreamInfo {
     pub tls: bool,
     /// Numeric identity of the source, when known.
     pub identity: Option<u32>,
+    /// Numeric identity of the (original) destination, when it is a local endpoint.
+    pub destination_identity: Option<u32>,
     pub start: SystemTime,
     /// The request as it arrived (filters may change the live one).
     pub method: String,

@@ -249,3 +249,46 @@ spec:
     assert_eq!(c.sets[0].directions.len(), 1);
     assert_eq!(missing_names(&ps, &only), ["nope"]);
 }
+
+#[test]
+fn transparent_sets_cover_endpoint_pairs_and_l7_ports() {
+    use crate::config::EndpointConfig;
+    let ep = |name: &str, app: &str, ip: [u8; 4]| EndpointConfig {
+        name: name.into(),
+        interface: format!("veth-{name}"),
+        netns: format!("ns-{name}"),
+        addresses: vec![std::net::IpAddr::from(ip)],
+        labels: labels_of(&[("app", app)]),
+        splice: true,
+    };
+    let ids = crate::policy::Identities::from_endpoints(&[
+        ep("web", "web", [10, 0, 0, 1]),
+        ep("api", "api", [10, 0, 0, 2]),
+    ]);
+    let (web, api) = (
+        ids.of_labels(&labels_of(&[("app", "web")])).unwrap(),
+        ids.of_labels(&labels_of(&[("app", "api")])).unwrap(),
+    );
+    let c = http_filter_config_transparent(&policies(POLICY), &ids);
+    // Port 80 only (the one with http rules); every pair whose server is api is enforced.
+    let keys: Vec<_> = c
+        .sets
+        .iter()
+        .map(|s| (s.source_identity, s.destination_identity, s.port))
+        .collect();
+    assert!(keys.contains(&(Some(u64::from(web)), Some(u64::from(api)), Some(80))), "{keys:?}");
+    assert!(keys.iter().all(|k| k.1 == Some(u64::from(api)) && k.2 == Some(80)), "{keys:?}");
+    let web_api = c
+        .sets
+        .iter()
+        .find(|s| s.source_identity == Some(u64::from(web)))
+        .unwrap();
+    assert_eq!(web_api.directions[0].rules.len(), 2);
+    // api → api is enforced too (no rule allows it).
+    let api_api = c
+        .sets
+        .iter()
+        .find(|s| s.source_identity == Some(u64::from(api)))
+        .unwrap();
+    assert!(api_api.directions[0].deny.is_some());
+}
