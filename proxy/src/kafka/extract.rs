@@ -21,6 +21,19 @@ pub(crate) struct Walked {
     pub topics: TopicList,
     /// Produce `Acks`.
     pub acks: Option<i16>,
+    /// Brokers a response advertises ([`Role::BrokerHost`] / [`Role::BrokerPort`]), in order.
+    pub brokers: Vec<BrokerAt>,
+}
+
+/// Where one advertised broker address is in the walked body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BrokerAt {
+    /// The host string's bytes, length prefix included.
+    pub host_span: std::ops::Range<usize>,
+    pub host: String,
+    /// Offset of the int32 port, once read.
+    pub port_at: Option<usize>,
+    pub port: i32,
 }
 
 /// Where in the message the walker is.
@@ -186,6 +199,12 @@ impl Walker {
                             topics.parents[p].key = ParentKey::Str(s.map(str::to_owned));
                         }
                     }
+                    (Role::BrokerHost, s) => self.out.brokers.push(BrokerAt {
+                        host_span: offset..r.position(),
+                        host: s.unwrap_or_default().to_owned(),
+                        port_at: None,
+                        port: 0,
+                    }),
                     _ => {}
                 }
             }
@@ -216,7 +235,14 @@ impl Walker {
                 }
             }
             Prim::Int32 => {
+                let offset = r.position();
                 let x = r.i32(what)?;
+                if field.role == Role::BrokerPort {
+                    if let Some(b) = self.out.brokers.last_mut().filter(|b| b.port_at.is_none()) {
+                        b.port_at = Some(offset);
+                        b.port = x;
+                    }
+                }
                 if let (Role::Partition, Some(e), true) = (field.role, at.entry, at.collect) {
                     topics.entries[e].partitions.push(x);
                 }

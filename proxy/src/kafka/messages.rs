@@ -153,8 +153,8 @@ pub(super) const METADATA_REQ: &[Field] = &[
 ];
 const METADATA_RESP_METADATA_RESPONSE_BROKER: &[Field] = &[
     f("NodeId", INT32, 0, MAX),
-    f("Host", STRING, 0, MAX),
-    f("Port", INT32, 0, MAX),
+    f("Host", STRING, 0, MAX).role(BrokerHost),
+    f("Port", INT32, 0, MAX).role(BrokerPort),
     f("Rack", STRING, 1, MAX).nullable(1, MAX),
 ];
 const METADATA_RESP_METADATA_RESPONSE_PARTITION: &[Field] = &[
@@ -274,8 +274,8 @@ pub(super) const OFFSET_FETCH_RESP: &[Field] = &[
 const FIND_COORDINATOR_RESP_COORDINATOR: &[Field] = &[
     f("Key", STRING, 4, MAX),
     f("NodeId", INT32, 4, MAX),
-    f("Host", STRING, 4, MAX),
-    f("Port", INT32, 4, MAX),
+    f("Host", STRING, 4, MAX).role(BrokerHost),
+    f("Port", INT32, 4, MAX).role(BrokerPort),
     f("ErrorCode", INT16, 4, MAX).role(Error),
     f("ErrorMessage", STRING, 4, MAX).nullable(4, MAX).role(ErrorMessage),
 ];
@@ -284,8 +284,8 @@ pub(super) const FIND_COORDINATOR_RESP: &[Field] = &[
     f("ErrorCode", INT16, 0, 3).role(Error),
     f("ErrorMessage", STRING, 1, 3).nullable(1, 3).role(ErrorMessage),
     f("NodeId", INT32, 0, 3),
-    f("Host", STRING, 0, 3),
-    f("Port", INT32, 0, 3),
+    f("Host", STRING, 0, 3).role(BrokerHost),
+    f("Port", INT32, 0, 3).role(BrokerPort),
     f("Coordinators", arr(FIND_COORDINATOR_RESP_COORDINATOR), 4, MAX),
 ];
 const JOIN_GROUP_RESP_JOIN_GROUP_RESPONSE_MEMBER: &[Field] = &[
@@ -1067,8 +1067,8 @@ pub(super) const UPDATE_FEATURES_RESP: &[Field] = &[
 ];
 const DESCRIBE_CLUSTER_RESP_DESCRIBE_CLUSTER_BROKER: &[Field] = &[
     f("BrokerId", INT32, 0, MAX),
-    f("Host", STRING, 0, MAX),
-    f("Port", INT32, 0, MAX),
+    f("Host", STRING, 0, MAX).role(BrokerHost),
+    f("Port", INT32, 0, MAX).role(BrokerPort),
     f("Rack", STRING, 0, MAX).nullable(0, MAX),
     f("IsFenced", BOOL, 2, MAX),
 ];
@@ -1355,8 +1355,8 @@ const SHARE_FETCH_RESP_SHARE_FETCHABLE_TOPIC_RESPONSE: &[Field] = &[
 ];
 const SHARE_FETCH_RESP_NODE_ENDPOINT: &[Field] = &[
     f("NodeId", INT32, 0, MAX),
-    f("Host", STRING, 0, MAX),
-    f("Port", INT32, 0, MAX),
+    f("Host", STRING, 0, MAX).role(BrokerHost),
+    f("Port", INT32, 0, MAX).role(BrokerPort),
     f("Rack", STRING, 0, MAX).nullable(0, MAX),
 ];
 pub(super) const SHARE_FETCH_RESP: &[Field] = &[
@@ -1403,8 +1403,8 @@ const SHARE_ACKNOWLEDGE_RESP_SHARE_ACKNOWLEDGE_TOPIC_RESPONSE: &[Field] = &[
 ];
 const SHARE_ACKNOWLEDGE_RESP_NODE_ENDPOINT: &[Field] = &[
     f("NodeId", INT32, 0, MAX),
-    f("Host", STRING, 0, MAX),
-    f("Port", INT32, 0, MAX),
+    f("Host", STRING, 0, MAX).role(BrokerHost),
+    f("Port", INT32, 0, MAX).role(BrokerPort),
     f("Rack", STRING, 0, MAX).nullable(0, MAX),
 ];
 pub(super) const SHARE_ACKNOWLEDGE_RESP: &[Field] = &[

@@ -7,6 +7,8 @@
 //! - [`response`]: [`response::error_response`] answers a denied request in its own version.
 //! - [`metadata`]: topic id → name pairs from Metadata responses, for requests that name topics
 //!   by id.
+//! - [`rewrite`]: broker addresses in Metadata / FindCoordinator / DescribeCluster responses
+//!   moved to the proxy's own, and ApiVersions capped to the versions strait can rewrite.
 //! - [`api`] / [`apis`]: the table of API keys, versions and flexible versions.
 //!
 //! Parsing is driven by data: the message layouts in `messages.rs` (derived from Kafka's JSON
@@ -24,6 +26,7 @@ mod messages;
 pub mod metadata;
 pub mod request;
 pub mod response;
+pub mod rewrite;
 mod schema;
 mod wire;
 

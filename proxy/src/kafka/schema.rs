@@ -122,6 +122,12 @@ pub(crate) enum Role {
     Error,
     /// An error message in a response.
     ErrorMessage,
+    /// The host of a broker a response advertises to clients (Metadata brokers, FindCoordinator
+    /// coordinators, DescribeCluster brokers, share-group node endpoints); the struct holding it
+    /// also holds its [`Role::BrokerPort`], after it.
+    BrokerHost,
+    /// The port of the advertised broker whose [`Role::BrokerHost`] came before it.
+    BrokerPort,
 }
 
 #[derive(Debug, Clone, Copy)]
