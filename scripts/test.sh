@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: toolchain and test peers set-up (idempotent), format, lints, and every
 # test (unit, in-process integration, WASM filters and the SDK harness, end-to-end with curl /
-# grpcio / websockets, and the privileged eBPF datapath tests in their own network namespaces).
+# grpcio / websockets, Kafka through a tansu broker with confluent-kafka / kafka-python, and the
+# privileged eBPF datapath tests in their own network namespaces).
 # CI runs this (via .ci/run) with CI=true, where missing test tools fail instead of skipping.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -10,6 +11,7 @@ start=$(date +%s)
 bash scripts/toolchain.sh
 bash scripts/toolchain-bpf.sh
 bash scripts/setup-e2e.sh
+bash scripts/setup-kafka.sh
 echo "== WASM filters (examples, built-in, hostile test modules)"
 bash scripts/build-filters.sh
 

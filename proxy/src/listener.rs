@@ -12,6 +12,7 @@ use crate::config::{ListenerConfig, Protocol, SourceAddress, Upstream};
 use crate::flows::Flows;
 use crate::http::HttpProxy;
 use crate::http::Target;
+use crate::kafka::proxy::KafkaProxy;
 use crate::metrics::{ListenerMetrics, Metrics};
 use crate::policy::Identities;
 use crate::socket;
@@ -22,6 +23,7 @@ use crate::wasm::ChainHandle;
 enum Flow {
     Http(Arc<HttpProxy>),
     Tcp(Arc<TcpProxy>),
+    Kafka(Arc<KafkaProxy>),
     /// A transparent listener: each connection has its own original destination and client
     /// source, so its flow is built per connection.
     Transparent(Arc<TransparentCtx>),
@@ -66,6 +68,15 @@ impl TransparentCtx {
                 self.flows.clone(),
                 self.metrics.clone(),
                 &target,
+            ))),
+            // Clients reach every broker at its own address (redirected again): nothing to
+            // rewrite.
+            Protocol::Kafka => Flow::Kafka(Arc::new(KafkaProxy::new(
+                cfg.clone(),
+                self.flows.clone(),
+                self.metrics.clone(),
+                &target,
+                false,
             ))),
         }
     }
@@ -140,6 +151,13 @@ impl Listener {
                 lm.clone(),
                 &Target::fixed(upstream.clone()),
             ))),
+            (Upstream::Fixed(upstream), Protocol::Kafka) => Flow::Kafka(Arc::new(KafkaProxy::new(
+                cfg.clone(),
+                flows.clone(),
+                lm.clone(),
+                &Target::fixed(upstream.clone()),
+                true,
+            ))),
         };
         Ok(Self {
             cfg,
@@ -183,6 +201,8 @@ impl Listener {
                 },
             };
             socket::tune_stream(&stream);
+            // What the client dialled: the address a Kafka listener advertises.
+            let local = stream.local_addr().unwrap_or(self.cfg.address);
             let metrics = self.metrics.clone();
             let shutdown = shutdown.clone();
             let tls = tls.clone();
@@ -206,6 +226,7 @@ impl Listener {
                 match (tls, flow) {
                     (None, Flow::Http(p)) => p.serve(stream, peer, false, shutdown).await,
                     (None, Flow::Tcp(p)) => p.serve(stream, peer, shutdown).await,
+                    (None, Flow::Kafka(p)) => p.serve(stream, peer, local, shutdown).await,
                     (_, Flow::Transparent(_)) => unreachable_flow(&cfg.name),
                     (Some(acceptor), flow) => {
                         let s = match tokio::time::timeout(cfg.timeouts.header_read, acceptor.accept(stream)).await {
@@ -224,6 +245,7 @@ impl Listener {
                         match flow {
                             Flow::Http(p) => p.serve(s, peer, true, shutdown).await,
                             Flow::Tcp(p) => p.serve(s, peer, shutdown).await,
+                            Flow::Kafka(p) => p.serve(s, peer, local, shutdown).await,
                             Flow::Transparent(_) => unreachable_flow(&cfg.name),
                         }
                     }

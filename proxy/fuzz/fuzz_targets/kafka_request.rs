@@ -1,7 +1,10 @@
 //! Arbitrary bytes as they would arrive on a Kafka connection: frames through the codec, each
 //! frame through the request parser, every known request through error-response synthesis, and
-//! each frame also through the Metadata-response reader. Nothing may panic, and what comes out
-//! must be consistent with what went in.
+//! each frame also through the Metadata-response reader, the broker-address rewriter and the
+//! ApiVersions cap. Nothing may panic, and what comes out must be consistent with what went in.
+//!
+//! cargo-fuzz builds with `--cfg fuzzing`, which leaves out `kafka::proxy` (the listener flow,
+//! which needs the rest of the crate).
 #![no_main]
 
 use bytes::BytesMut;
@@ -48,5 +51,20 @@ fuzz_target!(|data: &[u8]| {
         // The same bytes as a Metadata response of some version.
         let version = i16::from(frame[0] % 15);
         let _ = kafka::metadata::topic_ids(&frame, version);
+        // ... and as a response advertising brokers: a rewrite keeps the correlation id and
+        // leaves a frame that reads back with every broker moved.
+        let key = kafka::rewrite::ADVERTISING_APIS[usize::from(frame[0]) % 5];
+        let version = i16::from(frame[frame.len() - 1] % 16);
+        if let Ok(Some(out)) = kafka::rewrite::rewrite_brokers(&frame, key, version, "strait", 9092)
+        {
+            assert_eq!(out[..4], frame[..4]);
+            let moved =
+                kafka::rewrite::advertised(&out, key, version).expect("rewritten reads back");
+            assert!(moved
+                .iter()
+                .all(|b| b.host.is_empty() || (b.host == "strait" && b.port == 9092)));
+        }
+        let _ =
+            kafka::rewrite::cap_api_versions(&frame, version % 5, kafka::rewrite::advertising_cap);
     }
 });

@@ -17,8 +17,8 @@ use http::uri::Authority;
 use crate::tls;
 use positions::Positions;
 use raw::{
-    RawCluster, RawConfig, RawEndpoint, RawFailure, RawFilter, RawListener, RawOnExit, RawProtocol,
-    RawSink, RawSourceAddress, RawUpstreamProtocol, RawWasm,
+    RawCluster, RawConfig, RawEndpoint, RawFailure, RawFilter, RawKafka, RawListener, RawOnExit,
+    RawProtocol, RawSink, RawSourceAddress, RawUpstreamProtocol, RawWasm,
 };
 
 /// One problem in a configuration file, with its position.
@@ -184,7 +184,40 @@ pub enum Protocol {
     Http,
     /// Opaque byte relay.
     Tcp,
+    /// The Kafka protocol: requests framed and parsed, one flow record per request, broker
+    /// addresses in responses moved to strait's own (docs/kafka.md).
+    Kafka,
 }
+
+/// Settings of a `protocol: kafka` listener (defaults elsewhere, unused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// Largest request or response frame, in bytes (payload after the 4-byte size).
+    pub max_frame_bytes: usize,
+    /// What advertised broker addresses are rewritten to; `None`: the local address of each
+    /// accepted connection (what the client dialled). Transparent listeners rewrite nothing.
+    pub advertised_address: Option<AdvertisedAddress>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            max_frame_bytes: crate::kafka::codec::DEFAULT_MAX_FRAME,
+            advertised_address: None,
+        }
+    }
+}
+
+/// A broker address to advertise: host (a name or an IP, IPv6 without brackets) and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvertisedAddress {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Bounds of `kafka.max_frame_bytes`: 1 KiB (below it no client works) to `i32::MAX` (the
+/// largest size a frame can announce).
+pub const KAFKA_MAX_FRAME_RANGE: std::ops::RangeInclusive<usize> = 1024..=i32::MAX as usize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamProtocol {
@@ -223,6 +256,8 @@ pub struct ListenerConfig {
     pub max_header_bytes: usize,
     /// The WASM filter chain, in order (responses see it in reverse).
     pub filters: Vec<FilterConfig>,
+    /// `protocol: kafka` settings (defaults for other protocols).
+    pub kafka: KafkaConfig,
 }
 
 impl fmt::Debug for ListenerConfig {
@@ -238,6 +273,7 @@ impl fmt::Debug for ListenerConfig {
             .field("timeouts", &self.timeouts)
             .field("max_header_bytes", &self.max_header_bytes)
             .field("filters", &self.filters)
+            .field("kafka", &self.kafka)
             .finish()
     }
 }
@@ -934,6 +970,7 @@ impl Validator {
         let protocol = match l.protocol {
             RawProtocol::Http => Protocol::Http,
             RawProtocol::Tcp => Protocol::Tcp,
+            RawProtocol::Kafka => Protocol::Kafka,
         };
         let transparent = l.transparent.unwrap_or(false);
         let upstream = match (&l.upstream, transparent) {
@@ -1005,7 +1042,7 @@ impl Validator {
             RawUpstreamProtocol::Http1 => UpstreamProtocol::Http1,
             RawUpstreamProtocol::Http2 => UpstreamProtocol::Http2,
         };
-        if protocol == Protocol::Tcp {
+        if protocol != Protocol::Http {
             if l.upstream_protocol.is_some() {
                 self.err(
                     &format!("{f}.upstream_protocol"),
@@ -1019,7 +1056,7 @@ impl Validator {
                 );
             }
         }
-        if protocol == Protocol::Tcp && !l.filters.is_empty() {
+        if protocol != Protocol::Http && !l.filters.is_empty() {
             self.err(
                 &format!("{f}.filters"),
                 "WASM filters apply to `protocol: http` listeners only (an unenforced filter would silently bypass policy)",
@@ -1047,6 +1084,7 @@ impl Validator {
             }
             filters.insert(0, pf);
         }
+        let kafka = self.kafka(f, protocol, transparent, l.kafka);
         let t = &l.timeouts;
         let header_read = self.duration(
             &format!("{f}.timeouts.header_read"),
@@ -1108,6 +1146,66 @@ impl Validator {
             },
             max_header_bytes,
             filters,
+            kafka: kafka?,
+        })
+    }
+
+    /// The `kafka:` block of listener `f`: only on `protocol: kafka` listeners.
+    fn kafka(
+        &mut self,
+        f: &str,
+        protocol: Protocol,
+        transparent: bool,
+        raw: Option<RawKafka>,
+    ) -> Option<KafkaConfig> {
+        let field = format!("{f}.kafka");
+        let Some(raw) = raw else {
+            return Some(KafkaConfig::default());
+        };
+        if protocol != Protocol::Kafka {
+            self.err(&field, "only applies to `protocol: kafka`");
+            return None;
+        }
+        let before = self.errors.len();
+        let max_frame_bytes = raw
+            .max_frame_bytes
+            .unwrap_or(crate::kafka::codec::DEFAULT_MAX_FRAME);
+        if !KAFKA_MAX_FRAME_RANGE.contains(&max_frame_bytes) {
+            self.err(
+                &format!("{field}.max_frame_bytes"),
+                format!(
+                    "must be between {} and {} (default {}, Kafka's socket.request.max.bytes)",
+                    KAFKA_MAX_FRAME_RANGE.start(),
+                    KAFKA_MAX_FRAME_RANGE.end(),
+                    crate::kafka::codec::DEFAULT_MAX_FRAME
+                ),
+            );
+        }
+        let advertised_address = match raw.advertised_address {
+            None => None,
+            Some(_) if transparent => {
+                self.err(
+                    &format!("{field}.advertised_address"),
+                    "a transparent listener does not rewrite broker addresses (clients reach each broker at its own address, redirected again); remove `advertised_address`",
+                );
+                None
+            }
+            Some(a) => self
+                .authority(&format!("{field}.advertised_address"), &a)
+                .and_then(|a| {
+                    Some(AdvertisedAddress {
+                        host: a
+                            .host()
+                            .trim_start_matches('[')
+                            .trim_end_matches(']')
+                            .to_owned(),
+                        port: a.port_u16()?,
+                    })
+                }),
+        };
+        (self.errors.len() == before).then_some(KafkaConfig {
+            max_frame_bytes,
+            advertised_address,
         })
     }
 }
@@ -1262,6 +1360,61 @@ mod tests {
         assert_eq!(f[1].config, b"plain");
         assert_eq!(f[1].failure, FailurePolicy::Open);
         assert_eq!(c.clusters[0].name, "authz");
+    }
+
+    #[test]
+    fn kafka_listeners() {
+        let k = "listeners:\n  - name: k\n    address: 127.0.0.1:9092\n    protocol: kafka\n    upstream: broker:9092\n";
+        let c = parse(k).expect("valid");
+        assert_eq!(c.listeners[0].protocol, Protocol::Kafka);
+        assert_eq!(c.listeners[0].kafka, KafkaConfig::default());
+        assert_eq!(c.listeners[0].kafka.max_frame_bytes, 100 << 20);
+        let c = parse(&format!(
+            "{k}    kafka: {{ max_frame_bytes: 1048576, advertised_address: \"[::1]:19092\" }}\n"
+        ))
+        .expect("valid");
+        let kc = &c.listeners[0].kafka;
+        assert_eq!(kc.max_frame_bytes, 1 << 20);
+        assert_eq!(
+            kc.advertised_address,
+            Some(AdvertisedAddress {
+                host: "::1".into(),
+                port: 19092
+            })
+        );
+        // Errors, each at its field's position.
+        let d = diag(&format!("{k}    kafka: {{ max_frame_bytes: 10 }}\n"));
+        assert_eq!(d[0].field, "listeners[0].kafka.max_frame_bytes");
+        assert_eq!((d[0].line, d[0].column), (6, 31), "{}", d[0]);
+        assert!(d[0].message.contains("between 1024 and"), "{}", d[0]);
+        let d = diag(&format!("{k}    kafka: {{ advertised_address: nope }}\n"));
+        assert_eq!(d[0].field, "listeners[0].kafka.advertised_address");
+        let d = diag(&format!("{OK}    kafka: {{ max_frame_bytes: 2048 }}\n"));
+        assert_eq!(
+            d[0].to_string(),
+            "strait.yaml:6:5: listeners[0].kafka: only applies to `protocol: kafka`"
+        );
+        let d = diag(&format!("{k}    filters: [{{ module: x.wasm }}]\n"));
+        assert_eq!(d[0].field, "listeners[0].filters");
+        assert!(d[0].message.contains("`protocol: http` listeners only"));
+        let d = diag(&format!(
+            "{k}    upstream_protocol: http2\n    max_header_bytes: 2048\n"
+        ));
+        let fields: Vec<_> = d.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "listeners[0].upstream_protocol",
+                "listeners[0].max_header_bytes"
+            ]
+        );
+        let d = diag(&k.replace("    upstream: broker:9092\n", ""));
+        assert_eq!(d[0].field, "listeners[0].upstream");
+        let t = k.replace("    upstream: broker:9092\n", "    transparent: true\n");
+        assert!(parse(&t).is_ok());
+        let d = diag(&format!("{t}    kafka: {{ advertised_address: a:1 }}\n"));
+        assert_eq!(d[0].field, "listeners[0].kafka.advertised_address");
+        assert!(d[0].message.contains("transparent"), "{}", d[0]);
     }
 
     #[test]

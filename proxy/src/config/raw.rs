@@ -165,6 +165,8 @@ pub struct RawListener {
     pub max_header_bytes: Option<usize>,
     #[serde(default)]
     pub filters: Vec<RawFilter>,
+    /// `protocol: kafka` settings.
+    pub kafka: Option<RawKafka>,
     /// L7 policy from the `policies:` files for this listener's traffic.
     pub policy: Option<RawListenerPolicy>,
 }
@@ -184,6 +186,17 @@ pub struct RawListenerPolicy {
     pub names: Vec<String>,
 }
 
+/// Settings of a `protocol: kafka` listener.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafka {
+    /// Largest request or response frame (default 100 MiB, Kafka's `socket.request.max.bytes`).
+    pub max_frame_bytes: Option<usize>,
+    /// `host:port` put in place of every broker address the upstream advertises (default: the
+    /// address the client connected to).
+    pub advertised_address: Option<String>,
+}
+
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum RawSourceAddress {
@@ -196,6 +209,7 @@ pub enum RawSourceAddress {
 pub enum RawProtocol {
     Http,
     Tcp,
+    Kafka,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

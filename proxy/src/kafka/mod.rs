@@ -10,13 +10,18 @@
 //! - [`rewrite`]: broker addresses in Metadata / FindCoordinator / DescribeCluster responses
 //!   moved to the proxy's own, and ApiVersions capped to the versions strait can rewrite.
 //! - [`api`] / [`apis`]: the table of API keys, versions and flexible versions.
+//! - [`proxy`]: the `protocol: kafka` listener flow built on all of the above.
 //!
 //! Parsing is driven by data: the message layouts in `messages.rs` (derived from Kafka's JSON
 //! message definitions) are interpreted by one walker (`extract.rs`) and one encoder
 //! (`response.rs`), so a new Kafka version is a table change, not new code.
 //!
-//! The module depends only on `bytes`, `tokio-util` and `thiserror` (the fuzz target in
-//! `proxy/fuzz` compiles it on its own), and refers to nothing else in the crate.
+//! Apart from [`proxy`], the module depends only on `bytes`, `tokio-util` and `thiserror` (the
+//! fuzz target in `proxy/fuzz` compiles it on its own, without `proxy`), and refers to nothing
+//! else in the crate.
+
+// `fuzzing` is set by cargo-fuzz only.
+#![allow(unexpected_cfgs)]
 
 mod api;
 pub mod codec;
@@ -24,6 +29,10 @@ mod extract;
 #[rustfmt::skip]
 mod messages;
 pub mod metadata;
+// The listener flow needs the rest of the crate; the fuzz target (built by cargo-fuzz with
+// `--cfg fuzzing`) compiles this module alone, without it.
+#[cfg(not(fuzzing))]
+pub mod proxy;
 pub mod request;
 pub mod response;
 pub mod rewrite;

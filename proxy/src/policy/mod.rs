@@ -330,6 +330,7 @@ pub fn compile(
                 let proto = match l.protocol {
                     Protocol::Http => "http",
                     Protocol::Tcp => "tcp",
+                    Protocol::Kafka => "kafka",
                 };
                 (proto, l.address.port())
             })

@@ -1,0 +1,413 @@
+//! `protocol: kafka` listeners with a real broker and real clients: tansu (an Apache Kafka
+//! compatible broker) behind strait, confluent-kafka (librdkafka) and kafka-python in front.
+//!
+//! The broker advertises an address nobody listens on (`127.0.0.1:1`), so a client that ever
+//! used an address strait did not rewrite fails instead of silently bypassing strait.
+//!
+//! Needs `tansu` (on PATH, in ~/.cargo/bin, or `TANSU=/path/to/tansu`) and the Python packages
+//! confluent-kafka and kafka-python, all installed by `scripts/setup-kafka.sh`. When one is
+//! missing these tests fail under `CI=true` and skip with a printed reason elsewhere.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Proxy;
+use strait::flows::{FlowRecord, Verdict};
+
+fn peer_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/kafka_peer.py")
+}
+
+/// Fails in CI, skips (with a printed reason) elsewhere.
+fn missing(what: &str) -> bool {
+    let msg = format!("{what} is not available (run scripts/setup-kafka.sh)");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    true
+}
+
+/// The tansu binary: `$TANSU`, `tansu` on PATH, or ~/.cargo/bin/tansu.
+fn tansu() -> Option<PathBuf> {
+    let candidates = std::env::var_os("TANSU")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(Some(PathBuf::from("tansu")))
+        .chain(std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin/tansu")));
+    candidates.into_iter().find(|p| {
+        Command::new(p)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+fn have_python_clients() -> bool {
+    Command::new("python3")
+        .args(["-c", "import confluent_kafka, kafka"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Everything the tests need, or `None` (skipped) outside CI.
+fn prerequisites() -> Option<PathBuf> {
+    let Some(tansu) = tansu() else {
+        missing("tansu (Kafka-compatible broker)");
+        return None;
+    };
+    if !have_python_clients() {
+        missing("python3 modules confluent_kafka and kafka (kafka-python)");
+        return None;
+    }
+    Some(tansu)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A tansu broker with in-memory storage, killed on drop.
+struct Broker {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Broker {
+    fn start(tansu: &Path) -> Self {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(tansu)
+            .args(["broker", "--storage-engine", "memory://tansu/"])
+            .arg("--listener-url")
+            .arg(format!("tcp://{addr}"))
+            // Nobody listens there: clients must only ever use the addresses strait advertises.
+            .args(["--advertised-listener-url", "tcp://127.0.0.1:1"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let broker = Broker { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        broker
+    }
+}
+
+/// Runs the peer (blocking, off the runtime's threads); its JSON line.
+async fn peer(args: &[String]) -> serde_json::Value {
+    let args = args.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("python3")
+            .arg(peer_script())
+            .args(&args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "kafka_peer.py {args:?} printed {stdout:?} ({e}); stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert!(
+            out.status.success() && v["ok"] == true,
+            "kafka_peer.py {args:?}: {v}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        v
+    })
+    .await
+    .unwrap()
+}
+
+fn args(cmd: &str, bootstrap: SocketAddr, topic: &str, rest: &[&str]) -> Vec<String> {
+    let mut a = vec![
+        cmd.to_owned(),
+        "--bootstrap".into(),
+        bootstrap.to_string(),
+        "--topic".into(),
+        topic.into(),
+    ];
+    a.extend(rest.iter().map(|s| (*s).to_owned()));
+    a
+}
+
+async fn strait(broker: SocketAddr) -> Proxy {
+    Proxy::start(&format!(
+        "listeners:\n  - name: kafka\n    address: 127.0.0.1:0\n    protocol: kafka\n    upstream: {broker}\n"
+    ))
+    .await
+}
+
+/// Start time of a flow in µs since the epoch (from its RFC 3339 `time`).
+fn start_us(r: &FlowRecord) -> i64 {
+    // 2026-11-22T05:01:02.123456Z: the date does not change during a test; compare times of day.
+    let t = &r.time[11..26];
+    let h: i64 = t[0..2].parse().unwrap();
+    let m: i64 = t[3..5].parse().unwrap();
+    let s: i64 = t[6..8].parse().unwrap();
+    let us: i64 = t[9..15].parse().unwrap();
+    ((h * 60 + m) * 60 + s) * 1_000_000 + us
+}
+
+/// The most requests of `method` that were in flight at once (from flow start times and
+/// latencies).
+fn max_in_flight(recs: &[FlowRecord], method: &str) -> usize {
+    let mut events: Vec<(i64, i32)> = Vec::new();
+    for r in recs.iter().filter(|r| r.method.as_deref() == Some(method)) {
+        let s = start_us(r);
+        events.push((s, 1));
+        events.push((s + (r.latency_ns / 1000) as i64, -1));
+    }
+    events.sort();
+    let (mut cur, mut max) = (0i32, 0i32);
+    for (_, d) in events {
+        cur += d;
+        max = max.max(cur);
+    }
+    max as usize
+}
+
+/// Every flow is a forwarded Kafka request; the methods seen.
+fn check_flows(recs: &[FlowRecord], topic: &str) -> BTreeSet<String> {
+    assert!(!recs.is_empty());
+    for r in recs {
+        assert_eq!(r.protocol, "kafka", "{r:?}");
+        assert_eq!(r.verdict, Verdict::Forwarded, "{r:?}");
+        assert!(r.error.is_none(), "{r:?}");
+    }
+    let produce_paths: BTreeSet<_> = recs
+        .iter()
+        .filter(|r| r.method.as_deref() == Some("Produce"))
+        .map(|r| r.path.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(produce_paths, BTreeSet::from([topic.to_owned()]));
+    recs.iter().filter_map(|r| r.method.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_produces_pipelined_and_consumes_byte_exact() {
+    let Some(tansu) = prerequisites() else { return };
+    let broker = Broker::start(&tansu);
+    let proxy = strait(broker.addr).await;
+    let k = proxy.addr("kafka");
+    let topic = "strait-confluent";
+    let created = peer(&args("create-topic", k, topic, &["--partitions", "3"])).await;
+    // The only broker clients learn about is strait's listener.
+    assert_eq!(created["brokers"], serde_json::json!([k.to_string()]));
+    let n = "2000";
+    let produced = peer(&args(
+        "produce",
+        k,
+        topic,
+        &["--count", n, "--size", "700", "--in-flight", "1000"],
+    ))
+    .await;
+    assert_eq!(produced["produced"], 2000);
+    let consumed = peer(&args(
+        "consume",
+        k,
+        topic,
+        &["--count", n, "--size", "700", "--group", "g-confluent"],
+    ))
+    .await;
+    assert_eq!(consumed["consumed"], 2000);
+    let recs = proxy.flows(1).await;
+    let methods = check_flows(&recs, topic);
+    for m in [
+        "ApiVersions",
+        "Metadata",
+        "CreateTopics",
+        "Produce",
+        "FindCoordinator",
+        "JoinGroup",
+        "SyncGroup",
+        "OffsetFetch",
+        "Fetch",
+    ] {
+        assert!(methods.contains(m), "no {m} flow in {methods:?}");
+    }
+    let produces = recs
+        .iter()
+        .filter(|r| r.method.as_deref() == Some("Produce"))
+        .count();
+    assert!(produces >= 100, "only {produces} Produce requests");
+    let pipelined = max_in_flight(&recs, "Produce");
+    assert!(
+        pipelined > 1,
+        "Produce requests were never pipelined (max in flight {pipelined})"
+    );
+    eprintln!(
+        "confluent-kafka: {produces} Produce requests, up to {pipelined} in flight; {} flows",
+        recs.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_produces_and_both_clients_consume_byte_exact() {
+    let Some(tansu) = prerequisites() else { return };
+    let broker = Broker::start(&tansu);
+    let proxy = strait(broker.addr).await;
+    let k = proxy.addr("kafka");
+    let topic = "strait-kafka-python";
+    let lib = ["--lib", "kafka-python"];
+    let created = peer(&args(
+        "create-topic",
+        k,
+        topic,
+        &[&lib[..], &["--partitions", "2"]].concat(),
+    ))
+    .await;
+    assert_eq!(created["brokers"], serde_json::json!([k.to_string()]));
+    let produced = peer(&args(
+        "produce",
+        k,
+        topic,
+        &[
+            &lib[..],
+            &["--count", "1000", "--size", "3000", "--in-flight", "5"],
+        ]
+        .concat(),
+    ))
+    .await;
+    assert_eq!(produced["produced"], 1000);
+    for (client, group) in [("kafka-python", "g-kp"), ("confluent", "g-cross")] {
+        let consumed = peer(&args(
+            "consume",
+            k,
+            topic,
+            &[
+                "--lib", client, "--count", "1000", "--size", "3000", "--group", group,
+            ],
+        ))
+        .await;
+        assert_eq!(consumed["consumed"], 1000, "{client}");
+    }
+    let recs = proxy.flows(1).await;
+    let methods = check_flows(&recs, topic);
+    for m in [
+        "Metadata",
+        "Produce",
+        "FindCoordinator",
+        "JoinGroup",
+        "Fetch",
+    ] {
+        assert!(methods.contains(m), "no {m} flow in {methods:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_0_produce_through_strait() {
+    let Some(tansu) = prerequisites() else { return };
+    let broker = Broker::start(&tansu);
+    let proxy = strait(broker.addr).await;
+    let k = proxy.addr("kafka");
+    let topic = "strait-acks0";
+    peer(&args("create-topic", k, topic, &["--partitions", "1"])).await;
+    // acks=0: no Produce response at all; the next requests on the connection must still be
+    // matched to their responses.
+    for lib in ["confluent", "kafka-python"] {
+        peer(&args(
+            "produce",
+            k,
+            topic,
+            &[
+                "--lib", lib, "--acks", "0", "--count", "300", "--size", "50",
+            ],
+        ))
+        .await;
+    }
+    let consumed = peer(&args(
+        "consume",
+        k,
+        topic,
+        &["--count", "300", "--size", "50", "--group", "g-acks0"],
+    ))
+    .await;
+    assert_eq!(consumed["consumed"], 300);
+    let recs = proxy.flows(1).await;
+    check_flows(&recs, topic);
+    let unanswered = recs
+        .iter()
+        .filter(|r| r.method.as_deref() == Some("Produce") && r.bytes_sent == 0)
+        .count();
+    assert!(unanswered > 0, "no acks=0 Produce flow");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_listener_in_front_of_a_plaintext_broker() {
+    let Some(tansu) = prerequisites() else { return };
+    let broker = Broker::start(&tansu);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = common::self_signed(dir.path());
+    let proxy = Proxy::start(&format!(
+        "listeners:\n  - name: kafka\n    address: 127.0.0.1:0\n    protocol: kafka\n    upstream: {}\n    tls: {{ cert: {}, key: {} }}\n",
+        broker.addr,
+        cert.display(),
+        key.display()
+    ))
+    .await;
+    let k = proxy.addr("kafka");
+    let topic = "strait-tls";
+    let ca = cert.display().to_string();
+    for lib in ["confluent", "kafka-python"] {
+        let tls = ["--ca", ca.as_str(), "--lib", lib];
+        let t = format!("{topic}-{lib}");
+        peer(&args(
+            "create-topic",
+            k,
+            &t,
+            &[&tls[..], &["--partitions", "1"]].concat(),
+        ))
+        .await;
+        peer(&args(
+            "produce",
+            k,
+            &t,
+            &[&tls[..], &["--count", "200", "--size", "1000"]].concat(),
+        ))
+        .await;
+        let consumed = peer(&args(
+            "consume",
+            k,
+            &t,
+            &[
+                &tls[..],
+                &["--count", "200", "--size", "1000", "--group", lib],
+            ]
+            .concat(),
+        ))
+        .await;
+        assert_eq!(consumed["consumed"], 200, "{lib}");
+    }
+    let recs = proxy.flows(1).await;
+    assert!(
+        recs.iter().all(|r| r.verdict == Verdict::Forwarded),
+        "{recs:?}"
+    );
+}

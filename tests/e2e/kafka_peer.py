@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Kafka client peer for strait's Kafka end-to-end tests (tests/e2e/README.md).
+
+Runs real Kafka clients (confluent-kafka, i.e. librdkafka, or kafka-python) against a bootstrap
+address (strait's Kafka listener) and prints exactly one JSON line on stdout.
+
+    kafka_peer.py create-topic --bootstrap H:P --topic T [--partitions 3] [--lib confluent|kafka-python]
+    kafka_peer.py produce --bootstrap H:P --topic T --count N --size S --lib L [--in-flight K] [--acks 1]
+    kafka_peer.py consume --bootstrap H:P --topic T --count N --size S --lib L --group G [--timeout 60]
+
+Every command takes --ca PEM: TLS to the bootstrap address (and every broker), trusting PEM.
+
+Message i (0 <= i < count) has key b"key-<i>" and a value of `size` pseudo-random bytes derived
+from i (every byte value occurs), so the consumer checks each message byte-exactly without the
+producer telling it anything. `consume` reads until it has all `count` keys (duplicates are
+reported), from the earliest offset, in consumer group G (FindCoordinator, JoinGroup, SyncGroup,
+OffsetFetch, Fetch, OffsetCommit, Heartbeat all go through the bootstrap address).
+
+Exit status: 0 success, 1 failure (the JSON says why), 2 bad arguments.
+"""
+import argparse
+import hashlib
+import json
+import sys
+import time
+
+
+def value(i, size):
+    out = bytearray()
+    block = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{i}:{block}".encode()).digest()
+        block += 1
+    return bytes(out[:size])
+
+
+def key(i):
+    return f"key-{i}".encode()
+
+
+def emit(ok, **fields):
+    print(json.dumps({"ok": ok, **fields}), flush=True)
+    sys.exit(0 if ok else 1)
+
+
+def confluent_conf(a, **extra):
+    conf = {"bootstrap.servers": a.bootstrap, **extra}
+    if a.ca:
+        conf.update({
+            "security.protocol": "SSL",
+            "ssl.ca.location": a.ca,
+            # The test certificate names localhost; clients connect to 127.0.0.1.
+            "ssl.endpoint.identification.algorithm": "none",
+        })
+    return conf
+
+
+def kafka_python_conf(a, **extra):
+    conf = {"bootstrap_servers": a.bootstrap, **extra}
+    if a.ca:
+        conf.update({"security_protocol": "SSL", "ssl_cafile": a.ca, "ssl_check_hostname": False})
+    return conf
+
+
+def create_topic(a):
+    if a.lib == "confluent":
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient(confluent_conf(a))
+        futures = admin.create_topics(
+            [NewTopic(a.topic, num_partitions=a.partitions, replication_factor=1)],
+            operation_timeout=a.timeout,
+        )
+        futures[a.topic].result(timeout=a.timeout)
+        md = admin.list_topics(timeout=a.timeout)
+        parts = len(md.topics[a.topic].partitions)
+        brokers = sorted(f"{b.host}:{b.port}" for b in md.brokers.values())
+    else:
+        from kafka.admin import KafkaAdminClient, NewTopic
+
+        admin = KafkaAdminClient(**kafka_python_conf(a, request_timeout_ms=a.timeout * 1000))
+        admin.create_topics([NewTopic(a.topic, a.partitions, 1)])
+        desc = admin.describe_topics([a.topic])
+        parts = len(desc[0]["partitions"])
+        brokers = sorted(f"{b['host']}:{b['port']}" for b in admin.describe_cluster()["brokers"])
+        admin.close()
+    emit(parts == a.partitions, topic=a.topic, partitions=parts, brokers=brokers)
+
+
+def produce(a):
+    start = time.monotonic()
+    errors = []
+    delivered = 0
+    if a.lib == "confluent":
+        from confluent_kafka import Producer
+
+        # One message per batch and no lingering: one Produce request per message, with up to
+        # --in-flight of them pipelined on the broker connection.
+        p = Producer(confluent_conf(a, **{
+            "acks": str(a.acks),
+            "enable.idempotence": False,
+            "linger.ms": 0,
+            "batch.num.messages": 1,
+            "max.in.flight.requests.per.connection": a.in_flight,
+            "message.timeout.ms": a.timeout * 1000,
+        }))
+
+        def done(err, msg):
+            nonlocal delivered
+            if err is not None:
+                errors.append(str(err))
+            else:
+                delivered += 1
+
+        for i in range(a.count):
+            while True:
+                try:
+                    p.produce(a.topic, key=key(i), value=value(i, a.size), callback=done)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+            p.poll(0)
+        left = p.flush(a.timeout)
+        if left:
+            errors.append(f"{left} messages not delivered")
+    else:
+        from kafka import KafkaProducer
+
+        p = KafkaProducer(**kafka_python_conf(
+            a,
+            acks=a.acks,
+            linger_ms=0,
+            max_in_flight_requests_per_connection=a.in_flight,
+            request_timeout_ms=a.timeout * 1000,
+        ))
+        futures = [p.send(a.topic, key=key(i), value=value(i, a.size)) for i in range(a.count)]
+        p.flush(timeout=a.timeout)
+        for f in futures:
+            try:
+                f.get(timeout=a.timeout)
+                delivered += 1
+            except Exception as e:  # noqa: BLE001 - report any client error
+                errors.append(repr(e))
+        p.close()
+    if a.acks == 0:
+        delivered = a.count - len(errors)
+    emit(
+        not errors and delivered == a.count,
+        produced=delivered,
+        errors=errors[:5],
+        elapsed_ms=int((time.monotonic() - start) * 1000),
+    )
+
+
+def consume(a):
+    start = time.monotonic()
+    seen = {}
+    bad = []
+    duplicates = 0
+
+    def check(k, v):
+        nonlocal duplicates
+        try:
+            i = int(k.decode().removeprefix("key-"))
+        except (AttributeError, ValueError):
+            bad.append(f"unexpected key {k!r}")
+            return
+        if v != value(i, a.size):
+            bad.append(f"message {i}: value differs ({len(v)} bytes)")
+        if i in seen:
+            duplicates += 1
+        seen[i] = True
+
+    deadline = time.monotonic() + a.timeout
+    if a.lib == "confluent":
+        from confluent_kafka import Consumer
+
+        c = Consumer(confluent_conf(
+            a,
+            **{"group.id": a.group, "auto.offset.reset": "earliest", "enable.auto.commit": True},
+        ))
+        c.subscribe([a.topic])
+        while len(seen) < a.count and time.monotonic() < deadline and not bad:
+            for m in c.consume(num_messages=500, timeout=1.0):
+                if m.error():
+                    bad.append(str(m.error()))
+                else:
+                    check(m.key(), m.value())
+        c.close()
+    else:
+        from kafka import KafkaConsumer
+
+        c = KafkaConsumer(a.topic, **kafka_python_conf(
+            a,
+            group_id=a.group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=True,
+        ))
+        while len(seen) < a.count and time.monotonic() < deadline and not bad:
+            for records in c.poll(timeout_ms=1000).values():
+                for r in records:
+                    check(r.key, r.value)
+        c.close()
+    emit(
+        len(seen) == a.count and not bad,
+        consumed=len(seen),
+        duplicates=duplicates,
+        errors=bad[:5],
+        elapsed_ms=int((time.monotonic() - start) * 1000),
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=["create-topic", "produce", "consume"])
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--topic", required=True)
+    ap.add_argument("--lib", choices=["confluent", "kafka-python"], default="confluent")
+    ap.add_argument("--partitions", type=int, default=3)
+    ap.add_argument("--count", type=int, default=100)
+    ap.add_argument("--size", type=int, default=100)
+    ap.add_argument("--in-flight", type=int, default=5)
+    ap.add_argument("--acks", type=int, default=1, choices=[0, 1, -1])
+    ap.add_argument("--group", default="strait-test")
+    ap.add_argument("--timeout", type=int, default=60)
+    ap.add_argument("--ca", help="TLS to the bootstrap address, trusting this CA (PEM)")
+    a = ap.parse_args()
+    try:
+        {"create-topic": create_topic, "produce": produce, "consume": consume}[a.command](a)
+    except SystemExit:
+        raise
+    except Exception as e:  # noqa: BLE001 - one JSON line whatever happens
+        emit(False, error=repr(e))
+
+
+if __name__ == "__main__":
+    main()
