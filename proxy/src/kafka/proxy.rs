@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! client ─frames─▶ reader: parse_request → policy.decide
-//!                    Forward ─▶ queue Upstream(req) ─▶ write to broker   (acks=0: not queued)
+//!                    Forward ─▶ queue Upstream(req) ─▶ write to broker   (acks=0: NoResponse)
 //!                    Deny    ─▶ queue Local(error response)               (acks=0: nothing)
 //! queue (FIFO) ─▶ writer: Upstream: next broker frame, correlation id must match, rewrite
 //!                           brokers / cap ApiVersions, send to client
@@ -13,8 +13,9 @@
 //!
 //! Kafka answers the requests of one connection in order, so the queue is the whole matching
 //! state: the writer reads a broker frame only for the request at its head, and a broker frame
-//! with no request waiting (or the wrong correlation id) ends the connection. Denials travel in
-//! the same queue, so a client pipelining requests gets every answer in request order.
+//! with no request waiting (or the wrong correlation id) ends the connection, unless it answers
+//! a Produce with acks=0 (dropped: the client reads no answer to those). Denials travel in the
+//! same queue, so a client pipelining requests gets every answer in request order.
 //!
 //! This module is the only part of `kafka/` that depends on the rest of the crate (config,
 //! flows, metrics, upstream connector); the fuzz target leaves it out.
