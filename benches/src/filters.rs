@@ -165,6 +165,36 @@ pub const PATH_COUNTER: FilterSpec = FilterSpec {
     config: "{ routes: [{ prefix: /api/, name: api }, { prefix: /static/, name: static }] }",
 };
 
+/// The built-in HTTP policy filter with 100 CiliumNetworkPolicy-style `http` rules (method,
+/// path and host regexes plus a header), as strait compiles them; the synthetic request matches
+/// only the last one, so every rule is considered.
+pub static HTTP_POLICY_100: std::sync::LazyLock<FilterSpec> = std::sync::LazyLock::new(|| {
+    let mut rules: Vec<serde_json::Value> = (0..99)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("bench/spec[0].ingress[0].toPorts[0].rules.http[{i}]"),
+                "method": "GET", "path": format!("/svc{i}/.*"), "host": "svc\\.local",
+                "headers": [{"name": "x-user", "value": "alice"}]
+            })
+        })
+        .collect();
+    rules.push(serde_json::json!({
+        "name": "bench/spec[0].ingress[0].toPorts[0].rules.http[99]",
+        "method": "GET|HEAD", "path": "/api/[a-z]+(\\?.*)?", "host": "svc\\.local(:[0-9]+)?",
+        "headers": [{"name": "x-user", "value": "alice"}]
+    }));
+    let config = serde_json::json!({"sets": [{
+        "source_identity": null, "destination_identity": null, "port": null,
+        "directions": [{"name": "ingress of app=api", "rules": rules}]
+    }]});
+    FilterSpec {
+        name: "http_policy_100",
+        file: "builtin:http-policy",
+        // A YAML single-quoted string: handed to the filter as is.
+        config: Box::leak(format!("'{config}'").into_boxed_str()),
+    }
+});
+
 /// The three filters of the RSS measurement and of the micro "chain of three" case.
 const THREE: [&FilterSpec; 3] = [&ALLOW_LIST, &PATH_REWRITE, &PATH_COUNTER];
 /// Modules whose instantiation is measured.
@@ -191,11 +221,17 @@ pub fn listener_yaml(
     if !filters.is_empty() {
         s.push_str("    filters:\n");
         for f in filters {
+            // Built-in filters are named, not files.
+            let module = if f.file.starts_with("builtin:") {
+                PathBuf::from(f.file)
+            } else {
+                dir.join(f.file)
+            };
             let _ = write!(
                 s,
                 "      - name: {}\n        module: \"{}\"\n        config: {}\n",
                 f.name,
-                dir.join(f.file).display(),
+                module.display(),
                 f.config
             );
         }
@@ -549,6 +585,10 @@ fn micro_cases() -> Vec<MicroCase> {
             Some(vec![&HOSTILE]),
         ),
         case("allow_list (x-user allowed)", Some(vec![&ALLOW_LIST])),
+        case(
+            "builtin:http-policy, 100 http rules (last one matches)",
+            Some(vec![&*HTTP_POLICY_100]),
+        ),
         case(
             "allow_list → path_rewrite → path_counter",
             Some(THREE.to_vec()),

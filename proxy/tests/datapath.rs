@@ -393,7 +393,10 @@ fn l3_l4_policy_l7_redirect_restart_and_cleanup() {
         // answers 403 without reaching the server.
         let (rc, body) = w.curl(&format!("http://{srv}/l7-post"), &["-X", "POST"]);
         assert_eq!(rc, 0, "L7 POST failed");
-        assert_eq!(body, "Access denied\r\n", "a denied request reached the server");
+        assert_eq!(
+            body, "Access denied\r\n",
+            "a denied request reached the server"
+        );
 
         std::thread::sleep(Duration::from_millis(300));
         let flows = w.flows();
@@ -416,7 +419,11 @@ fn l3_l4_policy_l7_redirect_restart_and_cleanup() {
         );
         assert_eq!(l7.source_identity, ids.of_addr(cli), "source identity");
         assert!(l7.source_identity.is_some());
-        assert_eq!(l7.destination_identity, ids.of_addr(srv), "destination identity");
+        assert_eq!(
+            l7.destination_identity,
+            ids.of_addr(srv),
+            "destination identity"
+        );
         assert_eq!(
             l7.policy.as_deref(),
             Some("server-ingress/spec[0].ingress[0].toPorts[0].rules.http[0]")

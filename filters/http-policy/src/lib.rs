@@ -257,8 +257,9 @@ struct View {
     method: Vec<u8>,
     path: Vec<u8>,
     authority: Vec<u8>,
-    /// (lower-case name, value), regular headers only.
-    headers: Vec<(String, Vec<u8>)>,
+    /// (name, value), regular headers only. strait hands header names over in lower case
+    /// (HTTP/2's form; HTTP/1.1 names are normalised), so they are compared as they are.
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl View {
@@ -275,9 +276,7 @@ impl View {
                 b":path" => v.path = val,
                 b":authority" => v.authority = val,
                 _ if k.first() == Some(&b':') => {}
-                _ => v
-                    .headers
-                    .push((String::from_utf8_lossy(&k).to_ascii_lowercase(), val)),
+                _ => v.headers.push((k, val)),
             }
         }
         v
@@ -286,7 +285,7 @@ impl View {
     fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.headers
             .iter()
-            .filter(move |(k, _)| k == name)
+            .filter(move |(k, _)| k.as_slice() == name.as_bytes())
             .map(|(_, v)| v.as_slice())
     }
 }
@@ -457,7 +456,10 @@ impl Filter for HttpPolicy {
             rule.apply_mismatches(&view, req);
         }
         self.allowed.increment(1);
-        req.set_property(&["strait", "policy"], decided.join(" + "));
+        match decided.as_slice() {
+            [one] => req.set_property(&["strait", "policy"], one),
+            many => req.set_property(&["strait", "policy"], many.join(" + ")),
+        }
         Decision::Allow
     }
 }

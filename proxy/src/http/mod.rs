@@ -85,6 +85,9 @@ struct Failure {
 }
 
 impl HttpProxy {
+    // One constructor for explicit and transparent connections; the identities are per
+    // connection for the latter.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: Arc<ListenerConfig>,
         flows: Flows,

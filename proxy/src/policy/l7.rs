@@ -202,7 +202,7 @@ fn check_kafka(field: &str, k: &KafkaRule, out: &mut Vec<Problem>) {
         }
     }
     if let Some(v) = &k.api_version {
-        if v.parse::<i16>().map_or(true, |v| v < 0) {
+        if !v.parse::<i16>().is_ok_and(|v| v >= 0) {
             bad(
                 "apiVersion",
                 v,
@@ -407,7 +407,7 @@ fn http_rule(name: String, h: &HttpRule) -> RuleConfig {
 pub fn http_filter_config(policies: &[Policy], lp: &ListenerPolicy, port: u16) -> FilterConfig {
     let selected: Vec<&Policy> = policies
         .iter()
-        .filter(|p| lp.names.is_empty() || lp.names.iter().any(|n| *n == p.name))
+        .filter(|p| lp.names.is_empty() || lp.names.contains(&p.name))
         .collect();
     FilterConfig {
         sets: vec![SetConfig {
@@ -431,7 +431,7 @@ pub fn http_filter_config_transparent(policies: &[Policy], ids: &Identities) -> 
             for (_, _, peers) in sections(spec) {
                 for r in &peers {
                     for pr in r.ports.map(Vec::as_slice).unwrap_or_default() {
-                        if !pr.rules.as_ref().is_some_and(|l| l.http.is_some()) {
+                        if pr.rules.as_ref().is_none_or(|l| l.http.is_none()) {
                             continue;
                         }
                         if pr.ports.is_empty() {
@@ -473,7 +473,12 @@ pub fn http_filter_config_transparent(policies: &[Policy], ids: &Identities) -> 
 
 /// The enforced directions (ingress at the server, egress at the client) for requests from
 /// `client` to `server` on `port`.
-fn directions(policies: &[&Policy], client: &Labels, server: &Labels, port: u16) -> Vec<DirectionConfig> {
+fn directions(
+    policies: &[&Policy],
+    client: &Labels,
+    server: &Labels,
+    port: u16,
+) -> Vec<DirectionConfig> {
     let mut directions = Vec::new();
     for (dir, local, remote) in [("ingress", server, client), ("egress", client, server)] {
         let mut enforced = false;
@@ -520,7 +525,8 @@ fn directions(policies: &[&Policy], client: &Labels, server: &Labels, port: u16)
                                 }
                                 PortVerdict::L7(l7) => {
                                     for (hi, h) in l7.http.iter().flatten().enumerate() {
-                                        rules.push(http_rule(format!("{name}.rules.http[{hi}]"), h));
+                                        rules
+                                            .push(http_rule(format!("{name}.rules.http[{hi}]"), h));
                                     }
                                 }
                             }

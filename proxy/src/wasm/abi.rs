@@ -457,9 +457,9 @@ fn property(st: &HostState, path: &[&str]) -> Option<Vec<u8>> {
         |name: &str| -> Option<Vec<u8>> { req?.headers.get(name).map(|v| v.as_bytes().to_vec()) };
     let v = match path {
         ["strait", "source_identity"] => i.identity.map(|x| x.to_string().into_bytes()),
-        ["strait", "destination_identity"] => i
-            .destination_identity
-            .map(|x| x.to_string().into_bytes()),
+        ["strait", "destination_identity"] => {
+            i.destination_identity.map(|x| x.to_string().into_bytes())
+        }
         ["source", "address"] => Some(i.source.to_string().into_bytes()),
         ["source", "port"] => Some(int(i64::from(i.source.port()))),
         ["destination", "address"] => Some(i.destination.to_string().into_bytes()),

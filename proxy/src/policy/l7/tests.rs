@@ -276,8 +276,15 @@ fn transparent_sets_cover_endpoint_pairs_and_l7_ports() {
         .iter()
         .map(|s| (s.source_identity, s.destination_identity, s.port))
         .collect();
-    assert!(keys.contains(&(Some(u64::from(web)), Some(u64::from(api)), Some(80))), "{keys:?}");
-    assert!(keys.iter().all(|k| k.1 == Some(u64::from(api)) && k.2 == Some(80)), "{keys:?}");
+    assert!(
+        keys.contains(&(Some(u64::from(web)), Some(u64::from(api)), Some(80))),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter()
+            .all(|k| k.1 == Some(u64::from(api)) && k.2 == Some(80)),
+        "{keys:?}"
+    );
     let web_api = c
         .sets
         .iter()
