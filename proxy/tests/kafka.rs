@@ -194,9 +194,18 @@ fn max_in_flight(recs: &[FlowRecord], method: &str) -> usize {
 }
 
 /// Every flow is a forwarded Kafka request; the methods seen.
+/// A client closing its connection while a response is on the way (librdkafka does at
+/// shutdown): recorded as ERROR with the write failure. Nothing else may fail.
+fn client_went_away(r: &FlowRecord) -> bool {
+    r.verdict == Verdict::Error
+        && r.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("writing to the client failed"))
+}
+
 fn check_flows(recs: &[FlowRecord], topic: &str) -> BTreeSet<String> {
     assert!(!recs.is_empty());
-    for r in recs {
+    for r in recs.iter().filter(|r| !client_went_away(r)) {
         assert_eq!(r.protocol, "kafka", "{r:?}");
         assert_eq!(r.verdict, Verdict::Forwarded, "{r:?}");
         assert!(r.error.is_none(), "{r:?}");
@@ -406,8 +415,9 @@ async fn tls_listener_in_front_of_a_plaintext_broker() {
         assert_eq!(consumed["consumed"], 200, "{lib}");
     }
     let recs = proxy.flows(1).await;
-    assert!(
-        recs.iter().all(|r| r.verdict == Verdict::Forwarded),
-        "{recs:?}"
-    );
+    let failed: Vec<_> = recs
+        .iter()
+        .filter(|r| r.verdict != Verdict::Forwarded && !client_went_away(r))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
 }
