@@ -1639,14 +1639,23 @@ mod tests {
             allow,
             serde_json::json!({"header": "x-user", "allowed": ["alice", "bob"], "deny_status": 403})
         );
-        let names: Vec<&str> = cfg.listeners[4]
+        let policy = &cfg.listeners[4].filters[0];
+        assert_eq!(policy.module, Path::new("builtin:http-policy"));
+        let rules: serde_json::Value = serde_json::from_slice(&policy.config)?;
+        assert_eq!(
+            rules["sets"][0]["directions"][0]["rules"]
+                .as_array()
+                .map(Vec::len),
+            Some(100)
+        );
+        let names: Vec<&str> = cfg.listeners[5]
             .filters
             .iter()
             .map(|f| f.name.as_str())
             .collect();
         assert_eq!(names, ["allow_list", "path_rewrite", "path_counter"]);
         let rewrite: serde_json::Value =
-            serde_json::from_slice(&cfg.listeners[4].filters[1].config)?;
+            serde_json::from_slice(&cfg.listeners[5].filters[1].config)?;
         assert_eq!(rewrite["rules"][1]["replace"], "/api/v1/");
         Ok(())
     }
