@@ -89,6 +89,43 @@ pub struct FlowRecord {
     pub drop_reason: Option<String>,
 }
 
+impl FlowRecord {
+    /// A record with the fields every flow has; the rest empty (set them with struct update
+    /// syntax or afterwards).
+    pub fn new(
+        time: SystemTime,
+        source: SocketAddr,
+        destination: String,
+        listener: String,
+        protocol: String,
+        verdict: Verdict,
+    ) -> Self {
+        Self {
+            time: rfc3339(time),
+            source,
+            destination,
+            listener,
+            protocol,
+            method: None,
+            host: None,
+            path: None,
+            status: None,
+            grpc_status: None,
+            latency_ns: 0,
+            duration_ns: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
+            verdict,
+            filter: None,
+            error: None,
+            source_identity: None,
+            destination_identity: None,
+            policy: None,
+            drop_reason: None,
+        }
+    }
+}
+
 /// Handle used by the request path to emit flow records. Cheap to clone.
 #[derive(Clone)]
 pub struct Flows {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ListenerConfig;
-use crate::flows::{rfc3339, FlowRecord, Flows, Verdict};
+use crate::flows::{FlowRecord, Flows, Verdict};
 use crate::http::upstream::{Alpn, Target, UpstreamConnector};
 use crate::io::{Activity, AsyncStream, Tracked};
 use crate::metrics::{ListenerMetrics, UpstreamErrorKind};
@@ -82,27 +82,18 @@ impl TcpProxy {
             }
         };
         self.flows.emit(FlowRecord {
-            time: rfc3339(time),
-            source: peer,
-            destination: self.destination.clone(),
-            listener: self.cfg.name.clone(),
-            protocol: "TCP".into(),
-            method: None,
-            host: None,
-            path: None,
-            status: None,
-            grpc_status: None,
-            latency_ns: 0,
             duration_ns: start.elapsed().as_nanos() as u64,
             bytes_received: activity.read.load(Ordering::Relaxed),
             bytes_sent: activity.written.load(Ordering::Relaxed),
-            verdict,
-            filter: None,
             error,
-            source_identity: None,
-            destination_identity: None,
-            policy: None,
-            drop_reason: None,
+            ..FlowRecord::new(
+                time,
+                peer,
+                self.destination.clone(),
+                self.cfg.name.clone(),
+                "TCP".into(),
+                verdict,
+            )
         });
     }
 }

@@ -29,7 +29,7 @@ use datapath_bpf::{
 };
 
 use crate::config::DatapathConfig;
-use crate::flows::{rfc3339, FlowRecord, Flows, Verdict};
+use crate::flows::{FlowRecord, Flows, Verdict};
 use crate::policy::{Identities, MapState};
 use netlink::{NetlinkError, PolicyRoute};
 
@@ -665,28 +665,12 @@ pub fn event_flow(ev: &Event, rules: &[String], ids: &Identities) -> FlowRecord 
         17 => "UDP".to_owned(),
         p => format!("IP/{p}"),
     };
+    let listener = if ev.hook == 0 {
+        "datapath:from-endpoint"
+    } else {
+        "datapath:to-endpoint"
+    };
     FlowRecord {
-        time: rfc3339(std::time::SystemTime::now()),
-        source: src,
-        destination: dst.to_string(),
-        listener: if ev.hook == 0 {
-            "datapath:from-endpoint".into()
-        } else {
-            "datapath:to-endpoint".into()
-        },
-        protocol: proto,
-        method: None,
-        host: None,
-        path: None,
-        status: None,
-        grpc_status: None,
-        latency_ns: 0,
-        duration_ns: 0,
-        bytes_received: 0,
-        bytes_sent: 0,
-        verdict,
-        filter: None,
-        error: None,
         source_identity: Some(ev.src_identity).filter(|i| *i != 0),
         destination_identity: Some(ev.dst_identity).filter(|i| *i != 0),
         policy: rules.get(ev.rule as usize).cloned().or_else(|| {
@@ -700,6 +684,14 @@ pub fn event_flow(ev: &Event, rules: &[String], ids: &Identities) -> FlowRecord 
         }),
         drop_reason: (ev.kind == datapath_bpf::EVENT_DROP)
             .then(|| drop_reason(ev.reason).to_owned()),
+        ..FlowRecord::new(
+            std::time::SystemTime::now(),
+            src,
+            dst.to_string(),
+            listener.into(),
+            proto,
+            verdict,
+        )
     }
 }
 

@@ -13,7 +13,7 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use crate::flows::{rfc3339, FlowRecord, Flows, Verdict};
+use crate::flows::{FlowRecord, Flows, Verdict};
 use crate::io::Activity;
 use crate::wasm::{BodyKind, BodyOutcome, FilterFailure, Outcome, StreamFilters};
 
@@ -203,27 +203,19 @@ impl FlowGuard {
                         .map(str::to_owned)
                 });
             Box::new(FlowRecord {
-                time: rfc3339(SystemTime::now()),
-                source: ctx.source,
-                destination: ctx.destination.to_owned(),
-                listener: ctx.listener.to_owned(),
-                protocol: ctx.protocol.to_owned(),
                 method: Some(req.method().as_str().to_owned()),
                 host,
                 path: req.uri().path_and_query().map(|p| p.as_str().to_owned()),
-                status: None,
-                grpc_status: None,
-                latency_ns: 0,
-                duration_ns: 0,
-                bytes_received: 0,
-                bytes_sent: 0,
-                verdict: Verdict::Forwarded,
-                filter: None,
-                error: None,
                 source_identity: ctx.identity,
                 destination_identity: ctx.destination_identity,
-                policy: None,
-                drop_reason: None,
+                ..FlowRecord::new(
+                    SystemTime::now(),
+                    ctx.source,
+                    ctx.destination.to_owned(),
+                    ctx.listener.to_owned(),
+                    ctx.protocol.to_owned(),
+                    Verdict::Forwarded,
+                )
             })
         });
         Self {

@@ -205,27 +205,17 @@ impl HttpProxy {
 
     fn connection_flow(&self, peer: SocketAddr, status: Option<u16>) -> FlowRecord {
         FlowRecord {
-            time: crate::flows::rfc3339(std::time::SystemTime::now()),
-            source: peer,
-            destination: self.target.authority.to_string(),
-            listener: self.cfg.name.clone(),
-            protocol: "HTTP/1.1".into(),
-            method: None,
-            host: None,
-            path: None,
             status,
-            grpc_status: None,
-            latency_ns: 0,
-            duration_ns: 0,
-            bytes_received: 0,
-            bytes_sent: 0,
-            verdict: Verdict::Error,
-            filter: None,
-            error: None,
             source_identity: self.identity,
             destination_identity: self.destination_identity,
-            policy: None,
-            drop_reason: None,
+            ..FlowRecord::new(
+                std::time::SystemTime::now(),
+                peer,
+                self.target.authority.to_string(),
+                self.cfg.name.clone(),
+                "HTTP/1.1".into(),
+                Verdict::Error,
+            )
         }
     }
 

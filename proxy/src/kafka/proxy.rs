@@ -37,7 +37,7 @@ use super::request::{parse_request, Parsed, Topics};
 use super::response::error_response;
 use super::rewrite;
 use crate::config::ListenerConfig;
-use crate::flows::{rfc3339, FlowRecord, Flows, Verdict as FlowVerdict};
+use crate::flows::{FlowRecord, Flows, Verdict as FlowVerdict};
 use crate::http::upstream::{Alpn, Target, UpstreamConnector};
 use crate::io::{Activity, AsyncStream, Tracked};
 use crate::metrics::{ListenerMetrics, UpstreamErrorKind};
@@ -556,29 +556,14 @@ impl KafkaProxy {
     }
 
     fn record(&self, peer: SocketAddr, time: SystemTime, verdict: FlowVerdict) -> FlowRecord {
-        FlowRecord {
-            time: rfc3339(time),
-            source: peer,
-            destination: self.destination.clone(),
-            listener: self.cfg.name.clone(),
-            protocol: "kafka".into(),
-            method: None,
-            host: None,
-            path: None,
-            status: None,
-            grpc_status: None,
-            latency_ns: 0,
-            duration_ns: 0,
-            bytes_received: 0,
-            bytes_sent: 0,
+        FlowRecord::new(
+            time,
+            peer,
+            self.destination.clone(),
+            self.cfg.name.clone(),
+            "kafka".into(),
             verdict,
-            filter: None,
-            error: None,
-            source_identity: None,
-            destination_identity: None,
-            policy: None,
-            drop_reason: None,
-        }
+        )
     }
 
     /// The flow record of one request, ending now.

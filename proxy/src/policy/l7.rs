@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::cnp::{self, HttpRule, KafkaRule, L7Rules, PortRule, Selector};
-use super::{
-    egress_peers, ingress_peers, port_protocols, Identities, Labels, Peers, Policy, PROTO_TCP,
-};
+use datapath_bpf::{DIR_EGRESS, DIR_INGRESS};
+
+use super::{port_protocols, sections, Identities, Labels, Peers, Policy, PROTO_TCP};
 
 /// Name of the built-in HTTP policy filter in a listener's chain (and in flow records).
 pub const HTTP_POLICY_FILTER: &str = "strait.http-policy";
@@ -54,31 +54,14 @@ pub(super) fn specs(doc: &cnp::Cnp) -> Vec<&cnp::Rule> {
     v
 }
 
-/// The four rule sections of a spec: (name, deny, peers).
-fn sections(spec: &cnp::Rule) -> [(&'static str, bool, Vec<Peers<'_>>); 4] {
-    [
-        ("ingress", false, ingress_peers(spec.ingress.as_deref())),
-        (
-            "ingressDeny",
-            true,
-            ingress_peers(spec.ingress_deny.as_deref()),
-        ),
-        ("egress", false, egress_peers(spec.egress.as_deref())),
-        (
-            "egressDeny",
-            true,
-            egress_peers(spec.egress_deny.as_deref()),
-        ),
-    ]
-}
-
 /// Checks every L7 rule of a policy document: regexes compile within the size limit, header
 /// and Kafka fields are valid, deny rules carry none.
 pub fn check(doc: &cnp::Cnp) -> Vec<Problem> {
     let mut out = Vec::new();
     for (si, spec) in specs(doc).into_iter().enumerate() {
-        for (section, deny, peers) in sections(spec) {
-            for (ri, r) in peers.iter().enumerate() {
+        for sec in sections(spec) {
+            let (section, deny) = (sec.name, sec.deny);
+            for (ri, r) in sec.peers.iter().enumerate() {
                 for (pi, pr) in r
                     .ports
                     .map(Vec::as_slice)
@@ -428,8 +411,8 @@ pub fn http_filter_config_transparent(policies: &[Policy], ids: &Identities) -> 
     let mut ports = std::collections::BTreeSet::new();
     for p in policies {
         for spec in specs(&p.doc) {
-            for (_, _, peers) in sections(spec) {
-                for r in &peers {
+            for sec in sections(spec) {
+                for r in &sec.peers {
                     for pr in r.ports.map(Vec::as_slice).unwrap_or_default() {
                         if pr.rules.as_ref().is_none_or(|l| l.http.is_none()) {
                             continue;
@@ -480,7 +463,7 @@ fn directions(
     port: u16,
 ) -> Vec<DirectionConfig> {
     let mut directions = Vec::new();
-    for (dir, local, remote) in [("ingress", server, client), ("egress", client, server)] {
+    for (dir, local, remote) in [(DIR_INGRESS, server, client), (DIR_EGRESS, client, server)] {
         let mut enforced = false;
         let mut deny: Option<String> = None;
         let mut allow_all: Option<String> = None;
@@ -494,18 +477,13 @@ fn directions(
                 {
                     continue;
                 }
-                for (section, is_deny, peers) in sections(spec) {
-                    if !section.starts_with(dir) {
+                for sec in sections(spec) {
+                    if sec.dir != dir {
                         continue;
                     }
-                    let present = match section {
-                        "ingress" => spec.ingress.is_some(),
-                        "ingressDeny" => spec.ingress_deny.is_some(),
-                        "egress" => spec.egress.is_some(),
-                        _ => spec.egress_deny.is_some(),
-                    };
-                    enforced |= present;
-                    for (ri, r) in peers.iter().enumerate() {
+                    let (section, is_deny) = (sec.name, sec.deny);
+                    enforced |= sec.present;
+                    for (ri, r) in sec.peers.iter().enumerate() {
                         if !peer_matches(r, remote) {
                             continue;
                         }
@@ -538,7 +516,12 @@ fn directions(
         if !enforced {
             continue;
         }
-        let name = format!("{dir} of {}", describe(local));
+        let side = if dir == DIR_INGRESS {
+            "ingress"
+        } else {
+            "egress"
+        };
+        let name = format!("{side} of {}", describe(local));
         if deny.is_none() && allow_all.is_none() && rules.is_empty() {
             deny = Some(format!(
                 "{name}: no rule allows {} to port {port}",

@@ -414,40 +414,15 @@ impl Compiler<'_> {
             .filter(|(l, _)| sel.matches(l))
             .map(|(_, i)| i)
             .collect();
-        let sections: [(u8, bool, Vec<Peers<'_>>, &str); 4] = [
-            (
-                DIR_INGRESS,
-                false,
-                ingress_peers(spec.ingress.as_deref()),
-                "ingress",
-            ),
-            (
-                DIR_INGRESS,
-                true,
-                ingress_peers(spec.ingress_deny.as_deref()),
-                "ingressDeny",
-            ),
-            (
-                DIR_EGRESS,
-                false,
-                egress_peers(spec.egress.as_deref()),
-                "egress",
-            ),
-            (
-                DIR_EGRESS,
-                true,
-                egress_peers(spec.egress_deny.as_deref()),
-                "egressDeny",
-            ),
-        ];
-        let present = [
-            spec.ingress.is_some(),
-            spec.ingress_deny.is_some(),
-            spec.egress.is_some(),
-            spec.egress_deny.is_some(),
-        ];
-        for (k, (dir, deny, rules, name)) in sections.into_iter().enumerate() {
-            if !present[k] {
+        for Section {
+            name,
+            dir,
+            deny,
+            present,
+            peers: rules,
+        } in sections(spec)
+        {
+            if !present {
                 continue;
             }
             let flag = if dir == DIR_INGRESS {
@@ -729,6 +704,56 @@ fn port_protocols(pp: &cnp::PortProtocol) -> Result<Vec<(u16, u8)>, (&'static st
         }
     }
     Ok(out)
+}
+
+/// One of the four rule sections of a spec (`ingress`, `ingressDeny`, `egress`, `egressDeny`).
+struct Section<'r> {
+    name: &'static str,
+    dir: u8,
+    deny: bool,
+    /// Written in the spec (even empty): the selected endpoints enforce this direction.
+    present: bool,
+    peers: Vec<Peers<'r>>,
+}
+
+fn sections(spec: &cnp::Rule) -> [Section<'_>; 4] {
+    let section = |name, dir, deny, present, peers| Section {
+        name,
+        dir,
+        deny,
+        present,
+        peers,
+    };
+    [
+        section(
+            "ingress",
+            DIR_INGRESS,
+            false,
+            spec.ingress.is_some(),
+            ingress_peers(spec.ingress.as_deref()),
+        ),
+        section(
+            "ingressDeny",
+            DIR_INGRESS,
+            true,
+            spec.ingress_deny.is_some(),
+            ingress_peers(spec.ingress_deny.as_deref()),
+        ),
+        section(
+            "egress",
+            DIR_EGRESS,
+            false,
+            spec.egress.is_some(),
+            egress_peers(spec.egress.as_deref()),
+        ),
+        section(
+            "egressDeny",
+            DIR_EGRESS,
+            true,
+            spec.egress_deny.is_some(),
+            egress_peers(spec.egress_deny.as_deref()),
+        ),
+    ]
 }
 
 fn ingress_peers(rules: Option<&[cnp::IngressRule]>) -> Vec<Peers<'_>> {
