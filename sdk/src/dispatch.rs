@@ -15,6 +15,7 @@ use crate::abi::{action, buffer, NO_GRPC_STATUS};
 use crate::filter::{Decision, Filter};
 use crate::hostcalls;
 use crate::http::{Request, Response};
+use crate::kafka::{KafkaDecision, KafkaRequest};
 use crate::logging::{log, Level};
 
 /// Per-module state: plugin (root) contexts and HTTP (stream) contexts.
@@ -244,6 +245,28 @@ pub fn on_response_headers<F: Filter>(context_id: u32, _num_headers: usize, _eos
     }
     let decision = filter.on_response(&mut Response::new(context_id));
     apply(context_id, decision)
+}
+
+/// `strait_on_kafka_request` (strait's Kafka extension): runs [`Filter::on_kafka_request`] for
+/// one request of the Kafka connection `context_id`. A deny becomes
+/// `proxy_send_local_response(code, reason, "", {}, -1)`. Always returns 0 (strait ignores the
+/// value).
+///
+/// Unlike an HTTP stream, the context lives for the whole connection and every request gets
+/// a verdict: a deny does not mark the context as answered.
+pub fn on_kafka_request<F: Filter>(context_id: u32) -> u32 {
+    let (filter, _responded) = stream_filter::<F>(context_id);
+    let decision = filter.on_kafka_request(&mut KafkaRequest::new(context_id));
+    if let KafkaDecision::Deny { code, reason } = decision {
+        // A negative code cannot be a Kafka error code: strait refuses it (u32::MAX).
+        let code = u32::try_from(code).unwrap_or(u32::MAX);
+        let sent = hostcalls::send_local_response(code, details(&reason), &[], &[], NO_GRPC_STATUS);
+        if let Err(err) = sent {
+            // Returning would let a denied request through: trap instead.
+            panic!("strait-sdk: cannot deny the Kafka request: {err}");
+        }
+    }
+    0
 }
 
 /// `proxy_on_request_body`: bodies pass through.

@@ -2,6 +2,7 @@
 
 use crate::errors::ConfigError;
 use crate::http::{Request, Response};
+use crate::kafka::{KafkaDecision, KafkaRequest};
 
 /// A policy filter: configured once per plugin instance, then asked about every request (and
 /// response) of the listener it is attached to.
@@ -32,7 +33,26 @@ pub trait Filter: Sized + 'static {
         let _ = resp;
         Decision::Allow
     }
+
+    /// Called once per Kafka request on a `protocol: kafka` listener (strait's
+    /// `strait_on_kafka_request` extension of the ABI), before anything reaches the broker.
+    /// Read the request header and its topics through `req`; return [`KafkaDecision::Allow`]
+    /// to forward it, or a deny to have strait answer it with a Kafka error.
+    ///
+    /// All requests of one Kafka connection share one stream context, and a deny affects only
+    /// the request it answers: the next request on the connection is judged afresh.
+    ///
+    /// The default **denies** every request (code 0, strait's choice of error): a filter
+    /// written for HTTP that ends up on a Kafka listener must fail closed, not let everything
+    /// through. Override it to serve Kafka listeners.
+    fn on_kafka_request(&self, req: &mut KafkaRequest<'_>) -> KafkaDecision {
+        let _ = req;
+        KafkaDecision::deny(NO_KAFKA_HOOK)
+    }
 }
+
+/// The reason of the default [`Filter::on_kafka_request`]'s deny.
+pub(crate) const NO_KAFKA_HOOK: &str = "filter does not judge Kafka requests (no on_kafka_request)";
 
 /// What to do with a request (or response).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use crate::hostcalls;
 /// (closed: the request is refused; open: the filter is skipped). Under
 /// [`testing`](crate::testing) the panic fails the test.
 #[track_caller]
-fn host_failure(err: HostError) -> ! {
+pub(crate) fn host_failure(err: HostError) -> ! {
     panic!("strait-sdk: {err}")
 }
 
@@ -107,6 +107,12 @@ macro_rules! header_methods {
         /// strait knows it.
         pub fn source_identity(&self) -> Option<u64> {
             crate::source_identity()
+        }
+
+        /// The numeric security identity of the server (property
+        /// `strait.destination_identity`), if strait knows it.
+        pub fn destination_identity(&self) -> Option<u64> {
+            crate::destination_identity()
         }
 
         /// The name of the listener the request arrived on (property `strait.listener`).
@@ -229,6 +235,14 @@ pub fn property_i64(path: &[&str]) -> Option<i64> {
 /// does not know it (or it is not a number).
 pub fn source_identity() -> Option<u64> {
     let raw = property(&["strait", "source_identity"])?;
+    std::str::from_utf8(&raw).ok()?.trim().parse().ok()
+}
+
+/// The server's numeric security identity: property `strait.destination_identity` (path
+/// `["strait", "destination_identity"]`), a decimal number as a UTF-8 string. `None` when
+/// strait does not know it (or it is not a number).
+pub fn destination_identity() -> Option<u64> {
+    let raw = property(&["strait", "destination_identity"])?;
     std::str::from_utf8(&raw).ok()?.trim().parse().ok()
 }
 

@@ -54,10 +54,18 @@
 //! `malloc` on `wasm32-unknown-unknown`; on WASI targets `malloc` is libc's and not exported),
 //! `proxy_on_vm_start`, `proxy_on_configure`, `proxy_on_context_create`,
 //! `proxy_on_request_headers` / `_body` / `_trailers`, `proxy_on_response_headers` / `_body` /
-//! `_trailers`, `proxy_on_log`, `proxy_on_done`, `proxy_on_delete` and `proxy_on_tick`. It
+//! `_trailers`, `proxy_on_log`, `proxy_on_done`, `proxy_on_delete` and `proxy_on_tick`, and
+//! strait's Kafka extension `strait_on_kafka_request` (see [`kafka`]). It
 //! imports from `env` only what it uses among `proxy_log`, `proxy_get_buffer_bytes`, the five
 //! header map calls, `proxy_send_local_response`, `proxy_get_property`, `proxy_set_property`
 //! and the four metric calls.
+//!
+//! ## Kafka
+//!
+//! On strait's `protocol: kafka` listeners, the hook is [`Filter::on_kafka_request`], called
+//! once per Kafka request with a [`KafkaRequest`] (API key and version, client id, the topics
+//! it reaches) and returning a [`KafkaDecision`]. Its default denies every request, so a filter
+//! written for HTTP fails closed on a Kafka listener. See the [`kafka`] module.
 //!
 //! ## Failures
 //!
@@ -83,6 +91,7 @@ mod errors;
 mod filter;
 mod hostcalls;
 mod http;
+pub mod kafka;
 mod logging;
 mod memory;
 pub mod metrics;
@@ -91,14 +100,16 @@ pub mod testing;
 
 pub use errors::{ConfigError, HostError};
 pub use filter::{grpc, Decision, Filter};
-pub use http::{listener, property, property_i64, property_string, source_identity};
-pub use http::{Request, Response};
+pub use http::{destination_identity, listener, property, property_i64, property_string};
+pub use http::{source_identity, Request, Response};
+pub use kafka::{KafkaDecision, KafkaRequest, KafkaTopics};
 pub use logging::{log, Level};
 pub use metrics::{Counter, Gauge, Histogram};
 
 /// Everything a typical filter needs: `use strait_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{grpc, ConfigError, Decision, Filter, Level, Request, Response};
+    pub use crate::{kafka, KafkaDecision, KafkaRequest, KafkaTopics};
     pub use crate::{Counter, Gauge, Histogram};
 }
 
@@ -219,6 +230,12 @@ macro_rules! export_filter {
                 num_trailers: usize,
             ) -> u32 {
                 rt::on_response_trailers(context_id, num_trailers)
+            }
+
+            // strait's Kafka extension: one call per Kafka request (docs/proxy-wasm.md).
+            #[unsafe(no_mangle)]
+            pub extern "C" fn strait_on_kafka_request(context_id: u32) -> u32 {
+                rt::on_kafka_request::<$filter>(context_id)
             }
 
             #[unsafe(no_mangle)]

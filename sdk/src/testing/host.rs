@@ -23,7 +23,8 @@ pub struct LogRecord {
 /// received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalResponse {
-    /// The HTTP status (200 for gRPC responses).
+    /// The HTTP status (200 for gRPC responses); for a Kafka request the Kafka error code
+    /// (0: strait's choice).
     pub status: u32,
     /// The `status_code_details` argument.
     pub details: String,
@@ -57,6 +58,9 @@ pub(crate) struct HostState {
     /// What the filter set with `proxy_set_property` during the current stream, in order.
     pub(crate) set_properties: Vec<(Vec<u8>, Vec<u8>)>,
     pub(crate) local_response: Option<LocalResponse>,
+    /// A Kafka request is being judged (`strait_on_kafka_request`): local responses carry Kafka
+    /// error codes.
+    pub(crate) kafka: bool,
     /// Metric id − 1 → metric.
     pub(crate) metrics: Vec<Metric>,
     pub(crate) logs: Vec<LogRecord>,
@@ -346,8 +350,14 @@ pub(crate) unsafe fn proxy_send_local_response(
     let Ok(headers) = abi::deserialize_map(headers) else {
         return BAD_ARGUMENT;
     };
-    // strait refuses what is not an HTTP status code.
-    if !(100..=999).contains(&status_code) {
+    // strait refuses what is not an HTTP status code, or on a Kafka request what is not a
+    // Kafka error code (0..=32767, 0 meaning "strait's choice").
+    let valid = if with(|h| h.kafka) {
+        i16::try_from(status_code).is_ok()
+    } else {
+        (100..=999).contains(&status_code)
+    };
+    if !valid {
         return BAD_ARGUMENT;
     }
     let response = LocalResponse {

@@ -6,7 +6,10 @@
 //! stream context and calls the same entry points the module exports (`proxy_on_context_create`,
 //! `proxy_on_request_headers`, `proxy_on_request_body`, `proxy_on_response_headers`, …,
 //! `proxy_on_delete`), so header map serialisation, host-returned memory and local responses
-//! are exercised too.
+//! are exercised too. Kafka requests go through [`Harness::kafka`] (one request, one
+//! connection) or [`Harness::kafka_connection`] (several requests on one connection) with a
+//! [`TestKafkaRequest`], calling `strait_on_kafka_request`'s entry point; see the
+//! [`kafka`](crate::kafka) module for an example.
 //!
 //! ```
 //! use strait_sdk::prelude::*;
@@ -48,6 +51,7 @@
 //! ```
 
 pub(crate) mod host;
+mod kafka;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -59,6 +63,7 @@ use crate::logging::Level;
 
 use host::HostState;
 pub use host::{LocalResponse, LogRecord};
+pub use kafka::{KafkaOutcome, TestKafkaRequest};
 
 const ROOT_CONTEXT_ID: u32 = 1;
 
@@ -190,11 +195,7 @@ impl<F: Filter> Harness<F> {
     ///
     /// A panic of the filter (a trap in a real host) propagates to the test.
     pub fn exchange(&mut self, req: TestRequest, resp: TestResponse) -> Outcome {
-        let id = self.next_context_id;
-        self.next_context_id = self
-            .next_context_id
-            .wrapping_add(1)
-            .max(ROOT_CONTEXT_ID + 1);
+        let id = self.next_stream_id();
 
         self.host.maps = [req.headers, req.trailers, Vec::new(), Vec::new()];
         self.host.request_body = req.body.clone().unwrap_or_default();
@@ -206,6 +207,7 @@ impl<F: Filter> Harness<F> {
             .collect();
         self.host.local_response = None;
         self.host.set_properties.clear();
+        self.host.kafka = false;
 
         let mut out = Outcome {
             request_action: action::CONTINUE,
@@ -261,6 +263,16 @@ impl<F: Filter> Harness<F> {
         out.local_response = self.host.local_response.take();
         out.set_properties = std::mem::take(&mut self.host.set_properties);
         out
+    }
+
+    /// A fresh stream context id.
+    fn next_stream_id(&mut self) -> u32 {
+        let id = self.next_context_id;
+        self.next_context_id = self
+            .next_context_id
+            .wrapping_add(1)
+            .max(ROOT_CONTEXT_ID + 1);
+        id
     }
 
     /// The value of counter or gauge `name` (gauges as the ABI carries them: a `u64`), `None`
