@@ -14,7 +14,10 @@ const DEFAULT_TOOLCHAIN: &str = "nightly-2026-05-20";
 const PROGRAMS: &[(&str, &str)] = &[("datapath-bpf", "datapath"), ("sockops-bpf", "sockops")];
 
 /// Built-in filters: (package, lib name). Built with the toolchain running this build.
-const FILTERS: &[(&str, &str)] = &[("strait-http-policy", "http_policy")];
+const FILTERS: &[(&str, &str)] = &[
+    ("strait-http-policy", "http_policy"),
+    ("strait-kafka-policy", "kafka_policy"),
+];
 
 fn main() -> anyhow::Result<()> {
     build_filters()?;

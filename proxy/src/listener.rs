@@ -12,7 +12,7 @@ use crate::config::{ListenerConfig, Protocol, SourceAddress, Upstream};
 use crate::flows::Flows;
 use crate::http::HttpProxy;
 use crate::http::Target;
-use crate::kafka::proxy::KafkaProxy;
+use crate::kafka::proxy::{KafkaProxy, TopicNames};
 use crate::metrics::{ListenerMetrics, Metrics};
 use crate::policy::Identities;
 use crate::socket;
@@ -35,6 +35,8 @@ struct TransparentCtx {
     metrics: ListenerMetrics,
     filters: ChainHandle,
     identities: Arc<Identities>,
+    /// Topic ids learned by this listener's Kafka connections.
+    topic_names: Arc<TopicNames>,
 }
 
 impl TransparentCtx {
@@ -71,13 +73,23 @@ impl TransparentCtx {
             ))),
             // Clients reach every broker at its own address (redirected again): nothing to
             // rewrite.
-            Protocol::Kafka => Flow::Kafka(Arc::new(KafkaProxy::new(
-                cfg.clone(),
-                self.flows.clone(),
-                self.metrics.clone(),
-                &target,
-                false,
-            ))),
+            Protocol::Kafka => Flow::Kafka(Arc::new(
+                KafkaProxy::new(
+                    cfg.clone(),
+                    self.flows.clone(),
+                    self.metrics.clone(),
+                    &target,
+                    false,
+                )
+                .with_filters(
+                    self.filters.clone(),
+                    self.topic_names.clone(),
+                    (
+                        self.identities.of_addr(peer.ip()),
+                        self.identities.of_addr(orig_dst.ip()),
+                    ),
+                ),
+            )),
         }
     }
 }
@@ -130,6 +142,7 @@ impl Listener {
                     metrics: lm.clone(),
                     filters,
                     identities,
+                    topic_names: Default::default(),
                 }))
             }
             (Upstream::Fixed(upstream), Protocol::Http) => {
@@ -151,13 +164,16 @@ impl Listener {
                 lm.clone(),
                 &Target::fixed(upstream.clone()),
             ))),
-            (Upstream::Fixed(upstream), Protocol::Kafka) => Flow::Kafka(Arc::new(KafkaProxy::new(
-                cfg.clone(),
-                flows.clone(),
-                lm.clone(),
-                &Target::fixed(upstream.clone()),
-                true,
-            ))),
+            (Upstream::Fixed(upstream), Protocol::Kafka) => Flow::Kafka(Arc::new(
+                KafkaProxy::new(
+                    cfg.clone(),
+                    flows.clone(),
+                    lm.clone(),
+                    &Target::fixed(upstream.clone()),
+                    true,
+                )
+                .with_filters(filters, Default::default(), (None, None)),
+            )),
         };
         Ok(Self {
             cfg,

@@ -421,3 +421,275 @@ async fn tls_listener_in_front_of_a_plaintext_broker() {
         .collect();
     assert!(failed.is_empty(), "{failed:?}");
 }
+
+// ---- Kafka policy (CiliumNetworkPolicy `kafka` rules, the built-in Kafka policy filter) ----
+
+/// A policy for clients `app=client` to the broker `app=kafka` on `port`, with these `kafka`
+/// rules (YAML flow mappings).
+fn kafka_policy(port: u16, rules: &[&str]) -> String {
+    let mut s = format!(
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: kafka-orders\nspec:\n  endpointSelector:\n    matchLabels: {{app: kafka}}\n  ingress:\n    - fromEndpoints:\n        - matchLabels: {{app: client}}\n      toPorts:\n        - ports:\n            - {{port: \"{port}\", protocol: TCP}}\n          rules:\n            kafka:\n"
+    );
+    for r in rules {
+        s.push_str(&format!("              - {r}\n"));
+    }
+    s
+}
+
+/// strait with two listeners to `broker`: `kafka` enforcing the policy in `policy`, and
+/// `admin` without policy (for creating topics).
+async fn strait_with_policy(broker: SocketAddr, policy: &Path) -> (Proxy, PathBuf) {
+    Proxy::start_file(&format!(
+        "policies: [{}]\nlisteners:\n  - name: kafka\n    address: 127.0.0.1:0\n    protocol: kafka\n    upstream: {broker}\n    policy: {{client_labels: {{app: client}}, server_labels: {{app: kafka}}}}\n  - name: admin\n    address: 127.0.0.1:0\n    protocol: kafka\n    upstream: {broker}\n",
+        policy.display()
+    ))
+    .await
+}
+
+/// The peer's exit status and JSON, whatever they are.
+async fn peer_result(args: &[String]) -> (bool, serde_json::Value) {
+    let args = args.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("python3")
+            .arg(peer_script())
+            .args(&args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v: serde_json::Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("kafka_peer.py {args:?} printed {stdout:?} ({e})"));
+        (out.status.success() && v["ok"] == true, v)
+    })
+    .await
+    .unwrap()
+}
+
+const ORDERS_RULES: &[&str] = &[
+    "{role: produce, topic: orders}",
+    "{role: consume, topic: orders}",
+    "{role: consume, topic: events}",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_policy_allows_orders_denies_other_topics_and_produce_for_consume_only_roles() {
+    let Some(tansu) = prerequisites() else { return };
+    let broker = Broker::start(&tansu);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("kafka-policy.yaml");
+    std::fs::write(&policy, kafka_policy(broker.addr.port(), ORDERS_RULES)).unwrap();
+    let (proxy, _) = strait_with_policy(broker.addr, &policy).await;
+    let (k, admin) = (proxy.addr("kafka"), proxy.addr("admin"));
+    for t in ["orders", "events", "secret"] {
+        peer(&args("create-topic", admin, t, &["--partitions", "1"])).await;
+    }
+
+    // Allowed: produce and consume `orders`, both clients.
+    let produced = peer(&args("produce", k, "orders", &["--count", "50"])).await;
+    assert_eq!(produced["produced"], 50);
+    let lib = ["--lib", "kafka-python"];
+    let produced = peer(&args(
+        "produce",
+        k,
+        "orders",
+        &["--count", "50", lib[0], lib[1]],
+    ))
+    .await;
+    assert_eq!(produced["produced"], 50);
+    // Both producers wrote keys 0..50: 50 distinct keys, each twice.
+    let consumed = peer(&args(
+        "consume",
+        k,
+        "orders",
+        &["--count", "50", "--group", "g-orders"],
+    ))
+    .await;
+    assert_eq!(consumed["consumed"], 50);
+
+    // Denied topic: TOPIC_AUTHORIZATION_FAILED (29) in the client, not a dropped connection.
+    let expect = ["--expect-error", "29", "--count", "3", "--timeout", "20"];
+    for lib in ["confluent", "kafka-python"] {
+        let mut a = expect.to_vec();
+        a.extend(["--lib", lib]);
+        let v = peer(&args("produce", k, "secret", &a)).await;
+        assert_eq!(v["codes"], serde_json::json!([29]), "{lib}: {v}");
+        // A consume-only role cannot produce.
+        let v = peer(&args("produce", k, "events", &a)).await;
+        assert_eq!(v["codes"], serde_json::json!([29]), "{lib}: {v}");
+    }
+    // A consumer of a denied topic: kafka-python raises TopicAuthorizationFailedError.
+    let v = peer(&args(
+        "consume",
+        k,
+        "secret",
+        &[
+            "--expect-error",
+            "29",
+            "--count",
+            "1",
+            "--group",
+            "g-secret",
+            "--timeout",
+            "20",
+            "--lib",
+            "kafka-python",
+        ],
+    ))
+    .await;
+    assert_eq!(v["codes"], serde_json::json!([29]), "{v}");
+
+    // Every verdict is a flow record naming the filter and the rule (or why none allowed).
+    let recs = proxy.flows(1).await;
+    let on = |r: &&FlowRecord| r.listener == "kafka" && !client_went_away(r);
+    let kafka: Vec<&FlowRecord> = recs.iter().filter(on).collect();
+    for r in &kafka {
+        assert_eq!(r.filter.as_deref(), Some("strait.kafka-policy"), "{r:?}");
+        assert!(r.policy.is_some(), "{r:?}");
+    }
+    let allowed_produce = kafka
+        .iter()
+        .filter(|r| r.method.as_deref() == Some("Produce") && r.verdict == Verdict::Forwarded)
+        .collect::<Vec<_>>();
+    assert!(!allowed_produce.is_empty());
+    for r in &allowed_produce {
+        assert_eq!(r.path.as_deref(), Some("orders"), "{r:?}");
+        assert_eq!(
+            r.policy.as_deref(),
+            Some("kafka-orders/spec[0].ingress[0].toPorts[0].rules.kafka[0]"),
+            "{r:?}"
+        );
+    }
+    let denied: Vec<_> = kafka
+        .iter()
+        .filter(|r| r.verdict == Verdict::Denied)
+        .collect();
+    let denied_on = |method: &str, topic: &str| {
+        denied
+            .iter()
+            .any(|r| r.method.as_deref() == Some(method) && r.path.as_deref() == Some(topic))
+    };
+    assert!(denied_on("Metadata", "secret"), "{denied:#?}");
+    assert!(denied_on("Produce", "events"), "{denied:#?}");
+    // Requests naming topics get 29; others (librdkafka's GetTelemetrySubscriptions, outside
+    // Cilium's roles) 31, CLUSTER_AUTHORIZATION_FAILED.
+    for r in &denied {
+        let e = r.error.as_deref().unwrap_or_default();
+        let code = if r.path.is_some() { 29 } else { 31 };
+        assert!(e.contains(&format!("Kafka error code {code}")), "{r:?}");
+        assert!(e.contains("ingress of app=kafka"), "{r:?}");
+    }
+    assert!(
+        !kafka
+            .iter()
+            .any(|r| r.verdict == Verdict::Forwarded && r.path.as_deref() == Some("secret")),
+        "a request naming `secret` reached the broker"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_policy_edit_changes_the_verdict_on_an_open_connection() {
+    use std::io::{BufRead, BufReader, Write};
+    let Some(tansu) = prerequisites() else { return };
+    let broker = Broker::start(&tansu);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("kafka-policy.yaml");
+    let port = broker.addr.port();
+    std::fs::write(&policy, kafka_policy(port, ORDERS_RULES)).unwrap();
+    let (proxy, _) = strait_with_policy(broker.addr, &policy).await;
+    let (k, admin) = (proxy.addr("kafka"), proxy.addr("admin"));
+    peer(&args(
+        "create-topic",
+        admin,
+        "orders",
+        &["--partitions", "1"],
+    ))
+    .await;
+
+    // One producer, kept open across the edit.
+    let mut child = Command::new("python3")
+        .arg(peer_script())
+        .args(args(
+            "produce",
+            k,
+            "orders",
+            &[
+                "--count",
+                "20",
+                "--then-expect-error",
+                "29",
+                "--timeout",
+                "20",
+            ],
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let mut read = tokio::task::spawn_blocking(move || {
+        out.read_line(&mut line).unwrap();
+        (out, line)
+    });
+    let (out, round1) = (&mut read).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(round1.trim()).unwrap();
+    assert_eq!(v["produced"], 20, "{v}");
+
+    // Produce to `orders` is no longer allowed (consume still is).
+    std::fs::write(
+        &policy,
+        kafka_policy(port, &["{role: consume, topic: orders}  # produce removed"]),
+    )
+    .unwrap();
+    // Wait until a new connection sees the new policy.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, _) = peer_result(&args(
+            "produce",
+            k,
+            "orders",
+            &["--count", "1", "--expect-error", "29", "--timeout", "10"],
+        ))
+        .await;
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the policy edit was not applied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    drop(stdin);
+    let (mut out, mut line) = (out, String::new());
+    let line = tokio::task::spawn_blocking(move || {
+        out.read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let status = child.wait().unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert!(status.success() && v["ok"] == true, "round 2: {v}");
+    assert_eq!(v["codes"], serde_json::json!([29]), "{v}");
+
+    // Round 2 was denied on the connection that round 1 produced its 20 messages on (the
+    // probes produced one each).
+    let recs = proxy.flows(1).await;
+    let produce = |verdict: Verdict| -> std::collections::BTreeMap<SocketAddr, usize> {
+        let mut m = std::collections::BTreeMap::new();
+        for r in recs
+            .iter()
+            .filter(|r| r.method.as_deref() == Some("Produce") && r.verdict == verdict)
+        {
+            *m.entry(r.source).or_default() += 1;
+        }
+        m
+    };
+    let (forwarded, denied) = (produce(Verdict::Forwarded), produce(Verdict::Denied));
+    let round1 = forwarded.iter().max_by_key(|(_, n)| **n).map(|(a, _)| *a);
+    let round1 = round1.unwrap();
+    assert!(forwarded[&round1] >= 10, "{forwarded:?}");
+    assert!(
+        denied.get(&round1).is_some_and(|n| *n >= 1),
+        "round 2 was not denied on round 1's connection {round1}: {forwarded:?} vs {denied:?}"
+    );
+}

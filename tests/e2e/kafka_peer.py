@@ -8,6 +8,12 @@ address (strait's Kafka listener) and prints exactly one JSON line on stdout.
     kafka_peer.py produce --bootstrap H:P --topic T --count N --size S --lib L [--in-flight K] [--acks 1]
     kafka_peer.py consume --bootstrap H:P --topic T --count N --size S --lib L --group G [--timeout 60]
 
+Authorization (strait's Kafka policy): `--expect-error CODE` makes produce / consume succeed only
+when every message fails with Kafka error CODE (e.g. 29, TOPIC_AUTHORIZATION_FAILED) in the
+client, instead of when every message goes through. `produce --then-expect-error CODE` produces
+once normally, prints {"round": 1, ...}, waits for a line on stdin (the test edits the policy),
+then produces again with the same producer (same connections) expecting CODE.
+
 Every command takes --ca PEM: TLS to the bootstrap address (and every broker), trusting PEM.
 
 Message i (0 <= i < count) has key b"key-<i>" and a value of `size` pseudo-random bytes derived
@@ -89,40 +95,26 @@ def create_topic(a):
 
 def produce(a):
     start = time.monotonic()
+    if a.then_expect_error is not None:
+        if a.lib != "confluent":
+            emit(False, error="--then-expect-error needs --lib confluent")
+        p = confluent_producer(a)
+        delivered, errors, codes = confluent_round(p, a, 0)
+        print(json.dumps({"round": 1, "produced": delivered, "errors": errors[:5]}), flush=True)
+        if errors or delivered != a.count:
+            emit(False, produced=delivered, errors=errors[:5], codes=codes[:5])
+        sys.stdin.readline()
+        delivered, errors, codes = confluent_round(p, a, a.count)
+        expected = codes and all(c == a.then_expect_error for c in codes) and len(codes) == a.count
+        emit(bool(expected) and delivered == 0, produced=delivered, errors=errors[:5],
+             codes=sorted(set(codes)), elapsed_ms=int((time.monotonic() - start) * 1000))
     errors = []
+    codes = []
     delivered = 0
     if a.lib == "confluent":
-        from confluent_kafka import Producer
-
         # One message per batch and no lingering: one Produce request per message, with up to
         # --in-flight of them pipelined on the broker connection.
-        p = Producer(confluent_conf(a, **{
-            "acks": str(a.acks),
-            "enable.idempotence": False,
-            "linger.ms": 0,
-            "batch.num.messages": 1,
-            "max.in.flight.requests.per.connection": a.in_flight,
-            "message.timeout.ms": a.timeout * 1000,
-        }))
-
-        def done(err, msg):
-            nonlocal delivered
-            if err is not None:
-                errors.append(str(err))
-            else:
-                delivered += 1
-
-        for i in range(a.count):
-            while True:
-                try:
-                    p.produce(a.topic, key=key(i), value=value(i, a.size), callback=done)
-                    break
-                except BufferError:
-                    p.poll(0.05)
-            p.poll(0)
-        left = p.flush(a.timeout)
-        if left:
-            errors.append(f"{left} messages not delivered")
+        delivered, errors, codes = confluent_round(confluent_producer(a), a, 0)
     else:
         from kafka import KafkaProducer
 
@@ -133,7 +125,13 @@ def produce(a):
             max_in_flight_requests_per_connection=a.in_flight,
             request_timeout_ms=a.timeout * 1000,
         ))
-        futures = [p.send(a.topic, key=key(i), value=value(i, a.size)) for i in range(a.count)]
+        futures = []
+        for i in range(a.count):
+            try:
+                futures.append(p.send(a.topic, key=key(i), value=value(i, a.size)))
+            except Exception as e:  # noqa: BLE001 - e.g. TopicAuthorizationFailedError from metadata
+                errors.append(repr(e))
+                codes.append(getattr(e, "errno", None))
         p.flush(timeout=a.timeout)
         for f in futures:
             try:
@@ -141,21 +139,68 @@ def produce(a):
                 delivered += 1
             except Exception as e:  # noqa: BLE001 - report any client error
                 errors.append(repr(e))
-        p.close()
+                codes.append(getattr(e, "errno", None))
+        p.close(timeout=5)
     if a.acks == 0:
         delivered = a.count - len(errors)
+    if a.expect_error is not None:
+        ok = delivered == 0 and len(codes) == a.count and all(c == a.expect_error for c in codes)
+    else:
+        ok = not errors and delivered == a.count
     emit(
-        not errors and delivered == a.count,
+        ok,
         produced=delivered,
         errors=errors[:5],
+        codes=sorted(set(c for c in codes if c is not None)),
         elapsed_ms=int((time.monotonic() - start) * 1000),
     )
+
+
+def confluent_producer(a):
+    from confluent_kafka import Producer
+
+    return Producer(confluent_conf(a, **{
+        "acks": str(a.acks),
+        "enable.idempotence": False,
+        "linger.ms": 0,
+        "batch.num.messages": 1,
+        "max.in.flight.requests.per.connection": a.in_flight,
+        "message.timeout.ms": a.timeout * 1000,
+    }))
+
+
+def confluent_round(p, a, first):
+    """Produces messages first..first+count with `p`; (delivered, errors, error codes)."""
+    errors, codes = [], []
+    delivered = 0
+
+    def done(err, msg):
+        nonlocal delivered
+        if err is not None:
+            errors.append(str(err))
+            codes.append(err.code())
+        else:
+            delivered += 1
+
+    for i in range(first, first + a.count):
+        while True:
+            try:
+                p.produce(a.topic, key=key(i), value=value(i, a.size), callback=done)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    left = p.flush(a.timeout)
+    if left:
+        errors.append(f"{left} messages not delivered")
+    return delivered, errors, codes
 
 
 def consume(a):
     start = time.monotonic()
     seen = {}
     bad = []
+    codes = []
     duplicates = 0
 
     def check(k, v):
@@ -175,15 +220,24 @@ def consume(a):
     if a.lib == "confluent":
         from confluent_kafka import Consumer
 
+        def on_error(err):
+            # librdkafka reports a subscribed topic's authorization failure here, not as a
+            # message error.
+            if err.code() == a.expect_error:
+                bad.append(str(err))
+                codes.append(err.code())
+
         c = Consumer(confluent_conf(
             a,
-            **{"group.id": a.group, "auto.offset.reset": "earliest", "enable.auto.commit": True},
+            **{"group.id": a.group, "auto.offset.reset": "earliest", "enable.auto.commit": True,
+               "error_cb": on_error},
         ))
         c.subscribe([a.topic])
         while len(seen) < a.count and time.monotonic() < deadline and not bad:
             for m in c.consume(num_messages=500, timeout=1.0):
                 if m.error():
                     bad.append(str(m.error()))
+                    codes.append(m.error().code())
                 else:
                     check(m.key(), m.value())
         c.close()
@@ -197,12 +251,23 @@ def consume(a):
             enable_auto_commit=True,
         ))
         while len(seen) < a.count and time.monotonic() < deadline and not bad:
-            for records in c.poll(timeout_ms=1000).values():
+            try:
+                polled = c.poll(timeout_ms=1000)
+            except Exception as e:  # noqa: BLE001 - e.g. TopicAuthorizationFailedError
+                bad.append(repr(e))
+                codes.append(getattr(e, "errno", None))
+                break
+            for records in polled.values():
                 for r in records:
                     check(r.key, r.value)
         c.close()
+    if a.expect_error is not None:
+        ok = not seen and bool(codes) and all(c == a.expect_error for c in codes)
+    else:
+        ok = len(seen) == a.count and not bad
     emit(
-        len(seen) == a.count and not bad,
+        ok,
+        codes=sorted(set(c for c in codes if c is not None)),
         consumed=len(seen),
         duplicates=duplicates,
         errors=bad[:5],
@@ -224,6 +289,8 @@ def main():
     ap.add_argument("--group", default="strait-test")
     ap.add_argument("--timeout", type=int, default=60)
     ap.add_argument("--ca", help="TLS to the bootstrap address, trusting this CA (PEM)")
+    ap.add_argument("--expect-error", type=int, help="succeed when every message fails with this Kafka error code")
+    ap.add_argument("--then-expect-error", type=int, help="produce twice; the second round must fail with this code")
     a = ap.parse_args()
     try:
         {"create-topic": create_topic, "produce": produce, "consume": consume}[a.command](a)

@@ -860,8 +860,9 @@ impl Validator {
         }
     }
 
-    /// The built-in HTTP policy filter, first in the chain of a listener with `policy:` and of
-    /// a transparent HTTP listener when policies are configured.
+    /// The built-in policy filter of the listener's protocol (HTTP or Kafka), first in the
+    /// chain of a listener with `policy:` and of a transparent HTTP or Kafka listener when
+    /// policies are configured.
     #[allow(clippy::too_many_arguments)]
     fn policy_filter(
         &mut self,
@@ -873,15 +874,30 @@ impl Validator {
         policies: Option<&[crate::policy::Policy]>,
         identities: &crate::policy::Identities,
     ) -> Option<FilterConfig> {
-        use crate::policy::l7;
-        if rp.is_none() && transparent && protocol == Protocol::Http {
-            let config = l7::http_filter_config_transparent(policies?, identities);
-            return self.policy_filter_config(f, &config);
+        use crate::policy::l7::{self, KafkaRuleConfig, RuleConfig};
+        if rp.is_none() && transparent {
+            let policies = policies?;
+            return match protocol {
+                Protocol::Http => self.policy_filter_config(
+                    f,
+                    protocol,
+                    &l7::filter_config_transparent::<RuleConfig>(policies, identities),
+                ),
+                Protocol::Kafka => self.policy_filter_config(
+                    f,
+                    protocol,
+                    &l7::filter_config_transparent::<KafkaRuleConfig>(policies, identities),
+                ),
+                Protocol::Tcp => None,
+            };
         }
         let rp = rp?;
         let field = format!("{f}.policy");
-        if protocol != Protocol::Http {
-            self.err(&field, "L7 policy applies to `protocol: http` listeners");
+        if protocol == Protocol::Tcp {
+            self.err(
+                &field,
+                "L7 policy applies to `protocol: http` and `protocol: kafka` listeners",
+            );
             return None;
         }
         if transparent {
@@ -917,15 +933,31 @@ impl Validator {
             Upstream::Fixed(a) => a.port_u16().unwrap_or(80),
             Upstream::OriginalDestination { .. } => return None,
         };
-        self.policy_filter_config(f, &l7::http_filter_config(policies, &lp, port))
+        match protocol {
+            Protocol::Kafka => self.policy_filter_config(
+                f,
+                protocol,
+                &l7::filter_config::<KafkaRuleConfig>(policies, &lp, port),
+            ),
+            _ => self.policy_filter_config(
+                f,
+                protocol,
+                &l7::filter_config::<RuleConfig>(policies, &lp, port),
+            ),
+        }
     }
 
-    fn policy_filter_config(
+    fn policy_filter_config<R: serde::Serialize>(
         &mut self,
         f: &str,
-        config: &crate::policy::l7::FilterConfig,
+        protocol: Protocol,
+        config: &crate::policy::l7::FilterConfig<R>,
     ) -> Option<FilterConfig> {
         use crate::policy::l7;
+        let (name, module) = match protocol {
+            Protocol::Kafka => (l7::KAFKA_POLICY_FILTER, l7::KAFKA_POLICY_MODULE),
+            _ => (l7::HTTP_POLICY_FILTER, l7::HTTP_POLICY_MODULE),
+        };
         let config = match serde_json::to_vec(config) {
             Ok(c) => c,
             Err(e) => {
@@ -937,8 +969,8 @@ impl Validator {
             }
         };
         Some(FilterConfig {
-            name: l7::HTTP_POLICY_FILTER.to_owned(),
-            module: PathBuf::from(l7::HTTP_POLICY_MODULE),
+            name: name.to_owned(),
+            module: PathBuf::from(module),
             config,
             vm_config: Vec::new(),
             failure: FailurePolicy::Closed,
@@ -1056,10 +1088,10 @@ impl Validator {
                 );
             }
         }
-        if protocol != Protocol::Http && !l.filters.is_empty() {
+        if protocol == Protocol::Tcp && !l.filters.is_empty() {
             self.err(
                 &format!("{f}.filters"),
-                "WASM filters apply to `protocol: http` listeners only (an unenforced filter would silently bypass policy)",
+                "WASM filters apply to `protocol: http` and `protocol: kafka` listeners only (an unenforced filter would silently bypass policy)",
             );
         }
         let policy_filter = self.policy_filter(
@@ -1394,9 +1426,24 @@ mod tests {
             d[0].to_string(),
             "strait.yaml:6:5: listeners[0].kafka: only applies to `protocol: kafka`"
         );
-        let d = diag(&format!("{k}    filters: [{{ module: x.wasm }}]\n"));
+        // Filters judge Kafka requests too (`strait_on_kafka_request`), never plain TCP.
+        let tcp = k.replace("protocol: kafka", "protocol: tcp");
+        let d = diag(&format!(
+            "{tcp}    filters: [{{ module: builtin:http-policy }}]\n"
+        ));
         assert_eq!(d[0].field, "listeners[0].filters");
-        assert!(d[0].message.contains("`protocol: http` listeners only"));
+        assert!(d[0].message.contains("`protocol: kafka` listeners only"));
+        let c = parse(&format!(
+            "{k}    filters: [{{ module: builtin:kafka-policy, config: {{ sets: [] }} }}]\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.listeners[0].filters[0].name, "kafka-policy");
+        let d = diag(&format!(
+            "{tcp}    policy: {{ client_labels: {{app: a}}, server_labels: {{app: b}} }}\n"
+        ));
+        assert!(d.iter().any(|d| d
+            .message
+            .contains("`protocol: http` and `protocol: kafka` listeners")));
         let d = diag(&format!(
             "{k}    upstream_protocol: http2\n    max_header_bytes: 2048\n"
         ));

@@ -31,7 +31,11 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::api::API_VERSIONS;
+mod filters;
+
+pub use filters::TopicNames;
+
+use super::api::{API_VERSIONS, METADATA};
 use super::codec::{FrameError, KafkaCodec};
 use super::request::{parse_request, Parsed, Topics};
 use super::response::error_response;
@@ -41,6 +45,8 @@ use crate::flows::{FlowRecord, Flows, Verdict as FlowVerdict};
 use crate::http::upstream::{Alpn, Target, UpstreamConnector};
 use crate::io::{Activity, AsyncStream, Tracked};
 use crate::metrics::{ListenerMetrics, UpstreamErrorKind};
+use crate::wasm::ChainHandle;
+use filters::ConnFilters;
 
 /// Requests queued between the reader and the writer (in flight at the broker, or denied and
 /// waiting for their turn). Past it the reader stops reading the client: back-pressure, not an
@@ -114,9 +120,19 @@ pub struct KafkaProxy {
     metrics: ListenerMetrics,
     destination: String,
     policy: Arc<dyn Policy>,
+    /// The listener's WASM filters (`strait_on_kafka_request`), after `policy`.
+    filters: Option<KafkaFilters>,
     /// Move advertised brokers to strait's address (explicit listeners) or not (transparent:
     /// clients reach each broker at its own address, redirected again).
     rewrite: bool,
+}
+
+/// A listener's filter chain and what its filters need to know about a connection.
+struct KafkaFilters {
+    chain: ChainHandle,
+    names: Arc<TopicNames>,
+    /// Source and destination identities (transparent listeners).
+    identities: (Option<u32>, Option<u32>),
 }
 
 /// One request in the queue, with what its flow record needs.
@@ -129,6 +145,10 @@ struct InFlight {
     time: SystemTime,
     received: Instant,
     request_bytes: u64,
+    /// The filter that decided, the policy it named, and why (denials, filter failures).
+    filter: Option<String>,
+    policy: Option<String>,
+    reason: Option<String>,
 }
 
 enum Queued {
@@ -170,8 +190,26 @@ impl KafkaProxy {
             flows,
             metrics,
             policy: Arc::new(AllowAll),
+            filters: None,
             rewrite,
         }
+    }
+
+    /// The same flow judging every request with the WASM filters of `chain` (after the
+    /// policy hook); `names` maps topic ids to names for them, `identities` are the source's
+    /// and the destination's.
+    pub fn with_filters(
+        mut self,
+        chain: ChainHandle,
+        names: Arc<TopicNames>,
+        identities: (Option<u32>, Option<u32>),
+    ) -> Self {
+        self.filters = Some(KafkaFilters {
+            chain,
+            names,
+            identities,
+        });
+        self
     }
 
     /// The same flow with another policy hook.
@@ -271,6 +309,16 @@ impl KafkaProxy {
         R: tokio::io::AsyncRead + Unpin,
         W: tokio::io::AsyncWrite + Unpin,
     {
+        let mut filters = self.filters.as_ref().map(|f| {
+            ConnFilters::new(
+                f.chain.clone(),
+                conn.listener,
+                conn.peer,
+                conn.local,
+                self.destination.clone(),
+                f.identities,
+            )
+        });
         loop {
             let frame = tokio::select! {
                 f = requests.next() => f,
@@ -300,8 +348,20 @@ impl KafkaProxy {
                 }
             };
             self.metrics.requests.inc();
-            let info = in_flight(&parsed, time, received, frame.len());
-            let queued = match self.policy.decide(conn, &parsed) {
+            let mut info = in_flight(&parsed, time, received, frame.len());
+            let mut verdict = self.policy.decide(conn, &parsed);
+            if let (Verdict::Forward, Some(f), Some(k)) =
+                (verdict, filters.as_mut(), self.filters.as_ref())
+            {
+                let j = f.judge(&parsed, &k.names);
+                if let Some(code) = j.deny {
+                    verdict = Verdict::Deny { code };
+                }
+                info.filter = j.filter;
+                info.policy = j.policy;
+                info.reason = j.reason;
+            }
+            let queued = match verdict {
                 Verdict::Deny { code } => {
                     self.metrics.filter_denied.inc();
                     self.denial(&parsed, info, code, conn.peer)
@@ -373,21 +433,25 @@ impl KafkaProxy {
     ) -> Option<Queued> {
         let Parsed::Known(req) = parsed else {
             let why = format!(
-                "denied {}: strait cannot answer an API or version it does not know",
-                info.method
+                "{}; strait cannot answer an API or version it does not know, so it closed the connection",
+                denied(0, &info)
             );
             return Some(Queued::Close(Some(info), why));
         };
         match error_response(req, code, Some(DENIAL_MESSAGE)) {
-            Ok(Some(resp)) => Some(Queued::Local(
-                info,
-                Bytes::from(resp),
-                FlowVerdict::Denied,
-                denied(code),
-            )),
+            Ok(Some(resp)) => {
+                let why = denied(code, &info);
+                Some(Queued::Local(
+                    info,
+                    Bytes::from(resp),
+                    FlowVerdict::Denied,
+                    why,
+                ))
+            }
             Ok(None) => {
                 // Produce acks=0: the client reads no response, and gets none.
-                self.emit(peer, &info, FlowVerdict::Denied, 0, Some(denied(code)));
+                let why = denied(code, &info);
+                self.emit(peer, &info, FlowVerdict::Denied, 0, Some(why));
                 None
             }
             Err(e) => Some(Queued::Close(Some(info), format!("denied: {e}"))),
@@ -540,6 +604,11 @@ impl KafkaProxy {
                 info.api_version
             ));
         }
+        if info.api_key == METADATA {
+            if let Some(f) = &self.filters {
+                f.names.learn(&frame, info.api_version);
+            }
+        }
         let Some((host, port)) = advertise else {
             return Ok(frame);
         };
@@ -587,6 +656,11 @@ impl KafkaProxy {
         rec.bytes_received = info.request_bytes;
         rec.bytes_sent = bytes_sent;
         rec.error = error;
+        rec.filter = info.filter.clone();
+        rec.policy = info.policy.clone();
+        if let Some(f) = &self.filters {
+            (rec.source_identity, rec.destination_identity) = f.identities;
+        }
         self.flows.emit(rec);
     }
 }
@@ -615,8 +689,16 @@ fn stray(frame: &[u8], head: Option<i32>, silent: &mut std::collections::VecDequ
     true
 }
 
-fn denied(code: i16) -> String {
-    format!("denied: answered with Kafka error code {code}")
+/// The flow error of a denial: the code answered (0: none) and the filter's reason.
+fn denied(code: i16, info: &InFlight) -> String {
+    let mut s = String::from("denied");
+    if code != 0 {
+        s.push_str(&format!(": answered with Kafka error code {code}"));
+    }
+    if let Some(r) = &info.reason {
+        s.push_str(&format!(" ({r})"));
+    }
+    s
 }
 
 /// The queue entry of a parsed request: the API name as the flow's method, its topics as the
@@ -637,6 +719,9 @@ fn in_flight(parsed: &Parsed, time: SystemTime, received: Instant, len: usize) -
         time,
         received,
         request_bytes: len as u64 + 4,
+        filter: None,
+        policy: None,
+        reason: None,
     }
 }
 

@@ -24,6 +24,16 @@ use super::{port_protocols, sections, Identities, Labels, Peers, Policy, PROTO_T
 pub const HTTP_POLICY_FILTER: &str = "strait.http-policy";
 /// `module:` that names the built-in HTTP policy filter.
 pub const HTTP_POLICY_MODULE: &str = "builtin:http-policy";
+/// Name of the built-in Kafka policy filter in a listener's chain (and in flow records).
+pub const KAFKA_POLICY_FILTER: &str = "strait.kafka-policy";
+/// `module:` that names the built-in Kafka policy filter.
+pub const KAFKA_POLICY_MODULE: &str = "builtin:kafka-policy";
+
+/// The API keys of Cilium's `role: produce`: Produce, Metadata, ApiVersions.
+pub const ROLE_PRODUCE: &[i16] = &[0, 3, 18];
+/// The API keys of Cilium's `role: consume`: Fetch, ListOffsets, Metadata, OffsetCommit,
+/// OffsetFetch, FindCoordinator, JoinGroup, Heartbeat, LeaveGroup, SyncGroup, ApiVersions.
+pub const ROLE_CONSUME: &[i16] = &[1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 18];
 
 /// Largest compiled program of one regular expression; the filter uses the same limit.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -215,6 +225,10 @@ pub fn kafka_api_key(s: &str) -> Option<i16> {
         return crate::kafka::api(n).map(|a| a.key);
     }
     let want = s.replace(['-', '_'], "").to_ascii_lowercase();
+    // Cilium's name for ListOffsets.
+    if want == "offsets" {
+        return Some(2);
+    }
     crate::kafka::apis()
         .iter()
         .find(|a| a.name.to_ascii_lowercase() == want)
@@ -253,26 +267,86 @@ pub struct ListenerPolicy {
     pub names: Vec<String>,
 }
 
-/// The filter's configuration; the filter crate's `Config` reads the same JSON.
+/// A policy filter's configuration; the filter crates' `Config` read the same JSON. `R` is
+/// the rule of the filter's protocol: [`RuleConfig`] (HTTP) or [`KafkaRuleConfig`].
 #[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct FilterConfig {
-    pub sets: Vec<SetConfig>,
+pub struct FilterConfig<R = RuleConfig> {
+    pub sets: Vec<SetConfig<R>>,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct SetConfig {
+pub struct SetConfig<R = RuleConfig> {
     pub source_identity: Option<u64>,
     pub destination_identity: Option<u64>,
     pub port: Option<u16>,
-    pub directions: Vec<DirectionConfig>,
+    pub directions: Vec<DirectionConfig<R>>,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct DirectionConfig {
+pub struct DirectionConfig<R = RuleConfig> {
     pub name: String,
     pub deny: Option<String>,
     pub allow_all: Option<String>,
-    pub rules: Vec<RuleConfig>,
+    pub rules: Vec<R>,
+}
+
+/// One `kafka` rule for the Kafka policy filter: `role` and `apiKey` resolved to API keys
+/// (empty: any), the rest as written (absent or empty: any).
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct KafkaRuleConfig {
+    pub name: String,
+    pub api_keys: Vec<i16>,
+    pub api_version: Option<i16>,
+    pub client_id: Option<String>,
+    pub topic: Option<String>,
+}
+
+/// Which L7 protocol a policy filter enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L7Protocol {
+    Http,
+    Kafka,
+}
+
+/// A protocol's rules of one port rule, named `<port rule>.rules.<protocol>[i]`.
+pub trait L7Rule: Sized {
+    const PROTOCOL: L7Protocol;
+    fn collect(port_rule: &str, l7: &L7Rules, out: &mut Vec<Self>);
+}
+
+impl L7Rule for RuleConfig {
+    const PROTOCOL: L7Protocol = L7Protocol::Http;
+    fn collect(port_rule: &str, l7: &L7Rules, out: &mut Vec<Self>) {
+        for (i, h) in l7.http.iter().flatten().enumerate() {
+            out.push(http_rule(format!("{port_rule}.rules.http[{i}]"), h));
+        }
+    }
+}
+
+impl L7Rule for KafkaRuleConfig {
+    const PROTOCOL: L7Protocol = L7Protocol::Kafka;
+    fn collect(port_rule: &str, l7: &L7Rules, out: &mut Vec<Self>) {
+        for (i, k) in l7.kafka.iter().flatten().enumerate() {
+            out.push(kafka_rule(format!("{port_rule}.rules.kafka[{i}]"), k));
+        }
+    }
+}
+
+fn kafka_rule(name: String, k: &KafkaRule) -> KafkaRuleConfig {
+    let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let api_keys = match (k.role.as_deref().map(str::to_ascii_lowercase), &k.api_key) {
+        (Some(r), _) if r == "produce" => ROLE_PRODUCE.to_vec(),
+        (Some(r), _) if r == "consume" => ROLE_CONSUME.to_vec(),
+        (_, Some(key)) if !key.is_empty() => kafka_api_key(key).into_iter().collect(),
+        _ => Vec::new(),
+    };
+    KafkaRuleConfig {
+        name,
+        api_keys,
+        api_version: k.api_version.as_deref().and_then(|v| v.parse().ok()),
+        client_id: nonempty(&k.client_id),
+        topic: nonempty(&k.topic),
+    }
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -385,9 +459,13 @@ fn http_rule(name: String, h: &HttpRule) -> RuleConfig {
     }
 }
 
-/// The HTTP policy filter's configuration for an explicit listener whose clients carry
-/// `lp.client` labels and whose upstream (port `port`) carries `lp.server` labels.
-pub fn http_filter_config(policies: &[Policy], lp: &ListenerPolicy, port: u16) -> FilterConfig {
+/// A policy filter's configuration for an explicit listener whose clients carry `lp.client`
+/// labels and whose upstream (port `port`) carries `lp.server` labels.
+pub fn filter_config<R: L7Rule>(
+    policies: &[Policy],
+    lp: &ListenerPolicy,
+    port: u16,
+) -> FilterConfig<R> {
     let selected: Vec<&Policy> = policies
         .iter()
         .filter(|p| lp.names.is_empty() || lp.names.contains(&p.name))
@@ -402,19 +480,26 @@ pub fn http_filter_config(policies: &[Policy], lp: &ListenerPolicy, port: u16) -
     }
 }
 
-/// The HTTP policy filter's configuration for a transparent listener: one set per (source
-/// identity, destination identity, port) of local endpoints that some `http` rule covers, in
-/// that order (sets for rules without ports last). Connections no set covers — a destination
-/// that is not a local endpoint, for instance — are denied by the filter.
-pub fn http_filter_config_transparent(policies: &[Policy], ids: &Identities) -> FilterConfig {
-    // Ports that carry http rules; 0 for port rules without `ports` (every port).
+/// A policy filter's configuration for a transparent listener: one set per (source identity,
+/// destination identity, port) of local endpoints that some rule of the filter's protocol
+/// covers, in that order (sets for rules without ports last). Connections no set covers — a
+/// destination that is not a local endpoint, for instance — are denied by the filter.
+pub fn filter_config_transparent<R: L7Rule>(
+    policies: &[Policy],
+    ids: &Identities,
+) -> FilterConfig<R> {
+    // Ports that carry rules of the protocol; 0 for port rules without `ports` (every port).
     let mut ports = std::collections::BTreeSet::new();
     for p in policies {
         for spec in specs(&p.doc) {
             for sec in sections(spec) {
                 for r in &sec.peers {
                     for pr in r.ports.map(Vec::as_slice).unwrap_or_default() {
-                        if pr.rules.as_ref().is_none_or(|l| l.http.is_none()) {
+                        let carries = pr.rules.as_ref().is_some_and(|l| match R::PROTOCOL {
+                            L7Protocol::Http => l.http.is_some(),
+                            L7Protocol::Kafka => l.kafka.is_some(),
+                        });
+                        if !carries {
                             continue;
                         }
                         if pr.ports.is_empty() {
@@ -456,12 +541,12 @@ pub fn http_filter_config_transparent(policies: &[Policy], ids: &Identities) -> 
 
 /// The enforced directions (ingress at the server, egress at the client) for requests from
 /// `client` to `server` on `port`.
-fn directions(
+fn directions<R: L7Rule>(
     policies: &[&Policy],
     client: &Labels,
     server: &Labels,
     port: u16,
-) -> Vec<DirectionConfig> {
+) -> Vec<DirectionConfig<R>> {
     let mut directions = Vec::new();
     for (dir, local, remote) in [(DIR_INGRESS, server, client), (DIR_EGRESS, client, server)] {
         let mut enforced = false;
@@ -501,12 +586,7 @@ fn directions(
                                 PortVerdict::AllowAll => {
                                     allow_all.get_or_insert(name);
                                 }
-                                PortVerdict::L7(l7) => {
-                                    for (hi, h) in l7.http.iter().flatten().enumerate() {
-                                        rules
-                                            .push(http_rule(format!("{name}.rules.http[{hi}]"), h));
-                                    }
-                                }
+                                PortVerdict::L7(l7) => R::collect(&name, l7, &mut rules),
                             }
                         }
                     }

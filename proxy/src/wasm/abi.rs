@@ -15,7 +15,7 @@ use http::{Method, StatusCode};
 use wasmtime::{Caller, Linker};
 
 use super::host::{
-    parse_pairs, serialize_pairs, status::*, BodyKind, HostState, LocalReply, Outbound,
+    parse_pairs, serialize_pairs, status::*, BodyKind, HostState, KafkaTopics, LocalReply, Outbound,
 };
 use super::shared::{MetricKind, QueueOwner};
 
@@ -502,6 +502,22 @@ fn property(st: &HostState, path: &[&str]) -> Option<Vec<u8>> {
             .duration_since(i.start)
             .map_or(0, |d| d.as_nanos() as i64))),
         ["response", "code"] => s.resp.as_ref().map(|r| int(i64::from(r.status.as_u16()))),
+        ["kafka", field] => {
+            let k = s.kafka.as_deref()?;
+            match *field {
+                "api_key" => Some(int(i64::from(k.api_key))),
+                "api_version" => Some(int(i64::from(k.api_version))),
+                "correlation_id" => Some(int(i64::from(k.correlation_id))),
+                "api_name" => Some(k.api_name.as_bytes().to_vec()),
+                "client_id" => k.client_id.as_ref().map(|c| c.as_bytes().to_vec()),
+                "topic_scope" => Some(k.topics.scope().as_bytes().to_vec()),
+                "topics" => match &k.topics {
+                    KafkaTopics::Listed(t) => Some(t.join("\n").into_bytes()),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
         ["response", "headers", name] => s
             .resp
             .as_ref()
@@ -909,14 +925,20 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
             let Ok(status) = u16::try_from(code) else {
                 return BAD_ARGUMENT;
             };
-            if StatusCode::from_u16(status).is_err() {
-                return BAD_ARGUMENT;
-            }
             let st = c.data_mut();
             let eff = st.effective;
             let Some(s) = st.streams.get_mut(&eff) else {
                 return NOT_FOUND;
             };
+            // On a Kafka request the code is a Kafka error code (0: strait's choice).
+            let valid = if s.kafka.is_some() {
+                i16::try_from(status).is_ok()
+            } else {
+                StatusCode::from_u16(status).is_ok()
+            };
+            if !valid {
+                return BAD_ARGUMENT;
+            }
             s.local = Some(LocalReply {
                 status,
                 details: String::from_utf8_lossy(&details).into_owned(),

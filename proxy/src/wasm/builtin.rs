@@ -9,9 +9,10 @@ use std::path::Path;
 pub const PREFIX: &str = "builtin:";
 
 static HTTP_POLICY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/http_policy.wasm"));
+static KAFKA_POLICY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kafka_policy.wasm"));
 
 /// Every built-in filter: (name, module bytes).
-pub const ALL: &[(&str, &[u8])] = &[("http-policy", HTTP_POLICY)];
+pub const ALL: &[(&str, &[u8])] = &[("http-policy", HTTP_POLICY), ("kafka-policy", KAFKA_POLICY)];
 
 /// The built-in name in `module`, if it names one (`builtin:http-policy` → `http-policy`).
 pub fn name(module: &Path) -> Option<&str> {

@@ -67,6 +67,44 @@ pub struct StreamSlot {
     pub close: bool,
     /// Wakes the paused stream task.
     pub wake: Arc<Notify>,
+    /// The Kafka request being judged (`strait_on_kafka_request`), for `kafka.*` properties;
+    /// also what makes a local response carry a Kafka error code.
+    pub kafka: Option<Arc<KafkaRequestInfo>>,
+}
+
+/// What a filter learns about one Kafka request (`kafka.*` properties).
+#[derive(Debug, Clone)]
+pub struct KafkaRequestInfo {
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub api_name: String,
+    pub client_id: Option<String>,
+    pub topics: KafkaTopics,
+}
+
+/// `kafka.topic_scope` and `kafka.topics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KafkaTopics {
+    /// The API names no topic.
+    None,
+    /// Exactly these topics (names, each once, in request order).
+    Listed(Vec<String>),
+    /// Every topic.
+    All,
+    /// Topics strait cannot name.
+    Unknown,
+}
+
+impl KafkaTopics {
+    pub fn scope(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Listed(_) => "listed",
+            Self::All => "all",
+            Self::Unknown => "unknown",
+        }
+    }
 }
 
 impl StreamSlot {
@@ -84,6 +122,7 @@ impl StreamSlot {
             resume_response: false,
             close: false,
             wake,
+            kafka: None,
         }
     }
 }

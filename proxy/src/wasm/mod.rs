@@ -29,7 +29,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use wasmtime::{Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
-pub use host::{BodyKind, LocalReply};
+pub use host::{BodyKind, KafkaRequestInfo, KafkaTopics, LocalReply};
 pub use stream::{BodyOutcome, FilterFailure, Outcome, StreamFilters, StreamInfo};
 pub use vm::{AbiVersion, Plugin};
 

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use tokio::sync::Notify;
 
-use super::host::{BodyKind, LocalReply, StreamSlot};
+use super::host::{BodyKind, KafkaRequestInfo, LocalReply, StreamSlot};
 use super::vm::{worker_slot, Vm};
 use super::Chain;
 use crate::config::FailurePolicy;
@@ -44,6 +44,12 @@ impl StreamInfo {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Like [`Self::decided_policy`], and forgets it (a Kafka connection is one context for
+    /// many requests).
+    pub fn take_policy(&self) -> Option<(String, String)> {
+        self.policy.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
@@ -240,6 +246,11 @@ impl StreamFilters {
 
     pub fn is_empty(&self) -> bool {
         self.chain.plugins.is_empty()
+    }
+
+    /// Whether this stream runs `chain` (not one a reload has replaced since).
+    pub fn runs(&self, chain: &Arc<Chain>) -> bool {
+        Arc::ptr_eq(&self.chain, chain)
     }
 
     fn name(&self, i: usize) -> String {
@@ -525,6 +536,54 @@ impl StreamFilters {
             }
         }
         BodyOutcome::Emit(chunk)
+    }
+
+    /// One Kafka request through the chain in order (`strait_on_kafka_request`): the first
+    /// local response is the verdict. No pause: a filter's return value is ignored.
+    pub fn kafka_request(&self, req: &Arc<KafkaRequestInfo>) -> Outcome {
+        for i in 0..self.chain.plugins.len() {
+            if self.skipped(i) {
+                continue;
+            }
+            let r = self.run(i, |vm, e| {
+                let fx = vm.f.clone();
+                let Some(f) = fx.kafka_request.as_ref() else {
+                    return Ok(None);
+                };
+                if let Some(s) = slot_of(vm, e.ctx) {
+                    s.kafka = Some(req.clone());
+                }
+                let r = vm.call(f, e.ctx);
+                let flow = match slot_of(vm, e.ctx) {
+                    Some(s) => {
+                        s.kafka = None;
+                        match s.local.take() {
+                            Some(l) => Flow::Reply(l),
+                            None if std::mem::take(&mut s.close) => Flow::Close,
+                            None => Flow::Next,
+                        }
+                    }
+                    None => Flow::Next,
+                };
+                r.map(|_| Some(flow))
+            });
+            let failure = match r {
+                Ok(Some(Flow::Next | Flow::Wait)) => continue,
+                Ok(Some(Flow::Reply(reply))) => {
+                    return Outcome::Reply {
+                        filter: self.name(i),
+                        reply,
+                    }
+                }
+                Ok(Some(Flow::Close)) => "the filter reset the stream".to_owned(),
+                Ok(None) => "the module does not export `strait_on_kafka_request`: it cannot judge Kafka requests (docs/proxy-wasm.md, Kafka extension)".to_owned(),
+                Err(m) => m,
+            };
+            if let Some(f) = self.failed(i, failure) {
+                return Outcome::Fail(f);
+            }
+        }
+        Outcome::Continue
     }
 
     /// Trailers through the chain; a filter may change them (a local reply is too late here).

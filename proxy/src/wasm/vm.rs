@@ -94,6 +94,8 @@ pub struct Exports {
     pub http_call_response: Option<F5>,
     pub grpc_receive: Option<F3>,
     pub grpc_close: Option<F3>,
+    /// strait's Kafka extension (`docs/proxy-wasm.md`).
+    pub kafka_request: Option<TypedFunc<u32, u32>>,
 }
 
 /// One instance of a filter module with its own linear memory.
@@ -467,6 +469,7 @@ impl Plugin {
             http_call_response: opt!("proxy_on_http_call_response"),
             grpc_receive: opt!("proxy_on_grpc_receive"),
             grpc_close: opt!("proxy_on_grpc_close"),
+            kafka_request: opt!("strait_on_kafka_request"),
         };
         let mut vm = Vm {
             store,

@@ -163,7 +163,7 @@ spec:
 #[test]
 fn ingress_rules_for_the_client_and_port_are_compiled() {
     let ps = policies(POLICY);
-    let c = http_filter_config(&ps, &lp(&[("app", "web")], &[("app", "api")]), 80);
+    let c = filter_config::<RuleConfig>(&ps, &lp(&[("app", "web")], &[("app", "api")]), 80);
     assert_eq!(c.sets.len(), 1);
     let d = &c.sets[0].directions;
     assert_eq!(d.len(), 1, "only ingress is enforced: {d:?}");
@@ -186,7 +186,7 @@ fn ingress_rules_for_the_client_and_port_are_compiled() {
     );
 
     // An L4-only rule for this client: every request passes (Cilium's L7 wildcard).
-    let c = http_filter_config(&ps, &lp(&[("app", "admin")], &[("app", "api")]), 80);
+    let c = filter_config::<RuleConfig>(&ps, &lp(&[("app", "admin")], &[("app", "api")]), 80);
     assert_eq!(
         c.sets[0].directions[0].allow_all.as_deref(),
         Some("api-l7/spec[0].ingress[1].toPorts[0]")
@@ -194,7 +194,7 @@ fn ingress_rules_for_the_client_and_port_are_compiled() {
 
     // Another client, or another port: not allowed at all.
     for (client, port) in [("other", 80), ("web", 81)] {
-        let c = http_filter_config(&ps, &lp(&[("app", client)], &[("app", "api")]), port);
+        let c = filter_config::<RuleConfig>(&ps, &lp(&[("app", client)], &[("app", "api")]), port);
         let d = &c.sets[0].directions[0];
         assert_eq!(
             d.deny.as_deref(),
@@ -205,7 +205,7 @@ fn ingress_rules_for_the_client_and_port_are_compiled() {
     }
 
     // A server no policy selects: nothing is enforced.
-    let c = http_filter_config(&ps, &lp(&[("app", "web")], &[("app", "db")]), 80);
+    let c = filter_config::<RuleConfig>(&ps, &lp(&[("app", "web")], &[("app", "db")]), 80);
     assert!(c.sets[0].directions.is_empty());
 }
 
@@ -228,7 +228,7 @@ spec:
 "
     );
     let ps = policies(&src);
-    let c = http_filter_config(&ps, &lp(&[("app", "web")], &[("app", "api")]), 80);
+    let c = filter_config::<RuleConfig>(&ps, &lp(&[("app", "web")], &[("app", "api")]), 80);
     let d = &c.sets[0].directions;
     assert_eq!(d.len(), 2);
     assert_eq!(d[1].name, "egress of app=web");
@@ -237,7 +237,7 @@ spec:
         "web-egress/spec[0].egress[0].toPorts[0].rules.http[0]"
     );
 
-    let c = http_filter_config(&ps, &lp(&[("app", "web")], &[("app", "secret")]), 80);
+    let c = filter_config::<RuleConfig>(&ps, &lp(&[("app", "web")], &[("app", "secret")]), 80);
     assert_eq!(
         c.sets[0].directions[0].deny.as_deref(),
         Some("web-egress/spec[0].egressDeny[0]")
@@ -245,7 +245,7 @@ spec:
 
     let mut only = lp(&[("app", "web")], &[("app", "api")]);
     only.names = vec!["api-l7".into(), "nope".into()];
-    let c = http_filter_config(&ps, &only, 80);
+    let c = filter_config::<RuleConfig>(&ps, &only, 80);
     assert_eq!(c.sets[0].directions.len(), 1);
     assert_eq!(missing_names(&ps, &only), ["nope"]);
 }
@@ -269,7 +269,7 @@ fn transparent_sets_cover_endpoint_pairs_and_l7_ports() {
         ids.of_labels(&labels_of(&[("app", "web")])).unwrap(),
         ids.of_labels(&labels_of(&[("app", "api")])).unwrap(),
     );
-    let c = http_filter_config_transparent(&policies(POLICY), &ids);
+    let c = filter_config_transparent::<RuleConfig>(&policies(POLICY), &ids);
     // Port 80 only (the one with http rules); every pair whose server is api is enforced.
     let keys: Vec<_> = c
         .sets
@@ -298,4 +298,42 @@ fn transparent_sets_cover_endpoint_pairs_and_l7_ports() {
         .find(|s| s.source_identity == Some(u64::from(api)))
         .unwrap();
     assert!(api_api.directions[0].deny.is_some());
+}
+
+#[test]
+fn kafka_rules_compile_roles_and_api_keys_for_kafka_ports_only() {
+    let src = format!(
+        "{HEAD}        kafka:\n        - {{ role: produce, topic: orders }}\n        - {{ role: Consume, topic: orders, clientID: billing }}\n        - {{ apiKey: offsets, apiVersion: \"7\" }}\n        - {{ apiKey: \"19\" }}\n"
+    );
+    let ps = policies(&src);
+    let c = filter_config::<KafkaRuleConfig>(&ps, &lp(&[("app", "web")], &[("app", "api")]), 80);
+    let d = &c.sets[0].directions;
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].name, "ingress of app=api");
+    let keys: Vec<_> = d[0].rules.iter().map(|r| r.api_keys.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            ROLE_PRODUCE.to_vec(),
+            ROLE_CONSUME.to_vec(),
+            vec![2],
+            vec![19]
+        ]
+    );
+    assert_eq!(d[0].rules[0].topic.as_deref(), Some("orders"));
+    assert_eq!(d[0].rules[1].client_id.as_deref(), Some("billing"));
+    assert_eq!(d[0].rules[2].api_version, Some(7));
+    assert_eq!(
+        d[0].rules[3].name,
+        "api/spec[0].ingress[0].toPorts[0].rules.kafka[3]"
+    );
+    // The HTTP filter sees no http rule on that port: nothing it could allow.
+    let h = filter_config::<RuleConfig>(&ps, &lp(&[("app", "web")], &[("app", "api")]), 80);
+    assert!(h.sets[0].directions[0].rules.is_empty());
+    // Another client: no rule allows it at all.
+    let other = filter_config::<KafkaRuleConfig>(&ps, &lp(&[("app", "x")], &[("app", "api")]), 80);
+    assert!(other.sets[0].directions[0]
+        .deny
+        .as_deref()
+        .is_some_and(|d| d.contains("no rule allows app=x to port 80")));
 }
