@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-mod filters;
+pub mod filters;
 
 pub use filters::TopicNames;
 
