@@ -118,8 +118,15 @@ impl Broker {
     }
 }
 
-/// Runs the peer (blocking, off the runtime's threads); its JSON line.
+/// Runs the peer (blocking, off the runtime's threads); its JSON line, which must say ok.
 async fn peer(args: &[String]) -> serde_json::Value {
+    let (ok, v, stderr) = peer_result(args).await;
+    assert!(ok, "kafka_peer.py {args:?}: {v}; stderr: {stderr}");
+    v
+}
+
+/// Runs the peer; whether it succeeded, its JSON line and its stderr.
+async fn peer_result(args: &[String]) -> (bool, serde_json::Value, String) {
     let args = args.to_vec();
     tokio::task::spawn_blocking(move || {
         let out = Command::new("python3")
@@ -128,18 +135,11 @@ async fn peer(args: &[String]) -> serde_json::Value {
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-            panic!(
-                "kafka_peer.py {args:?} printed {stdout:?} ({e}); stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
+            panic!("kafka_peer.py {args:?} printed {stdout:?} ({e}); stderr: {stderr}")
         });
-        assert!(
-            out.status.success() && v["ok"] == true,
-            "kafka_peer.py {args:?}: {v}; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        v
+        (out.status.success() && v["ok"] == true, v, stderr)
     })
     .await
     .unwrap()
@@ -446,24 +446,6 @@ async fn strait_with_policy(broker: SocketAddr, policy: &Path) -> (Proxy, PathBu
     .await
 }
 
-/// The peer's exit status and JSON, whatever they are.
-async fn peer_result(args: &[String]) -> (bool, serde_json::Value) {
-    let args = args.to_vec();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new("python3")
-            .arg(peer_script())
-            .args(&args)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let v: serde_json::Value = serde_json::from_str(stdout.trim())
-            .unwrap_or_else(|e| panic!("kafka_peer.py {args:?} printed {stdout:?} ({e})"));
-        (out.status.success() && v["ok"] == true, v)
-    })
-    .await
-    .unwrap()
-}
-
 const ORDERS_RULES: &[&str] = &[
     "{role: produce, topic: orders}",
     "{role: consume, topic: orders}",
@@ -643,7 +625,7 @@ async fn kafka_policy_edit_changes_the_verdict_on_an_open_connection() {
     // Wait until a new connection sees the new policy.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (ok, _) = peer_result(&args(
+        let (ok, _, _) = peer_result(&args(
             "produce",
             k,
             "orders",

@@ -16,6 +16,62 @@ pub(crate) fn host_failure(err: HostError) -> ! {
     panic!("strait-sdk: {err}")
 }
 
+/// The context methods every request / response view has (properties, identities).
+macro_rules! context_methods {
+    () => {
+        /// The proxy-wasm context id: of the HTTP stream (one per request while it is in flight),
+        /// or of the Kafka connection (the same for all its requests).
+        pub fn context_id(&self) -> u32 {
+            self.context_id
+        }
+
+        /// A host property; see [`property`](crate::property).
+        pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+            crate::property(path)
+        }
+
+        /// A string property; see [`property_string`](crate::property_string).
+        pub fn property_string(&self, path: &[&str]) -> Option<String> {
+            crate::property_string(path)
+        }
+
+        /// An integer property; see [`property_i64`](crate::property_i64).
+        pub fn property_i64(&self, path: &[&str]) -> Option<i64> {
+            crate::property_i64(path)
+        }
+
+        /// Sets a property of this stream (`proxy_set_property`): later filters and the host
+        /// read it back with [`property`](Self::property). strait records `strait.policy` in
+        /// the request's flow record, so a policy filter can name the rule that decided.
+        pub fn set_property(&mut self, path: &[&str], value: impl AsRef<[u8]>) {
+            crate::hostcalls::set_property(path, value.as_ref()).unwrap_or_else(|e| host_failure(e))
+        }
+
+        /// The numeric security identity of the client (property `strait.source_identity`), if
+        /// strait knows it.
+        pub fn source_identity(&self) -> Option<u64> {
+            crate::source_identity()
+        }
+
+        /// The numeric security identity of the server (property
+        /// `strait.destination_identity`), if strait knows it.
+        pub fn destination_identity(&self) -> Option<u64> {
+            crate::destination_identity()
+        }
+
+        /// The name of the listener the request arrived on (property `strait.listener`).
+        pub fn listener(&self) -> Option<String> {
+            crate::listener()
+        }
+
+        /// The client's address (property `source.address`).
+        pub fn source_address(&self) -> Option<String> {
+            self.property_string(&["source", "address"])
+        }
+    };
+}
+pub(crate) use context_methods;
+
 macro_rules! header_methods {
     ($map:expr, $what:literal) => {
         /// The value of header `name` (first one if repeated), non-UTF-8 bytes replaced by
@@ -76,54 +132,7 @@ macro_rules! header_methods {
             })
         }
 
-        /// The proxy-wasm context id of this stream (unique per request while it is in flight).
-        pub fn context_id(&self) -> u32 {
-            self.context_id
-        }
-
-        /// A host property; see [`property`](crate::property).
-        pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-            crate::property(path)
-        }
-
-        /// A string property; see [`property_string`](crate::property_string).
-        pub fn property_string(&self, path: &[&str]) -> Option<String> {
-            crate::property_string(path)
-        }
-
-        /// An integer property; see [`property_i64`](crate::property_i64).
-        pub fn property_i64(&self, path: &[&str]) -> Option<i64> {
-            crate::property_i64(path)
-        }
-
-        /// Sets a property of this stream (`proxy_set_property`): later filters and the host
-        /// read it back with [`property`](Self::property). strait records `strait.policy` in
-        /// the request's flow record, so a policy filter can name the rule that decided.
-        pub fn set_property(&mut self, path: &[&str], value: impl AsRef<[u8]>) {
-            crate::hostcalls::set_property(path, value.as_ref()).unwrap_or_else(|e| host_failure(e))
-        }
-
-        /// The numeric security identity of the client (property `strait.source_identity`), if
-        /// strait knows it.
-        pub fn source_identity(&self) -> Option<u64> {
-            crate::source_identity()
-        }
-
-        /// The numeric security identity of the server (property
-        /// `strait.destination_identity`), if strait knows it.
-        pub fn destination_identity(&self) -> Option<u64> {
-            crate::destination_identity()
-        }
-
-        /// The name of the listener the request arrived on (property `strait.listener`).
-        pub fn listener(&self) -> Option<String> {
-            crate::listener()
-        }
-
-        /// The client's address (property `source.address`).
-        pub fn source_address(&self) -> Option<String> {
-            self.property_string(&["source", "address"])
-        }
+        crate::http::context_methods!();
     };
 }
 

@@ -225,58 +225,12 @@ impl KafkaRequest<'_> {
         self.topics.get_or_init(read_topics)
     }
 
-    /// The proxy-wasm context id: one per Kafka connection (the same for all its requests).
-    pub fn context_id(&self) -> u32 {
-        self.context_id
-    }
-
-    /// A host property; see [`property`](crate::property).
-    pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
-        crate::property(path)
-    }
-
-    /// A string property; see [`property_string`](crate::property_string).
-    pub fn property_string(&self, path: &[&str]) -> Option<String> {
-        crate::property_string(path)
-    }
-
-    /// An integer property; see [`property_i64`](crate::property_i64).
-    pub fn property_i64(&self, path: &[&str]) -> Option<i64> {
-        crate::property_i64(path)
-    }
-
-    /// Sets a property of this request (`proxy_set_property`). strait records `strait.policy`
-    /// in the request's flow record, so a policy filter can name the rule that decided.
-    pub fn set_property(&mut self, path: &[&str], value: impl AsRef<[u8]>) {
-        crate::hostcalls::set_property(path, value.as_ref()).unwrap_or_else(|e| host_failure(e))
-    }
-
-    /// The numeric security identity of the client (`strait.source_identity`), if strait
-    /// knows it.
-    pub fn source_identity(&self) -> Option<u64> {
-        crate::source_identity()
-    }
-
-    /// The numeric security identity of the broker side (`strait.destination_identity`), if
-    /// strait knows it.
-    pub fn destination_identity(&self) -> Option<u64> {
-        crate::destination_identity()
-    }
+    crate::http::context_methods!();
 
     /// The port the client connected to (`destination.port`).
     pub fn destination_port(&self) -> Option<u16> {
         self.property_i64(&["destination", "port"])
             .and_then(|p| u16::try_from(p).ok())
-    }
-
-    /// The name of the listener the connection arrived on (`strait.listener`).
-    pub fn listener(&self) -> Option<String> {
-        crate::listener()
-    }
-
-    /// The client's address (`source.address`).
-    pub fn source_address(&self) -> Option<String> {
-        self.property_string(&["source", "address"])
     }
 }
 
