@@ -104,6 +104,9 @@ pub struct FiltersArgs {
     /// rps: how often a noisy run is redone before it is kept anyway.
     #[arg(long, default_value_t = 2)]
     pub noisy_retries: usize,
+    /// rps: the filter of the `filtered` listener.
+    #[arg(long, value_enum, default_value = "minimal")]
+    pub rps_filter: RpsFilter,
     /// rss: strait starts per configuration (with and without filters, alternating).
     #[arg(long, default_value_t = 3)]
     pub rss_repeats: usize,
@@ -191,6 +194,60 @@ pub static HTTP_POLICY_100: std::sync::LazyLock<FilterSpec> = std::sync::LazyLoc
         name: "http_policy_100",
         file: "builtin:http-policy",
         // A YAML single-quoted string: handed to the filter as is.
+        config: Box::leak(format!("'{config}'").into_boxed_str()),
+    }
+});
+
+/// The filter of the rps part's `filtered` listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RpsFilter {
+    /// pw_basics `{}` (the minimal filter, public SDK).
+    Minimal,
+    /// builtin:http-policy with 100 rules, wrk's `GET /` matching only the last.
+    HttpPolicy100,
+}
+
+impl RpsFilter {
+    fn spec(self) -> &'static FilterSpec {
+        match self {
+            RpsFilter::Minimal => &MINIMAL,
+            RpsFilter::HttpPolicy100 => &HTTP_POLICY_100_RPS,
+        }
+    }
+
+    /// The filter's own count of the requests it let through, on /metrics.
+    fn counter(self) -> &'static str {
+        match self {
+            RpsFilter::Minimal => "strait_wasm_pw_basics_requests_total",
+            RpsFilter::HttpPolicy100 => "strait_wasm_http_policy_allowed_total",
+        }
+    }
+}
+
+/// [`HTTP_POLICY_100`] for wrk's request (`GET /`, any host, no headers): 99 rules that do not
+/// match, then `GET /.*`.
+pub static HTTP_POLICY_100_RPS: std::sync::LazyLock<FilterSpec> = std::sync::LazyLock::new(|| {
+    let mut rules: Vec<serde_json::Value> = (0..99)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("bench/spec[0].ingress[0].toPorts[0].rules.http[{i}]"),
+                "method": "GET", "path": format!("/svc{i}/.*"), "host": "svc\\.local",
+                "headers": [{"name": "x-user", "value": "alice"}]
+            })
+        })
+        .collect();
+    rules.push(serde_json::json!({
+        "name": "bench/spec[0].ingress[0].toPorts[0].rules.http[99]",
+        "method": "GET|HEAD", "path": "/.*"
+    }));
+    let config = serde_json::json!({"sets": [{
+        "source_identity": null, "destination_identity": null, "port": null,
+        "directions": [{"name": "ingress of app=api", "rules": rules}]
+    }]});
+    FilterSpec {
+        name: "http_policy_100_rps",
+        file: "builtin:http-policy",
         config: Box::leak(format!("'{config}'").into_boxed_str()),
     }
 });
@@ -375,7 +432,10 @@ pub struct RpsReport {
     pub ratio_per_repeat: Vec<f64>,
     /// Median filtered minus median plain proxy CPU per request.
     pub added_cpu_us_per_req: f64,
-    /// `pw_basics_requests` on the admin /metrics after the runs.
+    /// The `filtered` listener's filter.
+    pub filter: RpsFilter,
+    /// The filter's request counter on the admin /metrics after the runs (pw_basics_requests,
+    /// or http_policy_allowed).
     pub pw_basics_counter: u64,
     /// Requests wrk completed against the filtered listener (warm-ups included).
     pub filtered_requests_sent: u64,
@@ -1014,7 +1074,7 @@ fn rps(args: &FiltersArgs, dir: &Path, bin: &Path, tmp: &Path) -> Result<RpsRepo
          flows: {{ sink: none }}\nlisteners:\n{}{}",
         args.workers,
         listener_yaml("plain", plain, up_h1, &[], dir),
-        listener_yaml("filtered", filtered, up_h1, &[&MINIMAL], dir),
+        listener_yaml("filtered", filtered, up_h1, &[args.rps_filter.spec()], dir),
     );
     fs::write(&conf, yaml)?;
     let sargs = vec![
@@ -1035,7 +1095,7 @@ fn rps(args: &FiltersArgs, dir: &Path, bin: &Path, tmp: &Path) -> Result<RpsRepo
     }
     let before = metric_value(
         &procs::http1_get_path(admin, "/metrics")?.1,
-        "strait_wasm_pw_basics_requests_total",
+        args.rps_filter.counter(),
     )
     .unwrap_or(0);
 
@@ -1052,9 +1112,10 @@ fn rps(args: &FiltersArgs, dir: &Path, bin: &Path, tmp: &Path) -> Result<RpsRepo
         .replace("127.0.0.1:0", "127.0.0.1:<port>");
     let clk = procs::clk_tck();
     eprintln!(
-        "\n== rps: strait (workers {}, cpus {}) with listeners `plain` and `filtered` (pw_basics \
-         `{{}}`), upstream nginx + wrk on cpus {}; {} repeats × {} s (+{} s warm-up)\n   {command}",
+        "\n== rps: strait (workers {}, cpus {}) with listeners `plain` and `filtered` ({}), \
+         upstream nginx + wrk on cpus {}; {} repeats × {} s (+{} s warm-up)\n   {command}",
         args.workers,
+        args.rps_filter.spec().name,
         proxy_cpus.as_deref().unwrap_or("unpinned"),
         client_cpus.as_deref().unwrap_or("unpinned"),
         args.repeats,
@@ -1176,14 +1237,12 @@ fn rps(args: &FiltersArgs, dir: &Path, bin: &Path, tmp: &Path) -> Result<RpsRepo
             sleep(Duration::from_millis(300));
         }
     }
-    let after = metric_value(
-        &procs::http1_get_path(admin, "/metrics")?.1,
-        "strait_wasm_pw_basics_requests_total",
-    )
-    .ok_or_else(|| anyhow!("no strait_wasm_pw_basics_requests_total on /metrics"))?;
+    let name = args.rps_filter.counter();
+    let after = metric_value(&procs::http1_get_path(admin, "/metrics")?.1, name)
+        .ok_or_else(|| anyhow!("no {name} on /metrics"))?;
     let counter = after.saturating_sub(before);
     if counter < sent_filtered {
-        bail!("pw_basics counted {counter} requests but wrk completed {sent_filtered} on the filtered listener");
+        bail!("{name} counted {counter} requests but wrk completed {sent_filtered} on the filtered listener");
     }
     drop(proxy);
     drop(upstream);
@@ -1220,6 +1279,7 @@ fn rps(args: &FiltersArgs, dir: &Path, bin: &Path, tmp: &Path) -> Result<RpsRepo
         proxy_cpus,
         client_cpus,
         ratio_of_medians: f.rps_median / p.rps_median,
+        filter: args.rps_filter,
         ratio_per_repeat,
         added_cpu_us_per_req: f.proxy_cpu_us_per_req_median - p.proxy_cpu_us_per_req_median,
         max_other_cpu_cores: runs
