@@ -172,6 +172,18 @@ pub const PATH_COUNTER: FilterSpec = FilterSpec {
 /// path and host regexes plus a header), as strait compiles them; the synthetic request matches
 /// only the last one, so every rule is considered.
 pub static HTTP_POLICY_100: std::sync::LazyLock<FilterSpec> = std::sync::LazyLock::new(|| {
+    http_policy_100(
+        "http_policy_100",
+        serde_json::json!({
+            "method": "GET|HEAD", "path": "/api/[a-z]+(\\?.*)?", "host": "svc\\.local(:[0-9]+)?",
+            "headers": [{"name": "x-user", "value": "alice"}]
+        }),
+    )
+});
+
+/// builtin:http-policy with 99 rules that the bench requests do not match (method, path and host
+/// regexes plus a header), then `last`.
+fn http_policy_100(name: &'static str, mut last: serde_json::Value) -> FilterSpec {
     let mut rules: Vec<serde_json::Value> = (0..99)
         .map(|i| {
             serde_json::json!({
@@ -181,22 +193,19 @@ pub static HTTP_POLICY_100: std::sync::LazyLock<FilterSpec> = std::sync::LazyLoc
             })
         })
         .collect();
-    rules.push(serde_json::json!({
-        "name": "bench/spec[0].ingress[0].toPorts[0].rules.http[99]",
-        "method": "GET|HEAD", "path": "/api/[a-z]+(\\?.*)?", "host": "svc\\.local(:[0-9]+)?",
-        "headers": [{"name": "x-user", "value": "alice"}]
-    }));
+    last["name"] = "bench/spec[0].ingress[0].toPorts[0].rules.http[99]".into();
+    rules.push(last);
     let config = serde_json::json!({"sets": [{
         "source_identity": null, "destination_identity": null, "port": null,
         "directions": [{"name": "ingress of app=api", "rules": rules}]
     }]});
     FilterSpec {
-        name: "http_policy_100",
+        name,
         file: "builtin:http-policy",
         // A YAML single-quoted string: handed to the filter as is.
         config: Box::leak(format!("'{config}'").into_boxed_str()),
     }
-});
+}
 
 /// The filter of the rps part's `filtered` listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -228,28 +237,10 @@ impl RpsFilter {
 /// [`HTTP_POLICY_100`] for wrk's request (`GET /`, any host, no headers): 99 rules that do not
 /// match, then `GET /.*`.
 pub static HTTP_POLICY_100_RPS: std::sync::LazyLock<FilterSpec> = std::sync::LazyLock::new(|| {
-    let mut rules: Vec<serde_json::Value> = (0..99)
-        .map(|i| {
-            serde_json::json!({
-                "name": format!("bench/spec[0].ingress[0].toPorts[0].rules.http[{i}]"),
-                "method": "GET", "path": format!("/svc{i}/.*"), "host": "svc\\.local",
-                "headers": [{"name": "x-user", "value": "alice"}]
-            })
-        })
-        .collect();
-    rules.push(serde_json::json!({
-        "name": "bench/spec[0].ingress[0].toPorts[0].rules.http[99]",
-        "method": "GET|HEAD", "path": "/.*"
-    }));
-    let config = serde_json::json!({"sets": [{
-        "source_identity": null, "destination_identity": null, "port": null,
-        "directions": [{"name": "ingress of app=api", "rules": rules}]
-    }]});
-    FilterSpec {
-        name: "http_policy_100_rps",
-        file: "builtin:http-policy",
-        config: Box::leak(format!("'{config}'").into_boxed_str()),
-    }
+    http_policy_100(
+        "http_policy_100_rps",
+        serde_json::json!({ "method": "GET|HEAD", "path": "/.*" }),
+    )
 });
 
 /// The three filters of the RSS measurement and of the micro "chain of three" case.
