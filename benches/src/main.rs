@@ -7,11 +7,14 @@
 //! `strait-bench paths` compares network paths between two same-node endpoints: plain veth,
 //! strait's eBPF datapath (L4 policy), redirection through strait's transparent listener, and
 //! sockmap splicing. `strait-bench halfclose` is the half-close stress test of sockmap
-//! splicing (byte-exact echo with a concurrent shutdown). See benches/README.md.
+//! splicing (byte-exact echo with a concurrent shutdown). `strait-bench kafka` measures the
+//! Kafka policy verdict per Produce request and produce throughput through strait vs straight
+//! to the broker. See benches/README.md.
 
 mod configs;
 mod filters;
 mod halfclose;
+mod kafka;
 mod load;
 mod paths;
 mod peers;
@@ -39,6 +42,9 @@ enum Cmd {
     Paths(paths::PathsArgs),
     /// Half-close stress test of sockmap splicing: echo with shutdown(SHUT_WR), byte-exact.
     Halfclose(halfclose::HalfcloseArgs),
+    /// Kafka: policy verdict per Produce request (in process), and produce throughput direct
+    /// vs through strait vs through strait with a Kafka policy (tansu, confluent-kafka).
+    Kafka(kafka::KafkaArgs),
     /// (internal) The `paths` server, run inside the server network namespace.
     #[command(hide = true)]
     PathsServer(paths::ServerArgs),
@@ -53,6 +59,7 @@ fn main() -> Result<()> {
         Cmd::Filters(args) => filters::run(args),
         Cmd::Paths(args) => paths::run(args),
         Cmd::Halfclose(args) => halfclose::run(args),
+        Cmd::Kafka(args) => kafka::run(args),
         Cmd::PathsServer(args) => paths::server(args),
         Cmd::PathsClient(args) => paths::client(args),
     }
