@@ -1012,7 +1012,7 @@ fn instantiate(
 // ---------------------------------------------------------------------------------------------
 // rps
 
-fn free_ports(n: usize) -> Result<Vec<u16>> {
+pub(crate) fn free_ports(n: usize) -> Result<Vec<u16>> {
     // Hold all listeners until every port is chosen so they are distinct.
     let ls: Vec<std::net::TcpListener> = (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
@@ -1024,7 +1024,7 @@ fn free_ports(n: usize) -> Result<Vec<u16>> {
         .collect::<std::io::Result<_>>()?)
 }
 
-fn wait_ready(svc: &mut Service, admin: u16, timeout: Duration) -> Result<()> {
+pub(crate) fn wait_ready(svc: &mut Service, admin: u16, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         svc.check_alive()?;

@@ -28,7 +28,7 @@ use strait::kafka::proxy::filters::{ConnFilters, Judged, TopicNames};
 use strait::kafka::request::parse_request;
 use strait::wasm::ChainHandle;
 
-use crate::filters::{stats, Stats};
+use crate::filters::{free_ports, metric_value, stats, wait_ready, Stats};
 use crate::peers::{self, MANIFEST_DIR};
 use crate::procs::{self, Service, TempDir};
 use crate::report::{self, median, Machine, Verdict};
@@ -874,44 +874,6 @@ fn tansu_bin(arg: Option<&Path>) -> Result<PathBuf> {
         .into_iter()
         .find(|c| c.is_file())
         .ok_or_else(|| anyhow!("tansu not found (set TANSU, put it on PATH, or pass --tansu)"))
-}
-
-fn free_ports(n: usize) -> Result<Vec<u16>> {
-    let ls: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<_>>()
-        .context("reserving ports")?;
-    Ok(ls
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<std::io::Result<_>>()?)
-}
-
-fn wait_ready(svc: &mut Service, admin: u16, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        svc.check_alive()?;
-        if let Ok((status, _)) = procs::http1_get_path(admin, "/ready") {
-            if status.contains(" 200") {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("{} not ready within {timeout:?}", svc.name());
-        }
-        sleep(Duration::from_millis(20));
-    }
-}
-
-/// `name value` of a Prometheus text exposition.
-fn metric_value(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (n, v) = l.split_once(' ')?;
-            (n == name).then(|| v.trim().parse::<f64>().ok())?
-        })
-        .map(|v| v as u64)
 }
 
 /// Imports confluent_kafka, then runs the peer as `__main__`: the peer's own clock (which
