@@ -1403,14 +1403,6 @@ pub struct Document {
     pub throughput: Option<ThroughputReport>,
 }
 
-fn yes_no(m: Option<bool>) -> &'static str {
-    match m {
-        Some(true) => "**met**",
-        Some(false) => "**NOT met**",
-        None => "–",
-    }
-}
-
 pub fn markdown(doc: &Document) -> String {
     let mut s = String::new();
     let m = &doc.machine;
@@ -1419,11 +1411,7 @@ pub fn markdown(doc: &Document) -> String {
         "### Kafka, {} — {} ({} cpus), kernel {}\n",
         doc.date, m.cpu_model, m.cpus, m.kernel
     );
-    let _ = writeln!(s, "| target | measured | |\n|---|---|---|");
-    for v in &doc.targets {
-        let _ = writeln!(s, "| {} | {} | {} |", v.target, v.measured, yes_no(v.met));
-    }
-    let _ = writeln!(s);
+    report::targets_table(&mut s, &doc.targets, "–");
     if let Some(v) = &doc.verdict {
         let _ = writeln!(
             s,

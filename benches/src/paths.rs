@@ -2093,21 +2093,7 @@ pub fn markdown(doc: &Document) -> String {
         doc.runs.iter().map(|r| r.waited_for_idle_s).sum::<f64>()
     );
     if !doc.verdicts.is_empty() {
-        let _ = writeln!(s, "| target | measured | |\n|---|---|---|");
-        for v in &doc.verdicts {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} |",
-                v.target,
-                v.measured,
-                match v.met {
-                    Some(true) => "**met**",
-                    Some(false) => "**NOT met**",
-                    None => "",
-                }
-            );
-        }
-        let _ = writeln!(s);
+        report::targets_table(&mut s, &doc.verdicts, "");
     }
     let mut workloads: Vec<Workload> = doc.summary.iter().map(|r| r.workload).collect();
     workloads.dedup();

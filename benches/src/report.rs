@@ -11,6 +11,21 @@ use serde::{Deserialize, Serialize};
 use crate::load::Proto;
 use crate::peers::{PeersArgs, RunRecord, Target, UpstreamProto};
 
+/// The markdown table of `targets` (target, measured, met / NOT met, or `unmeasured`), then a
+/// blank line.
+pub fn targets_table(s: &mut String, targets: &[Verdict], unmeasured: &str) {
+    let _ = writeln!(s, "| target | measured | |\n|---|---|---|");
+    for v in targets {
+        let met = match v.met {
+            Some(true) => "**met**",
+            Some(false) => "**NOT met**",
+            None => unmeasured,
+        };
+        let _ = writeln!(s, "| {} | {} | {} |", v.target, v.measured, met);
+    }
+    let _ = writeln!(s);
+}
+
 /// One performance target and what a run measured for it (filters, paths).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verdict {
