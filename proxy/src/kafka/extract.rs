@@ -23,6 +23,21 @@ pub(crate) struct Walked {
     pub acks: Option<i16>,
     /// Brokers a response advertises ([`Role::BrokerHost`] / [`Role::BrokerPort`]), in order.
     pub brokers: Vec<BrokerAt>,
+    /// Where each of `topics.entries` is in the body (same order and length).
+    pub entry_spans: Vec<std::ops::Range<usize>>,
+    /// The arrays whose elements are topic entries, outside any topic entry, in order.
+    pub topic_arrays: Vec<TopicArrayAt>,
+}
+
+/// Where an array of topic entries is in the walked body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TopicArrayAt {
+    /// The length prefix's bytes.
+    pub count: std::ops::Range<usize>,
+    /// The offset just after the array's last element.
+    pub end: usize,
+    /// The index in `topics.entries` of its first element, and one past its last.
+    pub entries: std::ops::Range<usize>,
 }
 
 /// Where one advertised broker address is in the walked body.
@@ -84,12 +99,14 @@ impl Walker {
         let v = self.version;
         if at.collect && at.entry.is_none() && holds_topic(fields, v) {
             let idx = self.out.topics.entries.len();
+            let start = r.position();
             self.out.topics.entries.push(TopicEntry {
                 name: None,
                 id: None,
                 partitions: Vec::new(),
                 parent: at.parent,
             });
+            self.out.entry_spans.push(start..start);
             self.resource_type = None;
             self.fields(
                 r,
@@ -105,6 +122,9 @@ impl Walker {
             if is_resource && self.resource_type != Some(RESOURCE_TYPE_TOPIC) {
                 // A broker, group or client-metrics resource: not a topic.
                 self.out.topics.entries.truncate(idx);
+                self.out.entry_spans.truncate(idx);
+            } else if let Some(span) = self.out.entry_spans.get_mut(idx) {
+                span.end = r.position();
             }
             Ok(())
         } else if at.collect && at.entry.is_none() && holds_topic_array(fields, v) {
@@ -139,6 +159,7 @@ impl Walker {
                 }
                 Type::Array(Elem::Struct(inner)) => {
                     let min = min_struct_size(inner, v, flexible);
+                    let count_at = r.position();
                     let Some(n) = r.count(flexible, min, field.name)? else {
                         null_allowed(r, field, v)?;
                         if field.role == Role::AllIfNull && at.collect {
@@ -153,8 +174,17 @@ impl Walker {
                         collect: at.collect && field.role != Role::NoCollect,
                         ..at
                     };
+                    let holds = at.collect && at.entry.is_none() && holds_topic(inner, v);
+                    let (count, first) = (count_at..r.position(), self.out.topics.entries.len());
                     for _ in 0..n {
                         self.element(r, inner, at)?;
+                    }
+                    if holds {
+                        self.out.topic_arrays.push(TopicArrayAt {
+                            count,
+                            end: r.position(),
+                            entries: first..self.out.topics.entries.len(),
+                        });
                     }
                 }
                 Type::Struct(inner) => {
@@ -276,6 +306,7 @@ impl Walker {
                     .string(self.flexible, what)?
                     .ok_or(ParseError::UnexpectedNull { what, offset })?;
                 if at.collect {
+                    self.out.entry_spans.push(offset..r.position());
                     self.out.topics.entries.push(TopicEntry {
                         name: Some(name.to_owned()),
                         id: None,

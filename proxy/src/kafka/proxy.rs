@@ -6,6 +6,8 @@
 //! client ─frames─▶ reader: parse_request → policy.decide
 //!                    Forward ─▶ queue Upstream(req) ─▶ write to broker   (acks=0: NoResponse)
 //!                    Deny    ─▶ queue Local(error response)               (acks=0: nothing)
+//!                    Metadata under a topic policy: denied topics taken out of the request,
+//!                      answered inside the broker's answer (metadata_policy.rs)
 //! queue (FIFO) ─▶ writer: Upstream: next broker frame, correlation id must match, rewrite
 //!                           brokers / cap ApiVersions, send to client
 //!                         Local: send to client (after every earlier response)
@@ -21,7 +23,7 @@
 //! flows, metrics, upstream connector); the fuzz target leaves it out.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -32,6 +34,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 pub mod filters;
+mod metadata_policy;
 
 pub use filters::TopicNames;
 
@@ -47,6 +50,7 @@ use crate::io::{Activity, AsyncStream, Tracked};
 use crate::metrics::{ListenerMetrics, UpstreamErrorKind};
 use crate::wasm::ChainHandle;
 use filters::ConnFilters;
+use metadata_policy::MetadataEdit;
 
 /// Requests queued between the reader and the writer (in flight at the broker, or denied and
 /// waiting for their turn). Past it the reader stops reading the client: back-pressure, not an
@@ -125,6 +129,8 @@ pub struct KafkaProxy {
     /// Move advertised brokers to strait's address (explicit listeners) or not (transparent:
     /// clients reach each broker at its own address, redirected again).
     rewrite: bool,
+    /// A policy hook or filters judge requests: Metadata is authorized per topic.
+    judges_topics: bool,
 }
 
 /// A listener's filter chain and what its filters need to know about a connection.
@@ -149,6 +155,10 @@ struct InFlight {
     filter: Option<String>,
     policy: Option<String>,
     reason: Option<String>,
+    /// Metadata under a topic policy: how to edit the broker's answer.
+    metadata: Option<MetadataEdit>,
+    /// Forwarded, but the policy denied (part of) it: the flow is a denial, for this reason.
+    denial: Option<String>,
 }
 
 enum Queued {
@@ -192,6 +202,7 @@ impl KafkaProxy {
             policy: Arc::new(AllowAll),
             filters: None,
             rewrite,
+            judges_topics: false,
         }
     }
 
@@ -209,12 +220,14 @@ impl KafkaProxy {
             names,
             identities,
         });
+        self.judges_topics = true;
         self
     }
 
     /// The same flow with another policy hook.
     pub fn with_policy(mut self, policy: Arc<dyn Policy>) -> Self {
         self.policy = policy;
+        self.judges_topics = true;
         self
     }
 
@@ -259,8 +272,21 @@ impl KafkaProxy {
             peer,
             local,
         };
+        // Used by the reader (requests) and the writer (Metadata answers), never at once: both
+        // run on this task.
+        let filters = Mutex::new(self.filters.as_ref().map(|f| {
+            ConnFilters::new(
+                f.chain.clone(),
+                conn.listener,
+                conn.peer,
+                conn.local,
+                self.destination.clone(),
+                f.identities,
+            )
+        }));
         let reader = self.read_requests(
             &conn,
+            &filters,
             FramedRead::new(down_r, codec),
             up_w,
             tx,
@@ -269,6 +295,7 @@ impl KafkaProxy {
         );
         let writer = self.write_responses(
             &conn,
+            &filters,
             advertise.as_ref().map(|(h, p)| (h.as_str(), *p)),
             FramedRead::new(up_r, codec),
             down_w,
@@ -300,6 +327,7 @@ impl KafkaProxy {
     async fn read_requests<R, W>(
         &self,
         conn: &Connection<'_>,
+        filters: &Mutex<Option<ConnFilters>>,
         mut requests: FramedRead<R, KafkaCodec>,
         mut upstream: W,
         queue: mpsc::Sender<Queued>,
@@ -309,16 +337,6 @@ impl KafkaProxy {
         R: tokio::io::AsyncRead + Unpin,
         W: tokio::io::AsyncWrite + Unpin,
     {
-        let mut filters = self.filters.as_ref().map(|f| {
-            ConnFilters::new(
-                f.chain.clone(),
-                conn.listener,
-                conn.peer,
-                conn.local,
-                self.destination.clone(),
-                f.identities,
-            )
-        });
         loop {
             let frame = tokio::select! {
                 f = requests.next() => f,
@@ -350,17 +368,21 @@ impl KafkaProxy {
             self.metrics.requests.inc();
             let mut info = in_flight(&parsed, time, received, frame.len());
             let mut verdict = self.policy.decide(conn, &parsed);
-            if let (Verdict::Forward, Some(f), Some(k)) =
-                (verdict, filters.as_mut(), self.filters.as_ref())
-            {
-                let j = f.judge(&parsed, &k.names);
-                if let Some(code) = j.deny {
-                    verdict = Verdict::Deny { code };
+            if let (Verdict::Forward, Some(k)) = (verdict, self.filters.as_ref()) {
+                let mut guard = filters.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(f) = guard.as_mut() {
+                    let j = f.judge(&parsed, &k.names);
+                    if let Some(code) = j.deny {
+                        verdict = Verdict::Deny { code };
+                    }
+                    info.filter = j.filter;
+                    info.policy = j.policy;
+                    info.reason = j.reason;
                 }
-                info.filter = j.filter;
-                info.policy = j.policy;
-                info.reason = j.reason;
             }
+            let (verdict, edited) =
+                self.metadata_plan(conn, filters, &parsed, &frame, verdict, &mut info);
+            let frame: &[u8] = edited.as_deref().unwrap_or(&frame);
             let queued = match verdict {
                 Verdict::Deny { code } => {
                     self.metrics.filter_denied.inc();
@@ -392,7 +414,7 @@ impl KafkaProxy {
                         if queue.send(queued).await.is_err() {
                             return;
                         }
-                        if let Err(e) = send_frame(&mut upstream, &frame).await {
+                        if let Err(e) = send_frame(&mut upstream, frame).await {
                             self.metrics.upstream_error(UpstreamErrorKind::Protocol);
                             let why = format!("writing to the Kafka upstream failed: {e}");
                             if let Some(info) = unanswered {
@@ -483,6 +505,7 @@ impl KafkaProxy {
     async fn write_responses<R, W>(
         &self,
         conn: &Connection<'_>,
+        filters: &Mutex<Option<ConnFilters>>,
         advertise: Option<(&str, u16)>,
         mut responses: FramedRead<R, KafkaCodec>,
         mut client: W,
@@ -537,10 +560,13 @@ impl KafkaProxy {
                         }
                     };
                     silent.clear();
-                    let answer = self.answer(&info, advertise, frame);
+                    let answer = self.answer(conn, filters, &info, advertise, frame);
                     activity.request_finished();
                     match answer {
-                        Ok(resp) => (info, resp, FlowVerdict::Forwarded, None),
+                        Ok(resp) => match info.denial.clone() {
+                            Some(why) => (info, resp, FlowVerdict::Denied, Some(why)),
+                            None => (info, resp, FlowVerdict::Forwarded, None),
+                        },
                         Err(why) => {
                             self.metrics.upstream_error(UpstreamErrorKind::Protocol);
                             self.emit(conn.peer, &info, FlowVerdict::Error, 0, Some(why.clone()));
@@ -579,10 +605,12 @@ impl KafkaProxy {
         end
     }
 
-    /// The broker's answer to `info`: its correlation id checked, broker addresses moved to
-    /// `advertise` and ApiVersions capped (when rewriting).
+    /// The broker's answer to `info`: its correlation id checked, Metadata topics edited by the
+    /// policy, broker addresses moved to `advertise` and ApiVersions capped (when rewriting).
     fn answer(
         &self,
+        conn: &Connection<'_>,
+        filters: &Mutex<Option<ConnFilters>>,
         info: &InFlight,
         advertise: Option<(&str, u16)>,
         frame: Option<Result<BytesMut, FrameError>>,
@@ -609,6 +637,10 @@ impl KafkaProxy {
                 f.names.learn(&frame, info.api_version);
             }
         }
+        let frame = match &info.metadata {
+            Some(edit) => self.edit_metadata(conn, filters, edit, frame)?,
+            None => frame,
+        };
         let Some((host, port)) = advertise else {
             return Ok(frame);
         };
@@ -722,6 +754,8 @@ fn in_flight(parsed: &Parsed, time: SystemTime, received: Instant, len: usize) -
         filter: None,
         policy: None,
         reason: None,
+        metadata: None,
+        denial: None,
     }
 }
 

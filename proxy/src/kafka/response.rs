@@ -103,6 +103,28 @@ pub fn error_response(
     Ok(Some(enc.w.buf))
 }
 
+/// The elements of the top-level topic array of an `api` response at `version`, one per entry of
+/// `topics`, each carrying error `code` (name and id echoed from the entry, everything else
+/// Kafka's defaults: no partitions). `None` when the layout has no such array.
+pub(crate) fn topic_error_entries(
+    api: &'static ApiInfo,
+    version: i16,
+    topics: &TopicList,
+    code: i16,
+) -> Option<Vec<u8>> {
+    let inner = api.response?.iter().find_map(|f| match f.ty {
+        Type::Array(Elem::Struct(inner)) if f.present(version) && holds_topic(inner, version) => {
+            Some(inner)
+        }
+        _ => None,
+    })?;
+    let mut enc = Encoder::new(api, version, topics, code, None);
+    for i in 0..topics.entries.len() {
+        enc.fields(inner, Ctx::Entry(i));
+    }
+    Some(enc.w.buf)
+}
+
 /// Where in the response the encoder is.
 #[derive(Clone, Copy)]
 enum Ctx {

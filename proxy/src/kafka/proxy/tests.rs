@@ -200,6 +200,12 @@ fn metadata_req(corr: i32, topics: &[&str]) -> Vec<u8> {
 
 /// Metadata v1 response advertising `brokers`.
 fn metadata_resp(corr: i32, brokers: &[(&str, i32)]) -> Vec<u8> {
+    metadata_resp_with(corr, brokers, &[])
+}
+
+/// Metadata v1 response advertising `brokers` and listing `topics` (name, error code, number of
+/// partitions).
+fn metadata_resp_with(corr: i32, brokers: &[(&str, i32)], topics: &[(&str, i16, i32)]) -> Vec<u8> {
     let mut w = Writer::default();
     w.i32(corr);
     w.length(false, true, Some(brokers.len()));
@@ -210,7 +216,22 @@ fn metadata_resp(corr: i32, brokers: &[(&str, i32)]) -> Vec<u8> {
         w.string(false, None);
     }
     w.i32(1); // controller
-    w.length(false, true, Some(0)); // topics
+    w.length(false, true, Some(topics.len()));
+    for &(name, code, partitions) in topics {
+        w.i16(code);
+        w.string(false, Some(name));
+        w.i8(0); // internal
+        w.length(false, true, Some(partitions as usize));
+        for p in 0..partitions {
+            w.i16(0);
+            w.i32(p);
+            w.i32(1); // leader
+            for _ in 0..2 {
+                w.length(false, true, Some(1));
+                w.i32(1);
+            }
+        }
+    }
     w.buf
 }
 
@@ -321,26 +342,22 @@ async fn pipelined_requests_and_denials_are_answered_in_order() {
     let r2 = c.recv().await.unwrap();
     let r3 = c.recv().await.unwrap();
     assert_eq!([resp_corr(&r1), resp_corr(&r2), resp_corr(&r3)], [1, 2, 3]);
-    // The denial is a Metadata v1 response with the topic and code 29, no brokers.
-    let mut want = Writer::default();
-    want.i32(2);
-    want.length(false, true, Some(0));
-    want.i32(-1);
-    want.length(false, true, Some(1));
-    want.i16(29);
-    want.string(false, Some("secret"));
-    want.i8(0);
-    want.length(false, true, Some(0));
-    assert_eq!(&r2[..], &want.buf[..]);
-    // The broker never saw the denied request.
-    let seen: Vec<i32> = got.lock().unwrap().iter().map(|f| corr_of(f)).collect();
-    assert_eq!(seen, [1, 3]);
+    // The denial is the broker's answer to the request without the denied topic: its brokers
+    // (moved to strait) and controller, and the topic with code 29.
+    let host = s.addr.ip().to_string();
+    let own = (host.as_str(), i32::from(s.addr.port()));
+    let want = metadata_resp_with(2, &[own, own], &[("secret", 29, 0)]);
+    assert_eq!(&r2[..], &want[..]);
+    // The broker never saw the denied topic: request 2 reached it naming no topic.
+    let seen = got.lock().unwrap().clone();
+    let corrs: Vec<i32> = seen.iter().map(|f| corr_of(f)).collect();
+    assert_eq!(corrs, [1, 2, 3]);
+    assert_eq!(&seen[1][..], &metadata_req(2, &[])[..]);
     // The forwarded Metadata answer advertises strait, not the brokers.
     let brokers = rewrite::advertised(&r1, 3, 1).unwrap();
-    let own = (s.addr.ip().to_string(), i32::from(s.addr.port()));
     assert_eq!(brokers.len(), 2);
     for b in brokers {
-        assert_eq!((b.host, b.port), own);
+        assert_eq!((b.host.as_str(), b.port), own);
     }
     let recs = s.flows(3).await;
     let summary: Vec<_> = recs
@@ -366,8 +383,72 @@ async fn pipelined_requests_and_denials_are_answered_in_order() {
     assert!(recs.iter().all(|r| r.protocol == "kafka"));
     assert!(recs[0].latency_ns >= 100_000_000, "{:?}", recs[0]);
     assert!(recs[1].latency_ns >= recs[0].latency_ns / 2);
-    assert_eq!(recs[1].bytes_sent, want.buf.len() as u64 + 4);
+    assert_eq!(recs[1].bytes_sent, want.len() as u64 + 4);
     assert!(recs[1].error.as_deref().unwrap().contains("29"));
+}
+
+/// Metadata v1 request for every topic (a null list).
+fn metadata_req_all(corr: i32) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.length(false, true, None);
+    req(3, 1, corr, &w.buf)
+}
+
+#[tokio::test]
+async fn metadata_is_authorized_per_topic_inside_the_brokers_answer() {
+    // As tansu does: every Metadata answer lists every topic, whatever was asked.
+    let everything = |corr| {
+        metadata_resp_with(
+            corr,
+            &[("broker.internal", 9092)],
+            &[("orders", 0, 2), ("secret", 0, 3)],
+        )
+    };
+    let (up, got) = broker(Arc::new(move |f: &[u8]| {
+        vec![Act::Reply(everything(corr_of(f)))]
+    }))
+    .await;
+    let s = Strait::start(up, "", deny_secret()).await;
+    let host = s.addr.ip().to_string();
+    let own = [(host.as_str(), i32::from(s.addr.port()))];
+    let mut c = Client::connect(s.addr).await;
+    c.send(&[
+        &metadata_req(1, &["orders"]),
+        &metadata_req_all(2),
+        &metadata_req(3, &["secret", "orders"]),
+        &metadata_req(4, &["secret"]),
+    ])
+    .await;
+    // Allowed requests: the topic the policy denies is hidden (no partitions, code 29) where
+    // the broker listed it unasked.
+    let hidden = metadata_resp_with(1, &own, &[("orders", 0, 2), ("secret", 29, 0)]);
+    assert_eq!(&c.recv().await.unwrap()[..], &hidden[..]);
+    let hidden = metadata_resp_with(2, &own, &[("orders", 0, 2), ("secret", 29, 0)]);
+    assert_eq!(&c.recv().await.unwrap()[..], &hidden[..]);
+    // Denied requests: the denied topic never reaches the broker; the allowed one is answered.
+    let mixed = metadata_resp_with(3, &own, &[("orders", 0, 2), ("secret", 29, 0)]);
+    assert_eq!(&c.recv().await.unwrap()[..], &mixed[..]);
+    let alone = metadata_resp_with(4, &own, &[("orders", 0, 2), ("secret", 29, 0)]);
+    assert_eq!(&c.recv().await.unwrap()[..], &alone[..]);
+    let seen = got.lock().unwrap().clone();
+    assert_eq!(&seen[2][..], &metadata_req(3, &["orders"])[..]);
+    assert_eq!(&seen[3][..], &metadata_req(4, &[])[..]);
+    let recs = s.flows(4).await;
+    let verdicts: Vec<_> = recs.iter().map(|r| r.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [
+            FlowVerdict::Forwarded,
+            FlowVerdict::Forwarded,
+            FlowVerdict::Denied,
+            FlowVerdict::Denied
+        ]
+    );
+    assert!(
+        recs[2].error.as_deref().unwrap().contains("29"),
+        "{:?}",
+        recs[2]
+    );
 }
 
 #[tokio::test]
