@@ -6,13 +6,16 @@ address (strait's Kafka listener) and prints exactly one JSON line on stdout.
 
     kafka_peer.py create-topic --bootstrap H:P --topic T [--partitions 3] [--lib confluent|kafka-python]
     kafka_peer.py produce --bootstrap H:P --topic T --count N --size S --lib L [--in-flight K] [--acks 1]
-    kafka_peer.py consume --bootstrap H:P --topic T --count N --size S --lib L --group G [--timeout 60]
+    kafka_peer.py consume --bootstrap H:P --topic T --count N --size S --lib L --group G [--timeout 60] [--assign]
 
 Authorization (strait's Kafka policy): `--expect-error CODE` makes produce / consume succeed only
 when every message fails with Kafka error CODE (e.g. 29, TOPIC_AUTHORIZATION_FAILED) in the
 client, instead of when every message goes through. `produce --then-expect-error CODE` produces
 once normally, prints {"round": 1, ...}, waits for a line on stdin (the test edits the policy),
 then produces again with the same producer (same connections) expecting CODE.
+`produce --denied-topic D --expect-error CODE` writes --topic and D in turn with one producer:
+every message to --topic must be delivered and every one to D fail with CODE (a client denied
+one topic keeps the others).
 
 Every command takes --ca PEM: TLS to the bootstrap address (and every broker), trusting PEM.
 
@@ -95,6 +98,8 @@ def create_topic(a):
 
 def produce(a):
     start = time.monotonic()
+    if a.denied_topic is not None:
+        produce_mixed(a, start)
     if a.then_expect_error is not None:
         if a.lib != "confluent":
             emit(False, error="--then-expect-error needs --lib confluent")
@@ -154,6 +159,35 @@ def produce(a):
         codes=sorted(set(c for c in codes if c is not None)),
         elapsed_ms=int((time.monotonic() - start) * 1000),
     )
+
+
+def produce_mixed(a, start):
+    """One confluent producer writing --topic and --denied-topic in turn: every message to the
+    first must be delivered, every one to the second fail with --expect-error."""
+    if a.lib != "confluent" or a.expect_error is None:
+        emit(False, error="--denied-topic needs --lib confluent and --expect-error")
+    p = confluent_producer(a)
+    outcome = {a.topic: [0, [], []], a.denied_topic: [0, [], []]}
+
+    def done(err, msg):
+        o = outcome[msg.topic()]
+        if err is None:
+            o[0] += 1
+        else:
+            o[1].append(str(err))
+            o[2].append(err.code())
+
+    for i in range(a.count):
+        for t in (a.topic, a.denied_topic):
+            p.produce(t, key=key(i), value=value(i, a.size), callback=done)
+            p.poll(0)
+    left = p.flush(a.timeout)
+    allowed, denied = outcome[a.topic], outcome[a.denied_topic]
+    ok = (left == 0 and allowed[0] == a.count and not allowed[1] and denied[0] == 0
+          and len(denied[2]) == a.count and all(c == a.expect_error for c in denied[2]))
+    emit(ok, produced=allowed[0], errors=allowed[1][:5], denied_produced=denied[0],
+         codes=sorted(set(denied[2])), not_delivered=left,
+         elapsed_ms=int((time.monotonic() - start) * 1000))
 
 
 def confluent_producer(a):
@@ -244,12 +278,19 @@ def consume(a):
     else:
         from kafka import KafkaConsumer
 
-        c = KafkaConsumer(a.topic, **kafka_python_conf(
+        conf = kafka_python_conf(
             a,
             group_id=a.group,
             auto_offset_reset="earliest",
             enable_auto_commit=True,
-        ))
+        )
+        if a.assign:
+            from kafka import TopicPartition
+
+            c = KafkaConsumer(**conf)
+            c.assign([TopicPartition(a.topic, p) for p in range(a.partitions)])
+        else:
+            c = KafkaConsumer(a.topic, **conf)
         while len(seen) < a.count and time.monotonic() < deadline and not bad:
             try:
                 polled = c.poll(timeout_ms=1000)
@@ -290,6 +331,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=60)
     ap.add_argument("--ca", help="TLS to the bootstrap address, trusting this CA (PEM)")
     ap.add_argument("--expect-error", type=int, help="succeed when every message fails with this Kafka error code")
+    ap.add_argument("--assign", action="store_true", help="consume (kafka-python): assign partitions 0..--partitions instead of subscribing in the group")
+    ap.add_argument("--denied-topic", help="produce: also write this topic with the same producer; it must fail with --expect-error")
     ap.add_argument("--then-expect-error", type=int, help="produce twice; the second round must fail with this code")
     a = ap.parse_args()
     try:

@@ -141,6 +141,15 @@ struct KafkaFilters {
     identities: (Option<u32>, Option<u32>),
 }
 
+/// What the reader and the writer of one connection share.
+struct Shared<'a> {
+    conn: Connection<'a>,
+    /// The connection's filter contexts: used by the reader (requests) and the writer (Metadata
+    /// answers), never at once (both run on the connection's task).
+    filters: Mutex<Option<ConnFilters>>,
+    activity: Arc<Activity>,
+}
+
 /// One request in the queue, with what its flow record needs.
 struct InFlight {
     correlation_id: i32,
@@ -272,8 +281,6 @@ impl KafkaProxy {
             peer,
             local,
         };
-        // Used by the reader (requests) and the writer (Metadata answers), never at once: both
-        // run on this task.
         let filters = Mutex::new(self.filters.as_ref().map(|f| {
             ConnFilters::new(
                 f.chain.clone(),
@@ -284,23 +291,19 @@ impl KafkaProxy {
                 f.identities,
             )
         }));
-        let reader = self.read_requests(
-            &conn,
-            &filters,
-            FramedRead::new(down_r, codec),
-            up_w,
-            tx,
-            &activity,
-            &shutdown,
-        );
+        let shared = Shared {
+            conn,
+            filters,
+            activity: activity.clone(),
+        };
+        let reader =
+            self.read_requests(&shared, FramedRead::new(down_r, codec), up_w, tx, &shutdown);
         let writer = self.write_responses(
-            &conn,
-            &filters,
+            &shared,
             advertise.as_ref().map(|(h, p)| (h.as_str(), *p)),
             FramedRead::new(up_r, codec),
             down_w,
             rx,
-            &activity,
         );
         tokio::pin!(reader, writer);
         let idle = self.cfg.timeouts.idle;
@@ -326,17 +329,16 @@ impl KafkaProxy {
     /// frame cannot be handled. Dropping the queue's sender tells the writer no more will come.
     async fn read_requests<R, W>(
         &self,
-        conn: &Connection<'_>,
-        filters: &Mutex<Option<ConnFilters>>,
+        shared: &Shared<'_>,
         mut requests: FramedRead<R, KafkaCodec>,
         mut upstream: W,
         queue: mpsc::Sender<Queued>,
-        activity: &Activity,
         shutdown: &CancellationToken,
     ) where
         R: tokio::io::AsyncRead + Unpin,
         W: tokio::io::AsyncWrite + Unpin,
     {
+        let (conn, filters, activity) = (&shared.conn, &shared.filters, &shared.activity);
         loop {
             let frame = tokio::select! {
                 f = requests.next() => f,
@@ -504,18 +506,17 @@ impl KafkaProxy {
     /// Sends the answers in request order until the queue ends or the connection breaks.
     async fn write_responses<R, W>(
         &self,
-        conn: &Connection<'_>,
-        filters: &Mutex<Option<ConnFilters>>,
+        shared: &Shared<'_>,
         advertise: Option<(&str, u16)>,
         mut responses: FramedRead<R, KafkaCodec>,
         mut client: W,
         mut queue: mpsc::Receiver<Queued>,
-        activity: &Activity,
     ) -> End
     where
         R: tokio::io::AsyncRead + Unpin,
         W: tokio::io::AsyncWrite + Unpin,
     {
+        let (conn, filters, activity) = (&shared.conn, &shared.filters, &shared.activity);
         // Correlation ids of the acks=0 Produce requests forwarded since the last answer, oldest
         // first: a broker that answers them anyway answers them here, in order.
         let mut silent = std::collections::VecDeque::new();
