@@ -1,7 +1,7 @@
 //! Arbitrary bytes as they would arrive on a Kafka connection: frames through the codec, each
 //! frame through the request parser, every known request through error-response synthesis, and
-//! each frame also through the Metadata-response reader, the broker-address rewriter and the
-//! ApiVersions cap. Nothing may panic, and what comes out must be consistent with what went in.
+//! each frame also through the Metadata-response reader, the Metadata topic-policy edits of
+//! requests and answers, the broker-address rewriter and the ApiVersions cap. Nothing may panic, and what comes out must be consistent with what went in.
 //!
 //! cargo-fuzz builds with `--cfg fuzzing`, which leaves out `kafka::proxy` (the listener flow,
 //! which needs the rest of the crate).
@@ -48,9 +48,47 @@ fuzz_target!(|data: &[u8]| {
                 let _ = e.to_string();
             }
         }
-        // The same bytes as a Metadata response of some version.
+        // The same bytes as a Metadata response of some version: read for ids, and edited by a
+        // topic policy (every other topic denied); an edit reads back.
         let version = i16::from(frame[0] % 15);
         let _ = kafka::metadata::topic_ids(&frame, version);
+        let mut flip = false;
+        let none = kafka::request::TopicList::default();
+        let deny = |_: &kafka::request::TopicEntry| {
+            flip = !flip;
+            flip.then_some(29)
+        };
+        if let Ok(Some(out)) = kafka::metadata::edit_response_topics(&frame, version, deny, &none, 29)
+        {
+            assert_eq!(out[..4], frame[..4]);
+            kafka::metadata::topic_ids(&out, version).expect("edited answer reads back");
+        }
+        // A Metadata request with every other topic taken out parses, naming the topics kept.
+        if let Ok(Parsed::Known(req)) = parse_request(&frame) {
+            if req.header.api_key == 3 {
+                let v = req.header.api_version;
+                let mut keep = false;
+                let mut kept = Vec::new();
+                let out = kafka::metadata::keep_request_topics(&frame, v, |e| {
+                    keep = !keep;
+                    if keep {
+                        kept.push(e.clone());
+                    }
+                    keep
+                });
+                if let Ok(out) = out {
+                    let Ok(Parsed::Known(edited)) = parse_request(&out) else {
+                        panic!("edited request does not parse");
+                    };
+                    let Topics::Listed(list) = edited.topics else {
+                        panic!("edited request lists no topics");
+                    };
+                    if v > 0 || !kept.is_empty() {
+                        assert_eq!(list.entries, kept);
+                    }
+                }
+            }
+        }
         // ... and as a response advertising brokers: a rewrite keeps the correlation id and
         // leaves a frame that reads back with every broker moved.
         let key = kafka::rewrite::ADVERTISING_APIS[usize::from(frame[0]) % 5];
