@@ -214,6 +214,8 @@ pub enum RpsFilter {
     /// pw_basics `{}` (the minimal filter, public SDK).
     Minimal,
     /// builtin:http-policy with 100 rules, wrk's `GET /` matching only the last.
+    #[value(name = "http-policy-100")]
+    #[serde(rename = "http-policy-100")]
     HttpPolicy100,
 }
 
@@ -222,6 +224,14 @@ impl RpsFilter {
         match self {
             RpsFilter::Minimal => &MINIMAL,
             RpsFilter::HttpPolicy100 => &HTTP_POLICY_100_RPS,
+        }
+    }
+
+    /// How the report's target names it.
+    fn label(self) -> &'static str {
+        match self {
+            RpsFilter::Minimal => "one minimal filter",
+            RpsFilter::HttpPolicy100 => "builtin:http-policy, 100 rules,",
         }
     }
 
@@ -1106,8 +1116,8 @@ fn rps(args: &FiltersArgs, dir: &Path, bin: &Path, tmp: &Path) -> Result<RpsRepo
         "\n== rps: strait (workers {}, cpus {}) with listeners `plain` and `filtered` ({}), \
          upstream nginx + wrk on cpus {}; {} repeats × {} s (+{} s warm-up)\n   {command}",
         args.workers,
-        args.rps_filter.spec().name,
         proxy_cpus.as_deref().unwrap_or("unpinned"),
+        args.rps_filter.spec().name,
         client_cpus.as_deref().unwrap_or("unpinned"),
         args.repeats,
         args.duration,
@@ -1431,7 +1441,8 @@ pub fn verdicts(
     });
     v.push(Verdict {
         target: format!(
-            "rps with one minimal filter ≥ {:.0} % of rps without",
+            "rps with {} ≥ {:.0} % of rps without",
+            rps.map_or(RpsFilter::Minimal, |r| r.filter).label(),
             MIN_RPS_RATIO * 100.0
         ),
         measured: rps.map_or("not measured".into(), |r| {
@@ -1579,12 +1590,13 @@ pub fn markdown(doc: &Document) -> String {
         let _ = writeln!(
             s,
             "\nfiltered/plain: {:.3} (medians); per repeat {}. Added proxy CPU per request: \
-             {:+.2} µs. pw_basics counted {} requests (wrk completed {}). Other CPU at most {} \
-             cores.\n",
+             {:+.2} µs. The filter counted {} requests (`{}`; wrk completed {}). Other CPU at \
+             most {} cores.\n",
             r.ratio_of_medians,
             per.join(", "),
             r.added_cpu_us_per_req,
             r.pw_basics_counter,
+            r.filter.counter(),
             r.filtered_requests_sent,
             r.max_other_cpu_cores
                 .map_or("?".into(), |o| format!("{o:.2}"))
