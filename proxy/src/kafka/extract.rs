@@ -6,6 +6,7 @@
 //! (at the smallest size an element can take), and the recursion depth is that of the static
 //! layouts, never chosen by the peer.
 
+use super::api::ApiInfo;
 use super::request::{Parent, ParentKey, TopicEntry, TopicList};
 use super::schema::{
     holds_topic, holds_topic_array, min_struct_size, Elem, Field, Prim, Role, Type,
@@ -91,6 +92,33 @@ pub(crate) fn walk(
     };
     w.element(&mut r, fields, at)?;
     Ok(w.out)
+}
+
+/// Walks a whole frame payload (header and body, without the 4-byte size) of `info` at
+/// `version`, a request's or a response's: the body's offset in the frame, and the walk.
+pub(crate) fn walk_frame(
+    frame: &[u8],
+    info: &ApiInfo,
+    fields: &[Field],
+    version: i16,
+    request: bool,
+) -> Result<(usize, Walked), ParseError> {
+    let mut r = Reader::new(frame);
+    if request {
+        r.take(8, "request header")?;
+        r.string(false, "client_id")?;
+        if info.request_header_version(version) >= 2 {
+            r.skip_tagged_fields()?;
+        }
+    } else {
+        r.i32("correlation_id")?;
+        if info.response_header_version(version) >= 1 {
+            r.skip_tagged_fields()?;
+        }
+    }
+    let start = r.position();
+    let walked = walk(&frame[start..], fields, version, info.is_flexible(version))?;
+    Ok((start, walked))
 }
 
 impl Walker {

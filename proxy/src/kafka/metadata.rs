@@ -25,7 +25,7 @@ use super::extract::{self, TopicArrayAt, Walked};
 use super::request::{TopicEntry, TopicList};
 use super::response::topic_error_entries;
 use super::schema::Field;
-use super::wire::{ParseError, Reader, TopicId, Writer};
+use super::wire::{ParseError, TopicId, Writer};
 
 /// One topic of a Metadata response that has both a name and a (non-zero) id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,22 +75,8 @@ fn walk(
         what,
         source,
     };
-    let mut r = Reader::new(frame);
-    if request {
-        r.take(8, "request header").map_err(malformed)?;
-        r.string(false, "client_id").map_err(malformed)?;
-        if info.request_header_version(version) >= 2 {
-            r.skip_tagged_fields().map_err(malformed)?;
-        }
-    } else {
-        r.i32("correlation_id").map_err(malformed)?;
-        if info.response_header_version(version) >= 1 {
-            r.skip_tagged_fields().map_err(malformed)?;
-        }
-    }
-    let start = r.position();
-    let walked = extract::walk(&frame[start..], fields, version, info.is_flexible(version))
-        .map_err(malformed)?;
+    let (start, walked) =
+        extract::walk_frame(frame, info, fields, version, request).map_err(malformed)?;
     Ok((info, start, walked))
 }
 

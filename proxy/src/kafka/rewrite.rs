@@ -99,14 +99,8 @@ fn walk(
         version,
         source,
     };
-    let mut r = Reader::new(frame);
-    r.i32("correlation_id").map_err(malformed)?;
-    if info.response_header_version(version) >= 1 {
-        r.skip_tagged_fields().map_err(malformed)?;
-    }
-    let start = r.position();
-    let walked = extract::walk(&frame[start..], fields, version, info.is_flexible(version))
-        .map_err(malformed)?;
+    let (start, walked) =
+        extract::walk_frame(frame, info, fields, version, false).map_err(malformed)?;
     Ok((info, start, walked.brokers))
 }
 
