@@ -595,19 +595,8 @@ pub fn run(args: FiltersArgs) -> Result<()> {
         rss,
     };
     println!("{}", markdown(&doc));
-    let out_path = match &args.out {
-        Some(p) => p.clone(),
-        None => peers::unique_path(
-            &Path::new(MANIFEST_DIR).join("results"),
-            &format!("filters-{date}"),
-        ),
-    };
-    if let Some(parent) = out_path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    fs::write(&out_path, serde_json::to_string_pretty(&doc)? + "\n")
-        .with_context(|| format!("writing {}", out_path.display()))?;
-    println!("JSON results: {}", out_path.display());
+    let out_path = report::results_path(args.out.as_ref(), "filters", &date);
+    report::write_results(&out_path, &doc)?;
     Ok(())
 }
 

@@ -41,7 +41,7 @@ use crate::paths::{
     check_interrupted, free_ports, install_signal_handlers, parse_size, remove_pins,
     resolve_strait, size_label,
 };
-use crate::peers::{self, MANIFEST_DIR};
+use crate::peers;
 use crate::procs::{self, Service, TempDir};
 use crate::report::{self, median, Machine};
 
@@ -652,13 +652,7 @@ pub fn run(args: HalfcloseArgs) -> Result<()> {
     };
     let strait_version = strait_bin.as_deref().map(report::strait_version);
     let date = peers::today_utc();
-    let out_path = match &args.out {
-        Some(p) => p.clone(),
-        None => peers::unique_path(
-            &Path::new(MANIFEST_DIR).join("results"),
-            &format!("halfclose-{date}"),
-        ),
-    };
+    let out_path = report::results_path(args.out.as_ref(), "halfclose", &date);
     let machine = Machine::collect();
     let seed0 = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use strait::lab::{self, Lab, LabEndpoint};
 
 use crate::filters::{metric_value, stats};
-use crate::peers::{self, MANIFEST_DIR};
+use crate::peers;
 use crate::procs::{self, Service, TempDir};
 use crate::report::Verdict;
 use crate::report::{self, median, Machine};
@@ -676,13 +676,7 @@ pub fn run(args: PathsArgs) -> Result<()> {
     }
 
     let date = peers::today_utc();
-    let out_path = match &args.out {
-        Some(p) => p.clone(),
-        None => peers::unique_path(
-            &Path::new(MANIFEST_DIR).join("results"),
-            &format!("paths-{date}"),
-        ),
-    };
+    let out_path = report::results_path(args.out.as_ref(), "paths", &date);
     let machine = Machine::collect();
     let strait_version = strait_src.as_deref().map(report::strait_version);
     eprintln!(
@@ -719,12 +713,7 @@ pub fn run(args: PathsArgs) -> Result<()> {
         cleanup,
     };
     println!("{}", markdown(&doc));
-    if let Some(parent) = out_path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    fs::write(&out_path, serde_json::to_string_pretty(&doc)? + "\n")
-        .with_context(|| format!("writing {}", out_path.display()))?;
-    println!("JSON results: {}", out_path.display());
+    report::write_results(&out_path, &doc)?;
     write_charts(&doc, &out_path)
 }
 
@@ -3263,7 +3252,7 @@ mod tests {
     #[test]
     fn results_files_load_for_report() -> Result<()> {
         // `--report` must read every session kept in results/, old ones included.
-        let dir = Path::new(MANIFEST_DIR).join("results");
+        let dir = Path::new(peers::MANIFEST_DIR).join("results");
         let mut n = 0;
         for e in fs::read_dir(&dir)? {
             let p = e?.path();

@@ -274,13 +274,7 @@ pub fn run(args: PeersArgs) -> Result<()> {
     };
 
     let date = today_utc();
-    let out_path = match &ctx.args.out {
-        Some(p) => p.clone(),
-        None => unique_path(
-            &Path::new(MANIFEST_DIR).join("results"),
-            &format!("peers-{date}"),
-        ),
-    };
+    let out_path = report::results_path(ctx.args.out.as_ref(), "peers", &date);
 
     // Shared upstream, started once and used by every target.
     let up_conf = ctx.dir.join("upstream.conf");
@@ -404,12 +398,7 @@ pub fn run(args: PeersArgs) -> Result<()> {
         summary,
         runs: runs.clone(),
     };
-    if let Some(parent) = out_path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    fs::write(&out_path, serde_json::to_string_pretty(&doc)? + "\n")
-        .with_context(|| format!("writing {}", out_path.display()))?;
-    println!("JSON results: {}", out_path.display());
+    report::write_results(&out_path, &doc)?;
 
     drop(upstream);
     let failed = runs.iter().filter(|r| r.error.is_some()).count();

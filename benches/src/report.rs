@@ -2,14 +2,36 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::load::Proto;
 use crate::peers::{PeersArgs, RunRecord, Target, UpstreamProto};
+
+/// Where a bench writes its JSON: `out`, or a new `benches/results/<stem>-<date>[-N].json`.
+pub fn results_path(out: Option<&PathBuf>, stem: &str, date: &str) -> PathBuf {
+    match out {
+        Some(p) => p.clone(),
+        None => crate::peers::unique_path(
+            &Path::new(crate::peers::MANIFEST_DIR).join("results"),
+            &format!("{stem}-{date}"),
+        ),
+    }
+}
+
+/// Writes `doc` as pretty JSON to `path` (creating its folder) and says where.
+pub fn write_results(path: &Path, doc: &impl Serialize) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::write(path, serde_json::to_string_pretty(doc)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("JSON results: {}", path.display());
+    Ok(())
+}
 
 /// The markdown table of `targets` (target, measured, met / NOT met, or `unmeasured`), then a
 /// blank line.

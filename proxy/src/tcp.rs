@@ -11,7 +11,7 @@ use crate::config::ListenerConfig;
 use crate::flows::{FlowRecord, Flows, Verdict};
 use crate::http::upstream::{Alpn, Target, UpstreamConnector};
 use crate::io::{Activity, AsyncStream, Tracked};
-use crate::metrics::{ListenerMetrics, UpstreamErrorKind};
+use crate::metrics::ListenerMetrics;
 
 pub struct TcpProxy {
     cfg: Arc<ListenerConfig>,
@@ -50,12 +50,7 @@ impl TcpProxy {
         let mut down = Tracked::new(io, activity.clone());
         let (verdict, error) = match self.connector.connect().await {
             Err(e) => {
-                let kind = if e.is_timeout() {
-                    UpstreamErrorKind::Timeout
-                } else {
-                    UpstreamErrorKind::Connect
-                };
-                self.metrics.upstream_error(kind);
+                self.metrics.upstream_error(e.kind());
                 tracing::debug!(listener = %self.cfg.name, %peer, error = %e, "upstream connect failed");
                 (Verdict::Error, Some(format!("upstream unavailable: {e}")))
             }

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::config::ListenerConfig;
+use crate::metrics::UpstreamErrorKind;
 use crate::socket;
 use crate::tls::UpstreamTls;
 use http::uri::Authority;
@@ -38,6 +39,15 @@ pub enum ConnectError {
 impl ConnectError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, ConnectError::Timeout { .. })
+    }
+
+    /// The `strait_upstream_errors_total` kind this failure counts as.
+    pub fn kind(&self) -> UpstreamErrorKind {
+        if self.is_timeout() {
+            UpstreamErrorKind::Timeout
+        } else {
+            UpstreamErrorKind::Connect
+        }
     }
 }
 

@@ -253,12 +253,7 @@ impl KafkaProxy {
         let up = match self.connector.connect().await {
             Ok(up) => up.into_tokio(),
             Err(e) => {
-                let kind = if e.is_timeout() {
-                    UpstreamErrorKind::Timeout
-                } else {
-                    UpstreamErrorKind::Connect
-                };
-                self.metrics.upstream_error(kind);
+                self.metrics.upstream_error(e.kind());
                 tracing::debug!(listener = %self.cfg.name, %peer, error = %e, "Kafka upstream connect failed");
                 let mut rec = self.record(peer, SystemTime::now(), FlowVerdict::Error);
                 rec.error = Some(format!("upstream unavailable: {e}"));
