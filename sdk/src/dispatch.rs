@@ -269,34 +269,6 @@ pub fn on_kafka_request<F: Filter>(context_id: u32) -> u32 {
     0
 }
 
-/// `proxy_on_request_body`: bodies pass through.
-pub fn on_request_body(_context_id: u32, _body_size: usize, _eos: u32) -> u32 {
-    action::CONTINUE
-}
-
-/// `proxy_on_request_trailers`: trailers pass through.
-pub fn on_request_trailers(_context_id: u32, _num_trailers: usize) -> u32 {
-    action::CONTINUE
-}
-
-/// `proxy_on_response_body`: bodies pass through.
-pub fn on_response_body(_context_id: u32, _body_size: usize, _eos: u32) -> u32 {
-    action::CONTINUE
-}
-
-/// `proxy_on_response_trailers`: trailers pass through.
-pub fn on_response_trailers(_context_id: u32, _num_trailers: usize) -> u32 {
-    action::CONTINUE
-}
-
-/// `proxy_on_log`: nothing to log.
-pub fn on_log(_context_id: u32) {}
-
-/// `proxy_on_done`: the SDK never holds a context back, so always 1 (true).
-pub fn on_done(_context_id: u32) -> u32 {
-    1
-}
-
 /// `proxy_on_delete`: forgets the context.
 pub fn on_delete(context_id: u32) {
     with_runtime(|rt| {
@@ -305,9 +277,6 @@ pub fn on_delete(context_id: u32) {
         }
     });
 }
-
-/// `proxy_on_tick`: no timers.
-pub fn on_tick(_root_context_id: u32) {}
 
 /// In a wasm module a panic aborts (traps); log its message through the host first so the
 /// reason is not lost. Not installed on other targets, where it would hide test failures.

@@ -53,9 +53,11 @@
 //! [`export_filter!`] exports `proxy_abi_version_0_2_1`, `proxy_on_memory_allocate` (and
 //! `malloc` on `wasm32-unknown-unknown`; on WASI targets `malloc` is libc's and not exported),
 //! `proxy_on_vm_start`, `proxy_on_configure`, `proxy_on_context_create`,
-//! `proxy_on_request_headers` / `_body` / `_trailers`, `proxy_on_response_headers` / `_body` /
-//! `_trailers`, `proxy_on_log`, `proxy_on_done`, `proxy_on_delete` and `proxy_on_tick`, and
-//! strait's Kafka extension `strait_on_kafka_request` (see [`kafka`]). It
+//! `proxy_on_request_headers`, `proxy_on_response_headers`, `proxy_on_delete`, and strait's
+//! Kafka extension `strait_on_kafka_request` (see [`kafka`]). It does not export the body,
+//! trailers, `proxy_on_log`, `proxy_on_done` and `proxy_on_tick` callbacks: a filter built
+//! with the SDK does nothing in them, and a host skips a callback a module does not export,
+//! so strait neither calls into the VM for them nor passes bodies through the filter. It
 //! imports from `env` only what it uses among `proxy_log`, `proxy_get_buffer_bytes`, the five
 //! header map calls, `proxy_send_local_response`, `proxy_get_property`, `proxy_set_property`
 //! and the four metric calls.
@@ -190,46 +192,12 @@ macro_rules! export_filter {
             }
 
             #[unsafe(no_mangle)]
-            pub extern "C" fn proxy_on_request_body(
-                context_id: u32,
-                body_size: usize,
-                end_of_stream: u32,
-            ) -> u32 {
-                rt::on_request_body(context_id, body_size, end_of_stream)
-            }
-
-            #[unsafe(no_mangle)]
-            pub extern "C" fn proxy_on_request_trailers(
-                context_id: u32,
-                num_trailers: usize,
-            ) -> u32 {
-                rt::on_request_trailers(context_id, num_trailers)
-            }
-
-            #[unsafe(no_mangle)]
             pub extern "C" fn proxy_on_response_headers(
                 context_id: u32,
                 num_headers: usize,
                 end_of_stream: u32,
             ) -> u32 {
                 rt::on_response_headers::<$filter>(context_id, num_headers, end_of_stream)
-            }
-
-            #[unsafe(no_mangle)]
-            pub extern "C" fn proxy_on_response_body(
-                context_id: u32,
-                body_size: usize,
-                end_of_stream: u32,
-            ) -> u32 {
-                rt::on_response_body(context_id, body_size, end_of_stream)
-            }
-
-            #[unsafe(no_mangle)]
-            pub extern "C" fn proxy_on_response_trailers(
-                context_id: u32,
-                num_trailers: usize,
-            ) -> u32 {
-                rt::on_response_trailers(context_id, num_trailers)
             }
 
             // strait's Kafka extension: one call per Kafka request (docs/proxy-wasm.md).
@@ -239,23 +207,8 @@ macro_rules! export_filter {
             }
 
             #[unsafe(no_mangle)]
-            pub extern "C" fn proxy_on_log(context_id: u32) {
-                rt::on_log(context_id)
-            }
-
-            #[unsafe(no_mangle)]
-            pub extern "C" fn proxy_on_done(context_id: u32) -> u32 {
-                rt::on_done(context_id)
-            }
-
-            #[unsafe(no_mangle)]
             pub extern "C" fn proxy_on_delete(context_id: u32) {
                 rt::on_delete(context_id)
-            }
-
-            #[unsafe(no_mangle)]
-            pub extern "C" fn proxy_on_tick(root_context_id: u32) {
-                rt::on_tick(root_context_id)
             }
         };
     };

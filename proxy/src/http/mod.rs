@@ -27,7 +27,9 @@ use crate::config::{ListenerConfig, UpstreamProtocol};
 use crate::flows::{FlowRecord, Flows, Verdict};
 use crate::io::{Activity, AsyncStream, Tracked};
 use crate::metrics::{ListenerMetrics, UpstreamErrorKind};
-use crate::wasm::{ChainHandle, FilterFailure, LocalReply, Outcome, StreamFilters, StreamInfo};
+use crate::wasm::{
+    BodyKind, ChainHandle, FilterFailure, LocalReply, Outcome, StreamFilters, StreamInfo,
+};
 use body::{BodyVerdict, FlowContext, FlowGuard, RequestBody, ResponseBody};
 pub use upstream::Target;
 use upstream::{ConnectError, Upstreams};
@@ -372,7 +374,7 @@ impl HttpProxy {
         parts.version = up_version;
         let verdict: BodyVerdict = Default::default();
         let mut up_body = RequestBody::new(body, guard.received_counter());
-        if let Some(sf) = &filters {
+        if let Some(sf) = filters.as_ref().filter(|f| f.wants_body(BodyKind::Request)) {
             up_body = up_body.with_filters(sf.clone(), verdict.clone());
         }
         let up_req = Request::from_parts(parts, up_body);
@@ -634,8 +636,11 @@ impl HttpProxy {
         upgraded: Option<hyper::upgrade::OnUpgrade>,
         filters: Arc<StreamFilters>,
     ) -> Response<ResponseBody> {
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            // Upgraded streams are spliced as bytes; filters saw the heads.
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+            || !filters.wants_body(BodyKind::Response)
+        {
+            // Upgraded streams are spliced as bytes; filters saw the heads. A body no filter
+            // has a callback for goes through unwrapped (the filters still live until it ends).
             return self
                 .respond(guard, down_version, resp, upgraded)
                 .map(|b| b.keep(Some(filters)));

@@ -694,7 +694,7 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
                             .get(&st.effective)
                             .and_then(|s| s.body.as_ref())
                             .filter(|(k, _)| *k == want)
-                            .map(|(_, b)| Bytes::copy_from_slice(b))
+                            .map(|(_, b)| b.clone())
                     }
                     4 | 5 => st.call_response.as_ref().map(|r| r.body.clone()),
                     6 => Some(st.plugin.vm_config.clone()),
@@ -744,7 +744,7 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
             out.extend_from_slice(&buf[..s]);
             out.extend_from_slice(&data);
             out.extend_from_slice(&buf[e..]);
-            *buf = out;
+            *buf = out.freeze();
             OK
         },
     )?;

@@ -1,7 +1,7 @@
 //! The WASM filter host: proxy-wasm ABI 0.2.1 (and 0.2.0 / 0.1.0 modules) on wasmtime.
 //!
 //! - One [`Runtime`]: one engine (pooling allocator, copy-on-write memory images, epoch
-//!   interruption with a 1 ms ticker), shared data, queues, filter metrics, clusters.
+//!   interruption with a 1 ms ticker that slows down while idle, `epoch.rs`), shared data, queues, filter metrics, clusters.
 //! - One [`vm::Plugin`] per configured filter: the module compiled once, one VM (store) per
 //!   async worker reused across requests; a trap, a missed deadline or the memory cap discards
 //!   only that VM, and the next stream gets a fresh one.
@@ -15,6 +15,7 @@ mod abi;
 pub mod builtin;
 mod callout;
 pub mod check;
+mod epoch;
 mod host;
 pub mod reload;
 mod shared;
@@ -22,9 +23,8 @@ mod stream;
 mod vm;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use wasmtime::{Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
@@ -110,19 +110,8 @@ impl Runtime {
         let engine = Engine::new(&cfg).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         abi::define(&mut linker).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let (engine, stop) = (engine.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("strait-wasm-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(1));
-                        engine.increment_epoch();
-                    }
-                })
-                .map_err(|e| WasmError::Engine(format!("cannot start the epoch ticker: {e}")))?;
-        }
+        let clock = epoch::EpochClock::start(engine.clone())
+            .map_err(|e| WasmError::Engine(format!("cannot start the epoch ticker: {e}")))?;
         Ok(Self {
             inner: Arc::new(RuntimeInner {
                 engine,
@@ -134,7 +123,7 @@ impl Runtime {
                 metrics: Default::default(),
                 clusters: ArcSwap::from_pointee(clusters),
                 callouts: Default::default(),
-                stop,
+                clock,
                 vms: AtomicU64::new(0),
             }),
         })

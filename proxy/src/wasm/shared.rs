@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use arc_swap::ArcSwap;
@@ -25,14 +25,15 @@ pub struct RuntimeInner {
     pub metrics: FilterMetrics,
     pub clusters: ArcSwap<Vec<Arc<ClusterConfig>>>,
     pub callouts: super::callout::Clients,
-    pub stop: Arc<AtomicBool>,
+    /// The epoch ticker (callback deadlines).
+    pub clock: Arc<super::epoch::EpochClock>,
     /// Live VMs, bounded by `max_vms`.
     pub vms: AtomicU64,
 }
 
 impl Drop for RuntimeInner {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.clock.stop();
     }
 }
 

@@ -117,6 +117,11 @@ pub struct StreamFilters {
     pause_limit: Duration,
 }
 
+/// Bytes a filter holds on to, as a buffer more chunks can be appended to.
+fn owned(b: Bytes) -> BytesMut {
+    b.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]))
+}
+
 fn slot_of(vm: &mut Vm, ctx: u32) -> Option<&mut StreamSlot> {
     vm.store.data_mut().streams.get_mut(&ctx)
 }
@@ -242,6 +247,15 @@ impl StreamFilters {
     /// The facts the stream's filters see.
     pub fn info(&self) -> &StreamInfo {
         &self.info
+    }
+
+    /// Whether some filter of the chain has a callback for this body or its trailers; if
+    /// none has, the body need not pass through [`Self::body`] / [`Self::trailers`].
+    pub fn wants_body(&self, kind: BodyKind) -> bool {
+        self.chain.plugins.iter().any(|p| match kind {
+            BodyKind::Request => p.request_body_hooks,
+            BodyKind::Response => p.response_body_hooks,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -387,8 +401,10 @@ impl StreamFilters {
                 }
                 r.map(|_| flow)
             });
-            let deadline = Instant::now() + self.pause_limit;
+            // Only a paused stream reads the clock.
+            let mut deadline = None;
             while let Ok(Flow::Wait) = flow {
+                let deadline = *deadline.get_or_insert_with(|| Instant::now() + self.pause_limit);
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero()
                     || tokio::time::timeout(left, self.wake.notified())
@@ -485,14 +501,19 @@ impl StreamFilters {
                 let Some(f) = f else {
                     return Ok((Flow::Next, Some(input)));
                 };
-                let mut buf = std::mem::take(&mut e.buf);
-                buf.extend_from_slice(&input);
-                let len = buf.len() as u32;
+                // The chunk goes in as it is (no copy) unless this filter holds earlier bytes.
+                let whole = if e.buf.is_empty() {
+                    input
+                } else {
+                    e.buf.extend_from_slice(&input);
+                    e.buf.split().freeze()
+                };
+                let len = whole.len() as u32;
                 if let Some(s) = slot_of(vm, e.ctx) {
-                    s.body = Some((kind, buf));
+                    s.body = Some((kind, whole));
                 }
                 let r = vm.call(f, (e.ctx, len, eos as u32));
-                let mut buf = slot_of(vm, e.ctx)
+                let buf = slot_of(vm, e.ctx)
                     .and_then(|s| s.body.take())
                     .map(|(_, b)| b)
                     .unwrap_or_default();
@@ -500,16 +521,16 @@ impl StreamFilters {
                     Ok(a) => a,
                     Err(m) => {
                         // Keep the bytes: with `failure: open` they still go through.
-                        e.buf = buf;
+                        e.buf = owned(buf);
                         return Err(m);
                     }
                 };
                 let flow = settle(vm, e.ctx, false, kind == BodyKind::Request);
                 if action != 0 && !eos && matches!(flow, Flow::Next) {
-                    e.buf = buf;
+                    e.buf = owned(buf);
                     return Ok((Flow::Next, None));
                 }
-                Ok((flow, Some(buf.split().freeze())))
+                Ok((flow, Some(buf)))
             });
             match r {
                 Ok((Flow::Next | Flow::Wait, Some(out))) => chunk = out,

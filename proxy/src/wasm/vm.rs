@@ -201,6 +201,10 @@ pub struct Plugin {
     pub retired: AtomicBool,
     /// Module bytes and settings, to tell whether a reload changes anything.
     pub fingerprint: (u64, FilterConfig),
+    /// The module exports a request (response) body or trailers callback. When no filter of
+    /// a chain does, the request path does not run that body through the chain at all.
+    pub request_body_hooks: bool,
+    pub response_body_hooks: bool,
 }
 
 thread_local! {
@@ -222,11 +226,11 @@ fn ticks(d: Duration) -> u64 {
     d.as_millis() as u64 + 1
 }
 
-/// Starts the deadline of one callback.
+/// Starts the deadline of one callback (no clock read: the epoch clock's count).
 fn arm(store: &mut Store<HostState>, deadline: Duration) {
     let st = store.data_mut();
     st.budget = deadline;
-    st.call_start = Some(std::time::Instant::now());
+    st.call_start_ms = st.rt.clock.enter();
     st.cpu_mark = None;
     store.set_epoch_deadline(ticks(deadline));
 }
@@ -239,7 +243,8 @@ fn arm(store: &mut Store<HostState>, deadline: Duration) {
 fn on_deadline(st: &mut HostState) -> wasmtime::UpdateDeadline {
     let budget = st.budget;
     let hard = (budget * 100).max(Duration::from_secs(2));
-    if st.call_start.is_none_or(|t| t.elapsed() >= hard) {
+    let ran_ms = st.rt.clock.now_ms().saturating_sub(st.call_start_ms);
+    if u128::from(ran_ms) >= hard.as_millis() {
         return wasmtime::UpdateDeadline::Interrupt;
     }
     let now = cpu_time::ThreadTime::try_now()
@@ -338,7 +343,10 @@ impl Plugin {
                 ticker: AtomicU64::new(0),
             })
             .collect();
+        let exports = |names: [&str; 2]| names.iter().any(|n| module.get_export(n).is_some());
         let plugin = Arc::new(Plugin {
+            request_body_hooks: exports(["proxy_on_request_body", "proxy_on_request_trailers"]),
+            response_body_hooks: exports(["proxy_on_response_body", "proxy_on_response_trailers"]),
             info,
             pre,
             rt: rt.clone(),

@@ -370,7 +370,7 @@ impl<F: Filter> Harness<F> {
     /// 1. `proxy_on_context_create(stream, 1)` once;
     /// 2. per request: its `kafka.*` (and other) properties, then
     ///    `strait_on_kafka_request(stream)`;
-    /// 3. `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
+    /// 3. `proxy_on_delete`.
     ///
     /// A deny answers only its request; the next one is judged afresh. A panic of the filter (a
     /// trap in a real host) propagates to the test.
@@ -405,10 +405,7 @@ impl<F: Filter> Harness<F> {
                 }
             }));
         }
-        if dispatch::on_done(id) == 1 {
-            dispatch::on_log(id);
-            dispatch::on_delete(id);
-        }
+        dispatch::on_delete(id);
         outs
     }
 }

@@ -4,8 +4,7 @@
 //! same signatures and status codes as the `env` imports). [`Harness`] plays the proxy: it
 //! creates the plugin context, hands over the configuration, and for each request creates a
 //! stream context and calls the same entry points the module exports (`proxy_on_context_create`,
-//! `proxy_on_request_headers`, `proxy_on_request_body`, `proxy_on_response_headers`, …,
-//! `proxy_on_delete`), so header map serialisation, host-returned memory and local responses
+//! `proxy_on_request_headers`, `proxy_on_response_headers`, `proxy_on_delete`), so header map serialisation, host-returned memory and local responses
 //! are exercised too. Kafka requests go through [`Harness::kafka`] (one request, one
 //! connection) or [`Harness::kafka_connection`] (several requests on one connection) with a
 //! [`TestKafkaRequest`], calling `strait_on_kafka_request`'s entry point; see the
@@ -188,10 +187,12 @@ impl<F: Filter> Harness<F> {
     /// it, as the proxy would:
     ///
     /// 1. `proxy_on_context_create(stream, 1)`;
-    /// 2. `proxy_on_request_headers` (then `proxy_on_request_body` if `req` has a body);
-    /// 3. unless the filter answered locally: `proxy_on_response_headers` (then
-    ///    `proxy_on_response_body` if `resp` has a body);
-    /// 4. `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
+    /// 2. `proxy_on_request_headers`;
+    /// 3. unless the filter answered locally: `proxy_on_response_headers`;
+    /// 4. `proxy_on_delete`.
+    ///
+    /// The SDK exports no body, trailers, `proxy_on_log` or `proxy_on_done` callbacks, so a
+    /// host calls none of them; bodies are still there to read as properties would be.
     ///
     /// A panic of the filter (a trap in a real host) propagates to the test.
     pub fn exchange(&mut self, req: TestRequest, resp: TestResponse) -> Outcome {
@@ -225,10 +226,6 @@ impl<F: Filter> Harness<F> {
             let has_body = req.body.as_ref().is_some_and(|b| !b.is_empty());
             out.request_action =
                 dispatch::on_request_headers::<F>(id, num_headers, u32::from(!has_body));
-            if out.request_action == action::CONTINUE && has_body && !responded() {
-                let len = host::with(|h| h.request_body.len());
-                out.request_action = dispatch::on_request_body(id, len, 1);
-            }
             out.request_headers = snapshot(map::REQUEST_HEADERS);
             if responded() {
                 out.responded_in = Some(Phase::Request);
@@ -243,22 +240,15 @@ impl<F: Filter> Harness<F> {
                 });
                 let num_headers = host::with(|h| h.maps[map::RESPONSE_HEADERS as usize].len());
                 let has_body = resp.body.as_ref().is_some_and(|b| !b.is_empty());
-                let mut response_action =
+                let response_action =
                     dispatch::on_response_headers::<F>(id, num_headers, u32::from(!has_body));
-                if response_action == action::CONTINUE && has_body && !responded() {
-                    let len = host::with(|h| h.response_body.len());
-                    response_action = dispatch::on_response_body(id, len, 1);
-                }
                 out.response_action = Some(response_action);
                 out.response_headers = snapshot(map::RESPONSE_HEADERS);
                 if responded() {
                     out.responded_in = Some(Phase::Response);
                 }
             }
-            if dispatch::on_done(id) == 1 {
-                dispatch::on_log(id);
-                dispatch::on_delete(id);
-            }
+            dispatch::on_delete(id);
         }
         out.local_response = self.host.local_response.take();
         out.set_properties = std::mem::take(&mut self.host.set_properties);
@@ -422,7 +412,7 @@ impl TestRequest {
         self
     }
 
-    /// Sets the body (the filter then also sees `proxy_on_request_body`).
+    /// Sets the body; `end_of_stream` of `proxy_on_request_headers` is then false.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = Some(body.into());
         self
@@ -500,7 +490,7 @@ impl TestResponse {
         self
     }
 
-    /// Sets the body (the filter then also sees `proxy_on_response_body`).
+    /// Sets the body; `end_of_stream` of `proxy_on_response_headers` is then false.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = Some(body.into());
         self
