@@ -188,6 +188,18 @@ fn len_u32(len: usize) -> u32 {
 /// Reads a serialised header map (see [`serialize_map`]). An empty input and a single `0` byte
 /// are both the empty map, as the spec allows. Never panics on malformed input.
 pub fn deserialize_map(bytes: &[u8]) -> Result<HeaderPairs, MalformedMap> {
+    let spans = map_spans(bytes)?;
+    Ok(spans
+        .iter()
+        .map(|&(k, v)| (bytes[k.0..k.1].to_vec(), bytes[v.0..v.1].to_vec()))
+        .collect())
+}
+
+/// Byte ranges `(start, end)` of a key and of its value.
+type Span = ((usize, usize), (usize, usize));
+
+/// Where each key and value of a serialised header map lies (checked, see [`deserialize_map`]).
+fn map_spans(bytes: &[u8]) -> Result<Vec<Span>, MalformedMap> {
     if bytes.is_empty() || bytes == [0] {
         return Ok(Vec::new());
     }
@@ -196,16 +208,51 @@ pub fn deserialize_map(bytes: &[u8]) -> Result<HeaderPairs, MalformedMap> {
     if count > bytes.len() / 10 {
         return Err(MalformedMap);
     }
-    let mut pairs = Vec::with_capacity(count);
+    let mut spans = Vec::with_capacity(count);
     let mut data = 4 + count * 8;
     for n in 0..count {
         let key_len = read_u32(bytes, 4 + n * 8)? as usize;
         let value_len = read_u32(bytes, 4 + n * 8 + 4)? as usize;
-        let key = take(bytes, &mut data, key_len)?;
-        let value = take(bytes, &mut data, value_len)?;
-        pairs.push((key.to_vec(), value.to_vec()));
+        let key = data;
+        take(bytes, &mut data, key_len)?;
+        let value = data;
+        take(bytes, &mut data, value_len)?;
+        spans.push(((key, key + key_len), (value, value + value_len)));
     }
-    Ok(pairs)
+    Ok(spans)
+}
+
+/// A serialised header map kept as the host returned it, read in place: no allocation per
+/// header (what [`deserialize_map`] costs). For filters that look at many headers per request.
+#[derive(Debug, Clone, Default)]
+pub struct RawHeaders {
+    bytes: Vec<u8>,
+    spans: Vec<Span>,
+}
+
+impl RawHeaders {
+    /// Checks `bytes` (see [`deserialize_map`]) and keeps them.
+    pub fn parse(bytes: Vec<u8>) -> Result<Self, MalformedMap> {
+        let spans = map_spans(&bytes)?;
+        Ok(Self { bytes, spans })
+    }
+
+    /// The (name, value) pairs, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.spans
+            .iter()
+            .map(|&(k, v)| (&self.bytes[k.0..k.1], &self.bytes[v.0..v.1]))
+    }
+
+    /// How many pairs.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// No pairs.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
 }
 
 fn read_u32(bytes: &[u8], at: usize) -> Result<u32, MalformedMap> {
@@ -304,6 +351,28 @@ mod tests {
         huge.extend_from_slice(&0u32.to_le_bytes());
         huge.extend_from_slice(&[0, 0]);
         assert_eq!(deserialize_map(&huge), Err(MalformedMap));
+    }
+
+    #[test]
+    fn raw_headers_read_the_same_pairs_in_place_and_refuse_what_deserialize_refuses() {
+        let pairs = [
+            (":path", &b"/a"[..]),
+            ("x-k", &b"\xffv"[..]),
+            ("x-e", &b""[..]),
+        ];
+        let good = serialize_map(&pairs);
+        let raw = RawHeaders::parse(good.clone()).expect("parses");
+        assert_eq!(raw.len(), 3);
+        let owned: Vec<(Vec<u8>, Vec<u8>)> =
+            raw.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        assert_eq!(Ok(owned), deserialize_map(&good));
+        assert!(RawHeaders::parse(vec![0]).expect("empty").is_empty());
+        for cut in 1..good.len() {
+            assert!(
+                RawHeaders::parse(good[..cut].to_vec()).is_err(),
+                "cut at {cut}"
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::abi::{action, buffer, NO_GRPC_STATUS};
@@ -18,11 +18,13 @@ use crate::http::{Request, Response};
 use crate::kafka::{KafkaDecision, KafkaRequest};
 use crate::logging::{log, Level};
 
-/// Per-module state: plugin (root) contexts and HTTP (stream) contexts.
+/// Per-module state: plugin (root) contexts and HTTP (stream) contexts. Ordered maps: a
+/// few small integer keys, looked up several times per request, where SipHash cost more than
+/// the search.
 #[derive(Default)]
 pub(crate) struct Runtime {
-    roots: HashMap<u32, Root>,
-    streams: HashMap<u32, Stream>,
+    roots: BTreeMap<u32, Root>,
+    streams: BTreeMap<u32, Stream>,
 }
 
 #[derive(Default)]

@@ -126,13 +126,28 @@ pub(crate) fn get_buffer(
 
 /// `proxy_get_header_map_pairs`, deserialised.
 pub(crate) fn get_map_pairs(map_type: u32) -> Result<abi::HeaderPairs, HostError> {
-    const CALL: &str = "proxy_get_header_map_pairs";
+    let bytes = get_map_bytes(map_type)?;
+    abi::deserialize_map(&bytes).map_err(|_| HostError::Malformed {
+        call: MAP_PAIRS_CALL,
+    })
+}
+
+/// `proxy_get_header_map_pairs`, kept serialised ([`abi::RawHeaders`]).
+pub(crate) fn get_map_raw(map_type: u32) -> Result<abi::RawHeaders, HostError> {
+    let bytes = get_map_bytes(map_type)?;
+    abi::RawHeaders::parse(bytes).map_err(|_| HostError::Malformed {
+        call: MAP_PAIRS_CALL,
+    })
+}
+
+const MAP_PAIRS_CALL: &str = "proxy_get_header_map_pairs";
+
+fn get_map_bytes(map_type: u32) -> Result<Vec<u8>, HostError> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: the out-parameters point to live locals (see `get_buffer`).
     let raw = unsafe { sys::proxy_get_header_map_pairs(map_type, &mut data, &mut size) };
-    let bytes = returned_bytes(CALL, raw, data, size)?.unwrap_or_default();
-    abi::deserialize_map(&bytes).map_err(|_| HostError::Malformed { call: CALL })
+    Ok(returned_bytes(MAP_PAIRS_CALL, raw, data, size)?.unwrap_or_default())
 }
 
 /// `proxy_get_header_map_value`: `Ok(None)` when the header is absent.

@@ -106,6 +106,12 @@ macro_rules! header_methods {
             hostcalls::get_map_pairs($map).unwrap_or_else(|e| host_failure(e))
         }
 
+        /// Every header as raw bytes, read in place from the host's answer (one allocation
+        /// for the whole map instead of two per header; see [`crate::abi::RawHeaders`]).
+        pub fn headers_raw(&self) -> crate::abi::RawHeaders {
+            hostcalls::get_map_raw($map).unwrap_or_else(|e| host_failure(e))
+        }
+
         #[doc = concat!("Sets header `name` to `value`, replacing every existing value, in the ", $what, ".")]
         pub fn set_header(&mut self, name: &str, value: impl AsRef<[u8]>) {
             hostcalls::replace_map_value($map, name, value.as_ref())

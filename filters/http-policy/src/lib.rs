@@ -45,6 +45,7 @@
 
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
+use strait_sdk::abi::RawHeaders;
 use strait_sdk::prelude::*;
 
 /// Largest compiled program of one regular expression (a "regex bomb" is refused, not run).
@@ -252,26 +253,27 @@ fn compile_direction(d: DirectionConfig) -> Result<Direction, ConfigError> {
     })
 }
 
-/// The request as the rules see it: pseudo-headers and headers, read once.
-struct View {
-    method: Vec<u8>,
-    path: Vec<u8>,
-    authority: Vec<u8>,
+/// The request as the rules see it: pseudo-headers and headers, read once, in place in the
+/// host's serialised map (no allocation per header).
+struct View<'a> {
+    method: &'a [u8],
+    path: &'a [u8],
+    authority: &'a [u8],
     /// (name, value), regular headers only. strait hands header names over in lower case
     /// (HTTP/2's form; HTTP/1.1 names are normalised), so they are compared as they are.
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    headers: Vec<(&'a [u8], &'a [u8])>,
 }
 
-impl View {
-    fn read(req: &Request<'_>) -> View {
+impl<'a> View<'a> {
+    fn read(raw: &'a RawHeaders) -> View<'a> {
         let mut v = View {
-            method: Vec::new(),
-            path: Vec::new(),
-            authority: Vec::new(),
-            headers: Vec::new(),
+            method: b"",
+            path: b"",
+            authority: b"",
+            headers: Vec::with_capacity(raw.len()),
         };
-        for (k, val) in req.headers_bytes() {
-            match k.as_slice() {
+        for (k, val) in raw.iter() {
+            match k {
                 b":method" => v.method = val,
                 b":path" => v.path = val,
                 b":authority" => v.authority = val,
@@ -282,24 +284,20 @@ impl View {
         v
     }
 
-    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a [u8]> + 's {
         self.headers
             .iter()
-            .filter(move |(k, _)| k.as_slice() == name.as_bytes())
-            .map(|(_, v)| v.as_slice())
+            .filter(move |(k, _)| *k == name.as_bytes())
+            .map(|(_, v)| *v)
     }
 }
 
 impl Rule {
-    fn matches(&self, v: &View) -> bool {
-        if self.method.as_ref().is_some_and(|m| !m.is_match(&v.method)) {
+    fn matches(&self, v: &View<'_>) -> bool {
+        if self.method.as_ref().is_some_and(|m| !m.is_match(v.method)) {
             return false;
         }
-        if self
-            .host
-            .as_ref()
-            .is_some_and(|h| !h.is_match(&v.authority))
-        {
+        if self.host.as_ref().is_some_and(|h| !h.is_match(v.authority)) {
             return false;
         }
         let present = |name: &str, value: Option<&[u8]>| {
@@ -320,7 +318,7 @@ impl Rule {
     }
 
     /// Applies the mismatch actions of this (matching) rule.
-    fn apply_mismatches(&self, v: &View, req: &mut Request<'_>) {
+    fn apply_mismatches(&self, v: &View<'_>, req: &mut Request<'_>) {
         for (name, value, action) in &self.header_matches {
             let Some(action) = action else { continue };
             let mut vals = v.values(name);
@@ -347,14 +345,14 @@ impl Rule {
 
 impl Direction {
     /// The first rule (in policy order) that matches.
-    fn first_match(&self, v: &View) -> Option<&Rule> {
+    fn first_match(&self, v: &View<'_>) -> Option<&Rule> {
         let mut best = self
             .any_path
             .iter()
             .copied()
             .find(|&i| self.rules[i].matches(v));
         // Pattern indices come in ascending order, and so do their rule indices.
-        for k in self.paths.matches(&v.path).iter() {
+        for k in self.paths.matches(v.path).iter() {
             let i = self.with_path[k];
             if best.is_some_and(|b| b < i) {
                 break;
@@ -429,7 +427,8 @@ impl Filter for HttpPolicy {
         if set.directions.is_empty() {
             return Decision::Allow;
         }
-        let view = View::read(req);
+        let raw = req.headers_raw();
+        let view = View::read(&raw);
         let mut decided: Vec<&str> = Vec::with_capacity(set.directions.len());
         let mut apply: Vec<&Rule> = Vec::new();
         for d in &set.directions {
