@@ -143,7 +143,21 @@ pub fn compile(
         module = %path.display(), bytes = bytes.len(), artifact = artifact.len(),
         ms = started.elapsed().as_millis() as u64, "module compiled in a child process"
     );
+    drop(artifact);
+    release_free_heap();
     Ok(module)
+}
+
+/// Returns the malloc heap's free pages to the kernel. glibc keeps what the artifact's pipe
+/// buffers and the deserialization freed (its mmap threshold grows after the first large free,
+/// so later buffers land in the heap): about 0.9 MiB of idle RSS with three filters.
+fn release_free_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks glibc's own arenas under their locks and madvises free
+    // chunks; it takes no pointer and invalidates no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 enum ChildFailure {
