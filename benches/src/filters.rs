@@ -770,7 +770,12 @@ fn in_process(
     let cfg = Config::parse(Path::new("strait-bench-micro.yaml"), &yaml)
         .map_err(|e| anyhow!("{e}"))
         .context("micro config")?;
-    let runtime = strait::wasm::Runtime::new(&cfg.wasm, 1, cfg.clusters.clone())?;
+    let runtime = strait::wasm::Runtime::new(
+        &cfg.wasm,
+        1,
+        cfg.clusters.clone(),
+        strait::wasm::CompileMode::InProcess,
+    )?;
     eprintln!("\n== micro/instantiate: loading the filters (compiling with Cranelift)…");
     let mut listeners = cfg.listeners.iter();
     for c in cases.iter_mut().filter(|c| c.filters.is_some()) {

@@ -442,7 +442,12 @@ fn verdict(args: &KafkaArgs) -> Result<VerdictReport> {
     let cfg = Config::parse(Path::new("strait-bench-kafka.yaml"), &yaml)
         .map_err(|e| anyhow!("{e}"))
         .context("verdict config")?;
-    let runtime = strait::wasm::Runtime::new(&cfg.wasm, 1, cfg.clusters.clone())?;
+    let runtime = strait::wasm::Runtime::new(
+        &cfg.wasm,
+        1,
+        cfg.clusters.clone(),
+        strait::wasm::CompileMode::InProcess,
+    )?;
     eprintln!("\n== verdict: loading builtin:kafka-policy (compiling with Cranelift)…");
     let mut handles: Vec<ChainHandle> = Vec::new();
     for l in &cfg.listeners {

@@ -83,10 +83,11 @@ pub struct Server {
     identities: Arc<policy::Identities>,
 }
 
-/// Builds the filter runtime and every listener's chain (compiling off the async workers).
-/// `None` when no listener has filters and no clusters are configured.
+/// Builds the filter runtime and every listener's chain (compiling off the async workers, as
+/// `compile` says). `None` when no listener has filters and no clusters are configured.
 pub async fn load_filters(
     config: &Config,
+    compile: wasm::CompileMode,
 ) -> Result<Option<(wasm::Runtime, Vec<wasm::ChainHandle>)>, ServeError> {
     let wanted = config.listeners.iter().any(|l| !l.filters.is_empty());
     if !wanted && config.clusters.is_empty() {
@@ -96,6 +97,7 @@ pub async fn load_filters(
         &config.wasm,
         config.runtime.workers,
         config.clusters.clone(),
+        compile,
     )
     .map_err(|source| ServeError::Filter {
         listener: String::new(),
@@ -120,12 +122,14 @@ pub async fn load_filters(
 }
 
 impl Server {
-    /// Binds every listener and the admin endpoint; must run inside a tokio runtime.
-    pub async fn bind(config: Config) -> Result<Self, ServeError> {
+    /// Binds every listener and the admin endpoint; must run inside a tokio runtime. `compile`
+    /// is where filter modules are compiled, now and on reloads (`strait run`:
+    /// [`wasm::CompileMode::this_binary`], so Cranelift never runs in the serving process).
+    pub async fn bind(config: Config, compile: wasm::CompileMode) -> Result<Self, ServeError> {
         let metrics = metrics::Metrics::new();
         let flows =
             flows::Flows::start(&config.flows, metrics.clone()).map_err(ServeError::FlowSink)?;
-        let loaded = load_filters(&config).await?;
+        let loaded = load_filters(&config, compile).await?;
         let chains: Vec<wasm::ChainHandle> = match &loaded {
             Some((rt, chains)) => {
                 metrics.set_wasm(rt.clone());

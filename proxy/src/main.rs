@@ -75,6 +75,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Internal: compile one WASM module (stdin) to wasmtime's precompiled form (stdout), for a
+    /// running strait, which never compiles in its own process.
+    #[command(name = strait::wasm::compile::SUBCOMMAND, hide = true)]
+    CompileWasm {
+        #[arg(long)]
+        memory_limit: usize,
+        #[arg(long)]
+        max_vms: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,6 +143,19 @@ enum VerdictArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::CompileWasm {
+        memory_limit,
+        max_vms,
+    } = cli.cmd
+    {
+        // Before the log subscriber: the parent reads this child's stderr as its message.
+        return ExitCode::from(strait::wasm::compile::child_main(
+            strait::wasm::compile::EngineSettings {
+                memory_limit,
+                max_vms,
+            },
+        ));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -275,6 +297,7 @@ fn main() -> ExitCode {
             },
             Err(e) => config_error(&e),
         },
+        Cmd::CompileWasm { .. } => unreachable!("handled above"),
         Cmd::Observe {
             admin,
             verdict,
@@ -330,7 +353,11 @@ fn check_filters(c: &Config) -> Result<(), ExitCode> {
             eprintln!("strait: cannot start runtime: {e}");
             ExitCode::FAILURE
         })?;
-    match rt.block_on(strait::load_filters(c)) {
+    // The same compiler child as `run`, so a check also proves it can be started.
+    match rt.block_on(strait::load_filters(
+        c,
+        strait::wasm::CompileMode::this_binary(),
+    )) {
         Ok(_) => Ok(()),
         Err(e) => {
             eprintln!("{}: {e}", c.source.display());
@@ -392,7 +419,7 @@ fn run(config: Config) -> anyhow::Result<()> {
             version = env!("CARGO_PKG_VERSION"),
             "starting strait"
         );
-        let server = strait::Server::bind(config).await?;
+        let server = strait::Server::bind(config, strait::wasm::CompileMode::this_binary()).await?;
         if let Some(a) = server.admin_addr() {
             tracing::info!(address = %a, "admin endpoint: /metrics /ready /flows");
         }

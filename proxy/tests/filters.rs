@@ -461,7 +461,16 @@ async fn broken_modules_are_refused_at_load() {
     let Some(m) = module("hostile.wasm") else {
         return;
     };
+    let scratch = tempfile::tempdir().unwrap();
+    let garbage = scratch.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm\x01\0\0\0garbage").unwrap();
     let cases: Vec<(PathBuf, &str, &str, &str)> = vec![
+        (
+            garbage,
+            "''",
+            "",
+            "garbage.wasm is not a valid WebAssembly module: ",
+        ),
         (
             m.clone(),
             "'configure-false'",
@@ -484,22 +493,28 @@ async fn broken_modules_are_refused_at_load() {
         (wat("no-memory.wat"), "''", "", "lacks the export `memory`"),
     ];
     for (module, config, extra, want) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        let yaml = format!(
-            "listeners:\n{}",
-            http_listener(
-                "web",
-                "127.0.0.1:1".parse().unwrap(),
-                &filter_block("bad", &module, config, extra)
-            )
-        );
-        let cfg = strait::config::Config::parse(&dir.path().join("s.yaml"), &yaml).unwrap();
-        let err = match strait::Server::bind(cfg).await {
-            Ok(_) => panic!("{} loaded", module.display()),
-            Err(e) => e.to_string(),
-        };
-        assert!(err.contains(want), "{}: {err}", module.display());
-        assert!(err.contains("web"), "error names the listener: {err}");
+        // Compiled in a child (as `strait run` does) or in process: the same message.
+        let mut errs = Vec::new();
+        for mode in [common::compile_mode(), strait::wasm::CompileMode::InProcess] {
+            let dir = tempfile::tempdir().unwrap();
+            let yaml = format!(
+                "listeners:\n{}",
+                http_listener(
+                    "web",
+                    "127.0.0.1:1".parse().unwrap(),
+                    &filter_block("bad", &module, config, extra)
+                )
+            );
+            let cfg = strait::config::Config::parse(&dir.path().join("s.yaml"), &yaml).unwrap();
+            let err = match strait::Server::bind(cfg, mode.clone()).await {
+                Ok(_) => panic!("{} loaded ({mode:?})", module.display()),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(want), "{} ({mode:?}): {err}", module.display());
+            assert!(err.contains("web"), "error names the listener: {err}");
+            errs.push(err);
+        }
+        assert_eq!(errs[0], errs[1], "{}", module.display());
     }
 }
 

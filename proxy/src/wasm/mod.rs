@@ -15,6 +15,7 @@ mod abi;
 pub mod builtin;
 mod callout;
 pub mod check;
+pub mod compile;
 mod epoch;
 mod host;
 pub mod reload;
@@ -27,8 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use wasmtime::{Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
+use wasmtime::Linker;
 
+pub use compile::CompileMode;
 pub use host::{BodyKind, KafkaRequestInfo, KafkaTopics, LocalReply};
 pub use stream::{BodyOutcome, FilterFailure, Outcome, StreamFilters, StreamInfo};
 pub use vm::{AbiVersion, Plugin};
@@ -46,6 +48,9 @@ pub enum WasmError {
     },
     #[error("{} is not a valid WebAssembly module: {message}", path.display())]
     Compile { path: PathBuf, message: String },
+    /// The compiler child process failed (not the module's fault).
+    #[error("cannot compile {}: {message}", path.display())]
+    Compiler { path: PathBuf, message: String },
     #[error("{} exports no known proxy-wasm ABI version (found {found:?}; strait supports proxy_abi_version_0_2_1, 0_2_0 and 0_1_0)", path.display())]
     Abi { path: PathBuf, found: Vec<String> },
     #[error("{} lacks the export `{export}` every proxy-wasm filter needs", path.display())]
@@ -89,25 +94,15 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// `workers` is the number of VMs per filter (one per async worker thread).
+    /// `workers` is the number of VMs per filter (one per async worker thread); `compile` is
+    /// where modules are compiled (the daemon: [`CompileMode::this_binary`]).
     pub fn new(
         settings: &WasmConfig,
         workers: usize,
         clusters: Vec<Arc<ClusterConfig>>,
+        compile: CompileMode,
     ) -> Result<Self, WasmError> {
-        let mut pool = PoolingAllocationConfig::new();
-        pool.total_memories(settings.max_vms)
-            .total_core_instances(settings.max_vms)
-            .total_tables(settings.max_vms)
-            .max_memory_size(settings.memory_limit);
-        let mut cfg = wasmtime::Config::new();
-        cfg.epoch_interruption(true)
-            .memory_init_cow(true)
-            // One compile thread: on small nodes a parallel compile (reload) would take every
-            // core from the request path, and each compile thread keeps its own malloc arena.
-            .parallel_compilation(false)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&cfg).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        let engine = compile::engine(compile::EngineSettings::of(settings))?;
         let mut linker = Linker::new(&engine);
         abi::define(&mut linker).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let clock = epoch::EpochClock::start(engine.clone())
@@ -117,6 +112,7 @@ impl Runtime {
                 engine,
                 linker,
                 settings: settings.clone(),
+                compile,
                 workers: workers.max(1),
                 data: Default::default(),
                 queues: Default::default(),

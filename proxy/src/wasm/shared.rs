@@ -18,6 +18,7 @@ pub struct RuntimeInner {
     pub engine: Engine,
     pub linker: Linker<HostState>,
     pub settings: WasmConfig,
+    pub compile: super::CompileMode,
     /// VMs per filter: one per async worker.
     pub workers: usize,
     pub data: SharedData,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use wasmtime::{InstancePre, Module, Store, Trap, TypedFunc, WasmParams, WasmResults};
+use wasmtime::{InstancePre, Store, Trap, TypedFunc, WasmParams, WasmResults};
 
 use super::host::{HostState, Outbound};
 use super::shared::RuntimeInner;
@@ -274,10 +274,13 @@ impl Plugin {
             path: fc.module.clone(),
             source,
         })?;
-        let module = Module::new(&rt.engine, &bytes).map_err(|e| WasmError::Compile {
-            path: fc.module.clone(),
-            message: format!("{e:#}"),
-        })?;
+        let module = super::compile::compile(
+            &rt.engine,
+            &rt.compile,
+            super::compile::EngineSettings::of(&rt.settings),
+            &fc.module,
+            &bytes,
+        )?;
         let abi =
             AbiVersion::from_exports(module.exports().map(|e| e.name())).ok_or_else(|| {
                 WasmError::Abi {

@@ -250,7 +250,7 @@ impl Proxy {
 
     async fn serve(cfg: strait::config::Config, dir: tempfile::TempDir, flows: PathBuf) -> Self {
         let names: Vec<String> = cfg.listeners.iter().map(|l| l.name.clone()).collect();
-        let server = strait::Server::bind(cfg).await.unwrap();
+        let server = strait::Server::bind(cfg, compile_mode()).await.unwrap();
         let addrs = names
             .iter()
             .map(|n| (n.clone(), server.listener_addr(n).unwrap()))
@@ -283,6 +283,11 @@ impl Proxy {
         }
         read_flows(&self.flows)
     }
+}
+
+/// Filters compile as under `strait run`: in a child process, the strait binary of this build.
+pub fn compile_mode() -> strait::wasm::CompileMode {
+    strait::wasm::CompileMode::Subprocess(env!("CARGO_BIN_EXE_strait").into())
 }
 
 pub fn read_flows(p: &Path) -> Vec<strait::flows::FlowRecord> {
