@@ -432,7 +432,10 @@ impl Plugin {
         store.data_mut().memory = Some(memory);
         store.data_mut().alloc = Some(alloc);
         for init in ["_initialize", "_start"] {
-            if let Ok(f) = inst.get_typed_func::<(), ()>(&mut store, init) {
+            let f = inst
+                .get_func(&mut store, init)
+                .and_then(|f| f.typed::<(), ()>(&store).ok());
+            if let Some(f) = f {
                 if let Err(e) = f.call(&mut store, ()) {
                     // `proc_exit(0)` from a command's `_start` is a normal end.
                     if store.data().fault.as_deref() != Some("proc_exit(0)") {
@@ -443,18 +446,19 @@ impl Plugin {
                 break;
             }
         }
+        // Optional exports are looked up first: `get_typed_func` on a missing one builds an
+        // error (with a backtrace when RUST_BACKTRACE is set) on every VM start.
         macro_rules! opt {
             ($name:literal) => {
-                inst.get_typed_func(&mut store, $name).ok()
+                inst.get_func(&mut store, $name)
+                    .and_then(|f| f.typed(&store).ok())
             };
         }
         let headers = |store: &mut Store<HostState>, name: &str| {
-            inst.get_typed_func::<(u32, u32, u32), u32>(&mut *store, name)
+            let f = inst.get_func(&mut *store, name)?;
+            f.typed::<(u32, u32, u32), u32>(&*store)
                 .map(HeadersFn::V2)
-                .or_else(|_| {
-                    inst.get_typed_func::<(u32, u32), u32>(&mut *store, name)
-                        .map(HeadersFn::V1)
-                })
+                .or_else(|_| f.typed::<(u32, u32), u32>(&*store).map(HeadersFn::V1))
                 .ok()
         };
         let context_create =
