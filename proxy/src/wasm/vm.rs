@@ -432,10 +432,7 @@ impl Plugin {
         store.data_mut().memory = Some(memory);
         store.data_mut().alloc = Some(alloc);
         for init in ["_initialize", "_start"] {
-            let f = inst
-                .get_func(&mut store, init)
-                .and_then(|f| f.typed::<(), ()>(&store).ok());
-            if let Some(f) = f {
+            if let Some(f) = optional_export::<(), ()>(&inst, &mut store, init) {
                 if let Err(e) = f.call(&mut store, ()) {
                     // `proc_exit(0)` from a command's `_start` is a normal end.
                     if store.data().fault.as_deref() != Some("proc_exit(0)") {
@@ -446,12 +443,9 @@ impl Plugin {
                 break;
             }
         }
-        // Optional exports are looked up first: `get_typed_func` on a missing one builds an
-        // error (with a backtrace when RUST_BACKTRACE is set) on every VM start.
         macro_rules! opt {
             ($name:literal) => {
-                inst.get_func(&mut store, $name)
-                    .and_then(|f| f.typed(&store).ok())
+                optional_export(&inst, &mut store, $name)
             };
         }
         let headers = |store: &mut Store<HostState>, name: &str| {
@@ -644,6 +638,17 @@ async fn ticker(plugin: std::sync::Weak<Plugin>, slot: usize, inc: u64) {
         }
         p.after_callback(&mut g);
     }
+}
+
+/// An optional export of the right type. Looked up before it is typed: `get_typed_func` on a
+/// missing export builds an error (with a backtrace when RUST_BACKTRACE is set) on every VM
+/// start.
+fn optional_export<P: WasmParams, R: WasmResults>(
+    inst: &wasmtime::Instance,
+    store: &mut Store<HostState>,
+    name: &str,
+) -> Option<TypedFunc<P, R>> {
+    inst.get_func(&mut *store, name)?.typed(&*store).ok()
 }
 
 /// FNV-1a, to notice a changed module file.
