@@ -520,7 +520,7 @@ fn write_config(dir: &Path, admin: u16, listener: u16) -> Result<PathBuf> {
              addresses: [{CLIENT_ADDR}]\n    labels: {{app: hc-client}}\n  - name: hc-server\n    \
              interface: {IF_SERVER}\n    netns: {NS_SERVER}\n    addresses: [{SERVER_ADDR}]\n    \
              labels: {{app: hc-server}}\ndatapath:\n  enabled: false\n  pin_dir: {PIN_DIR}\n  \
-             on_exit: detach\nsockmap:\n  enabled: true\n"
+             on_exit: detach\nsockmap:\n  enabled: true\n  adaptive: {{enabled: false}}\n"
         ),
     )?;
     Ok(cfg)

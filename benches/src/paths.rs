@@ -271,6 +271,12 @@ pub struct PathsArgs {
     #[arg(long, value_parser = parse_size, default_value = "128K")]
     #[serde(default = "default_stream_write")]
     pub stream_write: usize,
+    /// strait's adaptive splicing rule in the sockmap modes (`sockmap.adaptive.enabled`):
+    /// `false` splices every eligible connection, as before the rule existed (sessions
+    /// recorded before it read as `false`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[serde(default)]
+    pub sockmap_adaptive: bool,
     /// Do not measure: print the report of an earlier session's JSON and write its charts
     /// again next to it (e.g. after a change to the report or the charts).
     #[arg(long, value_name = "JSON")]
@@ -477,6 +483,10 @@ pub struct StraitCounters {
     pub sockmap_passed_messages: u64,
     /// Sends dropped because a policy change denied their spliced connection.
     pub sockmap_policy_denied_messages: u64,
+    /// Adaptive rule: connections left on TCP, and closed connections counted short / long.
+    pub sockmap_adaptive_bypassed: u64,
+    pub sockmap_adaptive_short: u64,
+    pub sockmap_adaptive_long: u64,
 }
 
 /// What crossed the client's host-side veth during one run (deltas of
@@ -852,10 +862,10 @@ fn write_strait_config(ctx: &Ctx, mode: Mode, setup: StraitSetup, l7_port: u16) 
     } else {
         String::new()
     };
-    let sockmap = if setup.sockmap {
-        "sockmap:\n  enabled: true\n"
-    } else {
-        ""
+    let sockmap = match (setup.sockmap, ctx.args.sockmap_adaptive) {
+        (true, true) => "sockmap:\n  enabled: true\n",
+        (true, false) => "sockmap:\n  enabled: true\n  adaptive: {enabled: false}\n",
+        (false, _) => "",
     };
     fs::write(
         &cfg,
@@ -1238,6 +1248,15 @@ impl StraitCounters {
             sockmap_policy_denied_messages: self
                 .sockmap_policy_denied_messages
                 .saturating_sub(b.sockmap_policy_denied_messages),
+            sockmap_adaptive_bypassed: self
+                .sockmap_adaptive_bypassed
+                .saturating_sub(b.sockmap_adaptive_bypassed),
+            sockmap_adaptive_short: self
+                .sockmap_adaptive_short
+                .saturating_sub(b.sockmap_adaptive_short),
+            sockmap_adaptive_long: self
+                .sockmap_adaptive_long
+                .saturating_sub(b.sockmap_adaptive_long),
         }
     }
 }
@@ -1275,6 +1294,9 @@ fn parse_counters(text: &str) -> StraitCounters {
         sockmap_policy_refused: sm("policy_refused"),
         sockmap_passed_messages: sm("passed_messages"),
         sockmap_policy_denied_messages: sm("policy_denied_messages"),
+        sockmap_adaptive_bypassed: sm("adaptive_bypassed"),
+        sockmap_adaptive_short: sm("adaptive_short_connections"),
+        sockmap_adaptive_long: sm("adaptive_long_connections"),
     }
 }
 
@@ -1386,7 +1408,25 @@ fn check_path(rec: &mut RunRecord) {
                 c.datapath_redirected, c.l7_requests
             ));
         }
-        if spliced {
+        // Connection setup with the adaptive rule on: after a streak of short connections
+        // the rest of the run stays on TCP by design; each connection must be spliced or
+        // bypassed by the rule.
+        let crr_bypassed = kind == Kind::Crr && c.sockmap_adaptive_bypassed > 0;
+        if spliced && crr_bypassed {
+            let conns = ops.max(1) as f64;
+            let share = c.sockmap_redirected_messages as f64 / rec.messages.max(1) as f64
+                + c.sockmap_adaptive_bypassed as f64 / conns;
+            if share < 0.9 {
+                errors.push(format!(
+                    "sk_msg redirected {} of {} sends and the adaptive rule bypassed {} of \
+                     {ops} connections: {:.0} % accounted for (< 90 %)",
+                    c.sockmap_redirected_messages,
+                    rec.messages,
+                    c.sockmap_adaptive_bypassed,
+                    share * 100.0
+                ));
+            }
+        } else if spliced {
             let pct = if kind == Kind::Crr { 90 } else { 95 };
             if c.sockmap_redirected_messages * 100 < rec.messages * pct {
                 errors.push(format!(
@@ -3202,6 +3242,7 @@ mod tests {
                 sizes: vec![1],
                 flows: vec![1],
                 stream_write: 128 * 1024,
+                sockmap_adaptive: true,
                 repeats: 1,
                 rr_secs: 1.0,
                 stream_secs: 1.0,

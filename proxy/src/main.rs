@@ -471,7 +471,7 @@ fn sockmap_cmd(
         pin_dir.join("maps").display()
     );
     println!(
-        "sockets in the sockhash now {}\ninserted {} closed {} insert_failed {}\nredirected {} messages / {} bytes, passed {} messages\nmisses {} fallbacks {} policy_refused {} policy_denied_messages {}",
+        "sockets in the sockhash now {}\ninserted {} closed {} insert_failed {}\nredirected {} messages / {} bytes, passed {} messages\nmisses {} fallbacks {} policy_refused {} policy_denied_messages {}\nadaptive: bypassed {} connections; closed short {} long {}",
         p.sockets(),
         c.inserted,
         c.closed,
@@ -482,7 +482,10 @@ fn sockmap_cmd(
         c.misses,
         c.fallbacks,
         c.policy_refused,
-        c.denied_msgs
+        c.denied_msgs,
+        c.bypassed,
+        c.short_conns,
+        c.long_conns
     );
     Ok(())
 }

@@ -875,3 +875,107 @@ fn sockmap_splices_endpoint_and_proxy_sockets_and_nothing_else() {
     let left = leftovers(&w);
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+impl World {
+    /// Polls `/metrics` until `name` reaches `want` (closes are counted asynchronously).
+    fn wait_metric(&self, name: &str, want: u64) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = self.metric(name);
+            if v >= want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} stayed at {v}, expected {want}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn sockmap_adaptive_rule_leaves_short_connections_on_tcp_and_resumes_after_a_long_one() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged() {
+        return;
+    }
+    let w = world("m", 7, true);
+    let text = std::fs::read_to_string(&w.config).expect("config");
+    let tuned = text.replace(
+        "sockmap: {enabled: true}",
+        "sockmap: {enabled: true, adaptive: {short_messages: 4, streak: 3}}",
+    );
+    assert_ne!(tuned, text);
+    std::fs::write(&w.config, tuned).expect("config");
+    {
+        let _dp = DatapathGuard(w.pin_dir.clone());
+        let _lab = Lab::up(vec![w.cli.clone(), w.srv.clone()]).expect("lab up");
+        let _servers = w.servers();
+        let _strait = w.strait();
+        let srv = w.srv.addresses[0];
+        const SHORT: &str = "strait_sockmap_adaptive_short_connections_total";
+        const LONG: &str = "strait_sockmap_adaptive_long_connections_total";
+        const BYPASSED: &str = "strait_sockmap_adaptive_bypassed_total";
+
+        // Three short connections (one request, a two-write response: 3 messages) are spliced
+        // and counted short as they close.
+        let short0 = w.metric(SHORT);
+        for i in 1..=3 {
+            let s0 = w.splice();
+            let (rc, body) = w.curl(&format!("http://{srv}:8080/short{i}"), &[]);
+            assert_eq!(rc, 0, "short request {i} failed");
+            assert!(body.contains(&format!("path=/short{i}")), "{body}");
+            let s1 = w.splice();
+            assert_eq!(s1.inserted - s0.inserted, 2, "short {i}: {s0:?} → {s1:?}");
+            assert!(
+                s1.redirected >= s0.redirected + 3,
+                "short {i}: {s0:?} → {s1:?}"
+            );
+            w.wait_metric(SHORT, short0 + i);
+        }
+        assert_eq!(w.metric(BYPASSED), 0);
+
+        // The streak is reached: the next connection to that service stays on TCP, works,
+        // and is still measured when it closes.
+        let s0 = w.splice();
+        let (rc, body) = w.curl(&format!("http://{srv}:8080/bypassed"), &[]);
+        assert_eq!(rc, 0, "bypassed request failed");
+        assert!(body.contains("path=/bypassed"), "{body}");
+        let s1 = w.splice();
+        assert_eq!(s1.inserted, s0.inserted, "spliced despite the streak");
+        assert_eq!(s1.redirected, s0.redirected, "{s0:?} → {s1:?}");
+        assert_eq!(w.metric(BYPASSED), 1);
+        w.wait_metric(SHORT, short0 + 4);
+
+        // A long connection (5 round trips, 15 messages) on TCP ends the streak when it closes…
+        let long0 = w.metric(LONG);
+        let mut ka = KeepAlive::start(&w, srv);
+        for _ in 0..5 {
+            assert!(ka.request().starts_with("port=8080"));
+        }
+        assert_eq!(
+            w.metric(BYPASSED),
+            2,
+            "the long one was opened during the streak"
+        );
+        assert_eq!(w.splice().inserted, s1.inserted);
+        drop(ka);
+        w.wait_metric(LONG, long0 + 1);
+
+        // …so the next connection is spliced again.
+        let s2 = w.splice();
+        let (rc, _) = w.curl(&format!("http://{srv}:8080/again"), &[]);
+        assert_eq!(rc, 0, "request after the streak failed");
+        let s3 = w.splice();
+        assert_eq!(
+            s3.inserted - s2.inserted,
+            2,
+            "not spliced again: {s2:?} → {s3:?}"
+        );
+        assert!(s3.redirected >= s2.redirected + 3, "{s2:?} → {s3:?}");
+        assert_eq!(w.metric(BYPASSED), 2);
+    }
+    let left = leftovers(&w);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

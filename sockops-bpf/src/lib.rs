@@ -66,6 +66,10 @@ pub mod state {
     /// (`write` fails with EACCES). Fail closed: the connection cannot be moved to the proxy
     /// mid-stream, and the TCP path would let it through as an established flow.
     pub const DENIED: u8 = 4;
+    /// Not in the sockhash: the adaptive rule found the service's recent connections too
+    /// short to gain from splicing. Kept only for the active (client) socket, so that its
+    /// close still tells the rule how long the connection was (TCP's own segment counters).
+    pub const BYPASSED: u8 = 5;
 }
 
 /// `SockState::kind`.
@@ -86,6 +90,31 @@ pub struct SockState {
     /// `config::POLICY_GENERATION` when the decision to splice was last checked.
     pub generation: u32,
     pub peer: SockKey,
+    /// Sends of this socket seen by sk_msg (saturating).
+    pub sends: u32,
+    /// Sends of the peer socket, handed over when the peer closed first (adaptive rule).
+    pub peer_sends: u32,
+}
+
+/// `SOCK_SERVICES` key: the server end of a connection (address and port), whichever end
+/// the socket is. All legs of a connection, direct or through strait, share it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    pub addr: [u8; 16],
+    pub port: u16,
+    pub family: u8,
+    pub _pad: u8,
+}
+
+/// `SOCK_SERVICES` value: what the adaptive rule learned about a service's connections.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceStats {
+    /// Connections that closed in a row carrying at most `config::ADAPTIVE_SHORT_MESSAGES`
+    /// messages (both directions); reset by any longer one. Saturates.
+    pub short_streak: u32,
+    pub _pad: u32,
 }
 
 /// Indices of the `SOCK_CONFIG` array (u64 values) that strait writes.
@@ -98,6 +127,12 @@ pub mod config {
     /// 1: insert and splice new sockets; 0: off (`strait sockmap off`); sockets already
     /// spliced fall back to TCP on their next message.
     pub const ENABLED: u32 = 2;
+    /// Adaptive splicing: a connection carrying at most this many messages (sends, both
+    /// directions) is "short". 0 turns the rule off (every eligible socket is spliced).
+    pub const ADAPTIVE_SHORT_MESSAGES: u32 = 3;
+    /// Adaptive splicing: after this many short connections in a row to a service, new
+    /// connections to it are not spliced until one longer connection is seen.
+    pub const ADAPTIVE_STREAK: u32 = 4;
     pub const LEN: u32 = 8;
 }
 
@@ -123,6 +158,11 @@ pub mod counter {
     pub const PASSED_MSGS: u32 = 8;
     /// Messages dropped because a policy change denied their spliced connection.
     pub const DENIED_MSGS: u32 = 9;
+    /// Connections the adaptive rule left on TCP (counted once, at the client's socket).
+    pub const BYPASSED: u32 = 10;
+    /// Connections the adaptive rule classified when they closed: short, and longer.
+    pub const SHORT_CONNS: u32 = 11;
+    pub const LONG_CONNS: u32 = 12;
     pub const LEN: u32 = 16;
 }
 
@@ -136,6 +176,10 @@ mod user {
     unsafe impl aya::Pod for SockEndpoint {}
     // SAFETY: as above.
     unsafe impl aya::Pod for SockState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for ServiceKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for ServiceStats {}
 }
 
 #[cfg(test)]
@@ -147,7 +191,9 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<SockKey>(), 48);
         assert_eq!(size_of::<SockEndpoint>(), 16);
-        assert_eq!(size_of::<SockState>(), 56);
+        assert_eq!(size_of::<SockState>(), 64);
+        assert_eq!(size_of::<ServiceKey>(), 20);
+        assert_eq!(size_of::<ServiceStats>(), 8);
     }
 
     #[test]

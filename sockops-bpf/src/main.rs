@@ -52,6 +52,9 @@ mod prog {
     static SOCK_CONFIG: Array<u64> = Array::pinned(config::LEN, 0);
     #[map]
     static SOCK_COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(counter::LEN, 0);
+    /// What the adaptive rule learned per service (server address and port).
+    #[map]
+    static SOCK_SERVICES: LruHashMap<ServiceKey, ServiceStats> = LruHashMap::pinned(16384, 0);
     /// The tc datapath's policy map (same pinned map when both run; empty otherwise).
     #[map]
     static POLICY: HashMap<PolicyKey, PolicyEntry> = HashMap::pinned(65536, 0);
@@ -191,14 +194,32 @@ mod prog {
         } else {
             return;
         };
-        let st = SockState {
+        let mut st = SockState {
             state: state::INSERTED,
             kind,
             active: active as u8,
             _pad: 0,
             generation: 0,
             peer: SockKey::default(),
+            sends: 0,
+            peer_sends: 0,
         };
+        if short_service(&service(&key, active)) {
+            // Adaptive rule: this service's connections have been too short to gain from
+            // splicing. Both ends see the same stats, so neither is inserted; the client's
+            // socket is still watched so that its close can end the streak.
+            if active {
+                st.state = state::BYPASSED;
+                if SOCK_STATE.insert(&key, &st, BPF_ANY as u64).is_ok() {
+                    // SAFETY: `ctx.ops` is this program's context; asks for STATE_CB.
+                    unsafe {
+                        bpf_sock_ops_cb_flags_set(ctx.ops, BPF_SOCK_OPS_STATE_CB_FLAG as i32)
+                    };
+                }
+                count(counter::BYPASSED, 1);
+            }
+            return;
+        }
         // State first: a message can follow the insert at once.
         if SOCK_STATE.insert(&key, &st, BPF_ANY as u64).is_err() {
             count(counter::INSERT_FAILED, 1);
@@ -218,15 +239,114 @@ mod prog {
         count(counter::INSERTED, 1);
     }
 
+    /// The server end of `key`'s connection.
+    #[inline(always)]
+    fn service(key: &SockKey, active: bool) -> ServiceKey {
+        let (addr, port) = if active {
+            (key.remote, key.remote_port)
+        } else {
+            (key.local, key.local_port)
+        };
+        ServiceKey {
+            addr,
+            port,
+            family: key.family,
+            _pad: 0,
+        }
+    }
+
+    /// Whether the adaptive rule keeps new connections to `svc` off the sockhash.
+    #[inline(always)]
+    fn short_service(svc: &ServiceKey) -> bool {
+        if config(config::ADAPTIVE_SHORT_MESSAGES) == 0 {
+            return false;
+        }
+        match SOCK_SERVICES.get_ptr(svc) {
+            Some(p) => {
+                // SAFETY: as in `endpoint`.
+                let streak = unsafe { read_volatile(addr_of!((*p).short_streak)) } as u64;
+                streak >= config(config::ADAPTIVE_STREAK).max(1)
+            }
+            None => false,
+        }
+    }
+
     #[inline(always)]
     fn closed(ctx: &SockOpsContext) {
         // SAFETY: the context pointer, valid for this program run.
         let netns = unsafe { bpf_get_netns_cookie(ctx.ops as *mut c_void) };
-        if let Some(key) = sock_key!(ctx.ops, netns) {
-            if SOCK_STATE.remove(&key).is_ok() {
-                count(counter::CLOSED, 1);
-            }
+        let Some(key) = sock_key!(ctx.ops, netns) else {
+            return;
+        };
+        let Some(p) = SOCK_STATE.get_ptr(&key) else {
+            return;
+        };
+        // SAFETY: as in `endpoint`; copied out before the entry is removed.
+        let st = unsafe { read_volatile(p) };
+        let _ = SOCK_STATE.remove(&key);
+        if st.state != state::BYPASSED {
+            count(counter::CLOSED, 1);
         }
+        let short = config(config::ADAPTIVE_SHORT_MESSAGES);
+        if short == 0 {
+            return;
+        }
+        // SAFETY: plain u32 fields of this program's context (a full socket at TCP_CLOSE).
+        let (segs_in, segs_out) = unsafe {
+            (
+                read_volatile(addr_of!((*ctx.ops).data_segs_in)),
+                read_volatile(addr_of!((*ctx.ops).data_segs_out)),
+            )
+        };
+        // A send redirected by sk_msg never becomes a TCP segment; one that took TCP may
+        // become several.
+        let own = st.sends.max(segs_out) as u64;
+        let total = if st.peer.netns != 0 || st.peer.local_port != 0 {
+            // Spliced: the peer's sends went straight into this socket's queue, unseen by
+            // TCP. If the peer is still open, hand ours over; it classifies the connection.
+            if let Some(pp) = SOCK_STATE.get_ptr_mut(&st.peer) {
+                // SAFETY: as in `msg`; a racing close of the peer at worst loses one sample.
+                unsafe { (*pp).peer_sends = (*pp).peer_sends.saturating_add(own as u32) };
+                return;
+            }
+            own + st.peer_sends as u64
+        } else {
+            // Never spliced: TCP carried both directions. Counted once, at the client,
+            // unless a spliced peer handed its sends over.
+            if st.active == 0 && st.peer_sends == 0 {
+                return;
+            }
+            own + segs_in as u64 + st.peer_sends as u64
+        };
+        let svc = service(&key, st.active != 0);
+        let is_short = total <= short;
+        match SOCK_SERVICES.get_ptr_mut(&svc) {
+            // SAFETY: as in `msg`. Closes on other CPUs may race this update; the streak is
+            // a heuristic and a lost increment only delays the rule by one connection.
+            Some(s) => unsafe {
+                (*s).short_streak = if is_short {
+                    (*s).short_streak.saturating_add(1)
+                } else {
+                    0
+                };
+            },
+            None if is_short => {
+                let v = ServiceStats {
+                    short_streak: 1,
+                    _pad: 0,
+                };
+                let _ = SOCK_SERVICES.insert(&svc, &v, BPF_ANY as u64);
+            }
+            None => {}
+        }
+        count(
+            if is_short {
+                counter::SHORT_CONNS
+            } else {
+                counter::LONG_CONNS
+            },
+            1,
+        );
     }
 
     /// One direction of policy, as the tc datapath decides it: deny wins, else the most
@@ -307,6 +427,7 @@ mod prog {
         // SAFETY: LRU values stay valid for the program's run; this socket's messages are
         // serialised by its socket lock, so nothing else writes this entry concurrently.
         let st = unsafe { &mut *st };
+        st.sends = st.sends.saturating_add(1);
         let s = st.state;
         if s == state::FALLBACK {
             count(counter::PASSED_MSGS, 1);

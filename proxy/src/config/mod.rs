@@ -346,6 +346,24 @@ pub struct SockmapConfig {
     /// /proc/self/mounts at start.
     pub cgroup: Option<PathBuf>,
     pub max_sockets: u32,
+    /// Adaptive splicing (`None`: off, every eligible connection is spliced).
+    pub adaptive: Option<AdaptiveConfig>,
+}
+
+/// `sockmap.adaptive`: services whose last `streak` connections each carried at most
+/// `short_messages` messages (both directions) get their new connections left on TCP, until
+/// one longer connection to them is seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdaptiveConfig {
+    pub short_messages: u32,
+    pub streak: u32,
+}
+
+impl AdaptiveConfig {
+    pub const DEFAULT: AdaptiveConfig = AdaptiveConfig {
+        short_messages: 4,
+        streak: 8,
+    };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -510,11 +528,30 @@ impl Validator {
             );
         }
         let rs = raw.sockmap.unwrap_or_default();
-        let sockmap = SockmapConfig {
+        let mut sockmap = SockmapConfig {
             enabled: rs.enabled.unwrap_or(false),
             cgroup: rs.cgroup.map(|p| self.path(&p)),
             max_sockets: rs.max_sockets.unwrap_or(65_536),
+            adaptive: None,
         };
+        let ra = rs.adaptive.unwrap_or_default();
+        if ra.enabled.unwrap_or(true) {
+            let d = AdaptiveConfig::DEFAULT;
+            let a = AdaptiveConfig {
+                short_messages: ra.short_messages.unwrap_or(d.short_messages),
+                streak: ra.streak.unwrap_or(d.streak),
+            };
+            if !(1..=1_000_000).contains(&a.short_messages) {
+                self.err(
+                    "sockmap.adaptive.short_messages",
+                    "must be between 1 and 1000000 (to turn the rule off: `enabled: false`)",
+                );
+            }
+            if !(1..=1_000_000).contains(&a.streak) {
+                self.err("sockmap.adaptive.streak", "must be between 1 and 1000000");
+            }
+            sockmap.adaptive = Some(a);
+        }
         if !(2..=1 << 24).contains(&sockmap.max_sockets) {
             self.err("sockmap.max_sockets", "must be between 2 and 16777216");
         }
@@ -1305,6 +1342,31 @@ mod tests {
         assert_eq!(l.max_header_bytes, DEFAULT_MAX_HEADER_BYTES);
         assert_eq!(c.flows.sink, FlowSink::Stdout);
         assert!(c.runtime.workers >= 1);
+    }
+
+    #[test]
+    fn sockmap_adaptive_defaults_off_switch_and_bad_values() {
+        let c = parse(OK).expect("valid");
+        assert_eq!(c.sockmap.adaptive, Some(AdaptiveConfig::DEFAULT));
+        let c = parse(&format!("{OK}sockmap:\n  adaptive: {{enabled: false}}\n")).expect("valid");
+        assert_eq!(c.sockmap.adaptive, None);
+        let c = parse(&format!("{OK}sockmap:\n  adaptive: {{streak: 2}}\n")).expect("valid");
+        assert_eq!(
+            c.sockmap.adaptive,
+            Some(AdaptiveConfig {
+                short_messages: 4,
+                streak: 2
+            })
+        );
+        let d = diag(&format!(
+            "{OK}sockmap:\n  adaptive:\n    short_messages: 0\n    streak: 0\n"
+        ));
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert_eq!(d[0].field, "sockmap.adaptive.short_messages");
+        assert_eq!((d[0].line, d[0].column), (8, 21), "{}", d[0]);
+        assert!(d[0].message.contains("enabled: false"), "{}", d[0]);
+        assert_eq!(d[1].field, "sockmap.adaptive.streak");
+        assert_eq!(d[1].line, 9, "{}", d[1]);
     }
 
     #[test]

@@ -64,6 +64,21 @@ pub struct RawSockmap {
     pub cgroup: Option<String>,
     /// Capacity of the socket hash (default 65536 sockets).
     pub max_sockets: Option<u32>,
+    /// Adaptive splicing: leave the connections of services whose connections are short on
+    /// TCP (docs/sockmap.md).
+    pub adaptive: Option<RawAdaptive>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdaptive {
+    /// Default true.
+    pub enabled: Option<bool>,
+    /// A connection carrying at most this many messages, both directions, is short (default 4).
+    pub short_messages: Option<u32>,
+    /// After this many short connections in a row to a service, new ones are not spliced
+    /// (default 8).
+    pub streak: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,9 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, SockHash};
 use aya::programs::{CgroupAttachMode, SkMsg, SockOps};
 use aya::{Ebpf, EbpfLoader};
 use datapath_bpf::EndpointKey;
-use sockops_bpf::{config, counter, SockEndpoint, SockKey, SockState, EP_SPLICE};
+use sockops_bpf::{
+    config, counter, ServiceKey, ServiceStats, SockEndpoint, SockKey, SockState, EP_SPLICE,
+};
 
 use super::{check_bpffs, ep_key, io_err, map_err, prog_err, DatapathError};
 use crate::config::{EndpointConfig, SockmapConfig};
@@ -34,6 +36,7 @@ pub const MAPS: &[&str] = &[
     "SOCK_ENDPOINTS",
     "SOCK_CONFIG",
     "SOCK_COUNTERS",
+    "SOCK_SERVICES",
 ];
 
 /// Totals of the per-CPU counters (docs/sockmap.md).
@@ -49,6 +52,9 @@ pub struct Counters {
     pub closed: u64,
     pub passed_msgs: u64,
     pub denied_msgs: u64,
+    pub bypassed: u64,
+    pub short_conns: u64,
+    pub long_conns: u64,
 }
 
 /// A loaded, attached socket layer. Dropping it detaches sock_ops (no new sockets are
@@ -146,6 +152,14 @@ impl Sockmap {
         conf.set(config::HOST_NETNS, host, 0)
             .map_err(map_err("SOCK_CONFIG"))?;
         bump_generation(&mut conf)?;
+        let (short, streak) = match cfg.adaptive {
+            Some(a) => (u64::from(a.short_messages), u64::from(a.streak)),
+            None => (0, 0),
+        };
+        conf.set(config::ADAPTIVE_SHORT_MESSAGES, short, 0)
+            .map_err(map_err("SOCK_CONFIG"))?;
+        conf.set(config::ADAPTIVE_STREAK, streak, 0)
+            .map_err(map_err("SOCK_CONFIG"))?;
         conf.set(config::ENABLED, 1, 0)
             .map_err(map_err("SOCK_CONFIG"))?;
         let counters = CountersHandle(Arc::new(
@@ -257,6 +271,11 @@ fn check_pinned(maps_dir: &Path) -> Result<(), DatapathError> {
             "SOCK_ENDPOINTS",
             std::mem::size_of::<EndpointKey>(),
             std::mem::size_of::<SockEndpoint>(),
+        ),
+        (
+            "SOCK_SERVICES",
+            std::mem::size_of::<ServiceKey>(),
+            std::mem::size_of::<ServiceStats>(),
         ),
     ];
     for (name, key, value) in expect {
@@ -395,6 +414,9 @@ impl CountersHandle {
             closed: get(counter::CLOSED)?,
             passed_msgs: get(counter::PASSED_MSGS)?,
             denied_msgs: get(counter::DENIED_MSGS)?,
+            bypassed: get(counter::BYPASSED)?,
+            short_conns: get(counter::SHORT_CONNS)?,
+            long_conns: get(counter::LONG_CONNS)?,
         })
     }
 
@@ -452,6 +474,21 @@ impl CountersHandle {
                 "strait_sockmap_passed_messages",
                 "Messages of inserted sockets that took the TCP path.",
                 c.passed_msgs,
+            ),
+            (
+                "strait_sockmap_adaptive_bypassed",
+                "Connections left on TCP by the adaptive rule (their service's connections were short).",
+                c.bypassed,
+            ),
+            (
+                "strait_sockmap_adaptive_short_connections",
+                "Closed connections the adaptive rule counted as short.",
+                c.short_conns,
+            ),
+            (
+                "strait_sockmap_adaptive_long_connections",
+                "Closed connections the adaptive rule counted as long enough to splice.",
+                c.long_conns,
             ),
         ] {
             let _ = write!(
