@@ -10,7 +10,8 @@
 //!   connections to strait's transparent HTTP listener (two TCP connections, hyper in between);
 //! - `sockmap`: strait with only its socket-layer programs (`sockmap.enabled: true`, datapath
 //!   off): sk_msg moves every send of an endpoint socket into the peer endpoint's socket;
-//! - `datapath+sockmap`, `proxy+sockmap`: those modes with sockmap on as well.
+//! - `datapath+sockmap`, `proxy+sockmap`: those modes with sockmap on as well;
+//! - `sockmap-always`: `sockmap` with strait's adaptive rule off (every connection spliced).
 //!
 //! The client and the server are this binary again (`paths-client`, `paths-server`, hidden
 //! subcommands) run with `ip netns exec`. Modes are interleaved run by run (the order rotates
@@ -83,6 +84,11 @@ pub enum Mode {
     #[value(name = "proxy+sockmap")]
     #[serde(rename = "proxy+sockmap")]
     ProxySockmap,
+    /// `sockmap` with the adaptive rule off (`sockmap.adaptive.enabled: false`): every eligible
+    /// connection is spliced, short ones included. Runs beside `sockmap` to measure the rule.
+    #[value(name = "sockmap-always")]
+    #[serde(rename = "sockmap-always")]
+    SockmapAlways,
 }
 
 /// How strait runs for a mode.
@@ -94,6 +100,8 @@ struct StraitSetup {
     l7_http: bool,
     /// `sockmap.enabled: true`.
     sockmap: bool,
+    /// The adaptive rule is forced off whatever `--sockmap-adaptive` says.
+    always_splice: bool,
 }
 
 impl Mode {
@@ -105,6 +113,7 @@ impl Mode {
             Mode::Sockmap => "sockmap",
             Mode::DatapathSockmap => "datapath+sockmap",
             Mode::ProxySockmap => "proxy+sockmap",
+            Mode::SockmapAlways => "sockmap-always",
         }
     }
 
@@ -115,6 +124,7 @@ impl Mode {
                 datapath,
                 l7_http,
                 sockmap,
+                always_splice: false,
             })
         };
         match self {
@@ -124,6 +134,10 @@ impl Mode {
             Mode::Sockmap => s(false, false, true),
             Mode::DatapathSockmap => s(true, false, true),
             Mode::ProxySockmap => s(true, true, true),
+            Mode::SockmapAlways => Some(StraitSetup {
+                always_splice: true,
+                ..s(false, false, true)?
+            }),
         }
     }
 
@@ -148,7 +162,11 @@ impl Mode {
     /// L7 rule kind that maps to a `protocol: tcp` transparent listener), so it is not run.
     fn runs(self, w: Workload) -> bool {
         match self {
-            Mode::Veth | Mode::Datapath | Mode::Sockmap | Mode::DatapathSockmap => true,
+            Mode::Veth
+            | Mode::Datapath
+            | Mode::Sockmap
+            | Mode::DatapathSockmap
+            | Mode::SockmapAlways => true,
             Mode::Proxy | Mode::ProxySockmap => w.is_http(),
         }
     }
@@ -862,7 +880,8 @@ fn write_strait_config(ctx: &Ctx, mode: Mode, setup: StraitSetup, l7_port: u16) 
     } else {
         String::new()
     };
-    let sockmap = match (setup.sockmap, ctx.args.sockmap_adaptive) {
+    let adaptive = ctx.args.sockmap_adaptive && !setup.always_splice;
+    let sockmap = match (setup.sockmap, adaptive) {
         (true, true) => "sockmap:\n  enabled: true\n",
         (true, false) => "sockmap:\n  enabled: true\n  adaptive: {enabled: false}\n",
         (false, _) => "",
@@ -1850,7 +1869,7 @@ fn verdicts(summary: &[SummaryRow]) -> Vec<Verdict> {
             met: None,
         });
     }
-    for mode in [Mode::Sockmap, Mode::DatapathSockmap] {
+    for mode in [Mode::Sockmap, Mode::DatapathSockmap, Mode::SockmapAlways] {
         out.extend(sockmap_verdicts(summary, mode));
     }
     out.extend(proxy_sockmap_verdict(summary));
