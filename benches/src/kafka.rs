@@ -13,7 +13,6 @@ use std::fmt::Write as _;
 use std::fs;
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -693,19 +692,7 @@ impl Bounded {
         cmd.stdin(Stdio::null())
             .stdout(fs::File::create(&out)?)
             .stderr(fs::File::create(&err)?);
-        // SAFETY: the closure runs between fork and exec and only calls prctl/getppid, which
-        // are async-signal-safe and touch no memory shared with the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::getppid() == 1 {
-                    return Err(std::io::Error::other("parent exited"));
-                }
-                Ok(())
-            });
-        }
+        procs::die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .with_context(|| format!("spawning {name}: {cmd:?}"))?;

@@ -165,7 +165,7 @@ impl Drop for Service {
 /// Backstop for the Drop guards: if the harness itself dies (SIGKILL, OOM, …) the kernel sends
 /// SIGTERM to the child (nginx/haproxy masters then take their workers down). Survives the
 /// `taskset` exec.
-fn die_with_parent(cmd: &mut Command) {
+pub(crate) fn die_with_parent(cmd: &mut Command) {
     // SAFETY: the closure runs between fork and exec and only calls prctl/getppid, which are
     // async-signal-safe and touch no memory shared with the parent.
     unsafe {
