@@ -3,8 +3,9 @@
 //!
 //! Every type is `#[repr(C)]` with explicit padding fields so that its bytes are fully defined:
 //! user space writes them into BPF maps as raw bytes (`aya::Pod`, behind the `user` feature).
-//! Addresses are stored as 16 bytes: IPv4 in the first four (network order), the rest zero.
-//! Ports in policy keys are host order; ports in conntrack keys are as on the wire.
+//! Addresses are 16 bytes: IPv4 in the first four (network order), the rest zero; keys hold
+//! them as four words ([`Addr`]). Ports in policy keys are host order; ports in conntrack keys
+//! are as on the wire.
 #![no_std]
 
 /// Address family tags used in keys.
@@ -39,13 +40,51 @@ pub const ACTION_REDIRECT: u8 = 3;
 pub const EP_ENFORCE_INGRESS: u32 = 1;
 pub const EP_ENFORCE_EGRESS: u32 = 2;
 
+/// An address as the programs hold it: its 16 network-order bytes (IPv4 in the first four,
+/// the rest zero) read as four native-endian words, so that keys are built and compared a word
+/// at a time instead of a byte at a time. Same bytes in memory as the `[u8; 16]` form.
+pub type Addr = [u32; 4];
+
+/// The [`Addr`] of 16 address bytes.
+#[inline(always)]
+pub fn addr_words(b: &[u8; 16]) -> Addr {
+    let w = |i: usize| u32::from_ne_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+    [w(0), w(1), w(2), w(3)]
+}
+
+/// The 16 address bytes of an [`Addr`].
+#[inline(always)]
+pub fn addr_bytes(a: &Addr) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let mut i = 0;
+    while i < 4 {
+        let b = a[i].to_ne_bytes();
+        out[4 * i] = b[0];
+        out[4 * i + 1] = b[1];
+        out[4 * i + 2] = b[2];
+        out[4 * i + 3] = b[3];
+        i += 1;
+    }
+    out
+}
+
 /// A local endpoint, keyed by one of its addresses.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct EndpointKey {
-    pub addr: [u8; 16],
-    pub family: u8,
-    pub _pad: [u8; 3],
+    pub addr: Addr,
+    /// `FAMILY_V4` or `FAMILY_V6` (a word, so the key has no padding to zero).
+    pub family: u32,
+}
+
+impl EndpointKey {
+    #[inline(always)]
+    pub fn new(family: u8, addr: Addr) -> Self {
+        Self {
+            addr,
+            family: family as u32,
+        }
+    }
 }
 
 #[repr(C)]
@@ -112,28 +151,92 @@ pub struct PolicyEntry {
     pub rule: u32,
 }
 
-/// A connection as seen from its originator.
+/// A connection, the same key for both directions: its two ends ordered, the lower
+/// (address, port) first (words compared in [`Addr`] order, then the port as on the wire).
+/// One lookup finds the entry whichever way a packet goes; [`CtEntry::flags`] says which end
+/// opened the connection.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CtKey {
-    pub saddr: [u8; 16],
-    pub daddr: [u8; 16],
-    pub sport: u16,
-    pub dport: u16,
+    pub addr_lo: Addr,
+    pub addr_hi: Addr,
+    /// Ports as on the wire.
+    pub port_lo: u16,
+    pub port_hi: u16,
     pub proto: u8,
     pub family: u8,
-    pub _pad: [u8; 2],
+    pub _pad: u16,
 }
+
+impl CtKey {
+    /// The key of a packet from `(saddr, sport)` to `(daddr, dport)`, and whether the sender
+    /// is the key's `lo` end.
+    #[inline(always)]
+    pub fn of(
+        family: u8,
+        proto: u8,
+        saddr: &Addr,
+        sport: u16,
+        daddr: &Addr,
+        dport: u16,
+    ) -> (Self, bool) {
+        // The first differing word decides; equal addresses fall back to the ports.
+        let src_lo = if saddr[0] != daddr[0] {
+            saddr[0] < daddr[0]
+        } else if saddr[1] != daddr[1] {
+            saddr[1] < daddr[1]
+        } else if saddr[2] != daddr[2] {
+            saddr[2] < daddr[2]
+        } else if saddr[3] != daddr[3] {
+            saddr[3] < daddr[3]
+        } else {
+            sport <= dport
+        };
+        let key = if src_lo {
+            Self {
+                addr_lo: *saddr,
+                addr_hi: *daddr,
+                port_lo: sport,
+                port_hi: dport,
+                proto,
+                family,
+                _pad: 0,
+            }
+        } else {
+            Self {
+                addr_lo: *daddr,
+                addr_hi: *saddr,
+                port_lo: dport,
+                port_hi: sport,
+                proto,
+                family,
+                _pad: 0,
+            }
+        };
+        (key, src_lo)
+    }
+}
+
+/// `CtEntry::flags`: the connection's originator is the key's `lo` end.
+pub const CT_ORIG_LO: u8 = 1;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtEntry {
     pub action: u8,
-    pub _pad: u8,
+    /// `CT_ORIG_LO` or 0.
+    pub flags: u8,
     pub proxy_port: u16,
+    /// Identities of the originator and the responder.
     pub src_identity: u32,
     pub dst_identity: u32,
     pub rule: u32,
+    /// Host-side interface that the originator's packets arrive on (its endpoint's veth, seen
+    /// by `strait_from_ep`), 0 when the originator is not a local endpoint. Established
+    /// packets from that end on any other interface take the full path and its source check.
+    pub orig_ifindex: u32,
+    /// The same for the responder.
+    pub reply_ifindex: u32,
     pub created_ns: u64,
 }
 
@@ -243,7 +346,50 @@ mod tests {
         assert_eq!(size_of::<PolicyKey>(), 12);
         assert_eq!(size_of::<PolicyEntry>(), 8);
         assert_eq!(size_of::<CtKey>(), 40);
-        assert_eq!(size_of::<CtEntry>(), 24);
+        assert_eq!(size_of::<CtEntry>(), 32);
         assert_eq!(size_of::<Event>(), 60);
+    }
+
+    #[test]
+    fn address_words_keep_the_bytes() {
+        let b = [
+            10, 222, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, //
+        ];
+        assert_eq!(addr_bytes(&addr_words(&b)), b);
+        let v6: [u8; 16] = core::array::from_fn(|i| (i * 17) as u8);
+        assert_eq!(addr_bytes(&addr_words(&v6)), v6);
+        // Same bytes in memory as the byte form (the pinned-map layout).
+        let k = EndpointKey::new(FAMILY_V4, addr_words(&b));
+        // SAFETY: EndpointKey is repr(C), 20 bytes of integers without padding.
+        let raw: [u8; 20] = unsafe { core::mem::transmute(k) };
+        assert_eq!(&raw[..16], &b);
+        assert_eq!(raw[16..], [FAMILY_V4, 0, 0, 0]);
+    }
+
+    #[test]
+    fn conntrack_key_is_the_same_both_ways() {
+        let a = addr_words(&[10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let b = addr_words(&[10, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let cases = [
+            (a, 40000u16, b, 80u16),
+            (b, 80, a, 40000),
+            // Same address: the ports decide.
+            (a, 1, a, 2),
+            (a, 2, a, 1),
+            // IPv6 addresses differing only in the last word.
+            ([1, 2, 3, 4], 5, [1, 2, 3, 5], 6),
+        ];
+        for (s, sp, d, dp) in cases {
+            let (fwd, fwd_lo) = CtKey::of(FAMILY_V4, 6, &s, sp, &d, dp);
+            let (rev, rev_lo) = CtKey::of(FAMILY_V4, 6, &d, dp, &s, sp);
+            assert_eq!(fwd, rev);
+            assert_ne!(fwd_lo, rev_lo, "exactly one end is `lo`");
+            let (lo, lp) = if fwd_lo { (s, sp) } else { (d, dp) };
+            assert_eq!((fwd.addr_lo, fwd.port_lo), (lo, lp));
+        }
+        // Different protocols or families are different connections.
+        let (t, _) = CtKey::of(FAMILY_V4, 6, &a, 1, &b, 2);
+        let (u, _) = CtKey::of(FAMILY_V4, 17, &a, 1, &b, 2);
+        assert_ne!(t, u);
     }
 }

@@ -8,8 +8,10 @@
 //! - `strait_to_ep` (tc egress of the host-side veth: packets to the endpoint): ingress policy for
 //!   traffic that did not pass `strait_from_ep` of a local endpoint (host, other interfaces).
 //!
-//! Packet bytes are read only with `bpf_skb_load_bytes` (`ctx.load`, a few large loads per packet), so no read can go past the
-//! packet whatever its length; a failed read is a `MALFORMED` drop.
+//! The common packet (IPv4 without options or IPv6 without extension headers, TCP or UDP,
+//! headers in the linear data) is read with direct packet access behind one bounds check.
+//! Everything else is read with `bpf_skb_load_bytes` (`ctx.load`, a few large loads), so no
+//! read can go past the packet whatever its length; a failed read is a `MALFORMED` drop.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
@@ -70,8 +72,8 @@ mod prog {
         family: u8,
         proto: u8,
         tcp_flags: u8,
-        saddr: [u8; 16],
-        daddr: [u8; 16],
+        saddr: Addr,
+        daddr: Addr,
         /// Wire order, as in the packet.
         sport: u16,
         dport: u16,
@@ -120,14 +122,97 @@ mod prog {
         }
     }
 
+    /// The common case read straight from the packet's linear data: IPv4 without options or
+    /// IPv6 without extension headers, carrying TCP or UDP, with the headers in the linear
+    /// part (as the stack builds them). One bounds check covers every read; anything else
+    /// returns `None` and takes [`parse_slow`], which handles (and judges) the rest.
     #[inline(always)]
-    fn parse(ctx: &TcContext) -> Parsed {
+    fn parse_fast(ctx: &TcContext) -> Option<Pkt> {
+        let data = ctx.data();
+        let end = ctx.data_end();
+        // Ethernet + IPv4 header + the first 14 bytes of TCP (ports, flags).
+        if data + ETH_LEN + 20 + 14 > end {
+            return None;
+        }
+        let h = data as *const u8;
+        // SAFETY: every read below is at a constant offset under ETH_LEN + 20 + 14, which
+        // the check above proved is inside the packet; `rd` reads one byte.
+        let rd = |off: usize| unsafe { *h.add(off) };
+        // SAFETY: as above, four bytes; unaligned reads are allowed on packet data.
+        let rd32 = |off: usize| unsafe { core::ptr::read_unaligned(h.add(off) as *const u32) };
+        let ethertype = u16::from_be_bytes([rd(12), rd(13)]);
         let mut p = Pkt {
             family: 0,
             proto: 0,
             tcp_flags: 0,
-            saddr: [0; 16],
-            daddr: [0; 16],
+            saddr: [0; 4],
+            daddr: [0; 4],
+            sport: 0,
+            dport: 0,
+        };
+        let l4;
+        if ethertype == ETH_P_IP {
+            // Version 4, no options, not a fragment.
+            if rd(ETH_LEN) != 0x45 || (rd(ETH_LEN + 6) & 0x3f) != 0 || rd(ETH_LEN + 7) != 0 {
+                return None;
+            }
+            p.family = FAMILY_V4;
+            p.proto = rd(ETH_LEN + 9);
+            p.saddr[0] = rd32(ETH_LEN + 12);
+            p.daddr[0] = rd32(ETH_LEN + 16);
+            l4 = ETH_LEN + 20;
+        } else if ethertype == ETH_P_IPV6 {
+            if data + ETH_LEN + 40 + 14 > end {
+                return None;
+            }
+            // SAFETY: constant offsets under ETH_LEN + 40 + 14, checked just above; four-byte
+            // unaligned reads of packet data.
+            let rd6 = |off: usize| unsafe { core::ptr::read_unaligned(h.add(off) as *const u32) };
+            p.family = FAMILY_V6;
+            p.proto = rd(ETH_LEN + 6);
+            let mut i = 0;
+            while i < 4 {
+                p.saddr[i] = rd6(ETH_LEN + 8 + 4 * i);
+                p.daddr[i] = rd6(ETH_LEN + 24 + 4 * i);
+                i += 1;
+            }
+            l4 = ETH_LEN + 40;
+        } else {
+            return None;
+        }
+        if p.proto == PROTO_TCP {
+            // SAFETY: l4 + 14 is within the checked length of this family's branch.
+            let r = |off: usize| unsafe { *h.add(l4 + off) };
+            p.sport = u16::from_ne_bytes([r(0), r(1)]);
+            p.dport = u16::from_ne_bytes([r(2), r(3)]);
+            p.tcp_flags = r(13);
+        } else if p.proto == PROTO_UDP {
+            // SAFETY: as above (a UDP header is 8 bytes).
+            let r = |off: usize| unsafe { *h.add(l4 + off) };
+            p.sport = u16::from_ne_bytes([r(0), r(1)]);
+            p.dport = u16::from_ne_bytes([r(2), r(3)]);
+        } else {
+            return None;
+        }
+        Some(p)
+    }
+
+    #[inline(always)]
+    fn parse(ctx: &TcContext) -> Parsed {
+        match parse_fast(ctx) {
+            Some(p) => Parsed::Ip(p),
+            None => parse_slow(ctx),
+        }
+    }
+
+    #[inline(always)]
+    fn parse_slow(ctx: &TcContext) -> Parsed {
+        let mut p = Pkt {
+            family: 0,
+            proto: 0,
+            tcp_flags: 0,
+            saddr: [0; 4],
+            daddr: [0; 4],
             sport: 0,
             dport: 0,
         };
@@ -155,8 +240,18 @@ mod prog {
             }
             let frag = u16::from_be_bytes([h[ETH_LEN + 6], h[ETH_LEN + 7]]);
             p.proto = h[ETH_LEN + 9];
-            p.saddr[..4].copy_from_slice(&h[ETH_LEN + 12..ETH_LEN + 16]);
-            p.daddr[..4].copy_from_slice(&h[ETH_LEN + 16..ETH_LEN + 20]);
+            p.saddr[0] = u32::from_ne_bytes([
+                h[ETH_LEN + 12],
+                h[ETH_LEN + 13],
+                h[ETH_LEN + 14],
+                h[ETH_LEN + 15],
+            ]);
+            p.daddr[0] = u32::from_ne_bytes([
+                h[ETH_LEN + 16],
+                h[ETH_LEN + 17],
+                h[ETH_LEN + 18],
+                h[ETH_LEN + 19],
+            ]);
             p.family = FAMILY_V4;
             if p.proto == PROTO_ICMP {
                 return Parsed::Pass;
@@ -173,8 +268,18 @@ mod prog {
                 return Parsed::Drop(drop::MALFORMED);
             }
             let mut next = h[6];
-            p.saddr.copy_from_slice(&h[8..24]);
-            p.daddr.copy_from_slice(&h[24..40]);
+            let mut i = 0;
+            while i < 4 {
+                p.saddr[i] =
+                    u32::from_ne_bytes([h[8 + 4 * i], h[9 + 4 * i], h[10 + 4 * i], h[11 + 4 * i]]);
+                p.daddr[i] = u32::from_ne_bytes([
+                    h[24 + 4 * i],
+                    h[25 + 4 * i],
+                    h[26 + 4 * i],
+                    h[27 + 4 * i],
+                ]);
+                i += 1;
+            }
             p.family = FAMILY_V6;
             let mut off = ETH_LEN + 40;
             let mut walked = 0;
@@ -225,28 +330,24 @@ mod prog {
     }
 
     #[inline(always)]
-    fn ep_key(family: u8, addr: &[u8; 16]) -> EndpointKey {
-        EndpointKey {
-            addr: *addr,
-            family,
-            _pad: [0; 3],
-        }
+    fn ep_key(family: u8, addr: &Addr) -> EndpointKey {
+        EndpointKey::new(family, *addr)
     }
 
     /// Identity of a remote address: a local endpoint, else the ipcache, else world.
     #[inline(always)]
-    fn identity_of(family: u8, addr: &[u8; 16]) -> u32 {
+    fn identity_of(family: u8, addr: &Addr) -> u32 {
         if let Some(ep) = lookup(&ENDPOINTS, &ep_key(family, addr)) {
             return ep.identity;
         }
         if family == FAMILY_V4 {
-            let key = LpmKey::new(32, [addr[0], addr[1], addr[2], addr[3]]);
+            let key = LpmKey::new(32, addr[0].to_ne_bytes());
             if let Some(v) = IPCACHE4.get(&key) {
                 // SAFETY: as in `lookup`.
                 return unsafe { core::ptr::read_volatile(&v.identity) };
             }
         } else {
-            let key = LpmKey::new(128, *addr);
+            let key = LpmKey::new(128, addr_bytes(addr));
             if let Some(v) = IPCACHE6.get(&key) {
                 // SAFETY: as in `lookup`.
                 return unsafe { core::ptr::read_volatile(&v.identity) };
@@ -322,8 +423,8 @@ mod prog {
                 src_identity: src,
                 dst_identity: dst,
                 rule,
-                saddr: p.saddr,
-                daddr: p.daddr,
+                saddr: addr_bytes(&p.saddr),
+                daddr: addr_bytes(&p.daddr),
             });
             slot.submit(0);
         }
@@ -366,10 +467,8 @@ mod prog {
         // SAFETY: all-zero is a valid `bpf_sock_tuple` (plain integers).
         let mut t: bpf_sock_tuple = unsafe { core::mem::zeroed() };
         // Writing a union member of a zeroed value (safe: plain integers).
-        t.__bindgen_anon_1.ipv4.saddr =
-            u32::from_ne_bytes([p.saddr[0], p.saddr[1], p.saddr[2], p.saddr[3]]);
-        t.__bindgen_anon_1.ipv4.daddr =
-            u32::from_ne_bytes([p.daddr[0], p.daddr[1], p.daddr[2], p.daddr[3]]);
+        t.__bindgen_anon_1.ipv4.saddr = p.saddr[0];
+        t.__bindgen_anon_1.ipv4.daddr = p.daddr[0];
         t.__bindgen_anon_1.ipv4.sport = p.sport;
         t.__bindgen_anon_1.ipv4.dport = p.dport;
         t
@@ -379,27 +478,9 @@ mod prog {
     fn tuple6(p: &Pkt) -> bpf_sock_tuple {
         // SAFETY: all-zero is a valid `bpf_sock_tuple` (plain integers).
         let mut t: bpf_sock_tuple = unsafe { core::mem::zeroed() };
-        let mut s = [0u32; 4];
-        let mut d = [0u32; 4];
-        let mut i = 0;
-        while i < 4 {
-            s[i] = u32::from_ne_bytes([
-                p.saddr[4 * i],
-                p.saddr[4 * i + 1],
-                p.saddr[4 * i + 2],
-                p.saddr[4 * i + 3],
-            ]);
-            d[i] = u32::from_ne_bytes([
-                p.daddr[4 * i],
-                p.daddr[4 * i + 1],
-                p.daddr[4 * i + 2],
-                p.daddr[4 * i + 3],
-            ]);
-            i += 1;
-        }
         // Writing a union member of a zeroed value (safe: plain integers).
-        t.__bindgen_anon_1.ipv6.saddr = s;
-        t.__bindgen_anon_1.ipv6.daddr = d;
+        t.__bindgen_anon_1.ipv6.saddr = p.saddr;
+        t.__bindgen_anon_1.ipv6.daddr = p.daddr;
         t.__bindgen_anon_1.ipv6.sport = p.sport;
         t.__bindgen_anon_1.ipv6.dport = p.dport;
         t
@@ -473,29 +554,18 @@ mod prog {
         Ok(())
     }
 
+    /// The packet's conntrack key (the same both ways) and whether its sender is the key's
+    /// `lo` end.
     #[inline(always)]
-    fn ct_key(p: &Pkt, reverse: bool) -> CtKey {
-        if reverse {
-            CtKey {
-                saddr: p.daddr,
-                daddr: p.saddr,
-                sport: p.dport,
-                dport: p.sport,
-                proto: p.proto,
-                family: p.family,
-                _pad: [0; 2],
-            }
-        } else {
-            CtKey {
-                saddr: p.saddr,
-                daddr: p.daddr,
-                sport: p.sport,
-                dport: p.dport,
-                proto: p.proto,
-                family: p.family,
-                _pad: [0; 2],
-            }
-        }
+    fn ct_key(p: &Pkt) -> (CtKey, bool) {
+        CtKey::of(p.family, p.proto, &p.saddr, p.sport, &p.daddr, p.dport)
+    }
+
+    /// Whether a packet whose sender is (`src_lo`) the key's `lo` end goes the way the
+    /// connection was opened.
+    #[inline(always)]
+    fn from_orig(e: &CtEntry, src_lo: bool) -> bool {
+        src_lo == (e.flags & CT_ORIG_LO != 0)
     }
 
     #[inline(always)]
@@ -536,6 +606,25 @@ mod prog {
     fn from_ep(ctx: &TcContext) -> Result<i32, i32> {
         let p = begin(ctx)?;
         let ifx = ifindex(ctx);
+        let (key, src_lo) = ct_key(&p);
+        // Established flows: one conntrack lookup for either direction. The entry records the
+        // interface each end's packets arrive on (checked against `ENDPOINTS` when the entry
+        // was made), so a packet on that interface needs no source lookup; any other takes the
+        // source check below first.
+        let found = if is_syn(&p) { None } else { ct_get(&key) };
+        if let Some(e) = found {
+            let orig = from_orig(&e, src_lo);
+            let on = if orig {
+                e.orig_ifindex
+            } else {
+                e.reply_ifindex
+            };
+            if on == ifx {
+                if let Some(v) = established(ctx, &p, &key, &e, orig, ifx) {
+                    return v;
+                }
+            }
+        }
         let src = match lookup(&ENDPOINTS, &ep_key(p.family, &p.saddr)) {
             Some(ep) if ep.ifindex == ifx => ep,
             _ => {
@@ -555,22 +644,32 @@ mod prog {
             }
         };
 
-        // Established flows.
-        if !is_syn(&p) {
-            if let Some(e) = ct_get(&ct_key(&p, false)) {
-                count(counter::CT_HITS, 1);
-                if p.tcp_flags & TCP_FLAG_RST != 0 && e.action != ACTION_REDIRECT {
-                    let _ = CT.remove(&ct_key(&p, false));
+        // The source is this endpoint's, on its own interface: an established flow that
+        // arrived elsewhere before (an entry made before its endpoint was known here, or an
+        // address that moved) is recorded on this interface from now on.
+        if let Some(e) = found {
+            let orig = from_orig(&e, src_lo);
+            if (if orig {
+                e.orig_ifindex
+            } else {
+                e.reply_ifindex
+            }) != ifx
+            {
+                if let Some(slot) = CT.get_ptr_mut(&key) {
+                    // SAFETY: a value of the LRU map, valid for this run (RCU); a racing
+                    // writer stores the same kind of value, and a torn pair only costs a
+                    // later packet the source lookup again.
+                    unsafe {
+                        if orig {
+                            core::ptr::write_volatile(&mut (*slot).orig_ifindex, ifx);
+                        } else {
+                            core::ptr::write_volatile(&mut (*slot).reply_ifindex, ifx);
+                        }
+                    }
                 }
-                return finish(ctx, &p, &e, HOOK_FROM_EP, ifx);
             }
-            // A reply of a connection the other side opened and policy allowed. Not for
-            // redirected entries: their tuple may now belong to strait's upstream leg from the
-            // client's address (same port pair), whose replies must reach strait (below).
-            if ct_get(&ct_key(&p, true)).is_some_and(|e| e.action != ACTION_REDIRECT) {
-                count(counter::CT_HITS, 1);
-                count(counter::ALLOWED, 1);
-                return Ok(TC_ACT_OK);
+            if let Some(v) = established(ctx, &p, &key, &e, orig, ifx) {
+                return v;
             }
         }
 
@@ -658,43 +757,86 @@ mod prog {
             );
             return Err(shot(reason));
         }
+        let reply_ifindex = match dst_ep {
+            Some(ep) => ep.ifindex,
+            None => 0,
+        };
         let e = new_flow(
             &p,
+            (&key, src_lo),
             action,
             proxy_port,
             src.identity,
             dst_id,
             rule,
             HOOK_FROM_EP,
-            ifx,
+            (ifx, reply_ifindex),
         );
         finish(ctx, &p, &e, HOOK_FROM_EP, ifx)
+    }
+
+    /// A packet of a connection conntrack knows, from a source already checked: the verdict,
+    /// or `None` when it must take the full path.
+    #[inline(always)]
+    fn established(
+        ctx: &TcContext,
+        p: &Pkt,
+        key: &CtKey,
+        e: &CtEntry,
+        orig: bool,
+        ifx: u32,
+    ) -> Option<Result<i32, i32>> {
+        if orig {
+            count(counter::CT_HITS, 1);
+            if p.tcp_flags & TCP_FLAG_RST != 0 && e.action != ACTION_REDIRECT {
+                let _ = CT.remove(key);
+            }
+            return Some(finish(ctx, p, e, HOOK_FROM_EP, ifx));
+        }
+        // A reply of a connection the other side opened and policy allowed. Not for
+        // redirected entries: their tuple may now belong to strait's upstream leg from the
+        // client's address (same port pair), whose replies must reach strait (the full path
+        // finds its socket).
+        if e.action != ACTION_REDIRECT {
+            count(counter::CT_HITS, 1);
+            count(counter::ALLOWED, 1);
+            return Some(Ok(TC_ACT_OK));
+        }
+        None
     }
 
     /// Records a new flow's verdict: conntrack entry, counter, verdict event.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
+    /// `ct` is the packet's key and whether its sender is the `lo` end (the sender opens the
+    /// flow); `ifs` are the interfaces of the originator and the responder (0: not a local
+    /// endpoint). The event reports the interface of `hook`.
     fn new_flow(
         p: &Pkt,
+        ct: (&CtKey, bool),
         action: u8,
         proxy_port: u16,
         src: u32,
         dst: u32,
         rule: u32,
         hook: u8,
-        ifx: u32,
+        ifs: (u32, u32),
     ) -> CtEntry {
+        let (key, src_lo) = ct;
         let e = CtEntry {
             action,
-            _pad: 0,
+            flags: if src_lo { CT_ORIG_LO } else { 0 },
             proxy_port,
             src_identity: src,
             dst_identity: dst,
             rule,
+            orig_ifindex: ifs.0,
+            reply_ifindex: ifs.1,
             // SAFETY: helper without arguments.
             created_ns: unsafe { bpf_ktime_get_ns() },
         };
-        let _ = CT.insert(&ct_key(p, false), &e, 0);
+        let ifx = if hook == HOOK_FROM_EP { ifs.0 } else { ifs.1 };
+        let _ = CT.insert(key, &e, 0);
         count(counter::CT_CREATED, 1);
         emit(
             EVENT_VERDICT,
@@ -755,6 +897,14 @@ mod prog {
             count(counter::ALLOWED, 1);
             return Ok(TC_ACT_OK);
         }
+        let (key, src_lo) = ct_key(&p);
+        let found = ct_get(&key);
+        // Established flows, either direction (one lookup).
+        if !is_syn(&p) && found.is_some() {
+            count(counter::CT_HITS, 1);
+            count(counter::ALLOWED, 1);
+            return Ok(TC_ACT_OK);
+        }
         let dst = match lookup(&ENDPOINTS, &ep_key(p.family, &p.daddr)) {
             Some(ep) => ep,
             // Not addressed to an endpoint (e.g. link-local): no endpoint policy applies.
@@ -764,15 +914,9 @@ mod prog {
             count(counter::ALLOWED, 1);
             return Ok(TC_ACT_OK);
         }
-        if !is_syn(&p) {
-            if ct_get(&ct_key(&p, false)).is_some() || ct_get(&ct_key(&p, true)).is_some() {
-                count(counter::CT_HITS, 1);
-                count(counter::ALLOWED, 1);
-                return Ok(TC_ACT_OK);
-            }
-        } else if let Some(e) = ct_get(&ct_key(&p, false)) {
-            // Decided by strait_from_ep of the local source a moment ago.
-            if e.action == ACTION_ALLOW {
+        if let Some(e) = found {
+            // A SYN decided by strait_from_ep of the local source a moment ago.
+            if from_orig(&e, src_lo) && e.action == ACTION_ALLOW {
                 count(counter::CT_HITS, 1);
                 count(counter::ALLOWED, 1);
                 return Ok(TC_ACT_OK);
@@ -819,7 +963,17 @@ mod prog {
             );
             return Err(shot(drop::REDIRECT_UNSUPPORTED));
         }
-        new_flow(&p, action, 0, src_id, dst.identity, rule, HOOK_TO_EP, ifx);
+        new_flow(
+            &p,
+            (&key, src_lo),
+            action,
+            0,
+            src_id,
+            dst.identity,
+            rule,
+            HOOK_TO_EP,
+            (0, dst.ifindex),
+        );
         count(counter::ALLOWED, 1);
         Ok(TC_ACT_OK)
     }

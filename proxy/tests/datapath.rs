@@ -104,6 +104,11 @@ class H(http.server.BaseHTTPRequestHandler):
 class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+# A second argument "6": listen on IPv6 too (dual-stack "::"; IPv4 clients show as ::ffff:a.b.c.d).
+if sys.argv[2:] == ["6"]:
+    import socket
+    S.address_family = socket.AF_INET6
+    S(("::", int(sys.argv[1])), H).serve_forever()
 S(("0.0.0.0", int(sys.argv[1])), H).serve_forever()
 "#;
 
@@ -125,20 +130,50 @@ fn free_port() -> u16 {
 }
 
 /// Endpoints, policy and config for one test; `tag` keeps names unique per test.
+/// `a, b` for a YAML flow sequence.
+fn list(addrs: &[IpAddr]) -> String {
+    addrs
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn world(tag: &str, subnet: u8, sockmap: bool) -> World {
+    world_with(tag, subnet, sockmap, false)
+}
+
+/// `v6`: each endpoint also gets `fd00:231:<subnet>::2` / `::3` (second in `addresses`).
+fn world_with(tag: &str, subnet: u8, sockmap: bool, v6: bool) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let pid = std::process::id() % 10000;
+    let addrs = |host: u8| {
+        let mut a = vec![IpAddr::from([10, 231, subnet, host])];
+        if v6 {
+            a.push(IpAddr::from([
+                0xfd00,
+                0x231,
+                u16::from(subnet),
+                0,
+                0,
+                0,
+                0,
+                u16::from(host),
+            ]));
+        }
+        a
+    };
     let cli = LabEndpoint {
         name: "client".into(),
         interface: format!("dt{tag}c{pid}"),
         netns: format!("dt-{tag}-cli-{pid}"),
-        addresses: vec![IpAddr::from([10, 231, subnet, 2])],
+        addresses: addrs(2),
     };
     let srv = LabEndpoint {
         name: "server".into(),
         interface: format!("dt{tag}s{pid}"),
         netns: format!("dt-{tag}-srv-{pid}"),
-        addresses: vec![IpAddr::from([10, 231, subnet, 3])],
+        addresses: addrs(3),
     };
     let admin = free_port();
     let l7 = free_port();
@@ -194,10 +229,10 @@ sockmap: {{enabled: {sockmap}}}
             flows = flows.display(),
             ci = cli.interface,
             cn = cli.netns,
-            ca = cli.addresses[0],
+            ca = list(&cli.addresses),
             si = srv.interface,
             sn = srv.netns,
-            sa = srv.addresses[0],
+            sa = list(&srv.addresses),
             pin = pin_dir.display(),
         ),
     )
@@ -293,6 +328,13 @@ impl World {
                     exec_in(&self.srv.netns, "python3")
                         .arg(&script)
                         .arg(p)
+                        .args(
+                            self.srv
+                                .addresses
+                                .iter()
+                                .any(IpAddr::is_ipv6)
+                                .then_some("6"),
+                        )
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
                         .spawn()
@@ -536,7 +578,8 @@ fn malformed_fragmented_spoofed_and_non_tcp_udp_packets_have_defined_verdicts() 
         for (reason, at_least) in [
             ("FRAGMENT", 2),
             ("MALFORMED", 2),
-            ("SPOOFED_SOURCE", 1),
+            // The forged source and the forged reply of an established connection.
+            ("SPOOFED_SOURCE", 2),
             ("POLICY_DENIED", 1),
             ("UNKNOWN_L3", 1),
         ] {
@@ -557,6 +600,131 @@ fn malformed_fragmented_spoofed_and_non_tcp_udp_packets_have_defined_verdicts() 
     assert_eq!(leftovers(&w), Vec::<String>::new(), "left behind");
 }
 
+/// IPv6 through the tc programs: the address words, the two-way conntrack key and the source
+/// check for v6, with the same endpoints dual-stack (IPv4 still works beside it).
+#[test]
+fn ipv6_l3_l4_policy_conntrack_and_source_check() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged() {
+        return;
+    }
+    let w = world_with("6", 9, false, true);
+    {
+        let _dp = DatapathGuard(w.pin_dir.clone());
+        let _lab = Lab::up(vec![w.cli.clone(), w.srv.clone()]).expect("lab up");
+        let _servers = w.servers();
+        let strait = w.strait();
+        let (srv, cli) = (w.srv.addresses[1], w.cli.addresses[1]);
+        assert!(srv.is_ipv6() && cli.is_ipv6());
+
+        // Allowed at L4, several round trips on one connection (replies go through the
+        // established path of the server's program), and the server sees the client's v6
+        // address.
+        let hits_before = w.metric("strait_datapath_conntrack_hits_total");
+        let url = format!("http://[{srv}]:8080/v6");
+        let (rc, body) = w.curl(&url, &[&url, &url]);
+        assert_eq!(rc, 0, "allowed v6 request failed");
+        assert_eq!(
+            body.matches(&format!("client={cli} ")).count(),
+            3,
+            "server saw: {body}"
+        );
+        let hits = w.metric("strait_datapath_conntrack_hits_total") - hits_before;
+        assert!(
+            hits >= 6,
+            "only {hits} conntrack hits for three v6 round trips"
+        );
+
+        // Denied port: dropped and counted, with an event naming the v6 destination.
+        let before = w.metric("strait_datapath_drops_total{reason=\"POLICY_DENIED\"}");
+        let (rc, _) = w.curl(&format!("http://[{srv}]:9090/denied"), &["-m", "1"]);
+        assert_ne!(rc, 0, "denied v6 port answered");
+        let after = w.metric("strait_datapath_drops_total{reason=\"POLICY_DENIED\"}");
+        assert!(after > before, "v6 drop not counted ({before} → {after})");
+        std::thread::sleep(Duration::from_millis(300));
+        let dropped = w.flows().into_iter().find(|f| {
+            f.verdict == strait::flows::Verdict::Dropped && f.destination == format!("[{srv}]:9090")
+        });
+        assert!(dropped.is_some(), "no v6 drop event");
+
+        // A v6 source that is not the endpoint's: spoofed.
+        let before = w.metric("strait_datapath_drops_total{reason=\"SPOOFED_SOURCE\"}");
+        let st = exec_in(&w.cli.netns, "ip")
+            .args([
+                "-6",
+                "addr",
+                "add",
+                "fd00:231:9::99/128",
+                "dev",
+                "eth0",
+                "nodad",
+            ])
+            .status()
+            .expect("ip addr add");
+        assert!(st.success());
+        let (rc, _) = w.curl(&url, &["-m", "1", "--interface", "fd00:231:9::99"]);
+        assert_ne!(rc, 0, "spoofed v6 source answered");
+        let after = w.metric("strait_datapath_drops_total{reason=\"SPOOFED_SOURCE\"}");
+        assert!(after > before, "v6 spoof not counted ({before} → {after})");
+
+        // IPv4 on the same endpoints still works.
+        let (rc, body) = w.curl(&format!("http://{}:8080/v4", w.srv.addresses[0]), &[]);
+        assert_eq!(rc, 0, "v4 beside v6 failed");
+        assert!(body.contains("path=/v4"), "{body}");
+        strait.sigterm();
+    }
+    assert_eq!(leftovers(&w), Vec::<String>::new(), "left behind");
+}
+
+/// A conntrack map pinned by a build with another entry layout (strait before the two-way
+/// conntrack key) is refused at start with the way out, not reused.
+#[test]
+fn a_pinned_map_of_another_layout_is_refused_with_a_way_out() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged() {
+        return;
+    }
+    let w = world("p", 8, false);
+    {
+        let _dp = DatapathGuard(w.pin_dir.clone());
+        let _lab = Lab::up(vec![w.cli.clone(), w.srv.clone()]).expect("lab up");
+        let maps = w.pin_dir.join("maps");
+        std::fs::create_dir_all(&maps).expect("pin dir");
+        // The old layout: 40-byte key, 24-byte entry.
+        let st = Command::new("bpftool")
+            .args(["map", "create"])
+            .arg(maps.join("CT"))
+            .args([
+                "type", "lru_hash", "key", "40", "value", "24", "entries", "16", "name", "CT",
+            ])
+            .status()
+            .expect("bpftool");
+        assert!(st.success(), "bpftool map create");
+        let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args(["run", "-c"])
+            .arg(&w.config)
+            .output()
+            .expect("strait run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "strait started on a foreign CT map");
+        assert!(
+            err.contains("maps/CT was pinned by a strait build with another layout")
+                && err.contains("strait datapath down"),
+            "{err}"
+        );
+        // The way out works: `datapath down` removes the pins, and strait starts.
+        let st = Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args(["datapath", "down", "-c"])
+            .arg(&w.config)
+            .status()
+            .expect("strait datapath down");
+        assert!(st.success());
+        let strait = w.strait();
+        strait.sigterm();
+    }
+    assert_eq!(leftovers(&w), Vec::<String>::new(), "left behind");
+}
+
 /// Sends crafted frames on eth0: argv = gateway MAC, own IP, server IP.
 const CRAFT: &str = r#"
 import socket, struct, sys
@@ -570,9 +738,9 @@ def csum(b):
     t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
     while t >> 16: t = (t & 0xffff) + (t >> 16)
     return (~t) & 0xffff
-def ip(proto, payload, frag=0, opts=b"", s_=src):
+def ip(proto, payload, frag=0, opts=b"", s_=src, d_=dst):
     ihl = 5 + len(opts) // 4
-    h = struct.pack("!BBHHHBBH4s4s", (4 << 4) | ihl, 0, ihl * 4 + len(payload), 1, frag, 64, proto, 0, s_, dst) + opts
+    h = struct.pack("!BBHHHBBH4s4s", (4 << 4) | ihl, 0, ihl * 4 + len(payload), 1, frag, 64, proto, 0, s_, d_) + opts
     h = h[:10] + struct.pack("!H", csum(h)) + h[12:]
     return h + payload
 def eth(pkt, ethertype=0x0800):
@@ -593,6 +761,13 @@ s.send(eth(ip(47, b"\0" * 8)))
 s.send(eth(b"\0" * 46, ethertype=0x88b5))
 # IPv4 options (NOP NOP NOP EOL) on a SYN to the allowed port: parsed past, allowed.
 s.send(eth(ip(6, syn, opts=b"\x01\x01\x01\x00")))
+# A reply of an established connection, forged on the client's side with the server's address
+# and port: conntrack knows the tuple, but not from this interface → spoofed, not a reply.
+c = socket.create_connection((sys.argv[3], 8080))
+port = c.getsockname()[1]
+ack = struct.pack("!HHIIBBHHH", 8080, port, 1, 1, 5 << 4, 0x10, 65535, 0, 0)
+s.send(eth(ip(6, ack, s_=dst, d_=src)))
+c.close()
 "#;
 
 /// The sockmap counters that tell what was spliced.

@@ -37,8 +37,8 @@ mod prog {
     use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, SockHash};
     use aya_ebpf::programs::{SkMsgContext, SockOpsContext};
     use datapath_bpf::{
-        policy_keys, EndpointKey, PolicyEntry, PolicyKey, ACTION_ALLOW, ACTION_DENY, DIR_EGRESS,
-        DIR_INGRESS, EP_ENFORCE_EGRESS, EP_ENFORCE_INGRESS,
+        addr_words, policy_keys, EndpointKey, PolicyEntry, PolicyKey, ACTION_ALLOW, ACTION_DENY,
+        DIR_EGRESS, DIR_INGRESS, EP_ENFORCE_EGRESS, EP_ENFORCE_INGRESS,
     };
     use sockops_bpf::*;
 
@@ -83,11 +83,7 @@ mod prog {
 
     #[inline(always)]
     fn endpoint(family: u8, addr: &[u8; 16]) -> Option<SockEndpoint> {
-        let k = EndpointKey {
-            addr: *addr,
-            family,
-            _pad: [0; 3],
-        };
+        let k = EndpointKey::new(family, addr_words(addr));
         // SAFETY: hash values stay valid for the program's run (RCU); copied out at once.
         SOCK_ENDPOINTS
             .get_ptr(&k)

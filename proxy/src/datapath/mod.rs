@@ -226,6 +226,26 @@ impl Datapath {
         for d in [&maps_dir, &links_dir] {
             std::fs::create_dir_all(d).map_err(io_err("creating", d))?;
         }
+        check_pinned(
+            &maps_dir,
+            &[
+                (
+                    "ENDPOINTS",
+                    std::mem::size_of::<EndpointKey>(),
+                    std::mem::size_of::<EndpointInfo>(),
+                ),
+                (
+                    "POLICY",
+                    std::mem::size_of::<PolicyKey>(),
+                    std::mem::size_of::<PolicyEntry>(),
+                ),
+                (
+                    "CT",
+                    std::mem::size_of::<CtKey>(),
+                    std::mem::size_of::<CtEntry>(),
+                ),
+            ],
+        )?;
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&maps_dir)
             .load(OBJECT)?;
@@ -621,13 +641,32 @@ where
     Ok(())
 }
 
+/// A map pinned by a build with other key/value sizes would be reused blindly by aya (and
+/// the programs then refused by the verifier, or worse, read old entries with a new meaning):
+/// refuse with a way out instead. `expect` is (map name, key size, value size); maps not
+/// pinned yet are fine.
+pub(crate) fn check_pinned(
+    maps_dir: &Path,
+    expect: &[(&str, usize, usize)],
+) -> Result<(), DatapathError> {
+    for &(name, key, value) in expect {
+        let path = maps_dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let info = aya::maps::MapData::from_pin(&path)
+            .and_then(|m| m.info())
+            .map_err(map_err("pinned map"))?;
+        if info.key_size() as usize != key || info.value_size() as usize != value {
+            return Err(DatapathError::Incompatible(path));
+        }
+    }
+    Ok(())
+}
+
 fn ep_key(a: IpAddr) -> EndpointKey {
     let (addr, family) = addr16(a);
-    EndpointKey {
-        addr,
-        family,
-        _pad: [0; 3],
-    }
+    EndpointKey::new(family, datapath_bpf::addr_words(&addr))
 }
 
 fn addr16(a: IpAddr) -> ([u8; 16], u8) {

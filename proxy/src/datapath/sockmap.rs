@@ -257,40 +257,29 @@ pub fn cgroup2_root() -> Option<PathBuf> {
     })
 }
 
-/// A sockhash pinned by a build with other key/value sizes would be reused blindly by aya:
-/// refuse with a way out instead.
+/// The sockmap's pinned maps, with the key and value sizes this build expects.
 fn check_pinned(maps_dir: &Path) -> Result<(), DatapathError> {
-    let expect = [
-        ("SOCK_HASH", std::mem::size_of::<SockKey>(), 4),
-        (
-            "SOCK_STATE",
-            std::mem::size_of::<SockKey>(),
-            std::mem::size_of::<SockState>(),
-        ),
-        (
-            "SOCK_ENDPOINTS",
-            std::mem::size_of::<EndpointKey>(),
-            std::mem::size_of::<SockEndpoint>(),
-        ),
-        (
-            "SOCK_SERVICES",
-            std::mem::size_of::<ServiceKey>(),
-            std::mem::size_of::<ServiceStats>(),
-        ),
-    ];
-    for (name, key, value) in expect {
-        let path = maps_dir.join(name);
-        if !path.exists() {
-            continue;
-        }
-        let info = aya::maps::MapData::from_pin(&path)
-            .and_then(|m| m.info())
-            .map_err(map_err("pinned sockmap map"))?;
-        if info.key_size() as usize != key || info.value_size() as usize != value {
-            return Err(DatapathError::Incompatible(path));
-        }
-    }
-    Ok(())
+    super::check_pinned(
+        maps_dir,
+        &[
+            ("SOCK_HASH", std::mem::size_of::<SockKey>(), 4),
+            (
+                "SOCK_STATE",
+                std::mem::size_of::<SockKey>(),
+                std::mem::size_of::<SockState>(),
+            ),
+            (
+                "SOCK_ENDPOINTS",
+                std::mem::size_of::<EndpointKey>(),
+                std::mem::size_of::<SockEndpoint>(),
+            ),
+            (
+                "SOCK_SERVICES",
+                std::mem::size_of::<ServiceKey>(),
+                std::mem::size_of::<ServiceStats>(),
+            ),
+        ],
+    )
 }
 
 /// Reads the pinned maps of a sockmap that may belong to another (or no) strait process:
