@@ -26,6 +26,11 @@ pub const MARK_TO_PROXY: u32 = 0x200;
 /// SO_MARK of strait's own upstream sockets: never redirected again, never policed twice.
 /// Must not match `MARK_TO_PROXY` under `MARK_MASK` (that would route them into table 2004).
 pub const MARK_FROM_PROXY: u32 = 0xb00;
+/// Set by `strait_from_ep` on a packet it allowed to another local endpoint: that decision
+/// covered the destination's ingress policy, so `strait_to_ep` on the destination's interface
+/// passes the packet without looking again. The mark lives only inside the host namespace (the
+/// veth into the endpoint's namespace clears it) and selects no route.
+pub const MARK_DECIDED: u32 = 0x400;
 
 /// Policy directions (`PolicyKey::direction`).
 pub const DIR_INGRESS: u8 = 0;
@@ -307,6 +312,9 @@ pub struct Event {
 
 // The proxy's own mark must never select the to-proxy policy route.
 const _: () = assert!(MARK_FROM_PROXY & MARK_MASK != MARK_TO_PROXY);
+const _: () = assert!(
+    MARK_DECIDED & MARK_MASK != MARK_TO_PROXY && MARK_DECIDED & MARK_MASK != MARK_FROM_PROXY
+);
 
 /// Rule index meaning "no rule" (default deny, no policy).
 pub const RULE_NONE: u32 = u32::MAX;

@@ -453,13 +453,18 @@ mod prog {
         unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*ctx.skb.skb).mark)) }
     }
 
-    /// Sets the to-proxy mark bits. Written with a volatile store straight to the context
+    /// Sets `bits` under `MARK_MASK`. Written with a volatile store straight to the context
     /// field: the verifier rejects stores through a ctx pointer LLVM has offset.
     #[inline(always)]
-    fn set_proxy_mark(ctx: &TcContext) {
-        let m = (mark(ctx) & !MARK_MASK) | MARK_TO_PROXY;
+    fn set_mark(ctx: &TcContext, bits: u32) {
+        let m = (mark(ctx) & !MARK_MASK) | bits;
         // SAFETY: writing `mark` of the context is allowed for tc programs.
         unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!((*ctx.skb.skb).mark), m) }
+    }
+
+    #[inline(always)]
+    fn set_proxy_mark(ctx: &TcContext) {
+        set_mark(ctx, MARK_TO_PROXY);
     }
 
     #[inline(always)]
@@ -800,6 +805,9 @@ mod prog {
         if e.action != ACTION_REDIRECT {
             count(counter::CT_HITS, 1);
             count(counter::ALLOWED, 1);
+            if e.orig_ifindex != 0 {
+                set_mark(ctx, MARK_DECIDED);
+            }
             return Some(Ok(TC_ACT_OK));
         }
         None
@@ -879,6 +887,10 @@ mod prog {
             };
         }
         count(counter::ALLOWED, 1);
+        // Towards another local endpoint: its ingress policy was part of this decision.
+        if e.reply_ifindex != 0 {
+            set_mark(ctx, MARK_DECIDED);
+        }
         Ok(TC_ACT_OK)
     }
 
@@ -891,6 +903,11 @@ mod prog {
 
     #[inline(always)]
     fn to_ep(ctx: &TcContext) -> Result<i32, i32> {
+        // Allowed by `strait_from_ep` of the local source, this destination's ingress policy
+        // included: already counted there.
+        if mark(ctx) & MARK_MASK == MARK_DECIDED {
+            return Ok(TC_ACT_OK);
+        }
         let p = begin(ctx)?;
         // strait's own upstream connections: policy was decided when the client connected.
         if mark(ctx) & MARK_MASK == MARK_FROM_PROXY & MARK_MASK {

@@ -422,6 +422,22 @@ fn l3_l4_policy_l7_redirect_restart_and_cleanup() {
             "drop counter did not rise ({before} → {after})"
         );
 
+        // From the host (reserved identity host, which the policy does not allow): denied by
+        // `strait_to_ep` on the server's interface, on a port the client may use. Only packets
+        // that `strait_from_ep` decided carry the mark that lets them past it.
+        let before = after;
+        let st = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-m", "1"])
+            .arg(format!("http://{srv}:8080/from-host"))
+            .status()
+            .expect("curl");
+        assert!(
+            !st.success(),
+            "the host reached a port only the client may use"
+        );
+        let after = w.metric("strait_datapath_drops_total{reason=\"POLICY_DENIED\"}");
+        assert!(after > before, "host → server not dropped by strait_to_ep");
+
         // L7: redirected to strait's transparent listener; the original destination and the
         // client's identity reach the proxy, and the server still sees the client's address.
         let (rc, body) = w.curl(&format!("http://{srv}/l7?x=1"), &[]);
