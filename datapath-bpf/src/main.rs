@@ -24,8 +24,8 @@ mod prog {
 
     use aya_ebpf::bindings::{bpf_sock, bpf_sock_tuple, TC_ACT_OK, TC_ACT_SHOT};
     use aya_ebpf::helpers::{
-        bpf_ktime_get_ns, bpf_map_lookup_elem, bpf_sk_assign, bpf_sk_release, bpf_skb_load_bytes,
-        bpf_skc_lookup_tcp,
+        bpf_ktime_get_ns, bpf_map_lookup_elem, bpf_redirect_neigh, bpf_sk_assign, bpf_sk_release,
+        bpf_skb_load_bytes, bpf_skc_lookup_tcp,
     };
     use aya_ebpf::macros::{classifier, map};
     use aya_ebpf::maps::lpm_trie::Key as LpmKey;
@@ -50,6 +50,12 @@ mod prog {
     static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(counter::LEN, 0);
     #[map]
     static EVENTS: RingBuf = RingBuf::pinned(256 * 1024, 0);
+
+    /// 1: packets allowed from one local endpoint to another go straight to the destination's
+    /// interface (`bpf_redirect_neigh`), past the host's IP forwarding and netfilter; 0: the
+    /// host routes them. Set by the loader from `datapath.host_routing`.
+    #[no_mangle]
+    static LOCAL_REDIRECT: u32 = 0;
 
     const ETH_LEN: usize = 14;
     const ETH_P_IP: u16 = 0x0800;
@@ -462,6 +468,20 @@ mod prog {
         unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!((*ctx.skb.skb).mark), m) }
     }
 
+    /// The verdict for a packet allowed towards the local endpoint behind `ifindex`: marked as
+    /// decided, then handed to that interface or to the host's routing.
+    #[inline(always)]
+    fn to_local(ctx: &TcContext, ifindex: u32) -> i32 {
+        set_mark(ctx, MARK_DECIDED);
+        // SAFETY: a read of a constant the loader may have set; volatile so LLVM keeps it.
+        if unsafe { core::ptr::read_volatile(&LOCAL_REDIRECT) } == 0 {
+            return TC_ACT_OK;
+        }
+        // SAFETY: no parameters (the kernel resolves the next hop on `ifindex`), flags 0. The
+        // helper returns TC_ACT_REDIRECT, or TC_ACT_SHOT when the interface is gone.
+        unsafe { bpf_redirect_neigh(ifindex, core::ptr::null_mut(), 0, 0) as i32 }
+    }
+
     #[inline(always)]
     fn set_proxy_mark(ctx: &TcContext) {
         set_mark(ctx, MARK_TO_PROXY);
@@ -806,7 +826,7 @@ mod prog {
             count(counter::CT_HITS, 1);
             count(counter::ALLOWED, 1);
             if e.orig_ifindex != 0 {
-                set_mark(ctx, MARK_DECIDED);
+                return Some(Ok(to_local(ctx, e.orig_ifindex)));
             }
             return Some(Ok(TC_ACT_OK));
         }
@@ -889,7 +909,7 @@ mod prog {
         count(counter::ALLOWED, 1);
         // Towards another local endpoint: its ingress policy was part of this decision.
         if e.reply_ifindex != 0 {
-            set_mark(ctx, MARK_DECIDED);
+            return Ok(to_local(ctx, e.reply_ifindex));
         }
         Ok(TC_ACT_OK)
     }

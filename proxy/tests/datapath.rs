@@ -692,6 +692,72 @@ fn ipv6_l3_l4_policy_conntrack_and_source_check() {
     assert_eq!(leftovers(&w), Vec::<String>::new(), "left behind");
 }
 
+/// The host's IPv4 forwarding counter (`Ip: ForwDatagrams` in /proc/net/snmp of the test's
+/// namespace).
+fn forwarded() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").expect("/proc/net/snmp");
+    let mut ip = snmp.lines().filter(|l| l.starts_with("Ip:"));
+    let (names, values) = (ip.next().expect("Ip header"), ip.next().expect("Ip values"));
+    let i = names
+        .split_whitespace()
+        .position(|n| n == "ForwDatagrams")
+        .expect("ForwDatagrams");
+    values
+        .split_whitespace()
+        .nth(i)
+        .and_then(|v| v.parse().ok())
+        .expect("ForwDatagrams value")
+}
+
+/// `datapath.host_routing`: with `bpf` (the default) allowed endpoint-to-endpoint packets go
+/// straight to the destination's interface, so the host forwards none of them; with `kernel`
+/// the host routes every one.
+#[test]
+fn host_routing_bpf_skips_the_host_forwarding_path_and_kernel_keeps_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged() {
+        return;
+    }
+    let w = world("r", 10, false);
+    {
+        let _dp = DatapathGuard(w.pin_dir.clone());
+        let _lab = Lab::up(vec![w.cli.clone(), w.srv.clone()]).expect("lab up");
+        let _servers = w.servers();
+        let srv = w.srv.addresses[0];
+        let url = format!("http://{srv}:8080/routing");
+        let three = |w: &World| {
+            let (rc, body) = w.curl(&url, &[&url, &url]);
+            assert_eq!(rc, 0, "allowed request failed");
+            assert_eq!(body.matches("path=/routing").count(), 3, "{body}");
+        };
+
+        let strait = w.strait();
+        three(&w); // neighbours resolved, caches warm
+        let before = forwarded();
+        three(&w);
+        let bpf = forwarded() - before;
+        strait.sigterm();
+
+        let cfg = std::fs::read_to_string(&w.config).expect("config");
+        let cfg = cfg.replace("datapath: {", "datapath: {host_routing: kernel, ");
+        assert!(cfg.contains("host_routing: kernel"), "{cfg}");
+        std::fs::write(&w.config, cfg).expect("config");
+        let strait = w.strait();
+        let before = forwarded();
+        three(&w);
+        let kernel = forwarded() - before;
+        strait.sigterm();
+
+        // Three connections are at least 3 × (SYN, ACK, request, FIN, ACK) each way.
+        assert!(
+            kernel >= 20,
+            "host_routing kernel: only {kernel} packets forwarded"
+        );
+        assert_eq!(bpf, 0, "host_routing bpf: the host forwarded {bpf} packets");
+    }
+    assert_eq!(leftovers(&w), Vec::<String>::new(), "left behind");
+}
+
 /// A conntrack map pinned by a build with another entry layout (strait before the two-way
 /// conntrack key) is refused at start with the way out, not reused.
 #[test]

@@ -17,8 +17,8 @@ use http::uri::Authority;
 use crate::tls;
 use positions::Positions;
 use raw::{
-    RawCluster, RawConfig, RawEndpoint, RawFailure, RawFilter, RawKafka, RawListener, RawOnExit,
-    RawProtocol, RawSink, RawSourceAddress, RawUpstreamProtocol, RawWasm,
+    RawCluster, RawConfig, RawEndpoint, RawFailure, RawFilter, RawHostRouting, RawKafka,
+    RawListener, RawOnExit, RawProtocol, RawSink, RawSourceAddress, RawUpstreamProtocol, RawWasm,
 };
 
 /// One problem in a configuration file, with its position.
@@ -371,6 +371,18 @@ pub struct DatapathConfig {
     pub enabled: bool,
     pub pin_dir: PathBuf,
     pub on_exit: OnExit,
+    pub host_routing: HostRouting,
+}
+
+/// How packets that policy allows from one local endpoint to another reach the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostRouting {
+    /// `strait_from_ep` hands them straight to the destination's host-side interface
+    /// (`bpf_redirect_neigh`): no IP forwarding, no netfilter on the host for them (as Cilium's
+    /// BPF host routing).
+    Bpf,
+    /// The host routes them as any forwarded packet (iptables FORWARD rules apply).
+    Kernel,
 }
 
 impl Config {
@@ -519,6 +531,10 @@ impl Validator {
             on_exit: match rd.on_exit {
                 Some(RawOnExit::Detach) => OnExit::Detach,
                 _ => OnExit::Keep,
+            },
+            host_routing: match rd.host_routing {
+                Some(RawHostRouting::Kernel) => HostRouting::Kernel,
+                _ => HostRouting::Bpf,
             },
         };
         if datapath.enabled && endpoints.is_empty() {
@@ -1367,6 +1383,21 @@ mod tests {
         assert!(d[0].message.contains("enabled: false"), "{}", d[0]);
         assert_eq!(d[1].field, "sockmap.adaptive.streak");
         assert_eq!(d[1].line, 9, "{}", d[1]);
+    }
+
+    #[test]
+    fn datapath_host_routing_default_kernel_and_bad_value() {
+        let c = parse(OK).expect("valid");
+        assert_eq!(c.datapath.host_routing, HostRouting::Bpf);
+        let c = parse(&format!("{OK}datapath:\n  host_routing: kernel\n")).expect("valid");
+        assert_eq!(c.datapath.host_routing, HostRouting::Kernel);
+        let d = diag(&format!("{OK}datapath:\n  host_routing: iptables\n"));
+        assert_eq!(d[0].line, 7, "{}", d[0]);
+        assert!(
+            d[0].message.contains("unknown variant `iptables`"),
+            "{}",
+            d[0]
+        );
     }
 
     #[test]

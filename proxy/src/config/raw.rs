@@ -52,6 +52,16 @@ pub struct RawDatapath {
     /// What `strait run` leaves behind when it exits: `keep` (default: policy stays enforced
     /// from pinned programs and maps) or `detach`.
     pub on_exit: Option<RawOnExit>,
+    /// How packets allowed between two local endpoints reach the destination: `bpf` (default:
+    /// straight to its interface) or `kernel` (the host's IP forwarding and netfilter).
+    pub host_routing: Option<RawHostRouting>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum RawHostRouting {
+    Bpf,
+    Kernel,
 }
 
 /// Socket-layer acceleration (sock_ops + sk_msg).

@@ -28,7 +28,7 @@ use datapath_bpf::{
     PolicyKey, FAMILY_V4, FAMILY_V6,
 };
 
-use crate::config::DatapathConfig;
+use crate::config::{DatapathConfig, HostRouting};
 use crate::flows::{FlowRecord, Flows, Verdict};
 use crate::policy::{Identities, MapState};
 use netlink::{NetlinkError, PolicyRoute};
@@ -246,8 +246,13 @@ impl Datapath {
                 ),
             ],
         )?;
+        let local_redirect: u32 = match cfg.host_routing {
+            HostRouting::Bpf => 1,
+            HostRouting::Kernel => 0,
+        };
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&maps_dir)
+            .override_global("LOCAL_REDIRECT", &local_redirect, true)
             .load(OBJECT)?;
         let counters = ebpf
             .take_map("COUNTERS")
