@@ -86,6 +86,17 @@ mod prog {
     }
 
     impl Pkt {
+        /// All zero, for the parsers to fill in.
+        const EMPTY: Pkt = Pkt {
+            family: 0,
+            proto: 0,
+            tcp_flags: 0,
+            saddr: [0; 4],
+            daddr: [0; 4],
+            sport: 0,
+            dport: 0,
+        };
+
         fn dport_host(&self) -> u16 {
             u16::from_be(self.dport)
         }
@@ -147,15 +158,7 @@ mod prog {
         // SAFETY: as above, four bytes; unaligned reads are allowed on packet data.
         let rd32 = |off: usize| unsafe { core::ptr::read_unaligned(h.add(off) as *const u32) };
         let ethertype = u16::from_be_bytes([rd(12), rd(13)]);
-        let mut p = Pkt {
-            family: 0,
-            proto: 0,
-            tcp_flags: 0,
-            saddr: [0; 4],
-            daddr: [0; 4],
-            sport: 0,
-            dport: 0,
-        };
+        let mut p = Pkt::EMPTY;
         let l4;
         if ethertype == ETH_P_IP {
             // Version 4, no options, not a fragment.
@@ -213,15 +216,7 @@ mod prog {
 
     #[inline(always)]
     fn parse_slow(ctx: &TcContext) -> Parsed {
-        let mut p = Pkt {
-            family: 0,
-            proto: 0,
-            tcp_flags: 0,
-            saddr: [0; 4],
-            daddr: [0; 4],
-            sport: 0,
-            dport: 0,
-        };
+        let mut p = Pkt::EMPTY;
         let l4: usize;
         let mut h = [0u8; ETH_LEN + 20];
         let full = load_into(ctx, 0, &mut h);
