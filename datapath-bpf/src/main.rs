@@ -269,18 +269,11 @@ mod prog {
                 return Parsed::Drop(drop::MALFORMED);
             }
             let mut next = h[6];
-            let mut i = 0;
-            while i < 4 {
-                p.saddr[i] =
-                    u32::from_ne_bytes([h[8 + 4 * i], h[9 + 4 * i], h[10 + 4 * i], h[11 + 4 * i]]);
-                p.daddr[i] = u32::from_ne_bytes([
-                    h[24 + 4 * i],
-                    h[25 + 4 * i],
-                    h[26 + 4 * i],
-                    h[27 + 4 * i],
-                ]);
-                i += 1;
-            }
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&h[8..24]);
+            p.saddr = addr_words(&a);
+            a.copy_from_slice(&h[24..40]);
+            p.daddr = addr_words(&a);
             p.family = FAMILY_V6;
             let mut off = ETH_LEN + 40;
             let mut walked = 0;
@@ -631,18 +624,20 @@ mod prog {
         // interface each end's packets arrive on (checked against `ENDPOINTS` when the entry
         // was made), so a packet on that interface needs no source lookup; any other takes the
         // source check below first.
-        let found = if is_syn(&p) { None } else { ct_get(&key) };
-        if let Some(e) = found {
+        // (entry, the packet goes the way the connection was opened, it arrived on the
+        // interface recorded for its end)
+        let found = if is_syn(&p) { None } else { ct_get(&key) }.map(|e| {
             let orig = from_orig(&e, src_lo);
             let on = if orig {
                 e.orig_ifindex
             } else {
                 e.reply_ifindex
             };
-            if on == ifx {
-                if let Some(v) = established(ctx, &p, &key, &e, orig, ifx) {
-                    return v;
-                }
+            (e, orig, on == ifx)
+        });
+        if let Some((e, orig, true)) = found {
+            if let Some(v) = established(ctx, &p, &key, &e, orig, ifx) {
+                return v;
             }
         }
         let src = match lookup(&ENDPOINTS, &ep_key(p.family, &p.saddr)) {
@@ -667,24 +662,16 @@ mod prog {
         // The source is this endpoint's, on its own interface: an established flow that
         // arrived elsewhere before (an entry made before its endpoint was known here, or an
         // address that moved) is recorded on this interface from now on.
-        if let Some(e) = found {
-            let orig = from_orig(&e, src_lo);
-            if (if orig {
-                e.orig_ifindex
-            } else {
-                e.reply_ifindex
-            }) != ifx
-            {
-                if let Some(slot) = CT.get_ptr_mut(&key) {
-                    // SAFETY: a value of the LRU map, valid for this run (RCU); a racing
-                    // writer stores the same kind of value, and a torn pair only costs a
-                    // later packet the source lookup again.
-                    unsafe {
-                        if orig {
-                            core::ptr::write_volatile(&mut (*slot).orig_ifindex, ifx);
-                        } else {
-                            core::ptr::write_volatile(&mut (*slot).reply_ifindex, ifx);
-                        }
+        if let Some((e, orig, false)) = found {
+            if let Some(slot) = CT.get_ptr_mut(&key) {
+                // SAFETY: a value of the LRU map, valid for this run (RCU); a racing writer
+                // stores the same kind of value, and a torn pair only costs a later packet
+                // the source lookup again.
+                unsafe {
+                    if orig {
+                        core::ptr::write_volatile(&mut (*slot).orig_ifindex, ifx);
+                    } else {
+                        core::ptr::write_volatile(&mut (*slot).reply_ifindex, ifx);
                     }
                 }
             }
