@@ -5,6 +5,7 @@
 //! full the record is dropped and counted (`strait_flows_dropped_total`), never blocking traffic.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -126,9 +127,12 @@ impl FlowRecord {
     }
 }
 
-/// Handle used by the request path to emit flow records. Cheap to clone.
+/// Handle used by the request path to emit flow records. Cheap to clone: one reference
+/// count (every request's flow guard holds one).
 #[derive(Clone)]
-pub struct Flows {
+pub struct Flows(Arc<FlowsInner>);
+
+struct FlowsInner {
     tx: mpsc::Sender<FlowRecord>,
     live: broadcast::Sender<Bytes>,
     has_sink: bool,
@@ -153,31 +157,31 @@ impl Flows {
         };
         let has_sink = out.is_some();
         tokio::spawn(writer(rx, out, live.clone()));
-        Ok(Self {
+        Ok(Self(Arc::new(FlowsInner {
             tx,
             live,
             has_sink,
             metrics,
-        })
+        })))
     }
 
     /// Whether anyone would read a record now; lets callers skip building one.
     pub fn wanted(&self) -> bool {
-        self.has_sink || self.live.receiver_count() > 0
+        self.0.has_sink || self.0.live.receiver_count() > 0
     }
 
     pub fn emit(&self, rec: FlowRecord) {
         if !self.wanted() {
             return;
         }
-        if self.tx.try_send(rec).is_err() {
-            self.metrics.flows_dropped.inc();
+        if self.0.tx.try_send(rec).is_err() {
+            self.0.metrics.flows_dropped.inc();
         }
     }
 
     /// A live feed of serialised records (one JSON line each), for `/flows`.
     pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {
-        self.live.subscribe()
+        self.0.live.subscribe()
     }
 }
 

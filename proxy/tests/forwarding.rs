@@ -511,3 +511,115 @@ async fn upstream_tls_origination_with_sni_ca_and_alpn() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("TLS handshake with"), "{body}");
 }
+
+/// An upstream that answers every request with `ok` and closes its connection `close_after`
+/// later without announcing it (as a server's keep-alive timeout does). Returns its address,
+/// the connections it accepted and the request lines it read.
+async fn closing_upstream(
+    close_after: Duration,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let conns = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (c, ls) = (conns.clone(), lines.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            let ls = ls.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                ls.lock()
+                    .unwrap()
+                    .push(text.lines().next().unwrap().to_owned());
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                tokio::time::sleep(close_after).await;
+            });
+        }
+    });
+    (addr, conns, lines)
+}
+
+#[tokio::test]
+async fn an_upstream_connection_closed_while_idle_is_replaced_without_failing_a_request() {
+    use std::sync::atomic::Ordering;
+    let (addr, conns, lines) = closing_upstream(Duration::from_millis(150)).await;
+    let p = Proxy::start(&format!("listeners:\n{}", http_listener("web", addr, ""))).await;
+
+    // On one client connection: the upstream closes the connection it is bound to between two
+    // requests; the second request gets a new one.
+    let mut client = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
+    for path in ["/a", "/b"] {
+        let req = format!("GET {path} HTTP/1.1\r\nhost: example.test\r\n\r\n");
+        let out = keepalive_exchange(&mut client, req.as_bytes()).await;
+        assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 2);
+    drop(client);
+
+    // Across client connections: an idle upstream connection handed back to the pool, then
+    // closed by the upstream while no one polled it, is not reused.
+    assert_eq!(h1_get(p.addr("web"), "/c", &[]).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(h1_get(p.addr("web"), "/d", &[]).await.0, 200);
+    assert_eq!(conns.load(Ordering::SeqCst), 4);
+    // Requests go upstream in origin form.
+    assert_eq!(
+        *lines.lock().unwrap(),
+        [
+            "GET /a HTTP/1.1",
+            "GET /b HTTP/1.1",
+            "GET /c HTTP/1.1",
+            "GET /d HTTP/1.1"
+        ]
+    );
+    let flows = p.flows(4).await;
+    assert!(flows.iter().all(|f| f.status == Some(200)), "{flows:?}");
+}
+
+/// Writes `req` on `s` and reads one response with a content-length body.
+async fn keepalive_exchange(s: &mut tokio::net::TcpStream, req: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(req).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .expect("no response within 5 s")
+            .unwrap();
+        assert!(n > 0, "the proxy closed the client connection");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len: usize = text[..end]
+                .to_ascii_lowercase()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return text;
+            }
+        }
+    }
+}

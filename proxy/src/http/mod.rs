@@ -6,6 +6,7 @@
 //! streams the upstream body back and emits the flow record at its end.
 
 mod body;
+mod bound;
 mod headers;
 pub mod upstream;
 
@@ -39,6 +40,8 @@ pub struct HttpProxy {
     cfg: Arc<ListenerConfig>,
     server: auto::Builder<TokioExecutor>,
     upstreams: Upstreams<RequestBody>,
+    /// Idle upstream HTTP/1.1 connections between downstream connections (see `bound`).
+    idle: bound::IdlePool,
     scheme: Scheme,
     flows: Flows,
     metrics: ListenerMetrics,
@@ -68,6 +71,8 @@ struct Conn {
     peer: SocketAddr,
     tls: bool,
     activity: Arc<Activity>,
+    /// The upstream connection an HTTP/1.x downstream connection carries its requests on.
+    bound: bound::Bound,
 }
 
 /// What the filters made of a head: stop with this response, or go on.
@@ -123,6 +128,7 @@ impl HttpProxy {
         };
         Self {
             upstreams: Upstreams::new(&cfg, &target),
+            idle: bound::IdlePool::default(),
             target,
             identity,
             destination_identity,
@@ -149,10 +155,12 @@ impl HttpProxy {
             peer,
             tls,
             activity: activity.clone(),
+            bound: bound::Bound::default(),
         });
         let io = TokioIo::new(Tracked::new(io, activity.clone()));
         let this = self.clone();
-        let svc = hyper::service::service_fn(move |req| this.clone().handle(req, conn.clone()));
+        let c = conn.clone();
+        let svc = hyper::service::service_fn(move |req| this.clone().handle(req, c.clone()));
         let served = self.server.serve_connection_with_upgrades(io, svc);
         tokio::pin!(served);
         let idle = self.cfg.timeouts.idle;
@@ -174,12 +182,16 @@ impl HttpProxy {
             }
             .max(Duration::from_millis(20));
             tokio::select! {
+                // The downstream connection first: a request it reads is handed to the bound
+                // upstream connection, whose I/O then runs in the same pass.
+                biased;
                 r = served.as_mut() => {
                     if let Err(e) = r {
                         self.connection_error(peer, &*e);
                     }
                     break;
                 }
+                () = std::future::poll_fn(|cx| conn.bound.poll_drive(cx)) => {}
                 _ = shutdown.cancelled(), if !draining => {
                     served.as_mut().graceful_shutdown();
                     draining = true;
@@ -192,6 +204,9 @@ impl HttpProxy {
                     }
                 }
             }
+        }
+        if let Some(up) = conn.bound.release() {
+            self.idle.put(up);
         }
     }
 
@@ -379,9 +394,15 @@ impl HttpProxy {
         }
         let up_req = Request::from_parts(parts, up_body);
 
+        // An HTTP/1.x client's requests go on its own upstream connection; everything else
+        // (HTTP/2 clients' concurrent streams) through the pool.
+        let bind = route == Route::Http1
+            && down_version <= Version::HTTP_11
+            && up_req.method() != http::Method::CONNECT;
         let sent = async {
             let client = match (down_upgrade, route) {
                 (Some(on), _) => return self.send_upgrade(up_req, on).await,
+                (None, Route::Http1) if bind => return self.send_bound(up_req, &conn).await,
                 (None, Route::Http1) => &self.upstreams.http1,
                 (None, Route::Http2) => &self.upstreams.http2,
                 (None, Route::Negotiated) => &self.upstreams.negotiated,
@@ -626,6 +647,66 @@ impl HttpProxy {
             .await
             .map_err(|e| Failure::protocol(format!("upstream failed before a response: {e}")))?;
         Ok((resp, Some(down)))
+    }
+
+    /// Sends a request on the downstream connection's bound upstream connection (binding an
+    /// idle pooled one or a new one first if needed). A request a reused connection could not
+    /// take (it closed while idle) is sent again on another.
+    async fn send_bound(
+        &self,
+        mut req: Request<RequestBody>,
+        conn: &Conn,
+    ) -> Result<(Response<Incoming>, Option<hyper::upgrade::OnUpgrade>), Failure> {
+        // An upstream connection of our own takes the origin form (the pooled client derives
+        // it from the absolute URI).
+        if let Some(pq) = req.uri().path_and_query().cloned() {
+            *req.uri_mut() = Uri::from(pq);
+        }
+        loop {
+            // The bound connection may still be finishing the previous response (its last
+            // bytes handed on, its state not yet idle): wait for it, it is ours alone.
+            let open = match conn.bound.take_open() {
+                Some(mut tx) => tx.ready().await.is_ok().then_some(tx),
+                None => None,
+            };
+            let (mut tx, reused) = match open {
+                Some(tx) => (tx, true),
+                None => match self.idle.take() {
+                    Some(up) => (conn.bound.bind(up), true),
+                    None => (conn.bound.bind(self.connect_bound().await?), false),
+                },
+            };
+            let sent = tx.try_send_request(req);
+            conn.bound.put(tx);
+            match sent.await {
+                Ok(resp) => return Ok((resp, None)),
+                Err(mut e) => match e.take_message() {
+                    Some(r) if reused => {
+                        tracing::debug!(error = %e.error(), "reused upstream connection could not take the request; retrying on another");
+                        req = r;
+                    }
+                    _ => {
+                        return Err(Failure::protocol(format!(
+                            "upstream failed before a response: {}",
+                            chain(e.error())
+                        )))
+                    }
+                },
+            }
+        }
+    }
+
+    async fn connect_bound(&self) -> Result<bound::Upstream, Failure> {
+        let io = self
+            .upstreams
+            .connector
+            .connect()
+            .await
+            .map_err(|e| connect_failure(&e))?;
+        let (tx, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| Failure::protocol(format!("upstream handshake failed: {e}")))?;
+        Ok(bound::Upstream::new(tx, conn))
     }
 
     fn respond_filtered(
