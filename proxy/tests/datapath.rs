@@ -1133,6 +1133,50 @@ fn sockmap_splices_endpoint_and_proxy_sockets_and_nothing_else() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+#[test]
+fn sockmap_splices_ipv6_endpoint_connections_and_not_v6_loopback() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged() {
+        return;
+    }
+    let w = world_with("t", 11, true, true);
+    {
+        let _dp = DatapathGuard(w.pin_dir.clone());
+        let _lab = Lab::up(vec![w.cli.clone(), w.srv.clone()]).expect("lab up");
+        let _servers = w.servers();
+        let _strait = w.strait();
+        let (srv, cli) = (w.srv.addresses[1], w.cli.addresses[1]);
+        assert!(srv.is_ipv6() && cli.is_ipv6());
+
+        // Endpoint to endpoint over IPv6, allowed at L4: both sockets spliced, the bytes of
+        // three keep-alive requests redirected, and the server still sees the client's address.
+        let s0 = w.splice();
+        let url = format!("http://[{srv}]:8080/v6");
+        let (rc, body) = w.curl(&url, &[&url, &url]);
+        assert_eq!(rc, 0, "v6 request failed");
+        assert_eq!(
+            body.matches(&format!("client={cli} ")).count(),
+            3,
+            "server saw: {body}"
+        );
+        let s1 = w.splice();
+        assert_eq!(s1.inserted - s0.inserted, 2, "{s0:?} → {s1:?}");
+        assert!(s1.redirected >= s0.redirected + 6, "{s0:?} → {s1:?}");
+        assert_eq!(s1.misses, s0.misses, "{s0:?} → {s1:?}");
+
+        // IPv6 loopback inside the server's namespace: never spliced.
+        let out = exec_in(&w.srv.netns, "curl")
+            .args(["-s", "-m", "3", "http://[::1]:8080/loopback6"])
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "v6 loopback request failed");
+        let s2 = w.splice();
+        assert_eq!(s2.inserted, s1.inserted, "v6 loopback sockets spliced");
+    }
+    let left = leftovers(&w);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 impl World {
     /// Polls `/metrics` until `name` reaches `want` (closes are counted asynchronously).
     fn wait_metric(&self, name: &str, want: u64) {
