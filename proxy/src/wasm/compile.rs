@@ -11,6 +11,14 @@
 //! Child protocol: arguments from [`EngineSettings::args`]; exit 0 with the artifact on
 //! stdout; exit [`EXIT_INVALID`] with wasmtime's message on stderr when the module does not
 //! compile; anything else is a failure of the child itself.
+//!
+//! The child's stdout is an unnamed file (`O_TMPFILE`) in `wasm.artifact_dir`, and the module is
+//! mapped from it (`Module::deserialize_open_file`) rather than copied into the heap: only the
+//! pages of code, metadata and data segments that actually run or get read become resident,
+//! as clean page cache the kernel can drop, and the copy-on-write memory images map the same
+//! file. The file has no name, so there is nothing to clean up; its space is freed when the
+//! last `Module` using it is dropped (after a reload, once the old VMs drained). When no file
+//! can be made there, the artifact comes back through a pipe and is copied as before.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::process::ExitStatusExt as _;
@@ -101,10 +109,13 @@ pub fn engine(s: EngineSettings) -> Result<Engine, WasmError> {
 }
 
 /// Compiles `bytes` (the module `path` names) for `engine`, which was built from `settings`.
+/// `artifact_dir` is where a [`CompileMode::Subprocess`] artifact is kept while the module is
+/// loaded (an unnamed file, see the module docs).
 pub fn compile(
     engine: &Engine,
     mode: &CompileMode,
     settings: EngineSettings,
+    artifact_dir: &Path,
     path: &Path,
     bytes: &[u8],
 ) -> Result<Module, WasmError> {
@@ -122,25 +133,62 @@ pub fn compile(
         message,
     };
     let started = std::time::Instant::now();
-    let artifact = run_child(exe, settings, bytes).map_err(|f| match f {
+    let file = match tempfile::tempfile_in(artifact_dir) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(
+                module = %path.display(), dir = %artifact_dir.display(), error = %e,
+                "cannot create a file for the compiled module in wasm.artifact_dir; \
+                 loading it into memory instead (more resident memory)"
+            );
+            None
+        }
+    };
+    let out = match &file {
+        Some(f) => Output::File(
+            f.try_clone()
+                .map_err(|e| compiler(format!("cannot share the artifact file: {e}")))?,
+        ),
+        None => Output::Pipe,
+    };
+    let artifact = run_child(exe, settings, bytes, out).map_err(|f| match f {
         ChildFailure::Invalid(message) => WasmError::Compile {
             path: path.to_owned(),
             message,
         },
         ChildFailure::Other(message) => compiler(message),
     })?;
-    // SAFETY: `Module::deserialize` requires bytes produced by `Engine::precompile_module` (or
-    // `Module::serialize`) of a compatible engine, never arbitrary input. These come straight
-    // from the pipe of a child we just ran: a strait binary (the daemon runs /proc/self/exe,
-    // itself; tests name the binary of their build) calling `precompile_module` on an engine
-    // from `engine_config(settings)`, the same function and settings `engine` was built with.
-    // Nothing else writes to that pipe and the artifact never touches the disk. wasmtime also
-    // checks the artifact's header (wasmtime version, target, engine flags and tunables) and
-    // refuses a mismatch with an error instead of loading it.
-    let module = unsafe { Module::deserialize(engine, &artifact) }
-        .map_err(|e| compiler(format!("cannot load the compiled module: {e:#}")))?;
+    let loaded = |e: wasmtime::Error| compiler(format!("cannot load the compiled module: {e:#}"));
+    let (module, size) = match file {
+        Some(file) => {
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            // SAFETY: `deserialize_open_file` requires a file holding the unmodified output of
+            // `Engine::precompile_module` (or `Module::serialize`) of a compatible engine, never
+            // arbitrary input, and that the file does not change while the `Module` lives (it
+            // is mapped, not copied). Both hold:
+            // - Its content is what a child we just ran wrote to its stdout: a strait binary (the
+            //   daemon runs /proc/self/exe, itself; tests name the binary of their build)
+            //   calling `precompile_module` on an engine from `engine_config(settings)`, the
+            //   same function and settings `engine` was built with.
+            // - `tempfile_in` made the file without a name (`O_TMPFILE`, or created 0600 and
+            //   unlinked at once), so no other process can open it. The only other descriptor
+            //   was the child's stdout, and the child has exited (`run_child` waits for it);
+            //   it spawns nothing. This process only hands the `File` to wasmtime, which maps
+            //   it privately and never writes through the descriptor.
+            // wasmtime also checks the artifact's header (wasmtime version, target, engine
+            // flags and tunables) and refuses a mismatch with an error instead of loading it.
+            let m = unsafe { Module::deserialize_open_file(engine, file) }.map_err(loaded)?;
+            (m, size)
+        }
+        None => {
+            // SAFETY: as above for the content; here it came through the child's stdout pipe,
+            // which nothing else writes to, and `deserialize` copies it.
+            let m = unsafe { Module::deserialize(engine, &artifact) }.map_err(loaded)?;
+            (m, artifact.len() as u64)
+        }
+    };
     tracing::debug!(
-        module = %path.display(), bytes = bytes.len(), artifact = artifact.len(),
+        module = %path.display(), bytes = bytes.len(), artifact = size,
         ms = started.elapsed().as_millis() as u64, "module compiled in a child process"
     );
     drop(artifact);
@@ -167,13 +215,30 @@ enum ChildFailure {
     Other(String),
 }
 
-fn run_child(exe: &Path, settings: EngineSettings, bytes: &[u8]) -> Result<Vec<u8>, ChildFailure> {
+/// Where the child's stdout goes.
+enum Output {
+    /// This file (the artifact is read from it afterwards).
+    File(std::fs::File),
+    /// A pipe, returned as the `Ok` bytes of [`run_child`].
+    Pipe,
+}
+
+/// Runs the compiler; the artifact is in `out`, or, for [`Output::Pipe`], the bytes returned.
+fn run_child(
+    exe: &Path,
+    settings: EngineSettings,
+    bytes: &[u8],
+    out: Output,
+) -> Result<Vec<u8>, ChildFailure> {
     let what = || format!("`{} {SUBCOMMAND}`", exe.display());
     let mut child = Command::new(exe)
         .arg(SUBCOMMAND)
         .args(settings.args())
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdout(match out {
+            Output::File(f) => Stdio::from(f),
+            Output::Pipe => Stdio::piped(),
+        })
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| ChildFailure::Other(format!("cannot start the compiler {}: {e}", what())))?;
@@ -288,17 +353,52 @@ mod tests {
 
     /// `compile` through `exe` as the compiler child; the error's text.
     fn child_error(exe: &Path) -> String {
+        let dir = tempfile::tempdir().unwrap();
         let s = EngineSettings::of(&WasmConfig::default());
         compile(
             &engine(s).unwrap(),
             &CompileMode::Subprocess(exe.to_owned()),
             s,
+            dir.path(),
             Path::new("f.wasm"),
             b"(module)",
         )
         .err()
         .unwrap()
         .to_string()
+    }
+
+    /// A stand-in compiler that writes `artifact` (a file) to stdout.
+    fn replay(dir: &Path, artifact: &Path) -> PathBuf {
+        script(dir, &format!("cat '{}'", artifact.display()))
+    }
+
+    #[test]
+    fn the_artifact_is_mapped_from_an_unnamed_file_or_else_copied() {
+        let s = EngineSettings::of(&WasmConfig::default());
+        let engine = engine(s).unwrap();
+        let wat = br#"(module (memory (export "memory") 1) (data (i32.const 0) "hi") (func (export "f") (result i32) i32.const 7))"#;
+        let tmp = tempfile::tempdir().unwrap();
+        let artifact = tmp.path().join("a.cwasm");
+        std::fs::write(&artifact, engine.precompile_module(wat).unwrap()).unwrap();
+        let exe = CompileMode::Subprocess(replay(tmp.path(), &artifact));
+        let dir = tmp.path().join("artifacts");
+        std::fs::create_dir(&dir).unwrap();
+        for artifact_dir in [dir.as_path(), Path::new("/nonexistent/dir")] {
+            let m = compile(&engine, &exe, s, artifact_dir, Path::new("f.wasm"), wat).unwrap();
+            let mut store = wasmtime::Store::new(&engine, ());
+            store.set_epoch_deadline(1);
+            let i = wasmtime::Instance::new(&mut store, &m, &[]).unwrap();
+            let f = i.get_typed_func::<(), i32>(&mut store, "f").unwrap();
+            assert_eq!(f.call(&mut store, ()).unwrap(), 7);
+            let mem = i.get_memory(&mut store, "memory").unwrap();
+            assert_eq!(&mem.data(&store)[..2], b"hi");
+        }
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "the artifact file has no name"
+        );
     }
 
     /// A stand-in compiler: a shell script.
