@@ -6,7 +6,8 @@
 //! module in a short-lived child instead, the strait binary itself run as
 //! `strait __compile-wasm`: the module's bytes go to its stdin, it builds an engine with
 //! [`engine_config`] from the same settings, and `Engine::precompile_module`'s artifact comes
-//! back on its stdout. The serving process only deserializes it.
+//! back on its stdout. The serving process only deserializes it, with an engine that has no
+//! compiler at all (see [`engine`]).
 //!
 //! Child protocol: arguments from [`EngineSettings::args`]; exit 0 with the artifact on
 //! stdout; exit [`EXIT_INVALID`] with wasmtime's message on stderr when the module does not
@@ -103,9 +104,16 @@ pub fn engine_config(s: EngineSettings) -> wasmtime::Config {
     cfg
 }
 
-/// An engine from [`engine_config`].
-pub fn engine(s: EngineSettings) -> Result<Engine, WasmError> {
-    Engine::new(&engine_config(s)).map_err(|e| WasmError::Engine(format!("{e:#}")))
+/// An engine from [`engine_config`], with Cranelift for `compiler: true`. Without it the engine
+/// only loads artifacts, checking each against this host's CPU features (rather than against
+/// its own compiler's settings); what must match otherwise (wasmtime version, engine flags,
+/// tunables, wasm features) is checked either way. The serving process of
+/// [`CompileMode::Subprocess`] never compiles, and building a compiler would run (and leave
+/// resident) about 1 MiB of Cranelift's code: the ISA and settings builders.
+pub fn engine(s: EngineSettings, compiler: bool) -> Result<Engine, WasmError> {
+    let mut cfg = engine_config(s);
+    cfg.enable_compiler(compiler);
+    Engine::new(&cfg).map_err(|e| WasmError::Engine(format!("{e:#}")))
 }
 
 /// Compiles `bytes` (the module `path` names) for `engine`, which was built from `settings`.
@@ -296,7 +304,7 @@ pub fn child_main(settings: EngineSettings) -> u8 {
         eprintln!("cannot read the module from stdin: {e}");
         return 1;
     }
-    let engine = match engine(settings) {
+    let engine = match engine(settings, true) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("{e}");
@@ -339,14 +347,21 @@ mod tests {
     fn an_artifact_loads_into_an_engine_of_the_same_settings_only() {
         let s = EngineSettings::of(&WasmConfig::default());
         let wat = br#"(module (func (export "f")))"#;
-        let artifact = engine(s).unwrap().precompile_module(wat).unwrap();
-        // SAFETY: the artifact was just produced by `precompile_module` above.
-        let same = unsafe { Module::deserialize(&engine(s).unwrap(), &artifact) };
-        assert!(same.is_ok());
+        let artifact = engine(s, true).unwrap().precompile_module(wat).unwrap();
+        for compiler in [true, false] {
+            // SAFETY: the artifact was just produced by `precompile_module` above.
+            let same = unsafe { Module::deserialize(&engine(s, compiler).unwrap(), &artifact) };
+            assert!(same.is_ok(), "compiler: {compiler}");
+        }
         let mut cfg = engine_config(s);
         cfg.epoch_interruption(false);
         let other = Engine::new(&cfg).unwrap();
         // SAFETY: as above; wasmtime must refuse it for the different engine.
+        let e = unsafe { Module::deserialize(&other, &artifact) }.unwrap_err();
+        assert!(format!("{e:#}").contains("epoch"), "{e:#}");
+        cfg.enable_compiler(false);
+        let other = Engine::new(&cfg).unwrap();
+        // SAFETY: as above.
         let e = unsafe { Module::deserialize(&other, &artifact) }.unwrap_err();
         assert!(format!("{e:#}").contains("epoch"), "{e:#}");
     }
@@ -356,7 +371,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = EngineSettings::of(&WasmConfig::default());
         compile(
-            &engine(s).unwrap(),
+            &engine(s, false).unwrap(),
             &CompileMode::Subprocess(exe.to_owned()),
             s,
             dir.path(),
@@ -376,11 +391,12 @@ mod tests {
     #[test]
     fn the_artifact_is_mapped_from_an_unnamed_file_or_else_copied() {
         let s = EngineSettings::of(&WasmConfig::default());
-        let engine = engine(s).unwrap();
+        let compiler = engine(s, true).unwrap();
+        let engine = engine(s, false).unwrap();
         let wat = br#"(module (memory (export "memory") 1) (data (i32.const 0) "hi") (func (export "f") (result i32) i32.const 7))"#;
         let tmp = tempfile::tempdir().unwrap();
         let artifact = tmp.path().join("a.cwasm");
-        std::fs::write(&artifact, engine.precompile_module(wat).unwrap()).unwrap();
+        std::fs::write(&artifact, compiler.precompile_module(wat).unwrap()).unwrap();
         let exe = CompileMode::Subprocess(replay(tmp.path(), &artifact));
         let dir = tmp.path().join("artifacts");
         std::fs::create_dir(&dir).unwrap();
