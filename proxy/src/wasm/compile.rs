@@ -19,9 +19,10 @@
 //! as clean page cache the kernel can drop, and the copy-on-write memory images map the same
 //! file. The file has no name, so there is nothing to clean up; its space is freed when the
 //! last `Module` using it is dropped (after a reload, once the old VMs drained). When no file
-//! can be made there, the artifact comes back through a pipe and is copied as before.
+//! can be made there, the artifact comes back through a pipe and is copied as before; when the
+//! file cannot be mapped (a `noexec` mount), it is read back and copied.
 
-use std::io::{Read as _, Write as _};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -185,6 +186,8 @@ pub fn compile(
     let (module, size) = match file {
         Some(file) => {
             let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            // Only to read the artifact back if it cannot be mapped (below).
+            let readback = file.try_clone();
             // SAFETY: `deserialize_open_file` requires a file holding the unmodified output of
             // `Engine::precompile_module` (or `Module::serialize`) of a compatible engine, never
             // arbitrary input, and that the file does not change while the `Module` lives (it
@@ -196,12 +199,40 @@ pub fn compile(
             // - `tempfile_in` made the file without a name (`O_TMPFILE`, or created 0600 and
             //   unlinked at once), so no other process can open it. The only other descriptor
             //   was the child's stdout, and the child has exited (`run_child` waits for it);
-            //   it spawns nothing. This process only hands the `File` to wasmtime, which maps
-            //   it privately and never writes through the descriptor.
+            //   it spawns nothing. This process hands the `File` to wasmtime, which maps it
+            //   privately and never writes through it, and only reads through `readback`.
             // wasmtime also checks the artifact's header (wasmtime version, target, engine
             // flags and tunables) and refuses a mismatch with an error instead of loading it.
-            let m = unsafe { Module::deserialize_open_file(engine, file) }.map_err(loaded)?;
-            (m, size)
+            match unsafe { Module::deserialize_open_file(engine, file) } {
+                Ok(m) => (m, size),
+                Err(e) => {
+                    // Most likely a `noexec` mount, which refuses executable mappings of its
+                    // files. Load a copy instead, as without a file; if the artifact itself is
+                    // refused, this fails the same way and reports that.
+                    let bytes = readback
+                        .and_then(|mut f| {
+                            let mut v = Vec::new();
+                            f.seek(SeekFrom::Start(0))?;
+                            f.read_to_end(&mut v)?;
+                            Ok(v)
+                        })
+                        .map_err(|r| {
+                            compiler(format!(
+                                "cannot load the compiled module: {e:#} \
+                                 (and cannot read it back: {r})"
+                            ))
+                        })?;
+                    // SAFETY: as above for the content; `deserialize` copies it.
+                    let m = unsafe { Module::deserialize(engine, &bytes) }.map_err(loaded)?;
+                    tracing::warn!(
+                        module = %path.display(), dir = %artifact_dir.display(),
+                        error = %format!("{e:#}"),
+                        "cannot map the compiled module from wasm.artifact_dir (mounted noexec?); \
+                         loaded a copy into memory instead (more resident memory)"
+                    );
+                    (m, size)
+                }
+            }
         }
         None => {
             // SAFETY: as above for the content; here it came through the child's stdout pipe,
@@ -408,7 +439,8 @@ mod tests {
         let s = EngineSettings::of(&WasmConfig::default());
         let compiler = engine(s, true).unwrap();
         let engine = engine(s, false).unwrap();
-        let wat = br#"(module (memory (export "memory") 1) (data (i32.const 0) "hi") (func (export "f") (result i32) i32.const 7))"#;
+        let wat = br#"(module (memory (export "memory") 1) (data (i32.const 0) "hi")
+            (func (export "f") (result i32) i32.const 7))"#;
         let tmp = tempfile::tempdir().unwrap();
         let artifact = tmp.path().join("a.cwasm");
         std::fs::write(&artifact, compiler.precompile_module(wat).unwrap()).unwrap();
