@@ -5,7 +5,7 @@
 //! full the record is dropped and counted (`strait_flows_dropped_total`), never blocking traffic.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -127,6 +127,15 @@ impl FlowRecord {
     }
 }
 
+/// Records the `/flows` feed holds for its slowest subscriber; one further behind skips ahead
+/// (and is told how many records it missed).
+const LIVE_CAPACITY: usize = 4096;
+
+/// The `/flows` feed, created by its first subscriber: a broadcast channel allocates and fills
+/// its whole ring at once (4096 slots, 224 KiB), which would otherwise be resident in every
+/// process, including the many that never serve `/flows`.
+type Live = Arc<OnceLock<broadcast::Sender<Bytes>>>;
+
 /// Handle used by the request path to emit flow records. Cheap to clone: one reference
 /// count (every request's flow guard holds one).
 #[derive(Clone)]
@@ -134,7 +143,7 @@ pub struct Flows(Arc<FlowsInner>);
 
 struct FlowsInner {
     tx: mpsc::Sender<FlowRecord>,
-    live: broadcast::Sender<Bytes>,
+    live: Live,
     has_sink: bool,
     metrics: Metrics,
 }
@@ -143,7 +152,7 @@ impl Flows {
     /// Starts the writer task on the current runtime.
     pub fn start(cfg: &FlowsConfig, metrics: Metrics) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel(cfg.buffer);
-        let (live, _) = broadcast::channel(4096);
+        let live = Live::default();
         let out: Option<Box<dyn AsyncWrite + Send + Unpin>> = match &cfg.sink {
             FlowSink::Stdout => Some(Box::new(tokio::io::stdout())),
             FlowSink::File(p) => {
@@ -167,7 +176,7 @@ impl Flows {
 
     /// Whether anyone would read a record now; lets callers skip building one.
     pub fn wanted(&self) -> bool {
-        self.0.has_sink || self.0.live.receiver_count() > 0
+        self.0.has_sink || self.0.live.get().is_some_and(|l| l.receiver_count() > 0)
     }
 
     pub fn emit(&self, rec: FlowRecord) {
@@ -181,14 +190,17 @@ impl Flows {
 
     /// A live feed of serialised records (one JSON line each), for `/flows`.
     pub fn subscribe(&self) -> broadcast::Receiver<Bytes> {
-        self.0.live.subscribe()
+        self.0
+            .live
+            .get_or_init(|| broadcast::channel(LIVE_CAPACITY).0)
+            .subscribe()
     }
 }
 
 async fn writer(
     mut rx: mpsc::Receiver<FlowRecord>,
     out: Option<Box<dyn AsyncWrite + Send + Unpin>>,
-    live: broadcast::Sender<Bytes>,
+    live: Live,
 ) {
     let mut out = out.map(|o| tokio::io::BufWriter::with_capacity(64 * 1024, o));
     let mut line = Vec::with_capacity(512);
@@ -205,8 +217,8 @@ async fn writer(
                         out = None;
                     }
                 }
-                if live.receiver_count() > 0 {
-                    let _ = live.send(Bytes::copy_from_slice(&line));
+                if let Some(l) = live.get().filter(|l| l.receiver_count() > 0) {
+                    let _ = l.send(Bytes::copy_from_slice(&line));
                 }
             }
             next = rx.try_recv().ok();
@@ -245,6 +257,7 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::time::Duration;
@@ -256,5 +269,35 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-22T05:02:03.123456Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(&rfc3339(leap)[..10], "2000-02-29");
+    }
+
+    #[tokio::test]
+    async fn the_live_feed_exists_once_someone_subscribes() {
+        let cfg = FlowsConfig {
+            sink: FlowSink::None,
+            buffer: 16,
+        };
+        let flows = Flows::start(&cfg, Metrics::new()).unwrap();
+        assert!(flows.live.get().is_none(), "no ring before a subscriber");
+        assert!(!flows.wanted());
+        let mut rx = flows.subscribe();
+        assert!(flows.wanted());
+        let rec = FlowRecord::new(
+            SystemTime::now(),
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".into(),
+            "web".into(),
+            "http".into(),
+            Verdict::Forwarded,
+        );
+        flows.emit(rec);
+        let line = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(line.starts_with(b"{") && line.ends_with(b"\n"), "{line:?}");
+        let _rx2 = flows.subscribe();
+        let live = flows.live.get().unwrap();
+        assert_eq!(live.receiver_count(), 2, "later subscribers share the feed");
     }
 }

@@ -137,6 +137,9 @@ pub struct WasmConfig {
     pub max_vms: u32,
     /// Watch module files and the config file (and SIGHUP) to reload filters.
     pub reload: bool,
+    /// Where compiled modules are kept, as unnamed files mapped into the process, while they
+    /// are loaded (see `wasm::compile`).
+    pub artifact_dir: PathBuf,
 }
 
 impl Default for WasmConfig {
@@ -146,6 +149,7 @@ impl Default for WasmConfig {
             memory_limit: 64 << 20,
             max_vms: 256,
             reload: true,
+            artifact_dir: PathBuf::from("/var/tmp"),
         }
     }
 }
@@ -765,6 +769,10 @@ impl Validator {
             memory_limit,
             max_vms: max_vms.max(1),
             reload: w.reload.unwrap_or(true),
+            artifact_dir: w
+                .artifact_dir
+                .as_deref()
+                .map_or(d.artifact_dir, |p| self.path(p)),
         }
     }
 

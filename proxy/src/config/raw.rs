@@ -117,6 +117,7 @@ pub struct RawWasm {
     pub memory_limit: Option<String>,
     pub max_vms: Option<u32>,
     pub reload: Option<bool>,
+    pub artifact_dir: Option<String>,
 }
 
 /// One filter of a listener's chain.

@@ -6,13 +6,23 @@
 //! module in a short-lived child instead, the strait binary itself run as
 //! `strait __compile-wasm`: the module's bytes go to its stdin, it builds an engine with
 //! [`engine_config`] from the same settings, and `Engine::precompile_module`'s artifact comes
-//! back on its stdout. The serving process only deserializes it.
+//! back on its stdout. The serving process only deserializes it, with an engine that has no
+//! compiler at all (see [`engine`]).
 //!
 //! Child protocol: arguments from [`EngineSettings::args`]; exit 0 with the artifact on
 //! stdout; exit [`EXIT_INVALID`] with wasmtime's message on stderr when the module does not
 //! compile; anything else is a failure of the child itself.
+//!
+//! The child's stdout is an unnamed file (`O_TMPFILE`) in `wasm.artifact_dir`, and the module is
+//! mapped from it (`Module::deserialize_open_file`) rather than copied into the heap: only the
+//! pages of code, metadata and data segments that actually run or get read become resident,
+//! as clean page cache the kernel can drop, and the copy-on-write memory images map the same
+//! file. The file has no name, so there is nothing to clean up; its space is freed when the
+//! last `Module` using it is dropped (after a reload, once the old VMs drained). When no file
+//! can be made there, the artifact comes back through a pipe and is copied as before; when the
+//! file cannot be mapped (a `noexec` mount), it is read back and copied.
 
-use std::io::{Read as _, Write as _};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -92,19 +102,44 @@ pub fn engine_config(s: EngineSettings) -> wasmtime::Config {
         // core from the request path, and each compile thread keeps its own malloc arena.
         .parallel_compilation(false)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // Leave out of the artifact what strait does not need. The serving process maps the whole
+    // artifact (see the module docs), so these were resident pages; together about a quarter
+    // of a small filter's artifact (allow_list: 542 -> 413 KiB).
+    // - ELF symbols for the wasm functions: for tools that read a `.cwasm` file (`wasmtime
+    //   objdump`, profilers); our artifact files have no name and vanish with the module.
+    // - The native-to-wasm address map: only for the wasm offsets in a `WasmBacktrace`. A trap
+    //   during a request is logged as its kind (`vm.rs`, `describe`); a failure at VM start
+    //   still prints the backtrace's function names, just without offsets.
+    // - `.eh_frame` for native unwinders, registered with libgcc at load. wasmtime walks wasm
+    //   frames by frame pointer (its traps and backtraces do not need it) and catches host
+    //   panics before they reach wasm frames. Only a native backtrace (a debugger, a
+    //   `RUST_BACKTRACE` capture inside a host call) now stops at the first wasm frame.
+    cfg.debug_symbols(false)
+        .generate_address_map(false)
+        .native_unwind_info(false);
     cfg
 }
 
-/// An engine from [`engine_config`].
-pub fn engine(s: EngineSettings) -> Result<Engine, WasmError> {
-    Engine::new(&engine_config(s)).map_err(|e| WasmError::Engine(format!("{e:#}")))
+/// An engine from [`engine_config`], with Cranelift for `compiler: true`. Without it the engine
+/// only loads artifacts, checking each against this host's CPU features (rather than against
+/// its own compiler's settings); what must match otherwise (wasmtime version, engine flags,
+/// tunables, wasm features) is checked either way. The serving process of
+/// [`CompileMode::Subprocess`] never compiles, and building a compiler would run (and leave
+/// resident) about 1 MiB of Cranelift's code: the ISA and settings builders.
+pub fn engine(s: EngineSettings, compiler: bool) -> Result<Engine, WasmError> {
+    let mut cfg = engine_config(s);
+    cfg.enable_compiler(compiler);
+    Engine::new(&cfg).map_err(|e| WasmError::Engine(format!("{e:#}")))
 }
 
 /// Compiles `bytes` (the module `path` names) for `engine`, which was built from `settings`.
+/// `artifact_dir` is where a [`CompileMode::Subprocess`] artifact is kept while the module is
+/// loaded (an unnamed file, see the module docs).
 pub fn compile(
     engine: &Engine,
     mode: &CompileMode,
     settings: EngineSettings,
+    artifact_dir: &Path,
     path: &Path,
     bytes: &[u8],
 ) -> Result<Module, WasmError> {
@@ -122,25 +157,92 @@ pub fn compile(
         message,
     };
     let started = std::time::Instant::now();
-    let artifact = run_child(exe, settings, bytes).map_err(|f| match f {
+    let file = match tempfile::tempfile_in(artifact_dir) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(
+                module = %path.display(), dir = %artifact_dir.display(), error = %e,
+                "cannot create a file for the compiled module in wasm.artifact_dir; \
+                 loading it into memory instead (more resident memory)"
+            );
+            None
+        }
+    };
+    let out = match &file {
+        Some(f) => Output::File(
+            f.try_clone()
+                .map_err(|e| compiler(format!("cannot share the artifact file: {e}")))?,
+        ),
+        None => Output::Pipe,
+    };
+    let artifact = run_child(exe, settings, bytes, out).map_err(|f| match f {
         ChildFailure::Invalid(message) => WasmError::Compile {
             path: path.to_owned(),
             message,
         },
         ChildFailure::Other(message) => compiler(message),
     })?;
-    // SAFETY: `Module::deserialize` requires bytes produced by `Engine::precompile_module` (or
-    // `Module::serialize`) of a compatible engine, never arbitrary input. These come straight
-    // from the pipe of a child we just ran: a strait binary (the daemon runs /proc/self/exe,
-    // itself; tests name the binary of their build) calling `precompile_module` on an engine
-    // from `engine_config(settings)`, the same function and settings `engine` was built with.
-    // Nothing else writes to that pipe and the artifact never touches the disk. wasmtime also
-    // checks the artifact's header (wasmtime version, target, engine flags and tunables) and
-    // refuses a mismatch with an error instead of loading it.
-    let module = unsafe { Module::deserialize(engine, &artifact) }
-        .map_err(|e| compiler(format!("cannot load the compiled module: {e:#}")))?;
+    let loaded = |e: wasmtime::Error| compiler(format!("cannot load the compiled module: {e:#}"));
+    let (module, size) = match file {
+        Some(file) => {
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            // Only to read the artifact back if it cannot be mapped (below).
+            let readback = file.try_clone();
+            // SAFETY: `deserialize_open_file` requires a file holding the unmodified output of
+            // `Engine::precompile_module` (or `Module::serialize`) of a compatible engine, never
+            // arbitrary input, and that the file does not change while the `Module` lives (it
+            // is mapped, not copied). Both hold:
+            // - Its content is what a child we just ran wrote to its stdout: a strait binary (the
+            //   daemon runs /proc/self/exe, itself; tests name the binary of their build)
+            //   calling `precompile_module` on an engine from `engine_config(settings)`, the
+            //   same function and settings `engine` was built with.
+            // - `tempfile_in` made the file without a name (`O_TMPFILE`, or created 0600 and
+            //   unlinked at once), so no other process can open it. The only other descriptor
+            //   was the child's stdout, and the child has exited (`run_child` waits for it);
+            //   it spawns nothing. This process hands the `File` to wasmtime, which maps it
+            //   privately and never writes through it, and only reads through `readback`.
+            // wasmtime also checks the artifact's header (wasmtime version, target, engine
+            // flags and tunables) and refuses a mismatch with an error instead of loading it.
+            match unsafe { Module::deserialize_open_file(engine, file) } {
+                Ok(m) => (m, size),
+                Err(e) => {
+                    // Most likely a `noexec` mount, which refuses executable mappings of its
+                    // files. Load a copy instead, as without a file; if the artifact itself is
+                    // refused, this fails the same way and reports that.
+                    let bytes = readback
+                        .and_then(|mut f| {
+                            let mut v = Vec::new();
+                            f.seek(SeekFrom::Start(0))?;
+                            f.read_to_end(&mut v)?;
+                            Ok(v)
+                        })
+                        .map_err(|r| {
+                            compiler(format!(
+                                "cannot load the compiled module: {e:#} \
+                                 (and cannot read it back: {r})"
+                            ))
+                        })?;
+                    // SAFETY: as above for the content; `deserialize` copies it.
+                    let m = unsafe { Module::deserialize(engine, &bytes) }.map_err(loaded)?;
+                    tracing::warn!(
+                        module = %path.display(), dir = %artifact_dir.display(),
+                        error = %format!("{e:#}"),
+                        "cannot map the compiled module from wasm.artifact_dir (mounted noexec?); \
+                         loaded a copy into memory instead (more resident memory)"
+                    );
+                    (m, size)
+                }
+            }
+        }
+        None => {
+            // SAFETY: as above for the content; here it came through the child's stdout pipe,
+            // which nothing else writes to, and `deserialize` copies it.
+            let m = unsafe { Module::deserialize(engine, &artifact) }.map_err(loaded)?;
+            (m, artifact.len() as u64)
+        }
+    };
     tracing::debug!(
-        module = %path.display(), bytes = bytes.len(), artifact = artifact.len(),
+        module = %path.display(), bytes = bytes.len(), artifact = size,
         ms = started.elapsed().as_millis() as u64, "module compiled in a child process"
     );
     drop(artifact);
@@ -167,13 +269,30 @@ enum ChildFailure {
     Other(String),
 }
 
-fn run_child(exe: &Path, settings: EngineSettings, bytes: &[u8]) -> Result<Vec<u8>, ChildFailure> {
+/// Where the child's stdout goes.
+enum Output {
+    /// This file (the artifact is read from it afterwards).
+    File(std::fs::File),
+    /// A pipe, returned as the `Ok` bytes of [`run_child`].
+    Pipe,
+}
+
+/// Runs the compiler; the artifact is in `out`, or, for [`Output::Pipe`], the bytes returned.
+fn run_child(
+    exe: &Path,
+    settings: EngineSettings,
+    bytes: &[u8],
+    out: Output,
+) -> Result<Vec<u8>, ChildFailure> {
     let what = || format!("`{} {SUBCOMMAND}`", exe.display());
     let mut child = Command::new(exe)
         .arg(SUBCOMMAND)
         .args(settings.args())
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdout(match out {
+            Output::File(f) => Stdio::from(f),
+            Output::Pipe => Stdio::piped(),
+        })
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| ChildFailure::Other(format!("cannot start the compiler {}: {e}", what())))?;
@@ -231,7 +350,7 @@ pub fn child_main(settings: EngineSettings) -> u8 {
         eprintln!("cannot read the module from stdin: {e}");
         return 1;
     }
-    let engine = match engine(settings) {
+    let engine = match engine(settings, true) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("{e}");
@@ -274,31 +393,75 @@ mod tests {
     fn an_artifact_loads_into_an_engine_of_the_same_settings_only() {
         let s = EngineSettings::of(&WasmConfig::default());
         let wat = br#"(module (func (export "f")))"#;
-        let artifact = engine(s).unwrap().precompile_module(wat).unwrap();
-        // SAFETY: the artifact was just produced by `precompile_module` above.
-        let same = unsafe { Module::deserialize(&engine(s).unwrap(), &artifact) };
-        assert!(same.is_ok());
+        let artifact = engine(s, true).unwrap().precompile_module(wat).unwrap();
+        for compiler in [true, false] {
+            // SAFETY: the artifact was just produced by `precompile_module` above.
+            let same = unsafe { Module::deserialize(&engine(s, compiler).unwrap(), &artifact) };
+            assert!(same.is_ok(), "compiler: {compiler}");
+        }
         let mut cfg = engine_config(s);
         cfg.epoch_interruption(false);
         let other = Engine::new(&cfg).unwrap();
         // SAFETY: as above; wasmtime must refuse it for the different engine.
         let e = unsafe { Module::deserialize(&other, &artifact) }.unwrap_err();
         assert!(format!("{e:#}").contains("epoch"), "{e:#}");
+        cfg.enable_compiler(false);
+        let other = Engine::new(&cfg).unwrap();
+        // SAFETY: as above.
+        let e = unsafe { Module::deserialize(&other, &artifact) }.unwrap_err();
+        assert!(format!("{e:#}").contains("epoch"), "{e:#}");
     }
 
     /// `compile` through `exe` as the compiler child; the error's text.
     fn child_error(exe: &Path) -> String {
+        let dir = tempfile::tempdir().unwrap();
         let s = EngineSettings::of(&WasmConfig::default());
         compile(
-            &engine(s).unwrap(),
+            &engine(s, false).unwrap(),
             &CompileMode::Subprocess(exe.to_owned()),
             s,
+            dir.path(),
             Path::new("f.wasm"),
             b"(module)",
         )
         .err()
         .unwrap()
         .to_string()
+    }
+
+    /// A stand-in compiler that writes `artifact` (a file) to stdout.
+    fn replay(dir: &Path, artifact: &Path) -> PathBuf {
+        script(dir, &format!("cat '{}'", artifact.display()))
+    }
+
+    #[test]
+    fn the_artifact_is_mapped_from_an_unnamed_file_or_else_copied() {
+        let s = EngineSettings::of(&WasmConfig::default());
+        let compiler = engine(s, true).unwrap();
+        let engine = engine(s, false).unwrap();
+        let wat = br#"(module (memory (export "memory") 1) (data (i32.const 0) "hi")
+            (func (export "f") (result i32) i32.const 7))"#;
+        let tmp = tempfile::tempdir().unwrap();
+        let artifact = tmp.path().join("a.cwasm");
+        std::fs::write(&artifact, compiler.precompile_module(wat).unwrap()).unwrap();
+        let exe = CompileMode::Subprocess(replay(tmp.path(), &artifact));
+        let dir = tmp.path().join("artifacts");
+        std::fs::create_dir(&dir).unwrap();
+        for artifact_dir in [dir.as_path(), Path::new("/nonexistent/dir")] {
+            let m = compile(&engine, &exe, s, artifact_dir, Path::new("f.wasm"), wat).unwrap();
+            let mut store = wasmtime::Store::new(&engine, ());
+            store.set_epoch_deadline(1);
+            let i = wasmtime::Instance::new(&mut store, &m, &[]).unwrap();
+            let f = i.get_typed_func::<(), i32>(&mut store, "f").unwrap();
+            assert_eq!(f.call(&mut store, ()).unwrap(), 7);
+            let mem = i.get_memory(&mut store, "memory").unwrap();
+            assert_eq!(&mem.data(&store)[..2], b"hi");
+        }
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            0,
+            "the artifact file has no name"
+        );
     }
 
     /// A stand-in compiler: a shell script.

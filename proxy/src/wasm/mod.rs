@@ -102,7 +102,10 @@ impl Runtime {
         clusters: Vec<Arc<ClusterConfig>>,
         compile: CompileMode,
     ) -> Result<Self, WasmError> {
-        let engine = compile::engine(compile::EngineSettings::of(settings))?;
+        let engine = compile::engine(
+            compile::EngineSettings::of(settings),
+            compile == CompileMode::InProcess,
+        )?;
         let mut linker = Linker::new(&engine);
         abi::define(&mut linker).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let clock = epoch::EpochClock::start(engine.clone())

@@ -278,6 +278,7 @@ impl Plugin {
             &rt.engine,
             &rt.compile,
             super::compile::EngineSettings::of(&rt.settings),
+            &rt.settings.artifact_dir,
             &fc.module,
             &bytes,
         )?;
