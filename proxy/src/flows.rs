@@ -278,7 +278,7 @@ mod tests {
             buffer: 16,
         };
         let flows = Flows::start(&cfg, Metrics::new()).unwrap();
-        assert!(flows.live.get().is_none(), "no ring before a subscriber");
+        assert!(flows.0.live.get().is_none(), "no ring before a subscriber");
         assert!(!flows.wanted());
         let mut rx = flows.subscribe();
         assert!(flows.wanted());
@@ -297,7 +297,7 @@ mod tests {
             .unwrap();
         assert!(line.starts_with(b"{") && line.ends_with(b"\n"), "{line:?}");
         let _rx2 = flows.subscribe();
-        let live = flows.live.get().unwrap();
+        let live = flows.0.live.get().unwrap();
         assert_eq!(live.receiver_count(), 2, "later subscribers share the feed");
     }
 }

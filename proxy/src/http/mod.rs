@@ -628,15 +628,7 @@ impl HttpProxy {
         req: Request<RequestBody>,
         down: hyper::upgrade::OnUpgrade,
     ) -> Result<(Response<Incoming>, Option<hyper::upgrade::OnUpgrade>), Failure> {
-        let io = self
-            .upstreams
-            .connector
-            .connect()
-            .await
-            .map_err(|e| connect_failure(&e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| Failure::protocol(format!("upstream handshake failed: {e}")))?;
+        let (mut sender, conn) = self.connect_http1().await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upstream upgrade connection ended with an error");
@@ -697,16 +689,29 @@ impl HttpProxy {
     }
 
     async fn connect_bound(&self) -> Result<bound::Upstream, Failure> {
+        let (tx, conn) = self.connect_http1().await?;
+        Ok(bound::Upstream::new(tx, conn))
+    }
+
+    /// A new upstream HTTP/1.1 connection: its request handle and its I/O future.
+    async fn connect_http1(
+        &self,
+    ) -> Result<
+        (
+            hyper::client::conn::http1::SendRequest<RequestBody>,
+            hyper::client::conn::http1::Connection<upstream::UpstreamStream, RequestBody>,
+        ),
+        Failure,
+    > {
         let io = self
             .upstreams
             .connector
             .connect()
             .await
             .map_err(|e| connect_failure(&e))?;
-        let (tx, conn) = hyper::client::conn::http1::handshake(io)
+        hyper::client::conn::http1::handshake(io)
             .await
-            .map_err(|e| Failure::protocol(format!("upstream handshake failed: {e}")))?;
-        Ok(bound::Upstream::new(tx, conn))
+            .map_err(|e| Failure::protocol(format!("upstream handshake failed: {e}")))
     }
 
     fn respond_filtered(
