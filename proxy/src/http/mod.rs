@@ -396,9 +396,7 @@ impl HttpProxy {
 
         // An HTTP/1.x client's requests go on its own upstream connection; everything else
         // (HTTP/2 clients' concurrent streams) through the pool.
-        let bind = route == Route::Http1
-            && down_version <= Version::HTTP_11
-            && up_req.method() != http::Method::CONNECT;
+        let bind = down_version <= Version::HTTP_11 && up_req.method() != http::Method::CONNECT;
         let sent = async {
             let client = match (down_upgrade, route) {
                 (Some(on), _) => return self.send_upgrade(up_req, on).await,
