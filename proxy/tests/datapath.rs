@@ -1280,3 +1280,149 @@ fn sockmap_adaptive_rule_leaves_short_connections_on_tcp_and_resumes_after_a_lon
     let left = leftovers(&w);
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// Accepts one connection on port 8080 and reads nothing until a line arrives on stdin; then
+/// reads to the end and prints the byte count and the SHA-256 of what it read.
+const SLOW_READER: &str = r#"
+import hashlib, socket, sys
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("0.0.0.0", 8080))
+l.listen(1)
+print("listening", flush=True)
+c, _ = l.accept()
+sys.stdin.readline()
+h, n = hashlib.sha256(), 0
+while True:
+    b = c.recv(1 << 16)
+    if not b:
+        break
+    h.update(b)
+    n += len(b)
+print(n, h.hexdigest(), flush=True)
+"#;
+
+/// Writes to argv[1]:8080 without blocking until the socket stays unwritable for 2 s
+/// (`stalled N`), argv[2] bytes went out unchecked (`unbounded N`), or a send fails
+/// (`error<errno> N`). After a line on stdin it writes argv[3] more bytes blocking, closes, and
+/// prints `sent N <sha256>`.
+const FAST_WRITER: &str = r#"
+import hashlib, select, socket, sys
+s = socket.create_connection((sys.argv[1], 8080))
+limit, more = int(sys.argv[2]), int(sys.argv[3])
+chunk = bytes(range(256)) * 256
+h, n, state = hashlib.sha256(), 0, None
+s.setblocking(False)
+while state is None:
+    try:
+        k = s.send(chunk)
+        h.update(chunk[:k])
+        n += k
+        if n >= limit:
+            state = "unbounded"
+    except BlockingIOError:
+        if not select.select([], [s], [], 2.0)[1]:
+            state = "stalled"
+    except OSError as e:
+        state = f"error{e.errno}"
+print(state, n, flush=True)
+sys.stdin.readline()
+s.setblocking(True)
+sent = 0
+while sent < more:
+    s.sendall(chunk)
+    h.update(chunk)
+    n += len(chunk)
+    sent += len(chunk)
+s.close()
+print("sent", n, h.hexdigest(), flush=True)
+"#;
+
+/// Reads one line of a child's stdout.
+fn line_of(out: &mut std::io::BufReader<std::process::ChildStdout>) -> String {
+    let mut line = String::new();
+    std::io::BufRead::read_line(out, &mut line).expect("child stdout");
+    line.trim().to_owned()
+}
+
+#[test]
+fn sockmap_backpressure_makes_a_writer_to_a_slow_reader_wait_and_loses_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged() {
+        return;
+    }
+    let w = world("b", 13, true);
+    let text = std::fs::read_to_string(&w.config).expect("config");
+    let tuned = text.replace(
+        "sockmap: {enabled: true}",
+        "sockmap: {enabled: true, max_queued: 1MiB}",
+    );
+    assert_ne!(tuned, text);
+    std::fs::write(&w.config, tuned).expect("config");
+    // Without backpressure a spliced writer never waits: it would pass this many bytes.
+    const UNBOUNDED: u64 = 256 << 20;
+    {
+        let _dp = DatapathGuard(w.pin_dir.clone());
+        let _lab = Lab::up(vec![w.cli.clone(), w.srv.clone()]).expect("lab up");
+        let _strait = w.strait();
+        let dir = w.dir.path();
+        std::fs::write(dir.join("reader.py"), SLOW_READER).expect("reader script");
+        std::fs::write(dir.join("writer.py"), FAST_WRITER).expect("writer script");
+        let spawn = |netns: &str, args: &[String]| {
+            let mut p = Proc(
+                exec_in(netns, "python3")
+                    .args(args)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("python"),
+            );
+            let out = std::io::BufReader::new(p.0.stdout.take().expect("stdout"));
+            (p, out)
+        };
+        let (mut reader, mut reader_out) =
+            spawn(&w.srv.netns, &[dir.join("reader.py").display().to_string()]);
+        assert_eq!(line_of(&mut reader_out), "listening");
+        let s0 = w.splice();
+        let bp0 = w.metric("strait_sockmap_backpressure_fallbacks");
+        let (mut writer, mut writer_out) = spawn(
+            &w.cli.netns,
+            &[
+                dir.join("writer.py").display().to_string(),
+                w.srv.addresses[0].to_string(),
+                UNBOUNDED.to_string(),
+                (8u64 << 20).to_string(),
+            ],
+        );
+
+        // The reader reads nothing: the writer must be made to wait, as TCP would make it.
+        let first = line_of(&mut writer_out);
+        let (state, queued) = first.split_once(' ').expect("writer state");
+        let queued: u64 = queued.parse().expect("byte count");
+        assert_eq!(state, "stalled", "writer: {first}");
+        eprintln!("the writer had to wait after {queued} bytes");
+        assert!(
+            queued < 64 << 20,
+            "{queued} bytes went out before the writer had to wait"
+        );
+        let s1 = w.splice();
+        assert_eq!(s1.inserted - s0.inserted, 2, "not spliced: {s0:?} → {s1:?}");
+        assert!(s1.redirected > s0.redirected, "{s0:?} → {s1:?}");
+        assert_eq!(
+            w.metric("strait_sockmap_backpressure_fallbacks") - bp0,
+            1,
+            "the connection's direction did not move to TCP"
+        );
+
+        // Then the reader drains: every byte, in order (spliced ones first, then TCP's), and
+        // the writer's blocking sends after the switch go through.
+        writeln!(writer.0.stdin.as_mut().expect("stdin")).expect("writer stdin");
+        writeln!(reader.0.stdin.as_mut().expect("stdin")).expect("reader stdin");
+        let sent = line_of(&mut writer_out);
+        let got = line_of(&mut reader_out);
+        let sent = sent.strip_prefix("sent ").unwrap_or(&sent);
+        assert_eq!(got, sent, "reader got ≠ writer sent");
+    }
+    let left = leftovers(&w);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

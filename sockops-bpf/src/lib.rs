@@ -94,6 +94,10 @@ pub struct SockState {
     pub sends: u32,
     /// Sends of the peer socket, handed over when the peer closed first (adaptive rule).
     pub peer_sends: u32,
+    /// The kernel address of this socket (`struct sock *`), recorded by sock_ops so that the
+    /// peer's sk_msg can read how many redirected bytes wait unread in this socket's queue
+    /// (backpressure). Only ever read with `bpf_probe_read_kernel`, never dereferenced.
+    pub sock: u64,
 }
 
 /// `SOCK_SERVICES` key: the server end of a connection (address and port), whichever end
@@ -133,6 +137,15 @@ pub mod config {
     /// Adaptive splicing: after this many short connections in a row to a service, new
     /// connections to it are not spliced until one longer connection is seen.
     pub const ADAPTIVE_STREAK: u32 = 4;
+    /// Backpressure: byte offset of `sk_user_data` (the psock) in the running kernel's
+    /// `struct sock`, from its BTF. 0: the check is off.
+    pub const OFF_SK_USER_DATA: u32 = 5;
+    /// Backpressure: byte offset of `msg_tot_len` (bytes queued by ingress redirects, not yet
+    /// read) in the kernel's `struct sk_psock`. 0: the check is off.
+    pub const OFF_MSG_TOT_LEN: u32 = 6;
+    /// Backpressure: a spliced send that would leave more than this many bytes unread in the
+    /// peer's queue moves the connection's direction to TCP for good. 0: the check is off.
+    pub const MAX_QUEUED: u32 = 7;
     pub const LEN: u32 = 8;
 }
 
@@ -163,6 +176,9 @@ pub mod counter {
     /// Connections the adaptive rule classified when they closed: short, and longer.
     pub const SHORT_CONNS: u32 = 11;
     pub const LONG_CONNS: u32 = 12;
+    /// Spliced directions moved to TCP because the peer had `config::MAX_QUEUED` bytes
+    /// unread (also counted in `FALLBACKS`).
+    pub const BACKPRESSURE: u32 = 13;
     pub const LEN: u32 = 16;
 }
 
@@ -191,7 +207,7 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<SockKey>(), 48);
         assert_eq!(size_of::<SockEndpoint>(), 16);
-        assert_eq!(size_of::<SockState>(), 64);
+        assert_eq!(size_of::<SockState>(), 72);
         assert_eq!(size_of::<ServiceKey>(), 20);
         assert_eq!(size_of::<ServiceStats>(), 8);
     }

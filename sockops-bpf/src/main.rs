@@ -13,7 +13,10 @@
 //!   else the other endpoint's socket if policy allows the pair directly) and redirects every
 //!   message into the peer's receive queue (`BPF_F_INGRESS`). If the peer is not there at the
 //!   first message, the connection stays on TCP for good (`FALLBACK`): switching paths later
-//!   could reorder bytes. Policy is re-checked when strait bumps the policy generation; a
+//!   could reorder bytes. Backpressure: a send that would leave more than
+//!   `config::MAX_QUEUED` bytes unread in the peer's queue moves that direction to TCP for
+//!   good (`BACKPRESSURE`), where the receive window makes the writer wait; the reader drains
+//!   the redirected bytes before the TCP ones, so nothing is reordered. Policy is re-checked when strait bumps the policy generation; a
 //!   spliced endpoint pair the new policy no longer allows directly has its further sends
 //!   dropped (fail closed: it cannot be moved to the proxy mid-stream).
 #![cfg_attr(target_arch = "bpf", no_std)]
@@ -32,7 +35,9 @@ mod prog {
         BPF_ANY, BPF_F_INGRESS, BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB,
         BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB, BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG,
     };
-    use aya_ebpf::helpers::{bpf_get_netns_cookie, bpf_sock_ops_cb_flags_set};
+    use aya_ebpf::helpers::{
+        bpf_get_netns_cookie, bpf_probe_read_kernel, bpf_sock_ops_cb_flags_set,
+    };
     use aya_ebpf::macros::{map, sk_msg, sock_ops};
     use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, SockHash};
     use aya_ebpf::programs::{SkMsgContext, SockOpsContext};
@@ -190,6 +195,10 @@ mod prog {
         } else {
             return;
         };
+        // SAFETY: the context's `sk` field, one 8-byte load. The address is only stored, for
+        // the peer's `bpf_probe_read_kernel` (backpressure); storing a kernel address in a map
+        // needs CAP_PERFMON, which strait has as root.
+        let sock = unsafe { read_volatile(addr_of!((*ctx.ops).__bindgen_anon_2.sk)) } as u64;
         let mut st = SockState {
             state: state::INSERTED,
             kind,
@@ -199,6 +208,7 @@ mod prog {
             peer: SockKey::default(),
             sends: 0,
             peer_sends: 0,
+            sock,
         };
         if short_service(&service(&key, active)) {
             // Adaptive rule: this service's connections have been too short to gain from
@@ -453,6 +463,14 @@ mod prog {
                 st.generation = generation;
             }
             let mut peer = st.peer;
+            if peer_queue_full(&peer, size) {
+                // TCP from here on: its window makes the writer wait for the reader. The
+                // reader gets the bytes already redirected first (tcp_bpf_recvmsg drains the
+                // psock's queue before the TCP receive queue), so the order holds.
+                fallback(st, s);
+                count(counter::BACKPRESSURE, 1);
+                return true;
+            }
             if SOCK_HASH.redirect_msg(ctx, &mut peer, BPF_F_INGRESS as u64) == SK_PASS as i64 {
                 count(counter::REDIRECTED_MSGS, 1);
                 count(counter::REDIRECTED_BYTES, size);
@@ -500,6 +518,47 @@ mod prog {
             miss(st);
         }
         true
+    }
+
+    /// Whether redirecting `size` more bytes would leave more than `config::MAX_QUEUED` bytes
+    /// unread in `peer`'s queue: its psock's `msg_tot_len`, read at the offsets strait found
+    /// in the kernel's BTF. An ingress redirect charges the receiver without limit, so without
+    /// this check a writer to a slow reader is never made to wait and, under TCP memory
+    /// pressure, gets ENOMEM where TCP would have blocked it.
+    #[inline(always)]
+    fn peer_queue_full(peer: &SockKey, size: u64) -> bool {
+        let max = config(config::MAX_QUEUED);
+        let off_user_data = config(config::OFF_SK_USER_DATA);
+        let off_len = config(config::OFF_MSG_TOT_LEN);
+        if max == 0 || off_user_data == 0 || off_len == 0 {
+            return false;
+        }
+        let Some(p) = SOCK_STATE.get_ptr(peer) else {
+            return false;
+        };
+        // SAFETY: as in `endpoint`.
+        let sock = unsafe { read_volatile(addr_of!((*p).sock)) };
+        if sock == 0 {
+            return false;
+        }
+        // SAFETY: bpf_probe_read_kernel copies from a kernel address and fails instead of
+        // faulting; a stale address (the peer just closed) reads a wrong value at worst, and
+        // the redirect to a closed peer fails anyway.
+        let Ok(user_data) =
+            (unsafe { bpf_probe_read_kernel((sock + off_user_data) as *const u64) })
+        else {
+            return false;
+        };
+        // SK_USER_DATA_PTRMASK: the low three bits of `sk_user_data` are flags.
+        let psock = user_data & !7;
+        if psock == 0 {
+            return false;
+        }
+        // SAFETY: as above.
+        let Ok(queued) = (unsafe { bpf_probe_read_kernel((psock + off_len) as *const u32) }) else {
+            return false;
+        };
+        u64::from(queued) + size > max
     }
 
     #[inline(always)]

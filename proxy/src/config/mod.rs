@@ -350,6 +350,9 @@ pub struct SockmapConfig {
     /// /proc/self/mounts at start.
     pub cgroup: Option<PathBuf>,
     pub max_sockets: u32,
+    /// Backpressure: a spliced send that would leave more than this many bytes unread in the
+    /// peer's queue moves that direction of the connection to TCP. 0: no limit.
+    pub max_queued: u64,
     /// Adaptive splicing (`None`: off, every eligible connection is spliced).
     pub adaptive: Option<AdaptiveConfig>,
 }
@@ -361,6 +364,11 @@ pub struct SockmapConfig {
 pub struct AdaptiveConfig {
     pub short_messages: u32,
     pub streak: u32,
+}
+
+impl SockmapConfig {
+    /// As much as a socket's default TCP send buffer holds (`tcp_wmem` max).
+    pub const DEFAULT_MAX_QUEUED: u64 = 4 << 20;
 }
 
 impl AdaptiveConfig {
@@ -552,8 +560,24 @@ impl Validator {
             enabled: rs.enabled.unwrap_or(false),
             cgroup: rs.cgroup.map(|p| self.path(&p)),
             max_sockets: rs.max_sockets.unwrap_or(65_536),
+            max_queued: SockmapConfig::DEFAULT_MAX_QUEUED,
             adaptive: None,
         };
+        let max_queued = rs.max_queued.map(|v| match v {
+            raw::RawSize::Bytes(n) => usize::try_from(n).map_err(|_| format!("{n} is too large")),
+            raw::RawSize::Text(t) => parse_size(&t),
+        });
+        match max_queued {
+            None => {}
+            Some(Ok(n)) if n == 0 || (64 << 10..=1 << 30).contains(&n) => {
+                sockmap.max_queued = n as u64;
+            }
+            Some(Ok(_)) => self.err(
+                "sockmap.max_queued",
+                "must be 0 (no limit) or between 64KiB and 1GiB",
+            ),
+            Some(Err(e)) => self.err("sockmap.max_queued", e),
+        }
         let ra = rs.adaptive.unwrap_or_default();
         if ra.enabled.unwrap_or(true) {
             let d = AdaptiveConfig::DEFAULT;
@@ -1391,6 +1415,24 @@ mod tests {
         assert!(d[0].message.contains("enabled: false"), "{}", d[0]);
         assert_eq!(d[1].field, "sockmap.adaptive.streak");
         assert_eq!(d[1].line, 9, "{}", d[1]);
+    }
+
+    #[test]
+    fn sockmap_max_queued_default_units_off_and_bad_values() {
+        let c = parse(OK).expect("valid");
+        assert_eq!(c.sockmap.max_queued, 4 << 20);
+        let c = parse(&format!("{OK}sockmap:\n  max_queued: 256KiB\n")).expect("valid");
+        assert_eq!(c.sockmap.max_queued, 256 << 10);
+        let c = parse(&format!("{OK}sockmap:\n  max_queued: 0\n")).expect("valid");
+        assert_eq!(c.sockmap.max_queued, 0);
+        let c = parse(&format!("{OK}sockmap:\n  max_queued: 1048576\n")).expect("valid");
+        assert_eq!(c.sockmap.max_queued, 1 << 20);
+        for bad in ["1KiB", "2GiB", "lots"] {
+            let d = diag(&format!("{OK}sockmap:\n  max_queued: {bad}\n"));
+            assert_eq!(d.len(), 1, "{d:?}");
+            assert_eq!(d[0].field, "sockmap.max_queued");
+            assert_eq!(d[0].line, 7, "{}", d[0]);
+        }
     }
 
     #[test]

@@ -74,9 +74,20 @@ pub struct RawSockmap {
     pub cgroup: Option<String>,
     /// Capacity of the socket hash (default 65536 sockets).
     pub max_sockets: Option<u32>,
+    /// Backpressure: bytes a spliced send may leave unread in the peer's queue before that
+    /// direction moves to TCP (default 4MiB; 0: no limit).
+    pub max_queued: Option<RawSize>,
     /// Adaptive splicing: leave the connections of services whose connections are short on
     /// TCP (docs/sockmap.md).
     pub adaptive: Option<RawAdaptive>,
+}
+
+/// A size: a number of bytes, or text with a unit (`4MiB`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawSize {
+    Bytes(u64),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,6 +8,7 @@
 //! and L7-policy traffic is dropped while strait is down) or detaches (`on_exit: detach`).
 //! [`unload`] (`strait datapath down`) removes everything.
 
+pub mod btf;
 pub mod netlink;
 pub mod sockmap;
 

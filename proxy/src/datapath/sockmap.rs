@@ -55,6 +55,7 @@ pub struct Counters {
     pub bypassed: u64,
     pub short_conns: u64,
     pub long_conns: u64,
+    pub backpressure: u64,
 }
 
 /// A loaded, attached socket layer. Dropping it detaches sock_ops (no new sockets are
@@ -160,6 +161,14 @@ impl Sockmap {
             .map_err(map_err("SOCK_CONFIG"))?;
         conf.set(config::ADAPTIVE_STREAK, streak, 0)
             .map_err(map_err("SOCK_CONFIG"))?;
+        let (off_user_data, off_msg_len) = backpressure_offsets(cfg.max_queued);
+        for (i, v) in [
+            (config::OFF_SK_USER_DATA, off_user_data),
+            (config::OFF_MSG_TOT_LEN, off_msg_len),
+            (config::MAX_QUEUED, cfg.max_queued),
+        ] {
+            conf.set(i, v, 0).map_err(map_err("SOCK_CONFIG"))?;
+        }
         conf.set(config::ENABLED, 1, 0)
             .map_err(map_err("SOCK_CONFIG"))?;
         let counters = CountersHandle(Arc::new(
@@ -227,6 +236,33 @@ impl Sockmap {
 
     pub fn counters_handle(&self) -> CountersHandle {
         self.counters.clone()
+    }
+}
+
+/// The kernel field offsets the backpressure check reads (`sockops_bpf::config::OFF_*`), or
+/// zeros (check off) when `max_queued` is 0 or this kernel lacks the fields; the latter is
+/// logged, since the bug it guards against is back then.
+fn backpressure_offsets(max_queued: u64) -> (u64, u64) {
+    if max_queued == 0 {
+        return (0, 0);
+    }
+    let found = super::btf::Btf::vmlinux().and_then(|b| {
+        Ok((
+            b.member_offset("sock", "sk_user_data", 8)?,
+            b.member_offset("sk_psock", "msg_tot_len", 4)?,
+        ))
+    });
+    match found {
+        Ok((ud, len)) => (u64::from(ud), u64::from(len)),
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "sockmap backpressure is off: a writer to a slow reader is not made to wait \
+                 and may get ENOMEM under TCP memory pressure (docs/sockmap.md); \
+                 `sockmap.max_queued: 0` turns the check off without this warning"
+            );
+            (0, 0)
+        }
     }
 }
 
@@ -406,6 +442,7 @@ impl CountersHandle {
             bypassed: get(counter::BYPASSED)?,
             short_conns: get(counter::SHORT_CONNS)?,
             long_conns: get(counter::LONG_CONNS)?,
+            backpressure: get(counter::BACKPRESSURE)?,
         })
     }
 
@@ -443,6 +480,11 @@ impl CountersHandle {
                 "strait_sockmap_fallbacks",
                 "Spliced connections moved back to TCP (peer closed, policy change, turned off).",
                 c.fallbacks,
+            ),
+            (
+                "strait_sockmap_backpressure_fallbacks",
+                "Spliced directions moved to TCP because the reader had sockmap.max_queued bytes unread (also in fallbacks).",
+                c.backpressure,
             ),
             (
                 "strait_sockmap_policy_refused",
