@@ -471,7 +471,7 @@ fn sockmap_cmd(
         pin_dir.join("maps").display()
     );
     println!(
-        "sockets in the sockhash now {}\ninserted {} closed {} insert_failed {}\nredirected {} messages / {} bytes, passed {} messages\nmisses {} fallbacks {} (backpressure {}) policy_refused {} policy_denied_messages {}\nadaptive: bypassed {} connections; closed short {} long {}",
+        "sockets in the sockhash now {}\ninserted {} closed {} insert_failed {}\nredirected {} messages / {} bytes, passed {} messages\nmisses {} fallbacks {} backpressure: throttled {} resumed {}\npolicy_refused {} policy_denied_messages {}\nadaptive: bypassed {} connections; closed short {} long {}",
         p.sockets(),
         c.inserted,
         c.closed,
@@ -482,6 +482,7 @@ fn sockmap_cmd(
         c.misses,
         c.fallbacks,
         c.backpressure,
+        c.resumed,
         c.policy_refused,
         c.denied_msgs,
         c.bypassed,

@@ -1281,8 +1281,9 @@ fn sockmap_adaptive_rule_leaves_short_connections_on_tcp_and_resumes_after_a_lon
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-/// Accepts one connection on port 8080 and reads nothing until a line arrives on stdin; then
-/// reads to the end and prints the byte count and the SHA-256 of what it read.
+/// Accepts one connection on port 8080 and reads nothing until a byte count N arrives on
+/// stdin; reads exactly N bytes (`read N`), then to the end, and prints the byte count and the
+/// SHA-256 of all it read.
 const SLOW_READER: &str = r#"
 import hashlib, socket, sys
 l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -1291,14 +1292,16 @@ l.bind(("0.0.0.0", 8080))
 l.listen(1)
 print("listening", flush=True)
 c, _ = l.accept()
-sys.stdin.readline()
+first = int(sys.stdin.readline())
 h, n = hashlib.sha256(), 0
 while True:
-    b = c.recv(1 << 16)
+    b = c.recv(min(1 << 16, first - n) if n < first else 1 << 16)
     if not b:
         break
     h.update(b)
     n += len(b)
+    if n == first:
+        print("read", n, flush=True)
 print(n, h.hexdigest(), flush=True)
 "#;
 
@@ -1346,7 +1349,7 @@ fn line_of(out: &mut std::io::BufReader<std::process::ChildStdout>) -> String {
 }
 
 #[test]
-fn sockmap_backpressure_makes_a_writer_to_a_slow_reader_wait_and_loses_nothing() {
+fn sockmap_backpressure_makes_a_writer_wait_for_a_slow_reader_then_splices_again_losing_nothing() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !privileged() {
         return;
@@ -1384,7 +1387,7 @@ fn sockmap_backpressure_makes_a_writer_to_a_slow_reader_wait_and_loses_nothing()
             spawn(&w.srv.netns, &[dir.join("reader.py").display().to_string()]);
         assert_eq!(line_of(&mut reader_out), "listening");
         let s0 = w.splice();
-        let bp0 = w.metric("strait_sockmap_backpressure_fallbacks");
+        let bp0 = w.metric("strait_sockmap_backpressure_throttled");
         let (mut writer, mut writer_out) = spawn(
             &w.cli.netns,
             &[
@@ -1409,19 +1412,29 @@ fn sockmap_backpressure_makes_a_writer_to_a_slow_reader_wait_and_loses_nothing()
         assert_eq!(s1.inserted - s0.inserted, 2, "not spliced: {s0:?} → {s1:?}");
         assert!(s1.redirected > s0.redirected, "{s0:?} → {s1:?}");
         assert_eq!(
-            w.metric("strait_sockmap_backpressure_fallbacks") - bp0,
+            w.metric("strait_sockmap_backpressure_throttled") - bp0,
             1,
-            "the connection's direction did not move to TCP"
+            "the connection's direction was not throttled"
         );
 
-        // Then the reader drains: every byte, in order (spliced ones first, then TCP's), and
-        // the writer's blocking sends after the switch go through.
+        // The reader reads what was sent so far: the spliced bytes, then the TCP ones.
+        writeln!(reader.0.stdin.as_mut().expect("stdin"), "{queued}").expect("reader stdin");
+        assert_eq!(line_of(&mut reader_out), format!("read {queued}"));
+
+        // Everything sent through TCP is read: the next sends are spliced again.
+        let s2 = w.splice();
+        let resumed0 = w.metric("strait_sockmap_backpressure_resumed");
         writeln!(writer.0.stdin.as_mut().expect("stdin")).expect("writer stdin");
-        writeln!(reader.0.stdin.as_mut().expect("stdin")).expect("reader stdin");
         let sent = line_of(&mut writer_out);
         let got = line_of(&mut reader_out);
         let sent = sent.strip_prefix("sent ").unwrap_or(&sent);
         assert_eq!(got, sent, "reader got ≠ writer sent");
+        let s3 = w.splice();
+        assert!(
+            w.metric("strait_sockmap_backpressure_resumed") > resumed0,
+            "not spliced again after the reader caught up"
+        );
+        assert!(s3.redirected > s2.redirected, "{s2:?} → {s3:?}");
     }
     let left = leftovers(&w);
     assert!(left.is_empty(), "left behind: {left:?}");

@@ -70,6 +70,11 @@ pub mod state {
     /// short to gain from splicing. Kept only for the active (client) socket, so that its
     /// close still tells the rule how long the connection was (TCP's own segment counters).
     pub const BYPASSED: u8 = 5;
+    /// Spliced, but the peer had `config::MAX_QUEUED` bytes unread: messages take TCP, whose
+    /// window makes the writer wait, until the peer has read every byte this socket sent
+    /// through TCP (its `copied_seq` reached our `write_seq`). Then redirected bytes cannot
+    /// overtake TCP ones, and the connection goes back to `SPLICING`.
+    pub const THROTTLED: u8 = 6;
 }
 
 /// `SockState::kind`.
@@ -144,9 +149,14 @@ pub mod config {
     /// read) in the kernel's `struct sk_psock`. 0: the check is off.
     pub const OFF_MSG_TOT_LEN: u32 = 6;
     /// Backpressure: a spliced send that would leave more than this many bytes unread in the
-    /// peer's queue moves the connection's direction to TCP for good. 0: the check is off.
+    /// peer's queue sends that direction through TCP (`state::THROTTLED`) until the peer
+    /// catches up. 0: the check is off.
     pub const MAX_QUEUED: u32 = 7;
-    pub const LEN: u32 = 8;
+    /// Backpressure: byte offsets of `write_seq` and `copied_seq` in the kernel's
+    /// `struct tcp_sock` (whose first member is the `struct sock`).
+    pub const OFF_WRITE_SEQ: u32 = 8;
+    pub const OFF_COPIED_SEQ: u32 = 9;
+    pub const LEN: u32 = 16;
 }
 
 /// Indices of the per-CPU counter array (`SOCK_COUNTERS`).
@@ -176,9 +186,10 @@ pub mod counter {
     /// Connections the adaptive rule classified when they closed: short, and longer.
     pub const SHORT_CONNS: u32 = 11;
     pub const LONG_CONNS: u32 = 12;
-    /// Spliced directions moved to TCP because the peer had `config::MAX_QUEUED` bytes
-    /// unread (also counted in `FALLBACKS`).
+    /// Spliced directions sent through TCP because the peer had `config::MAX_QUEUED` bytes
+    /// unread (`state::THROTTLED`), and those that went back to splicing once it caught up.
     pub const BACKPRESSURE: u32 = 13;
+    pub const RESUMED: u32 = 14;
     pub const LEN: u32 = 16;
 }
 

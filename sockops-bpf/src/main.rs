@@ -14,9 +14,10 @@
 //!   message into the peer's receive queue (`BPF_F_INGRESS`). If the peer is not there at the
 //!   first message, the connection stays on TCP for good (`FALLBACK`): switching paths later
 //!   could reorder bytes. Backpressure: a send that would leave more than
-//!   `config::MAX_QUEUED` bytes unread in the peer's queue moves that direction to TCP for
-//!   good (`BACKPRESSURE`), where the receive window makes the writer wait; the reader drains
-//!   the redirected bytes before the TCP ones, so nothing is reordered. Policy is re-checked when strait bumps the policy generation; a
+//!   `config::MAX_QUEUED` bytes unread in the peer's queue goes through TCP (`THROTTLED`),
+//!   where the receive window makes the writer wait; the reader drains the redirected bytes
+//!   before the TCP ones. Splicing resumes once the peer has read every byte sent through TCP,
+//!   so nothing is reordered. Policy is re-checked when strait bumps the policy generation; a
 //!   spliced endpoint pair the new policy no longer allows directly has its further sends
 //!   dropped (fail closed: it cannot be moved to the proxy mid-stream).
 #![cfg_attr(target_arch = "bpf", no_std)]
@@ -443,6 +444,21 @@ mod prog {
             count(counter::DENIED_MSGS, 1);
             return false;
         }
+        let mut s = s;
+        if s == state::THROTTLED {
+            if config(config::ENABLED) != 0 && tcp_read_up(st) {
+                // Nothing of ours is left on the TCP path: redirected bytes cannot overtake.
+                st.state = state::SPLICING;
+                s = state::SPLICING;
+                count(counter::RESUMED, 1);
+            } else if config(config::ENABLED) == 0 {
+                fallback(st, state::SPLICING);
+                return true;
+            } else {
+                count(counter::PASSED_MSGS, 1);
+                return true;
+            }
+        }
         let generation = config(config::POLICY_GENERATION) as u32;
         if config(config::ENABLED) == 0 {
             fallback(st, s);
@@ -464,11 +480,12 @@ mod prog {
             }
             let mut peer = st.peer;
             if peer_queue_full(&peer, size) {
-                // TCP from here on: its window makes the writer wait for the reader. The
-                // reader gets the bytes already redirected first (tcp_bpf_recvmsg drains the
-                // psock's queue before the TCP receive queue), so the order holds.
-                fallback(st, s);
+                // TCP until the peer catches up: its window makes the writer wait for the
+                // reader. The reader gets the bytes already redirected first (tcp_bpf_recvmsg
+                // drains the psock's queue before the TCP receive queue), so the order holds.
+                st.state = state::THROTTLED;
                 count(counter::BACKPRESSURE, 1);
+                count(counter::PASSED_MSGS, 1);
                 return true;
             }
             if SOCK_HASH.redirect_msg(ctx, &mut peer, BPF_F_INGRESS as u64) == SK_PASS as i64 {
@@ -559,6 +576,37 @@ mod prog {
             return false;
         };
         u64::from(queued) + size > max
+    }
+
+    /// Whether the peer has read every byte this socket sent through TCP: the peer's
+    /// `copied_seq` equals our `write_seq` (one sequence space; redirected bytes never enter
+    /// it). This socket's lock is held, so `write_seq` cannot move meanwhile. Unknown (a read
+    /// failed, offsets missing) counts as no: the connection stays on TCP, which is correct.
+    #[inline(always)]
+    fn tcp_read_up(st: &SockState) -> bool {
+        let off_write = config(config::OFF_WRITE_SEQ);
+        let off_copied = config(config::OFF_COPIED_SEQ);
+        if off_write == 0 || off_copied == 0 || st.sock == 0 {
+            return false;
+        }
+        let Some(p) = SOCK_STATE.get_ptr(&st.peer) else {
+            return false;
+        };
+        // SAFETY: as in `endpoint`.
+        let peer = unsafe { read_volatile(addr_of!((*p).sock)) };
+        if peer == 0 {
+            return false;
+        }
+        // SAFETY: as in `peer_queue_full`.
+        let (Ok(written), Ok(read)) = (unsafe {
+            (
+                bpf_probe_read_kernel((st.sock + off_write) as *const u32),
+                bpf_probe_read_kernel((peer + off_copied) as *const u32),
+            )
+        }) else {
+            return false;
+        };
+        written == read
     }
 
     #[inline(always)]

@@ -350,6 +350,12 @@ mod tests {
         let len = btf
             .member_offset("sk_psock", "msg_tot_len", 4)
             .expect("sk_psock");
-        assert!(ud > 0 && len > 0, "{ud} {len}");
+        let write = btf
+            .member_offset("tcp_sock", "write_seq", 4)
+            .expect("write_seq");
+        let copied = btf
+            .member_offset("tcp_sock", "copied_seq", 4)
+            .expect("copied_seq");
+        assert!(ud > 0 && len > 0 && write > 0 && copied > 0);
     }
 }

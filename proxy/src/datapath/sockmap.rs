@@ -56,6 +56,7 @@ pub struct Counters {
     pub short_conns: u64,
     pub long_conns: u64,
     pub backpressure: u64,
+    pub resumed: u64,
 }
 
 /// A loaded, attached socket layer. Dropping it detaches sock_ops (no new sockets are
@@ -161,10 +162,12 @@ impl Sockmap {
             .map_err(map_err("SOCK_CONFIG"))?;
         conf.set(config::ADAPTIVE_STREAK, streak, 0)
             .map_err(map_err("SOCK_CONFIG"))?;
-        let (off_user_data, off_msg_len) = backpressure_offsets(cfg.max_queued);
+        let off = backpressure_offsets(cfg.max_queued);
         for (i, v) in [
-            (config::OFF_SK_USER_DATA, off_user_data),
-            (config::OFF_MSG_TOT_LEN, off_msg_len),
+            (config::OFF_SK_USER_DATA, off.user_data),
+            (config::OFF_MSG_TOT_LEN, off.msg_tot_len),
+            (config::OFF_WRITE_SEQ, off.write_seq),
+            (config::OFF_COPIED_SEQ, off.copied_seq),
             (config::MAX_QUEUED, cfg.max_queued),
         ] {
             conf.set(i, v, 0).map_err(map_err("SOCK_CONFIG"))?;
@@ -239,21 +242,32 @@ impl Sockmap {
     }
 }
 
-/// The kernel field offsets the backpressure check reads (`sockops_bpf::config::OFF_*`), or
-/// zeros (check off) when `max_queued` is 0 or this kernel lacks the fields; the latter is
-/// logged, since the bug it guards against is back then.
-fn backpressure_offsets(max_queued: u64) -> (u64, u64) {
+/// Byte offsets of the kernel fields the backpressure check reads
+/// (`sockops_bpf::config::OFF_*`); all 0 turns the check off.
+#[derive(Debug, Default, Clone, Copy)]
+struct Offsets {
+    user_data: u64,
+    msg_tot_len: u64,
+    write_seq: u64,
+    copied_seq: u64,
+}
+
+/// The offsets, or zeros (check off) when `max_queued` is 0 or this kernel lacks the fields;
+/// the latter is logged, since the bug it guards against is back then.
+fn backpressure_offsets(max_queued: u64) -> Offsets {
     if max_queued == 0 {
-        return (0, 0);
+        return Offsets::default();
     }
     let found = super::btf::Btf::vmlinux().and_then(|b| {
-        Ok((
-            b.member_offset("sock", "sk_user_data", 8)?,
-            b.member_offset("sk_psock", "msg_tot_len", 4)?,
-        ))
+        Ok(Offsets {
+            user_data: b.member_offset("sock", "sk_user_data", 8)?.into(),
+            msg_tot_len: b.member_offset("sk_psock", "msg_tot_len", 4)?.into(),
+            write_seq: b.member_offset("tcp_sock", "write_seq", 4)?.into(),
+            copied_seq: b.member_offset("tcp_sock", "copied_seq", 4)?.into(),
+        })
     });
     match found {
-        Ok((ud, len)) => (u64::from(ud), u64::from(len)),
+        Ok(o) => o,
         Err(e) => {
             tracing::warn!(
                 error = %e,
@@ -261,7 +275,7 @@ fn backpressure_offsets(max_queued: u64) -> (u64, u64) {
                  and may get ENOMEM under TCP memory pressure (docs/sockmap.md); \
                  `sockmap.max_queued: 0` turns the check off without this warning"
             );
-            (0, 0)
+            Offsets::default()
         }
     }
 }
@@ -443,6 +457,7 @@ impl CountersHandle {
             short_conns: get(counter::SHORT_CONNS)?,
             long_conns: get(counter::LONG_CONNS)?,
             backpressure: get(counter::BACKPRESSURE)?,
+            resumed: get(counter::RESUMED)?,
         })
     }
 
@@ -482,9 +497,14 @@ impl CountersHandle {
                 c.fallbacks,
             ),
             (
-                "strait_sockmap_backpressure_fallbacks",
-                "Spliced directions moved to TCP because the reader had sockmap.max_queued bytes unread (also in fallbacks).",
+                "strait_sockmap_backpressure_throttled",
+                "Spliced directions sent through TCP because the reader had sockmap.max_queued bytes unread.",
                 c.backpressure,
+            ),
+            (
+                "strait_sockmap_backpressure_resumed",
+                "Throttled directions spliced again once the reader had read every byte sent through TCP.",
+                c.resumed,
             ),
             (
                 "strait_sockmap_policy_refused",
