@@ -444,27 +444,12 @@ mod prog {
             count(counter::DENIED_MSGS, 1);
             return false;
         }
-        let mut s = s;
-        if s == state::THROTTLED {
-            if config(config::ENABLED) != 0 && tcp_read_up(st) {
-                // Nothing of ours is left on the TCP path: redirected bytes cannot overtake.
-                st.state = state::SPLICING;
-                s = state::SPLICING;
-                count(counter::RESUMED, 1);
-            } else if config(config::ENABLED) == 0 {
-                fallback(st, state::SPLICING);
-                return true;
-            } else {
-                count(counter::PASSED_MSGS, 1);
-                return true;
-            }
-        }
         let generation = config(config::POLICY_GENERATION) as u32;
         if config(config::ENABLED) == 0 {
             fallback(st, s);
             return true;
         }
-        if s == state::SPLICING {
+        if s == state::SPLICING || s == state::THROTTLED {
             if st.generation != generation {
                 // Policy changed: a direct endpoint pair must still be allowed. The proxy's
                 // connections stay (strait enforces L7 policy on them).
@@ -477,6 +462,15 @@ mod prog {
                     return false;
                 }
                 st.generation = generation;
+            }
+            if s == state::THROTTLED {
+                if !tcp_read_up(st) {
+                    count(counter::PASSED_MSGS, 1);
+                    return true;
+                }
+                // Nothing of ours is left on the TCP path: redirected bytes cannot overtake.
+                st.state = state::SPLICING;
+                count(counter::RESUMED, 1);
             }
             let mut peer = st.peer;
             if peer_queue_full(&peer, size) {
@@ -493,7 +487,7 @@ mod prog {
                 count(counter::REDIRECTED_BYTES, size);
             } else {
                 // The peer closed: its receive queue is gone with it.
-                fallback(st, s);
+                fallback(st, state::SPLICING);
             }
             return true;
         }
@@ -628,7 +622,7 @@ mod prog {
     #[inline(always)]
     fn fallback(st: &mut SockState, was: u8) {
         st.state = state::FALLBACK;
-        if was == state::SPLICING {
+        if was == state::SPLICING || was == state::THROTTLED {
             count(counter::FALLBACKS, 1);
         } else {
             count(counter::MISSES, 1);
