@@ -1402,21 +1402,18 @@ fn check_path(rec: &mut RunRecord) {
     let mut errors = Vec::new();
     // Backpressure sends part of a stream through TCP by design (the reader was behind): the
     // share spliced is reported, not required.
-    let throttled = rec
-        .strait
-        .as_ref()
-        .map_or(0, |c| c.sockmap_backpressure_throttled);
-    if spliced && kind == Kind::Stream && throttled > 0 {
-        if let Some(c) = &rec.strait {
+    let throttled_stream = match &rec.strait {
+        Some(c) if spliced && kind == Kind::Stream && c.sockmap_backpressure_throttled > 0 => {
             rec.warnings.push(format!(
-                "backpressure: {throttled} throttles, {} resumed; {:.0} % of payload bytes \
-                 spliced",
+                "backpressure: {} throttles, {} resumed; {:.0} % of payload bytes spliced",
+                c.sockmap_backpressure_throttled,
                 c.sockmap_backpressure_resumed,
                 c.sockmap_redirected_bytes as f64 * 100.0 / rec.payload_bytes.max(1) as f64
             ));
+            true
         }
-    }
-    let throttled_stream = spliced && kind == Kind::Stream && throttled > 0;
+        _ => false,
+    };
     if let Some(w) = &rec.wire {
         match (spliced, kind) {
             (true, Kind::Stream) if throttled_stream => {}

@@ -531,6 +531,15 @@ mod prog {
         true
     }
 
+    /// The kernel address sock_ops recorded for the socket `key`, if it is still tracked.
+    #[inline(always)]
+    fn sock_address(key: &SockKey) -> Option<u64> {
+        let p = SOCK_STATE.get_ptr(key)?;
+        // SAFETY: as in `endpoint`.
+        let sock = unsafe { read_volatile(addr_of!((*p).sock)) };
+        (sock != 0).then_some(sock)
+    }
+
     /// Whether redirecting `size` more bytes would leave more than `config::MAX_QUEUED` bytes
     /// unread in `peer`'s queue: its psock's `msg_tot_len`, read at the offsets strait found
     /// in the kernel's BTF. An ingress redirect charges the receiver without limit, so without
@@ -544,14 +553,9 @@ mod prog {
         if max == 0 || off_user_data == 0 || off_len == 0 {
             return false;
         }
-        let Some(p) = SOCK_STATE.get_ptr(peer) else {
+        let Some(sock) = sock_address(peer) else {
             return false;
         };
-        // SAFETY: as in `endpoint`.
-        let sock = unsafe { read_volatile(addr_of!((*p).sock)) };
-        if sock == 0 {
-            return false;
-        }
         // SAFETY: bpf_probe_read_kernel copies from a kernel address and fails instead of
         // faulting; a stale address (the peer just closed) reads a wrong value at worst, and
         // the redirect to a closed peer fails anyway.
@@ -583,14 +587,9 @@ mod prog {
         if off_write == 0 || off_copied == 0 || st.sock == 0 {
             return false;
         }
-        let Some(p) = SOCK_STATE.get_ptr(&st.peer) else {
+        let Some(peer) = sock_address(&st.peer) else {
             return false;
         };
-        // SAFETY: as in `endpoint`.
-        let peer = unsafe { read_volatile(addr_of!((*p).sock)) };
-        if peer == 0 {
-            return false;
-        }
         // SAFETY: as in `peer_queue_full`.
         let (Ok(written), Ok(read)) = (unsafe {
             (

@@ -115,21 +115,15 @@ impl Btf {
         else {
             return Err(bad("truncated header"));
         };
-        let types_at = hdr_len
-            .checked_add(type_off)
-            .ok_or_else(|| bad("type section"))?;
-        let types_end = types_at
-            .checked_add(type_len)
-            .ok_or_else(|| bad("type section"))?;
-        let str_at = hdr_len
-            .checked_add(str_off)
-            .ok_or_else(|| bad("string section"))?;
-        let str_end = str_at
-            .checked_add(str_len)
-            .ok_or_else(|| bad("string section"))?;
-        if types_end > data.len() || str_end > data.len() {
-            return Err(bad("a section runs past the end"));
-        }
+        // A section's byte range in `data`, if it lies inside it.
+        let section = |off: usize, len: usize| {
+            let at = hdr_len.checked_add(off)?;
+            let end = at.checked_add(len)?;
+            (end <= data.len()).then_some(at..end)
+        };
+        let types_range = section(type_off, type_len).ok_or_else(|| bad("bad type section"))?;
+        let strings = section(str_off, str_len).ok_or_else(|| bad("bad string section"))?;
+        let (types_at, types_end) = (types_range.start, types_range.end);
         let mut types = Vec::new();
         let mut at = types_at;
         while at < types_end {
@@ -169,7 +163,7 @@ impl Btf {
             path: path.to_owned(),
             data,
             types,
-            strings: str_at..str_end,
+            strings,
         })
     }
 
