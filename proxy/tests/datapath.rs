@@ -1341,6 +1341,36 @@ s.close()
 print("sent", n, h.hexdigest(), flush=True)
 "#;
 
+/// The named `TcpExt` counters (`/proc/net/netstat`) of a network namespace.
+fn tcp_ext(netns: &str, names: &[&str]) -> Vec<(String, u64)> {
+    let out = exec_in(netns, "cat")
+        .arg("/proc/net/netstat")
+        .output()
+        .expect("cat /proc/net/netstat");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (keys, values) = (
+        lines.next().expect("TcpExt keys"),
+        lines.next().expect("TcpExt values"),
+    );
+    let all: Vec<(&str, u64)> = keys
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .skip(1)
+        .map(|(k, v)| (k, v.parse().expect("counter")))
+        .collect();
+    names
+        .iter()
+        .map(|n| {
+            let v = all
+                .iter()
+                .find(|(k, _)| k == n)
+                .unwrap_or_else(|| panic!("no TcpExt {n}"));
+            ((*n).to_owned(), v.1)
+        })
+        .collect()
+}
+
 /// Reads one line of a child's stdout.
 fn line_of(out: &mut std::io::BufReader<std::process::ChildStdout>) -> String {
     let mut line = String::new();
@@ -1429,6 +1459,19 @@ fn sockmap_backpressure_makes_a_writer_wait_for_a_slow_reader_then_splices_again
         let got = line_of(&mut reader_out);
         let sent = sent.strip_prefix("sent ").unwrap_or(&sent);
         assert_eq!(got, sent, "reader got ≠ writer sent");
+        // The throttled bytes went through TCP without a drop: the reader's queue never held
+        // more than its receive buffer lets TCP deliver, so nothing was pruned or dropped and
+        // the writer never sat out a retransmission timeout.
+        let drops = tcp_ext(
+            &w.srv.netns,
+            &["TCPRcvQDrop", "RcvPruned", "TCPZeroWindowDrop"],
+        );
+        let timeouts = tcp_ext(&w.cli.netns, &["TCPTimeouts"]);
+        eprintln!("TCP after the throttled phase: reader {drops:?}, writer {timeouts:?}");
+        assert!(
+            drops.iter().chain(&timeouts).all(|(_, v)| *v == 0),
+            "TCP dropped or timed out: reader {drops:?}, writer {timeouts:?}"
+        );
         let s3 = w.splice();
         assert!(
             w.metric("strait_sockmap_backpressure_resumed") > resumed0,
