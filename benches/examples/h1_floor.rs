@@ -4,7 +4,7 @@
 //!
 //! Not a proxy: Content-Length bodies only, no chunked, no Upgrade, no timeouts, no error
 //! responses; one upstream connection per client connection. Measured against nginx and
-//! strait in benches/README.md ("HTTP/1.1: the floor of a hand-written loop").
+//! strait in benches/README.md ("HTTP/1.1, the floor of a hand-written loop").
 //!
 //! `cargo run --release -p strait-bench --example h1_floor -- LISTEN UPSTREAM [current-thread]`
 

@@ -1459,9 +1459,9 @@ fn sockmap_backpressure_makes_a_writer_wait_for_a_slow_reader_then_splices_again
         let got = line_of(&mut reader_out);
         let sent = sent.strip_prefix("sent ").unwrap_or(&sent);
         assert_eq!(got, sent, "reader got ≠ writer sent");
-        // The throttled bytes went through TCP without a drop: the reader's queue never held
-        // more than its receive buffer lets TCP deliver, so nothing was pruned or dropped and
-        // the writer never sat out a retransmission timeout.
+        // The throttled bytes went through TCP without a drop or a retransmission timeout.
+        // Caps far above this one made the receiver prune and drop them and the writer sit out
+        // RTOs (benches/README, "Why large caps stall").
         let drops = tcp_ext(
             &w.srv.netns,
             &["TCPRcvQDrop", "RcvPruned", "TCPZeroWindowDrop"],
