@@ -296,7 +296,7 @@ pub struct PathsArgs {
     #[serde(default)]
     pub sockmap_adaptive: bool,
     /// strait's `sockmap.max_queued` in the sockmap modes (e.g. `16MiB`, `0` for no limit);
-    /// unset: strait's default (4 MiB).
+    /// unset: strait's default (8 MiB).
     #[arg(long)]
     #[serde(default)]
     pub sockmap_max_queued: Option<String>,
@@ -451,6 +451,10 @@ pub struct Sample {
     /// (`tcp_bpf_recvmsg`, see the README); plain TCP never does this.
     #[serde(default)]
     pub eagain_retries: u64,
+    /// strait's counters over this sample alone (tcp-stream in modes with strait: the client
+    /// runs once per flow count so each count gets its own spliced share). Filled by the parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strait: Option<StraitCounters>,
 }
 
 impl Sample {
@@ -1013,7 +1017,32 @@ fn session(
                     .unwrap_or_default()
                     .trim()
                     .to_string();
-                let result = run_client(ctx, w, port_range(mode));
+                let result = match &strait {
+                    // One client per flow count, with strait's counters read around each, so
+                    // every flow count gets its own spliced share (backpressure differs by count).
+                    Some(_) if w.kind() == Kind::Stream => {
+                        let mut all = Vec::new();
+                        let mut res = Ok(());
+                        for &k in &ctx.args.flows {
+                            let b = read_counters(ctx.admin_port)?;
+                            match run_client(ctx, w, port_range(mode), &[k]) {
+                                Ok(mut v) => {
+                                    let d = read_counters(ctx.admin_port)?.minus(&b);
+                                    for x in &mut v {
+                                        x.strait = Some(d.clone());
+                                    }
+                                    all.extend(v);
+                                }
+                                Err(e) => {
+                                    res = Err(e);
+                                    break;
+                                }
+                            }
+                        }
+                        res.map(|()| all)
+                    }
+                    _ => run_client(ctx, w, port_range(mode), &ctx.args.flows),
+                };
                 let wire = match (wire_before, read_wire()) {
                     (Some(a), Some(b)) => Some(b.minus(&a)),
                     _ => None,
@@ -1557,7 +1586,7 @@ fn port_range(mode: Mode) -> &'static str {
     }
 }
 
-fn run_client(ctx: &Ctx, w: Workload, ports: &str) -> Result<Vec<Sample>> {
+fn run_client(ctx: &Ctx, w: Workload, ports: &str, flows: &[usize]) -> Result<Vec<Sample>> {
     let a = &ctx.args;
     let join = |v: &[usize]| {
         v.iter()
@@ -1570,7 +1599,7 @@ fn run_client(ctx: &Ctx, w: Workload, ports: &str) -> Result<Vec<Sample>> {
             a.rr_secs,
             a.sizes.len() as f64 * (a.rr_secs + a.warmup_secs),
         ),
-        Kind::Stream => (a.stream_secs, a.flows.len() as f64 * (a.stream_secs + 0.5)),
+        Kind::Stream => (a.stream_secs, flows.len() as f64 * (a.stream_secs + 0.5)),
         Kind::Crr => (a.crr_secs, a.crr_secs + a.warmup_secs),
     };
     let mut cmd = in_netns(ctx, NS_CLIENT);
@@ -1583,7 +1612,7 @@ fn run_client(ctx: &Ctx, w: Workload, ports: &str) -> Result<Vec<Sample>> {
         "--sizes",
         &join(&a.sizes),
         "--flows",
-        &join(&a.flows),
+        &join(flows),
         "--stream-write",
         &a.stream_write.to_string(),
         "--secs",
@@ -2141,6 +2170,27 @@ fn runs_cell(r: &SummaryRow) -> String {
     }
 }
 
+/// Median over the passing runs of the share of a tcp-stream flow count's payload that sk_msg
+/// spliced, from the per-sample counters (sessions recorded before them have none: `None`).
+fn spliced_pct(doc: &Document, mode: Mode, flows: usize) -> Option<f64> {
+    let mut v: Vec<f64> = doc
+        .runs
+        .iter()
+        .filter(|r| r.mode == mode && r.workload.kind() == Kind::Stream && r.error.is_none())
+        .flat_map(|r| r.samples.iter())
+        .filter(|x| x.flows == flows)
+        .filter_map(|x| {
+            let c = x.strait.as_ref()?;
+            Some(c.sockmap_redirected_bytes as f64 * 100.0 / x.payload_bytes().max(1) as f64)
+        })
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
 pub fn markdown(doc: &Document) -> String {
     let m = &doc.machine;
     let a = &doc.settings;
@@ -2191,17 +2241,19 @@ pub fn markdown(doc: &Document) -> String {
             Kind::Stream => {
                 let _ = writeln!(
                     s,
-                    "| flows | mode | Gbit/s | min–max | vs veth | runs |\n|---|---|---:|---:|---:|---:|"
+                    "| flows | mode | Gbit/s | min–max | vs veth | spliced % | runs |\n\
+                     |---|---|---:|---:|---:|---:|---:|"
                 );
                 for r in rows {
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | {} | {} | {} |",
+                        "| {} | {} | {} | {} | {} | {} | {} |",
                         r.x,
                         r.mode.name(),
                         opt(r.gbit_per_s_median, 2),
                         range(r.gbit_per_s_min, r.gbit_per_s_max, 2),
                         ratio_cell(r.throughput_vs_veth, r.mode),
+                        opt(spliced_pct(doc, r.mode, r.x), 0),
                         runs_cell(r)
                     );
                 }
@@ -3017,6 +3069,7 @@ fn sample(
         gbit_per_s: bytes as f64 * 8.0 / secs.max(1e-9) / 1e9,
         latency,
         eagain_retries: 0,
+        strait: None,
     }
 }
 
@@ -3242,6 +3295,7 @@ fn tcp_stream(addr: SocketAddr, flows: usize, write: usize, secs: Duration) -> R
         gbit_per_s: bytes as f64 * 8.0 / secs_f / 1e9,
         latency: None,
         eagain_retries: 0,
+        strait: None,
     })
 }
 

@@ -75,7 +75,7 @@ pub struct RawSockmap {
     /// Capacity of the socket hash (default 65536 sockets).
     pub max_sockets: Option<u32>,
     /// Backpressure: bytes a spliced send may leave unread in the peer's queue before that
-    /// direction's sends take TCP until the reader catches up (default 4MiB; 0: no limit).
+    /// direction's sends take TCP until the reader catches up (default 8MiB; 0: no limit).
     pub max_queued: Option<RawSize>,
     /// Adaptive splicing: leave the connections of services whose connections are short on
     /// TCP (docs/sockmap.md).
