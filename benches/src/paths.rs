@@ -1020,27 +1020,19 @@ fn session(
                 let result = match &strait {
                     // One client per flow count, with strait's counters read around each, so
                     // every flow count gets its own spliced share (backpressure differs by count).
-                    Some(_) if w.kind() == Kind::Stream => {
+                    Some(_) if w.kind() == Kind::Stream => (|| {
                         let mut all = Vec::new();
-                        let mut res = Ok(());
                         for &k in &ctx.args.flows {
-                            let b = read_counters(ctx.admin_port)?;
-                            match run_client(ctx, w, port_range(mode), &[k]) {
-                                Ok(mut v) => {
-                                    let d = read_counters(ctx.admin_port)?.minus(&b);
-                                    for x in &mut v {
-                                        x.strait = Some(d.clone());
-                                    }
-                                    all.extend(v);
-                                }
-                                Err(e) => {
-                                    res = Err(e);
-                                    break;
-                                }
+                            let before = read_counters(ctx.admin_port)?;
+                            let mut v = run_client(ctx, w, port_range(mode), &[k])?;
+                            let d = read_counters(ctx.admin_port)?.minus(&before);
+                            for x in &mut v {
+                                x.strait = Some(d.clone());
                             }
+                            all.extend(v);
                         }
-                        res.map(|()| all)
-                    }
+                        Ok(all)
+                    })(),
                     _ => run_client(ctx, w, port_range(mode), &ctx.args.flows),
                 };
                 let wire = match (wire_before, read_wire()) {
