@@ -23,7 +23,9 @@ use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use strait::config::Config;
-use strait::wasm::{BodyKind, BodyOutcome, Chain, Outcome, Plugin, StreamFilters, StreamInfo};
+use strait::wasm::{
+    BodyKind, BodyOutcome, Chain, Outcome, Plugin, RequestLine, StreamFilters, StreamInfo,
+};
 
 use crate::configs;
 use crate::load::{self, LoadResult, LoadSpec, Proto};
@@ -617,7 +619,7 @@ struct MicroCase {
     name: String,
     filters: Option<Vec<&'static FilterSpec>>,
     chain: Option<Arc<Chain>>,
-    listener: String,
+    listener: Arc<str>,
 }
 
 fn micro_cases() -> Vec<MicroCase> {
@@ -625,7 +627,7 @@ fn micro_cases() -> Vec<MicroCase> {
         name: name.to_string(),
         filters,
         chain: None,
-        listener: String::new(),
+        listener: Arc::from(""),
     };
     vec![
         case("no filter (baseline)", None),
@@ -695,30 +697,27 @@ fn response() -> http::response::Parts {
     parts
 }
 
-/// The StreamInfo the HTTP path builds for a request (same allocations).
-fn stream_info(listener: &str, req: &http::request::Parts) -> StreamInfo {
+/// The StreamInfo the HTTP path builds for a request (same allocations: the listener and
+/// upstream names are shared there, built once per connection).
+fn stream_info(listener: &Arc<str>, req: &http::request::Parts) -> StreamInfo {
     StreamInfo {
-        listener: Arc::from(listener),
+        listener: listener.clone(),
         source: SocketAddr::from(([127, 0, 0, 1], 40_000)),
         destination: SocketAddr::from(([127, 0, 0, 1], 18_081)),
-        upstream: "127.0.0.1:19000".to_string(),
+        upstream: UPSTREAM.with(Arc::clone),
         protocol: "HTTP/1.1",
         tls: false,
         identity: None,
         destination_identity: None,
         start: SystemTime::now(),
-        method: req.method.as_str().to_owned(),
-        path: req
-            .uri
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
-        host: req
-            .headers
-            .get(http::header::HOST)
-            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
-            .unwrap_or_default(),
+        request: Some(RequestLine::new(&req.method, &req.uri, &req.headers)),
         policy: Default::default(),
+        wake: Default::default(),
     }
+}
+
+thread_local! {
+    static UPSTREAM: Arc<str> = Arc::from("127.0.0.1:19000");
 }
 
 const PAUSE_LIMIT: Duration = Duration::from_secs(60);
@@ -727,7 +726,7 @@ const BODY: &[u8] = b"ok\n";
 /// One request's filter work; returns the final heads. Errors if a filter did not continue.
 async fn one_request(
     chain: &Option<Arc<Chain>>,
-    listener: &str,
+    listener: &Arc<str>,
     req: &http::request::Parts,
     resp: &http::response::Parts,
 ) -> Result<(http::request::Parts, http::response::Parts), String> {
@@ -794,7 +793,7 @@ fn in_process(
             );
         }
         c.chain = Some(Arc::new(chain));
-        c.listener = l.name.clone();
+        c.listener = Arc::from(l.name.as_str());
     }
 
     let micro = if parts.contains(&Part::Micro) {

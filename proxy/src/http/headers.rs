@@ -1,5 +1,6 @@
 //! Header rules of a proxy (RFC 9110 §7.6): hop-by-hop removal, `x-forwarded-*`, `via`.
 
+use std::io::Write;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -15,6 +16,11 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
     "http2-settings",
 ];
+
+/// Whether `name` is one of [`HOP_BY_HOP`], in any case.
+fn is_listed_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
 
 /// The protocol a request asks to switch to (`Connection: upgrade` + `Upgrade: X`), if any.
 pub fn upgrade_protocol(h: &HeaderMap) -> Option<HeaderValue> {
@@ -39,12 +45,16 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: Option<&HeaderValue>) {
     if upgrade.is_none() && !h.keys().any(is_hop_by_hop) {
         return;
     }
+    // Names listed in `Connection` that the fixed list below does not remove anyway (most
+    // messages list only `keep-alive`, and then nothing is allocated here).
     let listed: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|t| !is_listed_hop_by_hop(t))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     for name in listed {
         h.remove(name);
@@ -102,11 +112,23 @@ pub fn add_forwarded(h: &mut HeaderMap, client: IpAddr, tls: bool, version: Vers
                 joined.push_str(", ");
             }
             joined.push_str(&client.to_string());
-            joined
+            HeaderValue::from_str(&joined).ok()
         }
-        None => client.to_string(),
+        None => {
+            // The usual case: format on the stack; the header value is the only allocation.
+            let mut buf = [0u8; 48];
+            let mut w = std::io::Cursor::new(&mut buf[..]);
+            match write!(w, "{client}") {
+                Ok(()) => {
+                    let n = w.position() as usize;
+                    HeaderValue::from_bytes(&buf[..n]).ok()
+                }
+                // 48 bytes hold any IPv6 address; a failure would be a formatting bug.
+                Err(_) => HeaderValue::from_str(&client.to_string()).ok(),
+            }
+        }
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         h.insert(X_FORWARDED_FOR.clone(), v);
     }
     h.insert(

@@ -29,7 +29,8 @@ use crate::flows::{FlowRecord, Flows, Verdict};
 use crate::io::{Activity, AsyncStream, Tracked};
 use crate::metrics::{ListenerMetrics, UpstreamErrorKind};
 use crate::wasm::{
-    BodyKind, ChainHandle, FilterFailure, LocalReply, Outcome, StreamFilters, StreamInfo,
+    BodyKind, ChainHandle, FilterFailure, LocalReply, Outcome, RequestLine, StreamFilters,
+    StreamInfo,
 };
 use body::{BodyVerdict, FlowContext, FlowGuard, RequestBody, ResponseBody};
 pub use upstream::Target;
@@ -55,6 +56,9 @@ pub struct HttpProxy {
     identity: Option<u32>,
     /// Numeric identity of the original destination (transparent connections to endpoints).
     destination_identity: Option<u32>,
+    /// The listener's name and the upstream authority as filters see them, made on the
+    /// first filtered request and shared by all later ones.
+    filter_names: std::sync::OnceLock<(Arc<str>, Arc<str>)>,
 }
 
 /// Which pooled client carries a request upstream.
@@ -127,6 +131,7 @@ impl HttpProxy {
             Scheme::HTTP
         };
         Self {
+            filter_names: std::sync::OnceLock::new(),
             upstreams: Upstreams::new(&cfg, &target),
             idle: bound::IdlePool::default(),
             target,
@@ -453,33 +458,25 @@ impl HttpProxy {
         if chain.plugins.is_empty() {
             return None;
         }
-        let host = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| {
-                req.headers()
-                    .get(header::HOST)
-                    .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
-            })
-            .unwrap_or_default();
+        let (listener, upstream) = self.filter_names.get_or_init(|| {
+            (
+                Arc::from(self.cfg.name.as_str()),
+                Arc::from(self.target.authority.as_str()),
+            )
+        });
         let info = StreamInfo {
-            listener: Arc::from(self.cfg.name.as_str()),
+            listener: listener.clone(),
             source: conn.peer,
             destination: self.local,
-            upstream: self.target.authority.to_string(),
+            upstream: upstream.clone(),
             protocol: version_str(req.version()),
             tls: conn.tls,
             identity: self.identity,
             destination_identity: self.destination_identity,
             start: std::time::SystemTime::now(),
-            method: req.method().as_str().to_owned(),
-            path: req
-                .uri()
-                .path_and_query()
-                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
-            host,
+            request: Some(RequestLine::new(req.method(), req.uri(), req.headers())),
             policy: Default::default(),
+            wake: Default::default(),
         };
         let pause = self.cfg.timeouts.request.unwrap_or(Duration::from_secs(60));
         Some(Arc::new(StreamFilters::new(chain, info, pause)))

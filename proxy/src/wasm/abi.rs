@@ -476,19 +476,25 @@ fn property(st: &HostState, path: &[&str]) -> Option<Vec<u8>> {
                 .map_or("/", |x| x.as_str())
                 .as_bytes()
                 .to_vec(),
-            None => i.path.as_bytes().to_vec(),
+            None => i.path().as_bytes().to_vec(),
         }),
         ["request", "url_path"] => Some(match req {
             Some(r) => r.uri.path().as_bytes().to_vec(),
-            None => i.path.split('?').next().unwrap_or("/").as_bytes().to_vec(),
+            None => i
+                .path()
+                .split('?')
+                .next()
+                .unwrap_or("/")
+                .as_bytes()
+                .to_vec(),
         }),
         ["request", "method"] => Some(match req {
             Some(r) => r.method.as_str().as_bytes().to_vec(),
-            None => i.method.as_bytes().to_vec(),
+            None => i.method().as_bytes().to_vec(),
         }),
         ["request", "host"] => Some(match req {
             Some(r) => request_authority(r).to_vec(),
-            None => i.host.as_bytes().to_vec(),
+            None => i.host().to_vec(),
         }),
         ["request", "id"] => header("x-request-id"),
         ["request", "referer"] => header("referer"),
@@ -595,7 +601,7 @@ fn wake_stream(st: &mut HostState, request: bool, close: bool) -> u32 {
     } else {
         s.resume_response = true;
     }
-    s.wake.notify_one();
+    s.info.wake.notify_one();
     OK
 }
 
@@ -946,7 +952,7 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
                 headers,
                 grpc_status: u32::try_from(grpc).ok(),
             });
-            s.wake.notify_one();
+            s.info.wake.notify_one();
             OK
         },
     )?;

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use tokio::sync::Notify;
 use wasmtime::{Memory, ResourceLimiter, TypedFunc};
 
 use super::shared::RuntimeInner;
@@ -90,8 +89,6 @@ pub struct StreamSlot {
     pub resume_response: bool,
     /// `proxy_close_stream`: reset the stream.
     pub close: bool,
-    /// Wakes the paused stream task.
-    pub wake: Arc<Notify>,
     /// The Kafka request being judged (`strait_on_kafka_request`), for `kafka.*` properties;
     /// also what makes a local response carry a Kafka error code.
     pub kafka: Option<Arc<KafkaRequestInfo>>,
@@ -133,7 +130,7 @@ impl KafkaTopics {
 }
 
 impl StreamSlot {
-    pub fn new(info: Arc<StreamInfo>, wake: Arc<Notify>) -> Self {
+    pub fn new(info: Arc<StreamInfo>) -> Self {
         Self {
             info,
             req: None,
@@ -146,7 +143,6 @@ impl StreamSlot {
             resume_request: false,
             resume_response: false,
             close: false,
-            wake,
             kafka: None,
         }
     }
@@ -226,7 +222,7 @@ pub struct HostState {
     pub incarnation: u64,
     pub limiter: Limiter,
     pub memory: Option<Memory>,
-    pub alloc: Option<TypedFunc<u32, u32>>,
+    pub alloc: Option<Arc<TypedFunc<u32, u32>>>,
     pub root: u32,
     /// The context host calls apply to (`proxy_set_effective_context`).
     pub effective: u32,

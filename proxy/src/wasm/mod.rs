@@ -1,7 +1,7 @@
 //! The WASM filter host: proxy-wasm ABI 0.2.1 (and 0.2.0 / 0.1.0 modules) on wasmtime.
 //!
 //! - One [`Runtime`]: one engine (pooling allocator, copy-on-write memory images, epoch
-//!   interruption with a 1 ms ticker that slows down while idle, `epoch.rs`), shared data, queues, filter metrics, clusters.
+//!   interruption with a ticker every half deadline that slows down while idle, `epoch.rs`), shared data, queues, filter metrics, clusters.
 //! - One [`vm::Plugin`] per configured filter: the module compiled once, one VM (store) per
 //!   async worker reused across requests; a trap, a missed deadline or the memory cap discards
 //!   only that VM, and the next stream gets a fresh one.
@@ -32,7 +32,7 @@ use wasmtime::Linker;
 
 pub use compile::CompileMode;
 pub use host::{BodyKind, KafkaRequestInfo, KafkaTopics, LocalReply};
-pub use stream::{BodyOutcome, FilterFailure, Outcome, StreamFilters, StreamInfo};
+pub use stream::{BodyOutcome, FilterFailure, Outcome, RequestLine, StreamFilters, StreamInfo};
 pub use vm::{AbiVersion, Plugin};
 
 use crate::config::{ClusterConfig, FilterConfig, WasmConfig};
@@ -108,7 +108,8 @@ impl Runtime {
         )?;
         let mut linker = Linker::new(&engine);
         abi::define(&mut linker).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-        let clock = epoch::EpochClock::start(engine.clone())
+        let tick = epoch::tick_for(settings.callback_deadline);
+        let clock = epoch::EpochClock::start(engine.clone(), tick)
             .map_err(|e| WasmError::Engine(format!("cannot start the epoch ticker: {e}")))?;
         Ok(Self {
             inner: Arc::new(RuntimeInner {

@@ -7,20 +7,23 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
+use smallvec::SmallVec;
 use tokio::sync::Notify;
+use wasmtime::TypedFunc;
 
 use super::host::{BodyKind, KafkaRequestInfo, LocalReply, StreamSlot};
-use super::vm::{worker_slot, Vm};
+use super::vm::{worker_slot, Exports, Vm};
 use super::Chain;
 use crate::config::FailurePolicy;
 
-/// Facts about a stream that filters read as properties.
+/// Facts about a stream that filters read as properties. Built once per stream without
+/// copying: the request's method, target and host are shared with the request head.
 #[derive(Debug)]
 pub struct StreamInfo {
     pub listener: Arc<str>,
     pub source: SocketAddr,
     pub destination: SocketAddr,
-    pub upstream: String,
+    pub upstream: Arc<str>,
     pub protocol: &'static str,
     pub tls: bool,
     /// Numeric identity of the source, when known.
@@ -28,16 +31,64 @@ pub struct StreamInfo {
     /// Numeric identity of the (original) destination, when it is a local endpoint.
     pub destination_identity: Option<u32>,
     pub start: SystemTime,
-    /// The request as it arrived (filters may change the live one).
-    pub method: String,
-    pub path: String,
-    pub host: String,
+    /// The request as it arrived (filters may change the live one); `None` for Kafka.
+    pub request: Option<RequestLine>,
     /// The policy a filter said decided this stream (`strait.policy` set with
     /// `proxy_set_property`), with that filter's name; for the flow record.
     pub policy: std::sync::Mutex<Option<(String, String)>>,
+    /// Wakes the stream's task when a filter resumes or closes it while paused.
+    pub wake: Notify,
+}
+
+/// An HTTP request's method, target and `host` header as they arrived.
+#[derive(Debug, Clone)]
+pub struct RequestLine {
+    pub method: http::Method,
+    pub uri: http::Uri,
+    pub host: Option<http::HeaderValue>,
+}
+
+impl RequestLine {
+    /// Shares the head's bytes (no copy for the standard methods).
+    pub fn new(method: &http::Method, uri: &http::Uri, headers: &HeaderMap) -> Self {
+        Self {
+            method: method.clone(),
+            uri: uri.clone(),
+            host: headers.get(http::header::HOST).cloned(),
+        }
+    }
+
+    /// Path and query (`/` when the target has none).
+    pub fn path(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |p| p.as_str())
+    }
+
+    /// The authority of the target, else the `host` header (raw bytes), else empty.
+    pub fn host(&self) -> &[u8] {
+        match (self.uri.authority(), &self.host) {
+            (Some(a), _) => a.as_str().as_bytes(),
+            (None, Some(h)) => h.as_bytes(),
+            (None, None) => b"",
+        }
+    }
 }
 
 impl StreamInfo {
+    /// The arrived request's method (empty for Kafka).
+    pub fn method(&self) -> &str {
+        self.request.as_ref().map_or("", |r| r.method.as_str())
+    }
+
+    /// The arrived request's path and query (empty for Kafka).
+    pub fn path(&self) -> &str {
+        self.request.as_ref().map_or("", RequestLine::path)
+    }
+
+    /// The arrived request's host (empty for Kafka).
+    pub fn host(&self) -> &[u8] {
+        self.request.as_ref().map_or(b"", RequestLine::host)
+    }
+
     /// What a filter recorded in `strait.policy`, with the filter's name.
     pub fn decided_policy(&self) -> Option<(String, String)> {
         self.policy
@@ -112,10 +163,15 @@ enum Flow {
 pub struct StreamFilters {
     chain: Arc<Chain>,
     info: Arc<StreamInfo>,
-    wake: Arc<Notify>,
-    entries: Mutex<Vec<Entry>>,
+    /// Inline for chains of up to two filters: no allocation per stream.
+    entries: Mutex<SmallVec<[Entry; 2]>>,
     pause_limit: Duration,
 }
+
+/// Chooses a VM's body callback (request or response) from its exports.
+type PickBody = fn(&Exports) -> Option<&TypedFunc<(u32, u32, u32), u32>>;
+/// Chooses a VM's trailers callback.
+type PickTrailers = fn(&Exports) -> Option<&TypedFunc<(u32, u32), u32>>;
 
 /// Bytes a filter holds on to, as a buffer more chunks can be appended to.
 fn owned(b: Bytes) -> BytesMut {
@@ -233,12 +289,11 @@ impl StreamFilters {
                 slot: worker_slot(p.slots.len()),
                 ..Entry::default()
             })
-            .collect::<Vec<_>>();
+            .collect::<SmallVec<_>>();
         debug_assert_eq!(entries.len(), n);
         Self {
             chain,
             info: Arc::new(info),
-            wake: Arc::new(Notify::new()),
             entries: Mutex::new(entries),
             pause_limit,
         }
@@ -282,14 +337,34 @@ impl StreamFilters {
         i: usize,
         f: impl FnOnce(&mut Vm, &mut Entry) -> Result<T, String>,
     ) -> Result<T, String> {
+        self.run_unless_skipped(i, false, f)
+            .unwrap_or_else(|| Err("skipped".into()))
+    }
+
+    /// Like [`Self::run`]; with `check_skip`, `None` when the filter failed open earlier in
+    /// this stream (checked under the same lock).
+    fn run_unless_skipped<T>(
+        &self,
+        i: usize,
+        check_skip: bool,
+        f: impl FnOnce(&mut Vm, &mut Entry) -> Result<T, String>,
+    ) -> Option<Result<T, String>> {
         let plugin = &self.chain.plugins[i];
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let e = &mut entries[i];
+        if check_skip && e.skip {
+            return None;
+        }
         let mut g = plugin.lock(e.slot);
-        let vm = plugin.ensure(&mut g, e.slot)?;
+        let vm = match plugin.ensure(&mut g, e.slot) {
+            Ok(vm) => vm,
+            Err(m) => return Some(Err(m)),
+        };
         if e.ctx != 0 && vm.incarnation != e.incarnation {
             if e.paused {
-                return Err("the filter's VM failed while this stream was paused in it".into());
+                return Some(Err(
+                    "the filter's VM failed while this stream was paused in it".into(),
+                ));
             }
             // Another stream's fault replaced the VM: start over with a new context.
             e.ctx = 0;
@@ -299,13 +374,13 @@ impl StreamFilters {
             vm.store
                 .data_mut()
                 .streams
-                .insert(ctx, StreamSlot::new(self.info.clone(), self.wake.clone()));
+                .insert(ctx, StreamSlot::new(self.info.clone()));
             vm.store.data_mut().effective = ctx;
-            let (fx, root) = (vm.f.clone(), vm.root);
-            if let Err(m) = vm.call(&fx.context_create, (ctx, root)) {
+            let root = vm.root;
+            if let Some(Err(m)) = vm.call_export(|x| Some(&x.context_create), (ctx, root)) {
                 let m = format!("proxy_on_context_create: {m}");
                 plugin.kill(&mut g, &m);
-                return Err(m);
+                return Some(Err(m));
             }
             e.ctx = ctx;
             e.incarnation = vm.incarnation;
@@ -316,7 +391,7 @@ impl StreamFilters {
             Ok(_) => plugin.after_callback(&mut g),
             Err(m) => plugin.kill(&mut g, m),
         }
-        r
+        Some(r)
     }
 
     fn failed(&self, i: usize, message: String) -> Option<FilterFailure> {
@@ -338,18 +413,13 @@ impl StreamFilters {
         }
     }
 
-    fn skipped(&self, i: usize) -> bool {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())[i].skip
-    }
-
     /// Request headers through the chain in order.
     pub async fn request_headers(
         &self,
         parts: http::request::Parts,
         end_of_stream: bool,
     ) -> (http::request::Parts, Outcome) {
-        let order: Vec<usize> = (0..self.chain.plugins.len()).collect();
-        self.heads(parts, end_of_stream, &order).await
+        self.heads(parts, end_of_stream, false).await
     }
 
     /// Response headers through the chain in reverse order.
@@ -358,27 +428,28 @@ impl StreamFilters {
         parts: http::response::Parts,
         end_of_stream: bool,
     ) -> (http::response::Parts, Outcome) {
-        let order: Vec<usize> = (0..self.chain.plugins.len()).rev().collect();
-        self.heads(parts, end_of_stream, &order).await
+        self.heads(parts, end_of_stream, true).await
     }
 
-    async fn heads<H: Head>(&self, parts: H, eos: bool, order: &[usize]) -> (H, Outcome) {
+    /// The filters' indices in chain order, or reversed (no allocation).
+    fn order(&self, reverse: bool) -> impl Iterator<Item = usize> {
+        let n = self.chain.plugins.len();
+        (0..n).map(move |k| if reverse { n - 1 - k } else { k })
+    }
+
+    async fn heads<H: Head>(&self, parts: H, eos: bool, reverse: bool) -> (H, Outcome) {
         let mut parts = Some(parts);
-        for &i in order {
-            if self.skipped(i) {
-                continue;
-            }
+        for i in self.order(reverse) {
             let mut backup: Option<H> = None;
-            let mut flow = self.run(i, |vm, e| {
-                let fx = vm.f.clone();
-                let f = if H::REQUEST {
-                    fx.request_headers.as_ref()
+            let flow = self.run_unless_skipped(i, true, |vm, e| {
+                let has = if H::REQUEST {
+                    vm.f.request_headers.is_some()
                 } else {
-                    fx.response_headers.as_ref()
+                    vm.f.response_headers.is_some()
                 };
-                let Some(f) = f else {
+                if !has {
                     return Ok(Flow::Next);
-                };
+                }
                 let Some(p) = parts.take() else {
                     return Ok(Flow::Next);
                 };
@@ -386,7 +457,7 @@ impl StreamFilters {
                 if let Some(s) = slot_of(vm, e.ctx) {
                     p.put(s);
                 }
-                let r = vm.headers(f, e.ctx, n, eos);
+                let r = vm.headers(H::REQUEST, e.ctx, n, eos).unwrap_or(Ok(0));
                 let flow = match &r {
                     Ok(a) => settle(vm, e.ctx, *a != 0, H::REQUEST),
                     Err(_) => Flow::Next,
@@ -401,13 +472,14 @@ impl StreamFilters {
                 }
                 r.map(|_| flow)
             });
+            let Some(mut flow) = flow else { continue };
             // Only a paused stream reads the clock.
             let mut deadline = None;
             while let Ok(Flow::Wait) = flow {
                 let deadline = *deadline.get_or_insert_with(|| Instant::now() + self.pause_limit);
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero()
-                    || tokio::time::timeout(left, self.wake.notified())
+                    || tokio::time::timeout(left, self.info.wake.notified())
                         .await
                         .is_err()
                 {
@@ -481,26 +553,19 @@ impl StreamFilters {
 
     /// A body chunk through the chain (request: in order; response: reversed).
     pub fn body(&self, kind: BodyKind, data: Bytes, eos: bool) -> BodyOutcome {
-        let n = self.chain.plugins.len();
-        let order: Box<dyn Iterator<Item = usize>> = match kind {
-            BodyKind::Request => Box::new(0..n),
-            BodyKind::Response => Box::new((0..n).rev()),
-        };
         let mut chunk = data;
-        for i in order {
-            if self.skipped(i) {
-                continue;
-            }
-            let input = chunk.clone();
-            let r = self.run(i, |vm, e| {
-                let fx = vm.f.clone();
-                let f = match kind {
-                    BodyKind::Request => fx.request_body.as_ref(),
-                    BodyKind::Response => fx.response_body.as_ref(),
+        for i in self.order(kind == BodyKind::Response) {
+            // Moved, not cloned: cloning a fresh `Bytes` from hyper allocates its shared header.
+            let mut input = Some(std::mem::take(&mut chunk));
+            let r = self.run_unless_skipped(i, true, |vm, e| {
+                let input = input.take().unwrap_or_default();
+                let pick: PickBody = match kind {
+                    BodyKind::Request => |x| x.request_body.as_ref(),
+                    BodyKind::Response => |x| x.response_body.as_ref(),
                 };
-                let Some(f) = f else {
+                if pick(&vm.f).is_none() {
                     return Ok((Flow::Next, Some(input)));
-                };
+                }
                 // The chunk goes in as it is (no copy) unless this filter holds earlier bytes.
                 let whole = if e.buf.is_empty() {
                     input
@@ -512,7 +577,9 @@ impl StreamFilters {
                 if let Some(s) = slot_of(vm, e.ctx) {
                     s.body = Some((kind, whole));
                 }
-                let r = vm.call(f, (e.ctx, len, eos as u32));
+                let r = vm
+                    .call_export(pick, (e.ctx, len, eos as u32))
+                    .unwrap_or(Ok(0));
                 let buf = slot_of(vm, e.ctx)
                     .and_then(|s| s.body.take())
                     .map(|(_, b)| b)
@@ -532,6 +599,10 @@ impl StreamFilters {
                 }
                 Ok((flow, Some(buf)))
             });
+            let Some(r) = r else {
+                chunk = input.take().unwrap_or_default();
+                continue;
+            };
             match r {
                 Ok((Flow::Next | Flow::Wait, Some(out))) => chunk = out,
                 Ok((Flow::Next | Flow::Wait, None)) => return BodyOutcome::Hold,
@@ -550,8 +621,18 @@ impl StreamFilters {
                 Err(m) => match self.failed(i, m) {
                     Some(f) => return BodyOutcome::Fail(f),
                     None => {
+                        // failure: open passes on what the filter held, and the chunk itself
+                        // when the filter never got it (its VM could not be started).
                         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-                        chunk = entries[i].buf.split().freeze();
+                        let mut held = entries[i].buf.split();
+                        chunk = match input.take() {
+                            None => held.freeze(),
+                            Some(rest) if held.is_empty() => rest,
+                            Some(rest) => {
+                                held.extend_from_slice(&rest);
+                                held.freeze()
+                            }
+                        };
                     }
                 },
             }
@@ -563,18 +644,16 @@ impl StreamFilters {
     /// local response is the verdict. No pause: a filter's return value is ignored.
     pub fn kafka_request(&self, req: &Arc<KafkaRequestInfo>) -> Outcome {
         for i in 0..self.chain.plugins.len() {
-            if self.skipped(i) {
-                continue;
-            }
-            let r = self.run(i, |vm, e| {
-                let fx = vm.f.clone();
-                let Some(f) = fx.kafka_request.as_ref() else {
+            let r = self.run_unless_skipped(i, true, |vm, e| {
+                if vm.f.kafka_request.is_none() {
                     return Ok(None);
-                };
+                }
                 if let Some(s) = slot_of(vm, e.ctx) {
                     s.kafka = Some(req.clone());
                 }
-                let r = vm.call(f, e.ctx);
+                let r = vm
+                    .call_export(|x| x.kafka_request.as_ref(), e.ctx)
+                    .unwrap_or(Ok(0));
                 let flow = match slot_of(vm, e.ctx) {
                     Some(s) => {
                         s.kafka = None;
@@ -588,6 +667,7 @@ impl StreamFilters {
                 };
                 r.map(|_| Some(flow))
             });
+            let Some(r) = r else { continue };
             let failure = match r {
                 Ok(Some(Flow::Next | Flow::Wait)) => continue,
                 Ok(Some(Flow::Reply(reply))) => {
@@ -613,23 +693,16 @@ impl StreamFilters {
         kind: BodyKind,
         mut map: HeaderMap,
     ) -> (HeaderMap, Option<FilterFailure>) {
-        let n = self.chain.plugins.len();
-        let order: Vec<usize> = match kind {
-            BodyKind::Request => (0..n).collect(),
-            BodyKind::Response => (0..n).rev().collect(),
-        };
-        for i in order {
-            if self.skipped(i) {
-                continue;
-            }
+        for i in self.order(kind == BodyKind::Response) {
             let mut cur = Some(std::mem::take(&mut map));
-            let r = self.run(i, |vm, e| {
-                let fx = vm.f.clone();
-                let f = match kind {
-                    BodyKind::Request => fx.request_trailers.as_ref(),
-                    BodyKind::Response => fx.response_trailers.as_ref(),
+            let r = self.run_unless_skipped(i, true, |vm, e| {
+                let pick: PickTrailers = match kind {
+                    BodyKind::Request => |x| x.request_trailers.as_ref(),
+                    BodyKind::Response => |x| x.response_trailers.as_ref(),
                 };
-                let Some(f) = f else { return Ok(()) };
+                if pick(&vm.f).is_none() {
+                    return Ok(());
+                }
                 let Some(m) = cur.take() else { return Ok(()) };
                 let count = m.len() as u32;
                 if let Some(s) = slot_of(vm, e.ctx) {
@@ -638,7 +711,7 @@ impl StreamFilters {
                         BodyKind::Response => s.resp_trailers = Some(m),
                     }
                 }
-                let r = vm.call(f, (e.ctx, count));
+                let r = vm.call_export(pick, (e.ctx, count)).unwrap_or(Ok(0));
                 if let Some(s) = slot_of(vm, e.ctx) {
                     cur = match kind {
                         BodyKind::Request => s.req_trailers.take(),
@@ -649,7 +722,7 @@ impl StreamFilters {
                 r.map(|_| ())
             });
             map = cur.unwrap_or_default();
-            if let Err(m) = r {
+            if let Some(Err(m)) = r {
                 if let Some(f) = self.failed(i, m) {
                     return (map, Some(f));
                 }
@@ -672,20 +745,18 @@ impl Drop for StreamFilters {
                 continue;
             };
             vm.store.data_mut().effective = e.ctx;
-            let f = vm.f.clone();
-            let mut r = Ok(());
-            if let Some(done) = &f.on_done {
-                r = vm.call(done, e.ctx).map(|_| ());
+            let mut r = vm
+                .call_export(|x| x.on_done.as_ref(), e.ctx)
+                .map_or(Ok(()), |d| d.map(|_| ()));
+            if r.is_ok() {
+                r = vm
+                    .call_export(|x| x.on_log.as_ref(), e.ctx)
+                    .unwrap_or(Ok(()));
             }
             if r.is_ok() {
-                if let Some(log) = &f.on_log {
-                    r = vm.call(log, e.ctx);
-                }
-            }
-            if r.is_ok() {
-                if let Some(del) = &f.on_delete {
-                    r = vm.call(del, e.ctx);
-                }
+                r = vm
+                    .call_export(|x| x.on_delete.as_ref(), e.ctx)
+                    .unwrap_or(Ok(()));
             }
             if let Some(vm) = g.as_mut() {
                 vm.store.data_mut().streams.remove(&e.ctx);

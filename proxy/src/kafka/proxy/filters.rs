@@ -75,7 +75,7 @@ pub struct ConnFilters {
     listener: Arc<str>,
     source: SocketAddr,
     destination: SocketAddr,
-    upstream: String,
+    upstream: Arc<str>,
     identity: Option<u32>,
     destination_identity: Option<u32>,
 }
@@ -95,7 +95,7 @@ impl ConnFilters {
             listener: Arc::from(listener),
             source,
             destination,
-            upstream,
+            upstream: Arc::from(upstream),
             identity: identities.0,
             destination_identity: identities.1,
         }
@@ -125,10 +125,9 @@ impl ConnFilters {
                 identity: self.identity,
                 destination_identity: self.destination_identity,
                 start: SystemTime::now(),
-                method: String::new(),
-                path: String::new(),
-                host: String::new(),
+                request: None,
                 policy: Default::default(),
+                wake: Default::default(),
             };
             // Dropping the old chain's contexts ends them (proxy_on_done / proxy_on_delete).
             self.current = Some(StreamFilters::new(chain, info, Duration::ZERO));
