@@ -128,13 +128,7 @@ const CALL_RESPONSE_HEADERS: u32 = 6;
 const CALL_RESPONSE_TRAILERS: u32 = 7;
 
 fn request_authority(p: &http::request::Parts) -> &[u8] {
-    match p.uri.authority() {
-        Some(a) => a.as_str().as_bytes(),
-        None => p
-            .headers
-            .get(http::header::HOST)
-            .map_or(&b""[..], |h| h.as_bytes()),
-    }
+    super::stream::authority(&p.uri, p.headers.get(http::header::HOST))
 }
 
 /// The serialised pairs of a map, pseudo-headers first. `None`: the map does not exist now.

@@ -65,11 +65,17 @@ impl RequestLine {
 
     /// The authority of the target, else the `host` header (raw bytes), else empty.
     pub fn host(&self) -> &[u8] {
-        match (self.uri.authority(), &self.host) {
-            (Some(a), _) => a.as_str().as_bytes(),
-            (None, Some(h)) => h.as_bytes(),
-            (None, None) => b"",
-        }
+        authority(&self.uri, self.host.as_ref())
+    }
+}
+
+/// A request's authority as filters see it (`:authority`, `request.host`): the target's,
+/// else the `host` header's raw bytes, else empty.
+pub(crate) fn authority<'a>(uri: &'a http::Uri, host: Option<&'a http::HeaderValue>) -> &'a [u8] {
+    match (uri.authority(), host) {
+        (Some(a), _) => a.as_str().as_bytes(),
+        (None, Some(h)) => h.as_bytes(),
+        (None, None) => b"",
     }
 }
 
@@ -331,28 +337,17 @@ impl StreamFilters {
     }
 
     /// Runs `f` for filter `i` with its VM locked and the stream's context created and current.
-    /// `Err` means the filter failed (the VM is discarded when it faulted).
+    /// `Err` means the filter failed (the VM is discarded when it faulted); `None` that the
+    /// filter failed open earlier in this stream and is skipped (checked under the same lock).
     fn run<T>(
         &self,
         i: usize,
-        f: impl FnOnce(&mut Vm, &mut Entry) -> Result<T, String>,
-    ) -> Result<T, String> {
-        self.run_unless_skipped(i, false, f)
-            .unwrap_or_else(|| Err("skipped".into()))
-    }
-
-    /// Like [`Self::run`]; with `check_skip`, `None` when the filter failed open earlier in
-    /// this stream (checked under the same lock).
-    fn run_unless_skipped<T>(
-        &self,
-        i: usize,
-        check_skip: bool,
         f: impl FnOnce(&mut Vm, &mut Entry) -> Result<T, String>,
     ) -> Option<Result<T, String>> {
         let plugin = &self.chain.plugins[i];
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let e = &mut entries[i];
-        if check_skip && e.skip {
+        if e.skip {
             return None;
         }
         let mut g = plugin.lock(e.slot);
@@ -441,7 +436,7 @@ impl StreamFilters {
         let mut parts = Some(parts);
         for i in self.order(reverse) {
             let mut backup: Option<H> = None;
-            let flow = self.run_unless_skipped(i, true, |vm, e| {
+            let flow = self.run(i, |vm, e| {
                 let has = if H::REQUEST {
                     vm.f.request_headers.is_some()
                 } else {
@@ -497,16 +492,19 @@ impl StreamFilters {
                     ));
                     break;
                 }
-                flow = self.run(i, |vm, e| {
-                    let f = settle(vm, e.ctx, true, H::REQUEST);
-                    if !matches!(f, Flow::Wait) {
-                        e.paused = false;
-                        if let Some(s) = slot_of(vm, e.ctx) {
-                            parts = H::take(s);
+                // A filter is marked skipped only after the stream left it, never mid-pause.
+                flow = self
+                    .run(i, |vm, e| {
+                        let f = settle(vm, e.ctx, true, H::REQUEST);
+                        if !matches!(f, Flow::Wait) {
+                            e.paused = false;
+                            if let Some(s) = slot_of(vm, e.ctx) {
+                                parts = H::take(s);
+                            }
                         }
-                    }
-                    Ok(f)
-                });
+                        Ok(f)
+                    })
+                    .unwrap_or(Ok(Flow::Next));
             }
             if parts.is_none() {
                 parts = backup.take();
@@ -557,7 +555,7 @@ impl StreamFilters {
         for i in self.order(kind == BodyKind::Response) {
             // Moved, not cloned: cloning a fresh `Bytes` from hyper allocates its shared header.
             let mut input = Some(std::mem::take(&mut chunk));
-            let r = self.run_unless_skipped(i, true, |vm, e| {
+            let r = self.run(i, |vm, e| {
                 let input = input.take().unwrap_or_default();
                 let pick: PickBody = match kind {
                     BodyKind::Request => |x| x.request_body.as_ref(),
@@ -644,7 +642,7 @@ impl StreamFilters {
     /// local response is the verdict. No pause: a filter's return value is ignored.
     pub fn kafka_request(&self, req: &Arc<KafkaRequestInfo>) -> Outcome {
         for i in 0..self.chain.plugins.len() {
-            let r = self.run_unless_skipped(i, true, |vm, e| {
+            let r = self.run(i, |vm, e| {
                 if vm.f.kafka_request.is_none() {
                     return Ok(None);
                 }
@@ -695,7 +693,7 @@ impl StreamFilters {
     ) -> (HeaderMap, Option<FilterFailure>) {
         for i in self.order(kind == BodyKind::Response) {
             let mut cur = Some(std::mem::take(&mut map));
-            let r = self.run_unless_skipped(i, true, |vm, e| {
+            let r = self.run(i, |vm, e| {
                 let pick: PickTrailers = match kind {
                     BodyKind::Request => |x| x.request_trailers.as_ref(),
                     BodyKind::Response => |x| x.response_trailers.as_ref(),
