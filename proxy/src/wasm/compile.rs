@@ -117,6 +117,14 @@ pub fn engine_config(s: EngineSettings) -> wasmtime::Config {
     cfg.debug_symbols(false)
         .generate_address_map(false)
         .native_unwind_info(false);
+    // For profiling filters (docs/proxy-wasm.md): /tmp/perf-<pid>.map names the guest's
+    // functions for `perf`, which needs the symbols left out above. An environment switch, like
+    // RUST_LOG, so the compiler child (which inherits it) builds the same artifacts.
+    if matches!(std::env::var("STRAIT_WASM_PERFMAP").as_deref(), Ok(v) if !v.is_empty() && v != "0")
+    {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap)
+            .debug_symbols(true);
+    }
     cfg
 }
 
