@@ -18,13 +18,48 @@ use crate::http::{Request, Response};
 use crate::kafka::{KafkaDecision, KafkaRequest};
 use crate::logging::{log, Level};
 
-/// Per-module state: plugin (root) contexts and HTTP (stream) contexts. Ordered maps: a
-/// few small integer keys, looked up several times per request, where SipHash cost more than
-/// the search.
+/// Per-module state: plugin (root) contexts and HTTP (stream) contexts. Small integer keys,
+/// looked up several times per request: an ordered map for the few roots, and a sorted vector
+/// for the streams, which keeps its capacity (a `BTreeMap` allocated a node for the first
+/// stream and freed it with the last, on every request of an idle-between-requests VM).
 #[derive(Default)]
 pub(crate) struct Runtime {
     roots: BTreeMap<u32, Root>,
-    streams: BTreeMap<u32, Stream>,
+    streams: Streams,
+}
+
+/// Stream contexts sorted by id. The host hands out increasing ids, so an insert is a push.
+#[derive(Default)]
+struct Streams(Vec<(u32, Stream)>);
+
+impl Streams {
+    fn find(&self, id: u32) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&id, |(k, _)| *k)
+    }
+
+    fn get(&self, id: &u32) -> Option<&Stream> {
+        self.find(*id).ok().map(|i| &self.0[i].1)
+    }
+
+    fn get_mut(&mut self, id: &u32) -> Option<&mut Stream> {
+        self.find(*id).ok().map(|i| &mut self.0[i].1)
+    }
+
+    fn insert(&mut self, id: u32, stream: Stream) {
+        match self.find(id) {
+            Ok(i) => self.0[i].1 = stream,
+            Err(i) => self.0.insert(i, (id, stream)),
+        }
+    }
+
+    fn remove(&mut self, id: &u32) -> Option<Stream> {
+        self.find(*id).ok().map(|i| self.0.remove(i).1)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 #[derive(Default)]
@@ -296,7 +331,29 @@ fn install_panic_hook() {
 
 #[cfg(test)]
 mod tests {
-    use super::details;
+    use super::{details, Stream, Streams};
+
+    #[test]
+    fn streams_stay_sorted_whatever_the_order_of_ids() {
+        let s = |root| Stream {
+            root,
+            responded: false,
+        };
+        let mut m = Streams::default();
+        // Increasing ids (the host's order), then a wrapped-around small one, then a repeat.
+        for (id, root) in [(5, 1), (9, 2), (u32::MAX, 3), (2, 4), (9, 5)] {
+            m.insert(id, s(root));
+        }
+        assert_eq!(m.len(), 4);
+        let ids: Vec<u32> = m.0.iter().map(|(k, _)| *k).collect();
+        assert_eq!(ids, [2, 5, 9, u32::MAX]);
+        assert_eq!(m.get(&9).map(|x| x.root), Some(5));
+        m.get_mut(&2).expect("2").responded = true;
+        assert!(m.get(&2).is_some_and(|x| x.responded));
+        assert_eq!(m.remove(&5).map(|x| x.root), Some(1));
+        assert!(m.remove(&5).is_none() && m.get(&5).is_none());
+        assert_eq!(m.len(), 3);
+    }
 
     #[test]
     fn details_are_one_short_line() {

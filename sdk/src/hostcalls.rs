@@ -227,23 +227,52 @@ pub(crate) fn send_local_response(
 
 /// `proxy_get_property`: `Ok(None)` when the host says `NOT_FOUND`.
 pub(crate) fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-    let path = abi::serialize_property_path(path);
-    let mut data: *mut u8 = null_mut();
-    let mut size: usize = 0;
-    // SAFETY: `path` is a live buffer read for its length; the out-parameters point to live
-    // locals (see `get_buffer`).
-    let raw = unsafe { sys::proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
-    returned_bytes("proxy_get_property", raw, data, size)
+    with_property_path(path, |path| {
+        let mut data: *mut u8 = null_mut();
+        let mut size: usize = 0;
+        // SAFETY: `path` is a live buffer read for its length; the out-parameters point to live
+        // locals (see `get_buffer`).
+        let raw =
+            unsafe { sys::proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
+        returned_bytes("proxy_get_property", raw, data, size)
+    })
 }
 
 /// `proxy_set_property`.
 pub(crate) fn set_property(path: &[&str], value: &[u8]) -> Result<(), HostError> {
-    let path = abi::serialize_property_path(path);
-    // SAFETY: `path` and `value` are live buffers the host reads for their lengths and keeps no
-    // reference to after returning.
-    let raw =
-        unsafe { sys::proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len()) };
-    check("proxy_set_property", raw)
+    with_property_path(path, |path| {
+        // SAFETY: `path` and `value` are live buffers the host reads for their lengths and keeps
+        // no reference to after returning.
+        let raw = unsafe {
+            sys::proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len())
+        };
+        check("proxy_set_property", raw)
+    })
+}
+
+/// Runs `f` with `path` serialised ([`abi::serialize_property_path`]), on the stack when it is
+/// short (every standard property path is), so a property access allocates nothing for it.
+fn with_property_path<R>(path: &[&str], f: impl FnOnce(&[u8]) -> R) -> R {
+    const STACK: usize = 128;
+    let len = path
+        .iter()
+        .map(|s| s.len() + 1)
+        .sum::<usize>()
+        .saturating_sub(1);
+    if len > STACK {
+        return f(&abi::serialize_property_path(path));
+    }
+    let mut buf = [0u8; STACK];
+    let mut at = 0;
+    for (i, seg) in path.iter().enumerate() {
+        if i > 0 {
+            buf[at] = 0;
+            at += 1;
+        }
+        buf[at..at + seg.len()].copy_from_slice(seg.as_bytes());
+        at += seg.len();
+    }
+    f(&buf[..at])
 }
 
 /// `proxy_define_metric`: the metric's id.
@@ -293,5 +322,26 @@ fn returned_bytes(
         Status::Ok => Ok(Some(bytes)),
         Status::NotFound => Ok(None),
         status => Err(HostError::Status { call, status }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn property_paths_on_the_stack_serialise_as_the_abi_says() {
+        let long = "x".repeat(200);
+        let cases: [&[&str]; 5] = [
+            &[],
+            &["plugin_name"],
+            &["request", "path"],
+            &["strait", "", "policy"],
+            &["a", &long, "b"],
+        ];
+        for path in cases {
+            let got = with_property_path(path, <[u8]>::to_vec);
+            assert_eq!(got, abi::serialize_property_path(path), "{path:?}");
+        }
     }
 }

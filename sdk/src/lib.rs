@@ -53,7 +53,9 @@
 //! [`export_filter!`] exports `proxy_abi_version_0_2_1`, `proxy_on_memory_allocate` (and
 //! `malloc` on `wasm32-unknown-unknown`; on WASI targets `malloc` is libc's and not exported),
 //! `proxy_on_vm_start`, `proxy_on_configure`, `proxy_on_context_create`,
-//! `proxy_on_request_headers`, `proxy_on_response_headers`, `proxy_on_delete`, and strait's
+//! `proxy_on_request_headers`, `proxy_on_response_headers` (not with
+//! `export_filter!(T, requests_only)`, for filters without [`Filter::on_response`]),
+//! `proxy_on_delete`, and strait's
 //! Kafka extension `strait_on_kafka_request` (see [`kafka`]). It does not export the body,
 //! trailers, `proxy_on_log`, `proxy_on_done` and `proxy_on_tick` callbacks: a filter built
 //! with the SDK does nothing in them, and a host skips a callback a module does not export,
@@ -126,8 +128,42 @@ pub mod __private {
 /// Use it once per `cdylib` crate (two uses would export the same symbols twice). On `wasm32`
 /// it generates the module's exports, each a one-line call into the SDK; on other targets it
 /// only checks that the type implements [`Filter`] (tests use `testing::Harness`).
+///
+/// `strait_sdk::export_filter!(MyFilter, requests_only);` leaves out
+/// `proxy_on_response_headers`, for a filter that does not implement
+/// [`Filter::on_response`]: the host then skips the filter for response heads instead of
+/// calling into the module for nothing (one call per request fewer). An `on_response` of such
+/// a filter is never called, so use this form only when the default is what you want.
 #[macro_export]
 macro_rules! export_filter {
+    ($filter:ty, requests_only) => {
+        $crate::__export_filter_common!($filter);
+    };
+    ($filter:ty) => {
+        $crate::__export_filter_common!($filter);
+
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            #[unsafe(no_mangle)]
+            pub extern "C" fn proxy_on_response_headers(
+                context_id: u32,
+                num_headers: usize,
+                end_of_stream: u32,
+            ) -> u32 {
+                $crate::__private::on_response_headers::<$filter>(
+                    context_id,
+                    num_headers,
+                    end_of_stream,
+                )
+            }
+        };
+    };
+}
+
+/// The exports every form of [`export_filter!`] has. Not a stable API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_filter_common {
     ($filter:ty) => {
         const _: () = {
             fn assert_filter<F: $crate::Filter>() {}
@@ -189,15 +225,6 @@ macro_rules! export_filter {
                 end_of_stream: u32,
             ) -> u32 {
                 rt::on_request_headers::<$filter>(context_id, num_headers, end_of_stream)
-            }
-
-            #[unsafe(no_mangle)]
-            pub extern "C" fn proxy_on_response_headers(
-                context_id: u32,
-                num_headers: usize,
-                end_of_stream: u32,
-            ) -> u32 {
-                rt::on_response_headers::<$filter>(context_id, num_headers, end_of_stream)
             }
 
             // strait's Kafka extension: one call per Kafka request (docs/proxy-wasm.md).

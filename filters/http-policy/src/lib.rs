@@ -253,15 +253,16 @@ fn compile_direction(d: DirectionConfig) -> Result<Direction, ConfigError> {
     })
 }
 
-/// The request as the rules see it: pseudo-headers and headers, read once, in place in the
-/// host's serialised map (no allocation per header).
+/// The request as the rules see it: pseudo-headers and headers, read in place in the host's
+/// serialised map (no allocation).
 struct View<'a> {
     method: &'a [u8],
     path: &'a [u8],
     authority: &'a [u8],
-    /// (name, value), regular headers only. strait hands header names over in lower case
-    /// (HTTP/2's form; HTTP/1.1 names are normalised), so they are compared as they are.
-    headers: Vec<(&'a [u8], &'a [u8])>,
+    /// All pairs; [`Self::values`] reads the regular headers. strait hands header names over
+    /// in lower case (HTTP/2's form; HTTP/1.1 names are normalised), so they are compared as
+    /// they are.
+    raw: &'a RawHeaders,
 }
 
 impl<'a> View<'a> {
@@ -270,25 +271,25 @@ impl<'a> View<'a> {
             method: b"",
             path: b"",
             authority: b"",
-            headers: Vec::with_capacity(raw.len()),
+            raw,
         };
         for (k, val) in raw.iter() {
             match k {
                 b":method" => v.method = val,
                 b":path" => v.path = val,
                 b":authority" => v.authority = val,
-                _ if k.first() == Some(&b':') => {}
-                _ => v.headers.push((k, val)),
+                _ => {}
             }
         }
         v
     }
 
+    /// The values of regular header `name` (pseudo-headers never match).
     fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a [u8]> + 's {
-        self.headers
-            .iter()
-            .filter(move |(k, _)| *k == name.as_bytes())
-            .map(|(_, v)| *v)
+        let raw: &'a RawHeaders = self.raw;
+        raw.iter()
+            .filter(move |(k, _)| k.first() != Some(&b':') && *k == name.as_bytes())
+            .map(|(_, v)| v)
     }
 }
 
@@ -429,25 +430,41 @@ impl Filter for HttpPolicy {
         }
         let raw = req.headers_raw();
         let view = View::read(&raw);
-        let mut decided: Vec<&str> = Vec::with_capacity(set.directions.len());
+        // What decided, joined with " + " for the flow record. Allocated only when more than
+        // one direction decides (a policy at each end of the connection); so is `apply`, only
+        // for rules with mismatch actions.
+        let mut first: Option<&str> = None;
+        let mut joined = String::new();
         let mut apply: Vec<&Rule> = Vec::new();
         for d in &set.directions {
             if let Some(why) = &d.deny {
                 self.denied.increment(1);
                 return deny(req, why);
             }
-            if let Some(rule) = &d.allow_all {
-                decided.push(rule);
-                continue;
-            }
-            match d.first_match(&view) {
-                Some(rule) => {
-                    decided.push(&rule.name);
-                    apply.push(rule);
+            let name = if let Some(rule) = &d.allow_all {
+                rule.as_str()
+            } else {
+                match d.first_match(&view) {
+                    Some(rule) => {
+                        if rule.header_matches.iter().any(|(_, _, m)| m.is_some()) {
+                            apply.push(rule);
+                        }
+                        rule.name.as_str()
+                    }
+                    None => {
+                        self.denied.increment(1);
+                        return deny(req, &format!("{}: no rule matches", d.name));
+                    }
                 }
-                None => {
-                    self.denied.increment(1);
-                    return deny(req, &format!("{}: no rule matches", d.name));
+            };
+            match first {
+                None => first = Some(name),
+                Some(f) => {
+                    if joined.is_empty() {
+                        joined.push_str(f);
+                    }
+                    joined.push_str(" + ");
+                    joined.push_str(name);
                 }
             }
         }
@@ -455,15 +472,17 @@ impl Filter for HttpPolicy {
             rule.apply_mismatches(&view, req);
         }
         self.allowed.increment(1);
-        match decided.as_slice() {
-            [one] => req.set_property(&["strait", "policy"], one),
-            many => req.set_property(&["strait", "policy"], many.join(" + ")),
-        }
+        let decided = if joined.is_empty() {
+            first.unwrap_or_default()
+        } else {
+            &joined
+        };
+        req.set_property(&["strait", "policy"], decided);
         Decision::Allow
     }
 }
 
-strait_sdk::export_filter!(HttpPolicy);
+strait_sdk::export_filter!(HttpPolicy, requests_only);
 
 #[cfg(test)]
 mod tests;

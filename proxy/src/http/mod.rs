@@ -305,7 +305,8 @@ impl HttpProxy {
             let eos = hyper::body::Body::is_end_stream(req.body());
             let (parts, body) = req.into_parts();
             let (parts, outcome) = sf.request_headers(parts, eos).await;
-            if let Some((filter, decided)) = sf.info().decided_policy() {
+            // Taken, not cloned: nothing reads it after the request heads.
+            if let Some((filter, decided)) = sf.info().take_policy() {
                 guard.policy(&filter, decided);
             }
             req = Request::from_parts(parts, body);

@@ -15,7 +15,8 @@ use http::{Method, StatusCode};
 use wasmtime::{Caller, Linker};
 
 use super::host::{
-    parse_pairs, serialize_pairs, status::*, BodyKind, HostState, KafkaTopics, LocalReply, Outbound,
+    parse_pairs, serialize_pairs_into, status::*, BodyKind, HostState, KafkaTopics, LocalReply,
+    Outbound, Props,
 };
 use super::shared::{MetricKind, QueueOwner};
 
@@ -131,71 +132,92 @@ fn request_authority(p: &http::request::Parts) -> &[u8] {
     super::stream::authority(&p.uri, p.headers.get(http::header::HOST))
 }
 
-/// The serialised pairs of a map, pseudo-headers first. `None`: the map does not exist now.
-fn map_pairs(st: &HostState, t: u32) -> Option<Vec<u8>> {
-    fn hdrs(h: &HeaderMap) -> Vec<(&[u8], &[u8])> {
-        h.iter()
-            .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
-            .collect()
+/// Largest [`HostState::scratch`] kept between calls (a huge map's buffer is not held on to).
+const SCRATCH_KEEP: usize = 16 << 10;
+
+/// Appends the serialised pairs of a map, pseudo-headers first, to `out`. `false`: the map
+/// does not exist now (nothing appended).
+fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
+    fn hdrs(h: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+        h.iter().map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
     }
+    let stream = || st.streams.get(&st.effective);
     match t {
-        REQUEST_HEADERS | REQUEST_TRAILERS | RESPONSE_HEADERS | RESPONSE_TRAILERS => {
-            let s = st.streams.get(&st.effective)?;
-            match t {
-                REQUEST_HEADERS => {
-                    let p = s.req.as_ref()?;
-                    let tls = s.info.tls;
-                    let mut v: Vec<(&[u8], &[u8])> = vec![
-                        (b":authority", request_authority(p)),
-                        (
-                            b":path",
-                            p.uri
-                                .path_and_query()
-                                .map_or(b"/", |x| x.as_str().as_bytes()),
-                        ),
-                        (b":method", p.method.as_str().as_bytes()),
-                        (
-                            b":scheme",
-                            p.uri
-                                .scheme_str()
-                                .unwrap_or(if tls { "https" } else { "http" })
-                                .as_bytes(),
-                        ),
-                    ];
-                    v.extend(hdrs(&p.headers));
-                    Some(serialize_pairs(v.iter().copied()))
-                }
-                RESPONSE_HEADERS => {
-                    let p = s.resp.as_ref()?;
-                    let mut v: Vec<(&[u8], &[u8])> =
-                        vec![(b":status", p.status.as_str().as_bytes())];
-                    v.extend(hdrs(&p.headers));
-                    Some(serialize_pairs(v.iter().copied()))
-                }
-                REQUEST_TRAILERS => Some(serialize_pairs(
-                    hdrs(s.req_trailers.as_ref()?).iter().copied(),
-                )),
-                _ => Some(serialize_pairs(
-                    hdrs(s.resp_trailers.as_ref()?).iter().copied(),
-                )),
-            }
+        REQUEST_HEADERS => {
+            let Some(p) = stream().and_then(|s| s.req.as_ref().map(|p| (p, s.info.tls))) else {
+                return false;
+            };
+            let (p, tls) = p;
+            let pseudo: [(&[u8], &[u8]); 4] = [
+                (b":authority", request_authority(p)),
+                (
+                    b":path",
+                    p.uri
+                        .path_and_query()
+                        .map_or(b"/", |x| x.as_str().as_bytes()),
+                ),
+                (b":method", p.method.as_str().as_bytes()),
+                (
+                    b":scheme",
+                    p.uri
+                        .scheme_str()
+                        .unwrap_or(if tls { "https" } else { "http" })
+                        .as_bytes(),
+                ),
+            ];
+            serialize_pairs_into(out, || pseudo.into_iter().chain(hdrs(&p.headers)));
+        }
+        RESPONSE_HEADERS => {
+            let Some(p) = stream().and_then(|s| s.resp.as_ref()) else {
+                return false;
+            };
+            let status: [(&[u8], &[u8]); 1] = [(b":status", p.status.as_str().as_bytes())];
+            serialize_pairs_into(out, || status.into_iter().chain(hdrs(&p.headers)));
+        }
+        REQUEST_TRAILERS | RESPONSE_TRAILERS => {
+            let s = stream();
+            let t = if t == REQUEST_TRAILERS {
+                s.and_then(|s| s.req_trailers.as_ref())
+            } else {
+                s.and_then(|s| s.resp_trailers.as_ref())
+            };
+            let Some(t) = t else { return false };
+            serialize_pairs_into(out, || hdrs(t));
         }
         CALL_RESPONSE_HEADERS
         | CALL_RESPONSE_TRAILERS
         | GRPC_INITIAL_METADATA
         | GRPC_TRAILING_METADATA => {
-            let r = st.call_response.as_ref()?;
+            let Some(r) = st.call_response.as_ref() else {
+                return false;
+            };
             let list = if t == CALL_RESPONSE_HEADERS || t == GRPC_INITIAL_METADATA {
                 &r.headers
             } else {
                 &r.trailers
             };
-            Some(serialize_pairs(
-                list.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())),
-            ))
+            serialize_pairs_into(out, || {
+                list.iter().map(|(k, v)| (k.as_bytes(), v.as_slice()))
+            });
         }
-        _ => None,
+        _ => return false,
     }
+    true
+}
+
+/// Runs `f` with map `t` serialised (the empty map when it does not exist now), in the VM's
+/// reusable buffer.
+fn with_map_pairs<T>(c: &mut C<'_>, t: u32, f: impl FnOnce(&mut C<'_>, &[u8]) -> T) -> T {
+    let mut buf = std::mem::take(&mut c.data_mut().scratch);
+    buf.clear();
+    if !map_pairs(c.data(), t, &mut buf) {
+        buf.extend_from_slice(&0u32.to_le_bytes());
+    }
+    let r = f(c, &buf);
+    if buf.capacity() <= SCRATCH_KEEP {
+        c.data_mut().scratch = buf;
+    }
+    r
 }
 
 fn map_value(st: &HostState, t: u32, key: &str) -> Option<Vec<u8>> {
@@ -754,15 +776,14 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
         "env",
         "proxy_get_header_map_pairs",
         |mut c: C<'_>, t: u32, pp: u32, sp: u32| -> R {
-            let data = map_pairs(c.data(), t).unwrap_or_else(|| 0u32.to_le_bytes().to_vec());
-            give(&mut c, &data, pp, sp)
+            with_map_pairs(&mut c, t, |c, data| give(c, data, pp, sp))
         },
     )?;
     l.wrap(
         "env",
         "proxy_get_header_map_size",
         |mut c: C<'_>, t: u32, sp: u32| -> u32 {
-            let n = map_pairs(c.data(), t).map_or(4, |d| d.len());
+            let n = with_map_pairs(&mut c, t, |_, d| d.len());
             if store_u32(&mut c, sp, n as u32) {
                 OK
             } else {
@@ -848,28 +869,28 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
         "env",
         "proxy_set_property",
         |mut c: C<'_>, p: u32, n: u32, vp: u32, vn: u32| -> u32 {
-            let (Some(raw), Some(v)) = (read(&mut c, p, n), read(&mut c, vp, vn)) else {
+            // Read in place: the key is only copied when the stream has no value for it yet.
+            let Some((m, st)) = mem(&mut c) else {
                 return INVALID_MEMORY_ACCESS;
             };
-            let key = String::from_utf8_lossy(&raw)
-                .trim_end_matches('\0')
-                .to_owned();
-            let st = c.data_mut();
-            let eff = st.effective;
-            let filter = st.plugin.name.clone();
-            match st.streams.get_mut(&eff) {
+            let (Some(raw), Some(v)) = (slice(m, p, n), slice(m, vp, vn)) else {
+                return INVALID_MEMORY_ACCESS;
+            };
+            let key = String::from_utf8_lossy(raw);
+            let key = key.trim_end_matches('\0');
+            let value = Bytes::copy_from_slice(v);
+            let props = match st.streams.get_mut(&st.effective) {
                 Some(s) => {
-                    if key == "strait\0policy" {
-                        let decided = String::from_utf8_lossy(&v).into_owned();
+                    if key == Props::POLICY {
+                        let decided = String::from_utf8_lossy(v).into_owned();
                         *s.info.policy.lock().unwrap_or_else(|p| p.into_inner()) =
-                            Some((filter, decided));
+                            Some((st.plugin.name.clone(), decided));
                     }
-                    s.props.insert(key, Bytes::from(v));
+                    &mut s.props
                 }
-                None => {
-                    st.root_props.insert(key, Bytes::from(v));
-                }
-            }
+                None => &mut st.root_props,
+            };
+            props.set(key, value);
             OK
         },
     )?;

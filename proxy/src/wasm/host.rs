@@ -5,6 +5,7 @@
 //! stream is paused its data stays here, so a later callback (an `http_call` response) can still
 //! read and change it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Weak};
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
+use smallvec::SmallVec;
 use wasmtime::{Memory, ResourceLimiter, TypedFunc};
 
 use super::shared::RuntimeInner;
@@ -83,7 +85,7 @@ pub struct StreamSlot {
     /// The body buffer of the running body callback (all of it buffered so far).
     pub body: Option<(BodyKind, Bytes)>,
     /// Values stored with `proxy_set_property` (filter state).
-    pub props: HashMap<String, Bytes>,
+    pub props: Props,
     pub local: Option<LocalReply>,
     pub resume_request: bool,
     pub resume_response: bool,
@@ -138,7 +140,7 @@ impl StreamSlot {
             req_trailers: None,
             resp_trailers: None,
             body: None,
-            props: HashMap::new(),
+            props: Props::default(),
             local: None,
             resume_request: false,
             resume_response: false,
@@ -226,9 +228,11 @@ pub struct HostState {
     pub root: u32,
     /// The context host calls apply to (`proxy_set_effective_context`).
     pub effective: u32,
+    /// Reused by host calls that serialise a header map for the guest.
+    pub scratch: Vec<u8>,
     pub streams: CtxMap<StreamSlot>,
     /// `proxy_set_property` values of the root context.
-    pub root_props: HashMap<String, Bytes>,
+    pub root_props: Props,
     pub call_response: Option<CallResponse>,
     pub tick_period: Option<Duration>,
     pub tick_changed: bool,
@@ -265,8 +269,9 @@ impl HostState {
             alloc: None,
             root: 0,
             effective: 0,
+            scratch: Vec::new(),
             streams: CtxMap::default(),
-            root_props: HashMap::new(),
+            root_props: Props::default(),
             call_response: None,
             tick_period: None,
             tick_changed: false,
@@ -291,31 +296,71 @@ impl HostState {
     }
 }
 
+/// Values stored with `proxy_set_property`, by `\0`-joined path. A filter sets a few at most,
+/// so a short list searched in order; the first one lives inline and the key of the one strait
+/// reads itself (`strait.policy`, set on every request by policy filters) is not copied.
+#[derive(Debug, Default)]
+pub struct Props(SmallVec<[(Cow<'static, str>, Bytes); 1]>);
+
+impl Props {
+    /// The key strait writes into flow records.
+    pub const POLICY: &'static str = "strait\0policy";
+
+    pub fn get(&self, key: &str) -> Option<&Bytes> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn set(&mut self, key: &str, value: Bytes) {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value,
+            None => {
+                let key = if key == Self::POLICY {
+                    Cow::Borrowed(Self::POLICY)
+                } else {
+                    Cow::Owned(key.to_owned())
+                };
+                self.0.push((key, value));
+            }
+        }
+    }
+}
+
 /// Serialises header pairs the proxy-wasm way (little endian): count, then (key len, value
 /// len) per pair, then each `key\0value\0`.
+#[cfg(test)]
 pub fn serialize_pairs<'a, I>(pairs: I) -> Vec<u8>
 where
     I: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
 {
+    let mut out = Vec::new();
+    serialize_pairs_into(&mut out, || pairs.clone().into_iter());
+    out
+}
+
+/// [`serialize_pairs`] appended to `out` (a buffer kept between calls allocates nothing);
+/// `pairs` makes a fresh iterator over the same pairs for each of the three passes.
+pub fn serialize_pairs_into<'a, I>(out: &mut Vec<u8>, pairs: impl Fn() -> I)
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])>,
+{
     let mut n = 0u32;
     let mut size = 4usize;
-    for (k, v) in pairs.clone() {
+    for (k, v) in pairs() {
         n += 1;
         size += 8 + k.len() + v.len() + 2;
     }
-    let mut out = Vec::with_capacity(size);
+    out.reserve(size);
     out.extend_from_slice(&n.to_le_bytes());
-    for (k, v) in pairs.clone() {
+    for (k, v) in pairs() {
         out.extend_from_slice(&(k.len() as u32).to_le_bytes());
         out.extend_from_slice(&(v.len() as u32).to_le_bytes());
     }
-    for (k, v) in pairs {
+    for (k, v) in pairs() {
         out.extend_from_slice(k);
         out.push(0);
         out.extend_from_slice(v);
         out.push(0);
     }
-    out
 }
 
 /// Parses a serialised header map; `None` if it is malformed.
@@ -354,6 +399,20 @@ mod tests {
         let back = parse_pairs(&data).expect("parses");
         assert_eq!(back[0], (":path".to_owned(), b"/a".to_vec()));
         assert_eq!(back[1], ("x-k".to_owned(), b"\xffv".to_vec()));
+    }
+
+    #[test]
+    fn props_replace_values_and_do_not_copy_the_policy_key() {
+        let mut p = Props::default();
+        assert!(p.get(Props::POLICY).is_none());
+        p.set(Props::POLICY, Bytes::from_static(b"a"));
+        p.set("x\0y", Bytes::from_static(b"1"));
+        p.set(Props::POLICY, Bytes::from_static(b"b"));
+        assert_eq!(p.get(Props::POLICY).map(|b| &b[..]), Some(&b"b"[..]));
+        assert_eq!(p.get("x\0y").map(|b| &b[..]), Some(&b"1"[..]));
+        assert!(p.get("x").is_none());
+        assert_eq!(p.0.len(), 2);
+        assert!(matches!(p.0[0].0, Cow::Borrowed(_)));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub struct StreamInfo {
     pub request: Option<RequestLine>,
     /// The policy a filter said decided this stream (`strait.policy` set with
     /// `proxy_set_property`), with that filter's name; for the flow record.
-    pub policy: std::sync::Mutex<Option<(String, String)>>,
+    pub policy: std::sync::Mutex<Option<(Arc<str>, String)>>,
     /// Wakes the stream's task when a filter resumes or closes it while paused.
     pub wake: Notify,
 }
@@ -95,17 +95,10 @@ impl StreamInfo {
         self.request.as_ref().map_or(b"", RequestLine::host)
     }
 
-    /// What a filter recorded in `strait.policy`, with the filter's name.
-    pub fn decided_policy(&self) -> Option<(String, String)> {
-        self.policy
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Like [`Self::decided_policy`], and forgets it (a Kafka connection is one context for
-    /// many requests).
-    pub fn take_policy(&self) -> Option<(String, String)> {
+    /// What a filter recorded in `strait.policy`, with the filter's name, taken out: an HTTP
+    /// stream reads it once after its request head; a Kafka connection (one context for many
+    /// requests) after each request.
+    pub fn take_policy(&self) -> Option<(Arc<str>, String)> {
         self.policy.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
@@ -329,7 +322,7 @@ impl StreamFilters {
     }
 
     fn name(&self, i: usize) -> String {
-        self.chain.plugins[i].info.name.clone()
+        self.chain.plugins[i].info.name.to_string()
     }
 
     fn policy(&self, i: usize) -> FailurePolicy {
@@ -435,6 +428,10 @@ impl StreamFilters {
     async fn heads<H: Head>(&self, parts: H, eos: bool, reverse: bool) -> (H, Outcome) {
         let mut parts = Some(parts);
         for i in self.order(reverse) {
+            if !H::REQUEST && !self.chain.plugins[i].response_headers_hook {
+                // Nothing to call: the head passes (the callback would be "continue").
+                continue;
+            }
             let mut backup: Option<H> = None;
             let flow = self.run(i, |vm, e| {
                 let has = if H::REQUEST {

@@ -49,7 +49,7 @@ impl AbiVersion {
 /// What a filter is, independent of its VMs.
 #[derive(Debug)]
 pub struct PluginInfo {
-    pub name: String,
+    pub name: Arc<str>,
     pub listener: String,
     pub failure: FailurePolicy,
     pub root_id: String,
@@ -238,6 +238,10 @@ pub struct Plugin {
     /// a chain does, the request path does not run that body through the chain at all.
     pub request_body_hooks: bool,
     pub response_body_hooks: bool,
+    /// The module exports `proxy_on_response_headers`. When it does not, response heads skip
+    /// this filter without locking its VM (strait-sdk filters built with
+    /// `export_filter!(T, requests_only)` leave it out).
+    pub response_headers_hook: bool,
 }
 
 thread_local! {
@@ -364,7 +368,7 @@ impl Plugin {
                 message: format!("{e:#}"),
             })?;
         let info = Arc::new(PluginInfo {
-            name: fc.name.clone(),
+            name: fc.name.as_str().into(),
             listener: listener.to_owned(),
             failure: fc.failure,
             root_id: fc.root_id.clone(),
@@ -385,6 +389,7 @@ impl Plugin {
         let plugin = Arc::new(Plugin {
             request_body_hooks: exports(["proxy_on_request_body", "proxy_on_request_trailers"]),
             response_body_hooks: exports(["proxy_on_response_body", "proxy_on_response_trailers"]),
+            response_headers_hook: module.get_export("proxy_on_response_headers").is_some(),
             info,
             pre,
             rt: rt.clone(),
@@ -554,7 +559,7 @@ impl Plugin {
 
     fn err(&self, message: String) -> WasmError {
         WasmError::Start {
-            filter: self.info.name.clone(),
+            filter: self.info.name.to_string(),
             path: self.info.module.clone(),
             message,
         }

@@ -69,7 +69,7 @@ impl Filter for AllowList {
     }
 }
 
-strait_sdk::export_filter!(AllowList);
+strait_sdk::export_filter!(AllowList, requests_only);
 
 #[cfg(test)]
 mod tests {

@@ -100,7 +100,7 @@ impl Filter for PathCounter {
     }
 }
 
-strait_sdk::export_filter!(PathCounter);
+strait_sdk::export_filter!(PathCounter, requests_only);
 
 #[cfg(test)]
 mod tests {

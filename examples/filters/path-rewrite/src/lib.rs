@@ -77,7 +77,7 @@ impl Filter for PathRewrite {
     }
 }
 
-strait_sdk::export_filter!(PathRewrite);
+strait_sdk::export_filter!(PathRewrite, requests_only);
 
 #[cfg(test)]
 mod tests {

@@ -145,7 +145,7 @@ impl ConnFilters {
         match outcome {
             Outcome::Continue => {
                 if let Some((f, p)) = decided {
-                    forward.filter = Some(f);
+                    forward.filter = Some(f.to_string());
                     forward.policy = Some(p);
                 }
                 forward
