@@ -144,10 +144,10 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
     let stream = || st.streams.get(&st.effective);
     match t {
         REQUEST_HEADERS => {
-            let Some(p) = stream().and_then(|s| s.req.as_ref().map(|p| (p, s.info.tls))) else {
+            let Some((p, tls)) = stream().and_then(|s| s.req.as_ref().map(|p| (p, s.info.tls)))
+            else {
                 return false;
             };
-            let (p, tls) = p;
             let pseudo: [(&[u8], &[u8]); 4] = [
                 (b":authority", request_authority(p)),
                 (
