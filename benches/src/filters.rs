@@ -104,6 +104,10 @@ pub struct FiltersArgs {
     /// rps: a run during which more than this many cores did other work is redone.
     #[arg(long, default_value_t = 0.1)]
     pub max_other_cores: f64,
+    /// micro: only the cases whose name contains this text (the baseline always runs), e.g.
+    /// `pw_basics` or `http-policy`; for profiling one filter with `perf record`.
+    #[arg(long)]
+    pub micro_only: Option<String>,
     /// rps: how often a noisy run is redone before it is kept anyway.
     #[arg(long, default_value_t = 2)]
     pub noisy_retries: usize,
@@ -765,6 +769,12 @@ fn in_process(
     dir: &Path,
 ) -> Result<(Option<MicroReport>, Option<Vec<InstantiateRow>>)> {
     let mut cases = micro_cases();
+    if let Some(only) = &args.micro_only {
+        cases.retain(|c| c.filters.is_none() || c.name.contains(only.as_str()));
+        if cases.len() < 2 {
+            bail!("--micro-only {only:?} matches no micro case");
+        }
+    }
     let yaml = micro_config_yaml(&cases, dir);
     let cfg = Config::parse(Path::new("strait-bench-micro.yaml"), &yaml)
         .map_err(|e| anyhow!("{e}"))
@@ -849,7 +859,13 @@ fn micro(
             bail!("{}: the response lacks x-hostile: ok", c.name);
         }
     }
-    let mut runs = 1u64; // pw_basics requests so far (the sanity pass)
+    let has_minimal = |c: &MicroCase| {
+        c.filters
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|s| s.name == MINIMAL.name))
+    };
+    // pw_basics requests so far (the sanity pass); none when `--micro-only` left it out.
+    let mut runs = u64::from(cases.iter().any(has_minimal));
 
     let mut samples: Vec<Vec<u64>> = vec![Vec::with_capacity(args.iterations); cases.len()];
     let per_round = args.iterations.div_ceil(args.rounds);
@@ -880,10 +896,7 @@ fn micro(
                 Ok(())
             });
             r.map_err(|e| anyhow!("{}: {e}", c.name))?;
-            if c.filters
-                .as_ref()
-                .is_some_and(|f| f.iter().any(|s| s.name == MINIMAL.name))
-            {
+            if has_minimal(c) {
                 runs += (warm + n) as u64;
             }
         }
@@ -896,12 +909,16 @@ fn micro(
     }
     eprintln!();
 
-    let mut m = String::new();
-    runtime.render_metrics(&mut m);
-    let counter = metric_value(&m, "strait_wasm_pw_basics_requests_total")
-        .ok_or_else(|| anyhow!("no pw_basics_requests metric: the minimal filter did not run"))?;
-    if counter < runs {
-        bail!("pw_basics counted {counter} requests, expected at least {runs}");
+    let mut counter = 0;
+    if runs > 0 {
+        let mut m = String::new();
+        runtime.render_metrics(&mut m);
+        counter = metric_value(&m, "strait_wasm_pw_basics_requests_total").ok_or_else(|| {
+            anyhow!("no pw_basics_requests metric: the minimal filter did not run")
+        })?;
+        if counter < runs {
+            bail!("pw_basics counted {counter} requests, expected at least {runs}");
+        }
     }
 
     let mut stats_all: Vec<Stats> = samples.iter_mut().map(|s| stats(s)).collect();
@@ -1587,13 +1604,23 @@ pub fn markdown(doc: &Document) -> String {
             .iter()
             .map(|x| format!("{:.3}", x))
             .collect();
+        // The median of the paired ratios: each repeat's two runs are back to back, so it
+        // is less exposed to the machine drifting over the whole part than the ratio of medians.
+        let mut paired = r.ratio_per_repeat.clone();
+        paired.sort_by(f64::total_cmp);
+        let paired_median = match paired.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => paired[n / 2],
+            n => (paired[n / 2 - 1] + paired[n / 2]) / 2.0,
+        };
         let _ = writeln!(
             s,
-            "\nfiltered/plain: {:.3} (medians); per repeat {}. Added proxy CPU per request: \
-             {:+.2} µs. The filter counted {} requests (`{}`; wrk completed {}). Other CPU at \
-             most {} cores.\n",
+            "\nfiltered/plain: {:.3} (medians); per repeat {} (median {:.3}). Added proxy CPU per \
+             request: {:+.2} µs. The filter counted {} requests (`{}`; wrk completed {}). Other \
+             CPU at most {} cores.\n",
             r.ratio_of_medians,
             per.join(", "),
+            paired_median,
             r.added_cpu_us_per_req,
             r.pw_basics_counter,
             r.filter.counter(),

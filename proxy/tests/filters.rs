@@ -238,6 +238,69 @@ async fn request_bodies_pass_through_filters() {
     assert!(got.iter().all(|b| *b == b'z'));
 }
 
+/// A filter that answers while the request body streams decides the response: the client gets
+/// the filter's local response (not the upstream's), and the flow record names the filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_response_on_the_request_body_decides_the_response() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("body-deny.wat");
+    std::fs::write(
+        &module,
+        r#"(module
+  (import "env" "proxy_send_local_response" (func $local (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "denied by body")
+  (global $bump (mut i32) (i32.const 4096))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get 0)))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (drop (call $local (i32.const 413) (i32.const 0) (i32.const 0)
+      (i32.const 100) (i32.const 14) (i32.const 0) (i32.const 0) (i32.const -1)))
+    (i32.const 1))
+)"#,
+    )
+    .unwrap();
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener(
+            "web",
+            up.addr,
+            &filter_block("body_deny", &module, "''", "")
+        )
+    ))
+    .await;
+    let tcp = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post("/echo")
+        .header("host", "example.test")
+        .body(Full::new(Bytes::from(vec![b'z'; 10_000])))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 413);
+    let got = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&got[..], b"denied by body");
+    // A request without a body never reaches the body callback: it goes through.
+    let (s, _, body) = get(p.addr("web"), "/", &[]).await;
+    assert_eq!((s, body.as_str()), (200, "ok"));
+    let flows = p.flows(2).await;
+    let denied = flows
+        .iter()
+        .find(|f| f.path.as_deref() == Some("/echo"))
+        .unwrap();
+    assert_eq!(denied.verdict, Verdict::Denied);
+    assert_eq!(denied.status, Some(413));
+    assert_eq!(denied.filter.as_deref(), Some("body_deny"));
+}
+
 /// `proxy_grpc_call` (unary) to a cluster: the response message and status come back through
 /// `proxy_on_grpc_receive` / `proxy_on_grpc_close` and decide the paused request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

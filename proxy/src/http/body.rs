@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Instant, SystemTime};
 
@@ -20,17 +20,13 @@ use crate::wasm::{BodyKind, BodyOutcome, FilterFailure, Outcome, StreamFilters};
 /// Errors of bodies strait produces: the peer's failure or a filter's verdict.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A filter verdict reached while a body was streaming; the request path picks it up.
-/// Only `Outcome::Reply` / `Outcome::Fail` are ever stored.
-pub type BodyVerdict = Arc<Mutex<Option<Outcome>>>;
-
 #[derive(Debug, thiserror::Error)]
 #[error("request body stopped by filter `{0}`")]
 struct StoppedByFilter(String);
 
 struct BodyFilters {
+    /// A verdict they reach is left in [`StreamFilters::set_body_verdict`].
     filters: Arc<StreamFilters>,
-    verdict: BodyVerdict,
     /// Everything was passed to the filters with end_of_stream.
     flushed: bool,
     trailers: Option<HeaderMap>,
@@ -56,11 +52,11 @@ impl RequestBody {
         }
     }
 
-    /// Runs `filters` over the body; a verdict they reach is left in `verdict`.
-    pub fn with_filters(mut self, filters: Arc<StreamFilters>, verdict: BodyVerdict) -> Self {
+    /// Runs `filters` over the body; a verdict they reach is left in the stream's filter
+    /// state ([`StreamFilters::take_body_verdict`]).
+    pub fn with_filters(mut self, filters: Arc<StreamFilters>) -> Self {
         self.filters = Some(BodyFilters {
             filters,
-            verdict,
             flushed: false,
             trailers: None,
         });
@@ -73,7 +69,7 @@ impl RequestBody {
             Outcome::Fail(ff) => ff.filter.clone(),
             Outcome::Continue => String::new(),
         };
-        *f.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+        f.filters.set_body_verdict(v);
         Box::new(StoppedByFilter(name))
     }
 }

@@ -1,6 +1,5 @@
 //! Header rules of a proxy (RFC 9110 §7.6): hop-by-hop removal, `x-forwarded-*`, `via`.
 
-use std::io::Write;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -94,8 +93,25 @@ fn via_value(v: Version) -> &'static str {
     }
 }
 
+/// A connection's client address with its `x-forwarded-for` form, formatted once per
+/// connection: a request without an incoming `x-forwarded-for` shares it (no allocation).
+#[derive(Debug, Clone)]
+pub struct ClientAddr {
+    ip: IpAddr,
+    value: Option<HeaderValue>,
+}
+
+impl ClientAddr {
+    pub fn new(ip: IpAddr) -> Self {
+        Self {
+            ip,
+            value: HeaderValue::from_str(&ip.to_string()).ok(),
+        }
+    }
+}
+
 /// Appends this hop to `via` and the client to `x-forwarded-for`; sets `x-forwarded-proto`.
-pub fn add_forwarded(h: &mut HeaderMap, client: IpAddr, tls: bool, version: Version) {
+pub fn add_forwarded(h: &mut HeaderMap, client: &ClientAddr, tls: bool, version: Version) {
     let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) => {
             let mut joined = String::new();
@@ -111,22 +127,11 @@ pub fn add_forwarded(h: &mut HeaderMap, client: IpAddr, tls: bool, version: Vers
                 joined.push_str(prev);
                 joined.push_str(", ");
             }
-            joined.push_str(&client.to_string());
+            joined.push_str(&client.ip.to_string());
             HeaderValue::from_str(&joined).ok()
         }
-        None => {
-            // The usual case: format on the stack; the header value is the only allocation.
-            let mut buf = [0u8; 48];
-            let mut w = std::io::Cursor::new(&mut buf[..]);
-            match write!(w, "{client}") {
-                Ok(()) => {
-                    let n = w.position() as usize;
-                    HeaderValue::from_bytes(&buf[..n]).ok()
-                }
-                // 48 bytes hold any IPv6 address; a failure would be a formatting bug.
-                Err(_) => HeaderValue::from_str(&client.to_string()).ok(),
-            }
-        }
+        // The usual case: the connection's preformatted value, shared.
+        None => client.value.clone(),
     };
     if let Some(v) = xff {
         h.insert(X_FORWARDED_FOR.clone(), v);
@@ -197,15 +202,17 @@ mod tests {
     #[test]
     fn forwarded_headers_append() {
         let mut h = map(&[("x-forwarded-for", "10.0.0.1"), ("via", "1.1 other")]);
-        add_forwarded(
-            &mut h,
-            "127.0.0.1".parse().expect("ip"),
-            false,
-            Version::HTTP_11,
-        );
+        let client = ClientAddr::new("127.0.0.1".parse().expect("ip"));
+        add_forwarded(&mut h, &client, false, Version::HTTP_11);
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         let via: Vec<_> = h.get_all("via").iter().collect();
         assert_eq!(via, ["1.1 other", "1.1 strait"]);
+        // Without an incoming x-forwarded-for: the connection's value (IPv6 too).
+        let client = ClientAddr::new("2001:db8::7".parse().expect("ip"));
+        let mut h = HeaderMap::new();
+        add_forwarded(&mut h, &client, true, Version::HTTP_2);
+        assert_eq!(h["x-forwarded-for"], "2001:db8::7");
+        assert_eq!(h["x-forwarded-proto"], "https");
     }
 }

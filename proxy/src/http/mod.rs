@@ -32,7 +32,7 @@ use crate::wasm::{
     BodyKind, ChainHandle, FilterFailure, LocalReply, Outcome, RequestLine, StreamFilters,
     StreamInfo,
 };
-use body::{BodyVerdict, FlowContext, FlowGuard, RequestBody, ResponseBody};
+use body::{FlowContext, FlowGuard, RequestBody, ResponseBody};
 pub use upstream::Target;
 use upstream::{ConnectError, Upstreams};
 
@@ -73,6 +73,8 @@ enum Route {
 /// Per-connection facts a request needs.
 struct Conn {
     peer: SocketAddr,
+    /// `peer`'s address as `x-forwarded-for` gets it.
+    client: headers::ClientAddr,
     tls: bool,
     activity: Arc<Activity>,
     /// The upstream connection an HTTP/1.x downstream connection carries its requests on.
@@ -158,6 +160,7 @@ impl HttpProxy {
         let activity = Activity::new();
         let conn = Arc::new(Conn {
             peer,
+            client: headers::ClientAddr::new(peer.ip()),
             tls,
             activity: activity.clone(),
             bound: bound::Bound::default(),
@@ -363,7 +366,7 @@ impl HttpProxy {
 
         let (mut parts, body) = req.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, upgrade.as_ref());
-        headers::add_forwarded(&mut parts.headers, conn.peer.ip(), conn.tls, down_version);
+        headers::add_forwarded(&mut parts.headers, &conn.client, conn.tls, down_version);
         let pq = parts
             .uri
             .path_and_query()
@@ -393,10 +396,9 @@ impl HttpProxy {
             }
         };
         parts.version = up_version;
-        let verdict: BodyVerdict = Default::default();
         let mut up_body = RequestBody::new(body, guard.received_counter());
         if let Some(sf) = filters.as_ref().filter(|f| f.wants_body(BodyKind::Request)) {
-            up_body = up_body.with_filters(sf.clone(), verdict.clone());
+            up_body = up_body.with_filters(sf.clone());
         }
         let up_req = Request::from_parts(parts, up_body);
 
@@ -429,7 +431,7 @@ impl HttpProxy {
             None => sent.await,
         };
         // A filter that stopped the request body decides the response.
-        let stopped = verdict.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let stopped = filters.as_ref().and_then(|f| f.take_body_verdict());
         if let Some(outcome) = stopped {
             guard = match self.filter_stop(guard, grpc, down_version, outcome, filters.as_ref()) {
                 Decided::Respond(resp) => return Ok(resp),

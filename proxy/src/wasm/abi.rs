@@ -165,14 +165,14 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
                         .as_bytes(),
                 ),
             ];
-            serialize_pairs_into(out, || pseudo.into_iter().chain(hdrs(&p.headers)));
+            serialize_pairs_into(out, pseudo.into_iter().chain(hdrs(&p.headers)));
         }
         RESPONSE_HEADERS => {
             let Some(p) = stream().and_then(|s| s.resp.as_ref()) else {
                 return false;
             };
             let status: [(&[u8], &[u8]); 1] = [(b":status", p.status.as_str().as_bytes())];
-            serialize_pairs_into(out, || status.into_iter().chain(hdrs(&p.headers)));
+            serialize_pairs_into(out, status.into_iter().chain(hdrs(&p.headers)));
         }
         REQUEST_TRAILERS | RESPONSE_TRAILERS => {
             let s = stream();
@@ -182,7 +182,7 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
                 s.and_then(|s| s.resp_trailers.as_ref())
             };
             let Some(t) = t else { return false };
-            serialize_pairs_into(out, || hdrs(t));
+            serialize_pairs_into(out, hdrs(t));
         }
         CALL_RESPONSE_HEADERS
         | CALL_RESPONSE_TRAILERS
@@ -196,9 +196,7 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
             } else {
                 &r.trailers
             };
-            serialize_pairs_into(out, || {
-                list.iter().map(|(k, v)| (k.as_bytes(), v.as_slice()))
-            });
+            serialize_pairs_into(out, list.iter().map(|(k, v)| (k.as_bytes(), v.as_slice())));
         }
         _ => return false,
     }

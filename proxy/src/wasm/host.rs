@@ -328,34 +328,31 @@ impl Props {
 /// Serialises header pairs the proxy-wasm way (little endian): count, then (key len, value
 /// len) per pair, then each `key\0value\0`.
 #[cfg(test)]
-pub fn serialize_pairs<'a, I>(pairs: I) -> Vec<u8>
-where
-    I: IntoIterator<Item = (&'a [u8], &'a [u8])> + Clone,
-{
+pub fn serialize_pairs<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
     let mut out = Vec::new();
-    serialize_pairs_into(&mut out, || pairs.clone().into_iter());
+    serialize_pairs_into(&mut out, pairs);
     out
 }
 
-/// [`serialize_pairs`] appended to `out` (a buffer kept between calls allocates nothing);
-/// `pairs` makes a fresh iterator over the same pairs for each of the three passes.
-pub fn serialize_pairs_into<'a, I>(out: &mut Vec<u8>, pairs: impl Fn() -> I)
-where
-    I: Iterator<Item = (&'a [u8], &'a [u8])>,
-{
-    let mut n = 0u32;
-    let mut size = 4usize;
-    for (k, v) in pairs() {
-        n += 1;
-        size += 8 + k.len() + v.len() + 2;
-    }
+/// [`serialize_pairs`] appended to `out` (a buffer kept between calls allocates nothing).
+/// The pairs are walked once (a `HeaderMap` walk is the costly part) into a list on the
+/// stack, which the three sections then read.
+pub fn serialize_pairs_into<'a>(
+    out: &mut Vec<u8>,
+    pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+) {
+    let pairs: SmallVec<[(&[u8], &[u8]); 32]> = pairs.into_iter().collect();
+    let size = 4 + pairs
+        .iter()
+        .map(|(k, v)| 8 + k.len() + v.len() + 2)
+        .sum::<usize>();
     out.reserve(size);
-    out.extend_from_slice(&n.to_le_bytes());
-    for (k, v) in pairs() {
+    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for (k, v) in &pairs {
         out.extend_from_slice(&(k.len() as u32).to_le_bytes());
         out.extend_from_slice(&(v.len() as u32).to_le_bytes());
     }
-    for (k, v) in pairs() {
+    for (k, v) in &pairs {
         out.extend_from_slice(k);
         out.push(0);
         out.extend_from_slice(v);

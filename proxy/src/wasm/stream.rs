@@ -165,6 +165,9 @@ pub struct StreamFilters {
     /// Inline for chains of up to two filters: no allocation per stream.
     entries: Mutex<SmallVec<[Entry; 2]>>,
     pause_limit: Duration,
+    /// What the filters decided while the request body streamed (only `Reply` or `Fail`),
+    /// for the request path to answer with once the upstream exchange returns.
+    body_verdict: Mutex<Option<Outcome>>,
 }
 
 /// Chooses a VM's body callback (request or response) from its exports.
@@ -295,7 +298,21 @@ impl StreamFilters {
             info: Arc::new(info),
             entries: Mutex::new(entries),
             pause_limit,
+            body_verdict: Mutex::new(None),
         }
+    }
+
+    /// Records a verdict the filters reached on the request body.
+    pub fn set_body_verdict(&self, outcome: Outcome) {
+        *self.body_verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+    }
+
+    /// The verdict the filters reached on the request body, if any, taken out.
+    pub fn take_body_verdict(&self) -> Option<Outcome> {
+        self.body_verdict
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// The facts the stream's filters see.
