@@ -79,6 +79,21 @@ fn filter_block(name: &str, module: &std::path::Path, config: &str, extra: &str)
     )
 }
 
+/// A proxy with one listener, `web`, forwarding to `up` through one filter.
+async fn one_filter_proxy(
+    up: SocketAddr,
+    name: &str,
+    module: &std::path::Path,
+    config: &str,
+    extra: &str,
+) -> Proxy {
+    Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener("web", up, &filter_block(name, module, config, extra))
+    ))
+    .await
+}
+
 async fn get(
     addr: SocketAddr,
     path: &str,
@@ -216,16 +231,8 @@ async fn request_bodies_pass_through_filters() {
         return;
     };
     let up = Upstream::start().await;
-    let p = Proxy::start(&format!(
-        "listeners:\n{}",
-        http_listener("web", up.addr, &filter_block("basics", &m, "'{}'", ""))
-    ))
-    .await;
-    let tcp = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let p = one_filter_proxy(up.addr, "basics", &m, "'{}'", "").await;
+    let mut send = common::h1_client(p.addr("web")).await;
     let body = vec![b'z'; 200_000];
     let req = http::Request::post("/echo")
         .header("host", "example.test")
@@ -243,43 +250,9 @@ async fn request_bodies_pass_through_filters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_response_on_the_request_body_decides_the_response() {
     let up = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let module = dir.path().join("body-deny.wat");
-    std::fs::write(
-        &module,
-        r#"(module
-  (import "env" "proxy_send_local_response" (func $local (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 100) "denied by body")
-  (global $bump (mut i32) (i32.const 4096))
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $bump))
-    (global.set $bump (i32.add (global.get $bump) (local.get 0)))
-    (local.get $p))
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
-    (drop (call $local (i32.const 413) (i32.const 0) (i32.const 0)
-      (i32.const 100) (i32.const 14) (i32.const 0) (i32.const 0) (i32.const -1)))
-    (i32.const 1))
-)"#,
-    )
-    .unwrap();
-    let p = Proxy::start(&format!(
-        "listeners:\n{}",
-        http_listener(
-            "web",
-            up.addr,
-            &filter_block("body_deny", &module, "''", "")
-        )
-    ))
-    .await;
-    let tcp = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let module = wat("body-deny.wat");
+    let p = one_filter_proxy(up.addr, "body_deny", &module, "''", "").await;
+    let mut send = common::h1_client(p.addr("web")).await;
     let req = http::Request::post("/echo")
         .header("host", "example.test")
         .body(Full::new(Bytes::from(vec![b'z'; 10_000])))
@@ -503,15 +476,7 @@ async fn failure_open_skips_the_failed_filter() {
         return;
     };
     let up = Upstream::start().await;
-    let p = Proxy::start(&format!(
-        "listeners:\n{}",
-        http_listener(
-            "web",
-            up.addr,
-            &filter_block("trapper", &m, "'trap'", "        failure: open\n")
-        )
-    ))
-    .await;
+    let p = one_filter_proxy(up.addr, "trapper", &m, "'trap'", "        failure: open\n").await;
     for _ in 0..3 {
         let (s, _, body) = get(p.addr("web"), "/", &[]).await;
         assert_eq!((s, body.as_str()), (200, "ok"));

@@ -11,7 +11,6 @@ use common::{
     h1_get, h2_client, h2_get, http_listener, raw_exchange, self_signed, Proxy, Upstream,
 };
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use strait::flows::Verdict;
 
 #[tokio::test]
@@ -315,11 +314,7 @@ async fn streams_large_bodies_both_ways() {
         http_listener("web", up.addr, "")
     ))
     .await;
-    let tcp = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut send = common::h1_client(p.addr("web")).await;
     let size: u64 = 20 * 1024 * 1024;
     let chunks = futures_util::stream::iter((0..size / 65536).map(|_| {
         Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(vec![1u8; 65536])))

@@ -315,17 +315,28 @@ pub async fn raw_exchange(addr: SocketAddr, data: &[u8], wait: Duration) -> Stri
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// An HTTP/1.1 client connection to `addr` (its connection task spawned).
+pub async fn h1_client<B>(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
 /// A plain HTTP/1.1 client on a fresh connection.
 pub async fn h1_get(
     addr: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
 ) -> (http::StatusCode, http::HeaderMap, String) {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut send = h1_client(addr).await;
     let mut b = Request::get(path).header("host", "example.test");
     for (k, v) in headers {
         b = b.header(*k, *v);
