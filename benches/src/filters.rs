@@ -743,11 +743,11 @@ async fn one_request(
         stream_info(listener, &q),
         PAUSE_LIMIT,
     ));
-    let (q, o) = sf.request_headers(q, true).await;
+    let (q, o) = sf.request_headers(q, true).finish().await;
     if !matches!(o, Outcome::Continue) {
         return Err(format!("request headers: {o:?}"));
     }
-    let (r, o) = sf.response_headers(r, false).await;
+    let (r, o) = sf.response_headers(r, false).finish().await;
     if !matches!(o, Outcome::Continue) {
         return Err(format!("response headers: {o:?}"));
     }

@@ -223,6 +223,81 @@ async fn http_call_authz_wasm32_unknown() {
     authz("pw_http_authz.unknown.wasm").await;
 }
 
+/// A filter that pauses the request (an `http_call` to an authz cluster) and then resumes it
+/// hands the head on to the rest of the chain: the second filter still adds its headers, and
+/// still decides what it denies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_pause_continues_through_the_rest_of_the_chain() {
+    let _ = logs();
+    let (Some(authz), Some(basics)) = (module("pw_http_authz.wasm"), module("pw_basics.wasm"))
+    else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let authz_cfg = r#"'{"cluster":"authz","path":"/check","timeout_ms":1000}'"#;
+    let chain = format!(
+        "{}      - name: basics\n        module: {}\n        config: {BASICS_CONFIG}\n",
+        filter_block("authz", &authz, authz_cfg, ""),
+        basics.display()
+    );
+    let p = Proxy::start(&format!(
+        "clusters:\n  - {{ name: authz, address: {} }}\nlisteners:\n{}",
+        up.addr,
+        http_listener("web", up.addr, &chain),
+    ))
+    .await;
+    let web = p.addr("web");
+    let (s, h, body) = get(web, "/headers", &[("x-user", "alice")]).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("x-from-filter: yes"), "{body}");
+    assert_eq!(h["x-strait"], "pw");
+    let (s, _, body) = get(web, "/blocked", &[("x-user", "alice")]).await;
+    assert_eq!((s, body.as_str()), (403, "blocked by pw-basics"));
+    let (s, _, body) = get(web, "/blocked", &[("x-user", "bob")]).await;
+    assert_eq!((s, body.as_str()), (403, "denied by authz"));
+    let flows = p.flows(3).await;
+    let by = |user_path: &str, filter: &str| {
+        flows.iter().any(|f| {
+            f.path.as_deref() == Some(user_path)
+                && f.verdict == Verdict::Denied
+                && f.filter.as_deref() == Some(filter)
+        })
+    };
+    assert!(by("/blocked", "basics"), "{flows:?}");
+    assert!(by("/blocked", "authz"), "{flows:?}");
+}
+
+/// A pause that is never resumed ends at the listener's request timeout: the filter fails
+/// (closed: 503) with a message saying so, and the proxy serves the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_never_resumed_fails_the_stream_at_the_request_timeout() {
+    let _ = logs();
+    let Some(authz) = module("pw_http_authz.wasm") else {
+        return;
+    };
+    let up = Upstream::start().await;
+    // The authz cluster answers after 5 s; the filter would wait 60 s; the listener 300 ms.
+    let cfg = r#"'{"cluster":"authz","path":"/slow/5000","timeout_ms":60000}'"#;
+    let p = Proxy::start(&format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nclusters:\n  - {{ name: authz, address: {} }}\nlisteners:\n{}",
+        up.addr,
+        http_listener(
+            "web",
+            up.addr,
+            &filter_block("authz", &authz, cfg, "    timeouts: { request: 300ms }\n")
+        ),
+    ))
+    .await;
+    let t = std::time::Instant::now();
+    let (s, _, body) = get(p.addr("web"), "/headers", &[("x-user", "alice")]).await;
+    assert_eq!(s, 503, "{body}");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    let flows = p.flows(1).await;
+    assert_eq!(flows[0].filter.as_deref(), Some("authz"), "{flows:?}");
+    let error = flows[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("did not resume it within 300ms"), "{error}");
+}
+
 /// A request body rewrite needs the request body: POST through a filter that does nothing to
 /// it must arrive intact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

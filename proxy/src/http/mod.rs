@@ -20,6 +20,7 @@ use http::header::{self, HeaderValue};
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +30,7 @@ use crate::flows::{FlowRecord, Flows, Verdict};
 use crate::io::{Activity, AsyncStream, Tracked};
 use crate::metrics::{ListenerMetrics, UpstreamErrorKind};
 use crate::wasm::{
-    BodyKind, ChainHandle, FilterFailure, LocalReply, Outcome, RequestLine, StreamFilters,
+    BodyKind, ChainHandle, FilterFailure, Heads, LocalReply, Outcome, RequestLine, StreamFilters,
     StreamInfo,
 };
 use body::{FlowContext, FlowGuard, RequestBody, ResponseBody};
@@ -87,6 +88,15 @@ struct Conn {
 enum Decided {
     Respond(Response<ResponseBody>),
     Continue(FlowGuard),
+}
+
+/// A request ready to go upstream ([`HttpProxy::outbound`]).
+struct Outbound {
+    req: Request<RequestBody>,
+    /// The downstream side of an `Upgrade` being passed through.
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// Whether it may take the downstream connection's own upstream connection (HTTP/1.x).
+    bind: bool,
 }
 
 /// A failure turned into a local response.
@@ -270,99 +280,176 @@ impl HttpProxy {
         });
     }
 
-    async fn handle(
+    /// One request, from its head to the response head. The future lives in hyper's state for
+    /// every request and is moved on each, so it is kept small (about 1.2 KB, was 6.9 KB): a
+    /// plain `async` block (an `async fn` stores its arguments twice), the outgoing request
+    /// built by a synchronous helper ([`Self::outbound`]) and its connection chosen
+    /// synchronously ([`Self::send`]), filter pauses and rare paths boxed.
+    #[allow(clippy::manual_async_fn)] // deliberately: see above
+    fn handle(
         self: Arc<Self>,
         mut req: Request<Incoming>,
         conn: Arc<Conn>,
-    ) -> Result<Response<ResponseBody>, Infallible> {
-        self.metrics.requests.inc();
-        let down_version = req.version();
-        let ctx = FlowContext {
-            source: conn.peer,
-            destination: self.target.authority.as_str(),
-            listener: &self.cfg.name,
-            protocol: version_str(down_version),
-            identity: self.identity,
-            destination_identity: self.destination_identity,
-        };
-        let guard = FlowGuard::new(&self.flows, conn.activity.clone(), ctx, &req);
-        let grpc = is_grpc(req.headers());
-
-        let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len())
-            + req.uri().authority().map_or(0, |a| a.as_str().len());
-        let head = headers::head_size(req.headers()) + target;
-        if head > self.cfg.max_header_bytes {
-            let f = Failure::local(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                format!(
-                    "request head of {head} bytes exceeds the limit of {}",
-                    self.cfg.max_header_bytes
-                ),
-            );
-            return Ok(self.fail(guard, grpc, down_version, f));
-        }
-
-        let filters = self.stream_filters(&req, &conn);
-        let mut guard = guard;
-        if let Some(sf) = &filters {
-            let eos = hyper::body::Body::is_end_stream(req.body());
-            let (parts, body) = req.into_parts();
-            let (parts, outcome) = sf.request_headers(parts, eos).await;
-            // Taken, not cloned: nothing reads it after the request heads.
-            if let Some((filter, decided)) = sf.info().take_policy() {
-                guard.policy(&filter, decided);
-            }
-            req = Request::from_parts(parts, body);
-            guard = match self.filter_stop(guard, grpc, down_version, outcome, filters.as_ref()) {
-                Decided::Respond(resp) => return Ok(resp),
-                Decided::Continue(g) => g,
+    ) -> impl std::future::Future<Output = Result<Response<ResponseBody>, Infallible>> + Send {
+        async move {
+            self.metrics.requests.inc();
+            let down_version = req.version();
+            let ctx = FlowContext {
+                source: conn.peer,
+                destination: self.target.authority.as_str(),
+                listener: &self.cfg.name,
+                protocol: version_str(down_version),
+                identity: self.identity,
+                destination_identity: self.destination_identity,
             };
-        }
+            let guard = FlowGuard::new(&self.flows, conn.activity.clone(), ctx, &req);
+            let grpc = is_grpc(req.headers());
 
-        // An `Upgrade` other than h2c (which is declined: RFC 9113 deprecates it) is passed through.
-        let upgrade = match headers::upgrade_protocol(req.headers()) {
-            Some(p)
-                if down_version <= Version::HTTP_11
-                    && !p.as_bytes().eq_ignore_ascii_case(b"h2c") =>
-            {
+            let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+                + req.uri().authority().map_or(0, |a| a.as_str().len());
+            let head = headers::head_size(req.headers()) + target;
+            if head > self.cfg.max_header_bytes {
+                let f = Failure::local(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    format!(
+                        "request head of {head} bytes exceeds the limit of {}",
+                        self.cfg.max_header_bytes
+                    ),
+                );
+                return Ok(self.fail(guard, grpc, down_version, f));
+            }
+
+            let filters = self.stream_filters(&req, &conn);
+            let mut guard = guard;
+            if let Some(sf) = &filters {
+                let eos = hyper::body::Body::is_end_stream(req.body());
+                let (parts, body) = req.into_parts();
+                let (parts, outcome) = match sf.request_headers(parts, eos) {
+                    Heads::Done(parts, outcome) => (parts, outcome),
+                    Heads::Paused(paused) => paused.await,
+                };
+                // Taken, not cloned: nothing reads it after the request heads.
+                if let Some((filter, decided)) = sf.info().take_policy() {
+                    guard.policy(&filter, decided);
+                }
+                req = Request::from_parts(parts, body);
+                guard = match self.filter_stop(guard, grpc, down_version, outcome, filters.as_ref())
+                {
+                    Decided::Respond(resp) => return Ok(resp),
+                    Decided::Continue(g) => g,
+                };
+            }
+
+            // An `Upgrade` other than h2c (which is declined: RFC 9113 deprecates it) is passed through.
+            let upgrade = match headers::upgrade_protocol(req.headers()) {
                 Some(p)
-            }
-            _ => None,
-        };
-        let route = match (self.cfg.upstream_protocol, down_version) {
-            (UpstreamProtocol::Http2, _) => Route::Http2,
-            (UpstreamProtocol::Auto, Version::HTTP_2) if self.cfg.upstream_tls.is_some() => {
-                Route::Negotiated
-            }
-            (UpstreamProtocol::Auto, Version::HTTP_2) if self.upstreams.h2c_supported().await => {
-                Route::Http2
-            }
-            _ => Route::Http1,
-        };
-        let up_version = if route == Route::Http2 {
-            Version::HTTP_2
-        } else {
-            Version::HTTP_11
-        };
-        if grpc && down_version == Version::HTTP_2 && route == Route::Http1 {
-            let f = Failure::protocol(format!(
+                    if down_version <= Version::HTTP_11
+                        && !p.as_bytes().eq_ignore_ascii_case(b"h2c") =>
+                {
+                    Some(p)
+                }
+                _ => None,
+            };
+            let route = match (self.cfg.upstream_protocol, down_version) {
+                (UpstreamProtocol::Http2, _) => Route::Http2,
+                (UpstreamProtocol::Auto, Version::HTTP_2) if self.cfg.upstream_tls.is_some() => {
+                    Route::Negotiated
+                }
+                (UpstreamProtocol::Auto, Version::HTTP_2)
+                    if self.upstreams.h2c_supported().await =>
+                {
+                    Route::Http2
+                }
+                _ => Route::Http1,
+            };
+            let up_version = if route == Route::Http2 {
+                Version::HTTP_2
+            } else {
+                Version::HTTP_11
+            };
+            if grpc && down_version == Version::HTTP_2 && route == Route::Http1 {
+                let f = Failure::protocol(format!(
                 "gRPC needs HTTP/2 but upstream {} does not speak it (set `upstream_protocol: http2` if it does)",
                 self.target.authority
             ));
-            return Ok(self.fail(guard, grpc, down_version, f));
+                return Ok(self.fail(guard, grpc, down_version, f));
+            }
+            if upgrade.is_some() && up_version == Version::HTTP_2 {
+                let f = Failure::local(
+                    StatusCode::BAD_GATEWAY,
+                    "cannot forward an Upgrade request to an HTTP/2 upstream",
+                );
+                return Ok(self.fail(guard, grpc, down_version, f));
+            }
+            let received = guard.received_counter();
+            let out =
+                match self.outbound(req, &conn, upgrade, up_version, received, filters.as_ref()) {
+                    Ok(out) => out,
+                    Err(f) => return Ok(self.fail(guard, grpc, down_version, f)),
+                };
+            // The send is built in each arm (not once before the `match`), so the two awaits
+            // share their space in this future instead of holding two copies of it.
+            let result = match self.cfg.timeouts.request {
+                Some(limit) => tokio::time::timeout(limit, self.send(out, route, &conn))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Failure {
+                            status: StatusCode::GATEWAY_TIMEOUT,
+                            grpc_status: 4,
+                            kind: Some(UpstreamErrorKind::Timeout),
+                            message: format!("upstream did not answer within {limit:?}"),
+                        })
+                    }),
+                None => self.send(out, route, &conn).await,
+            };
+            // A filter that stopped the request body decides the response.
+            let stopped = filters.as_ref().and_then(|f| f.take_body_verdict());
+            if let Some(outcome) = stopped {
+                guard = match self.filter_stop(guard, grpc, down_version, outcome, filters.as_ref())
+                {
+                    Decided::Respond(resp) => return Ok(resp),
+                    Decided::Continue(g) => g,
+                };
+            }
+            match (result, filters) {
+                (Ok((resp, upgraded)), None) => {
+                    Ok(self.respond(guard, down_version, resp, upgraded))
+                }
+                (Ok((resp, upgraded)), Some(sf)) => {
+                    let eos = hyper::body::Body::is_end_stream(resp.body());
+                    let (parts, body) = resp.into_parts();
+                    let (parts, outcome) = match sf.response_headers(parts, eos) {
+                        Heads::Done(parts, outcome) => (parts, outcome),
+                        Heads::Paused(paused) => paused.await,
+                    };
+                    let guard =
+                        match self.filter_stop(guard, grpc, down_version, outcome, Some(&sf)) {
+                            Decided::Respond(resp) => return Ok(resp),
+                            Decided::Continue(g) => g,
+                        };
+                    let resp = Response::from_parts(parts, body);
+                    Ok(self.respond_filtered(guard, down_version, resp, upgraded, sf))
+                }
+                (Err(f), sf) => Ok(self.fail(guard, grpc, down_version, f).map(|b| b.keep(sf))),
+            }
         }
-        if upgrade.is_some() && up_version == Version::HTTP_2 {
-            let f = Failure::local(
-                StatusCode::BAD_GATEWAY,
-                "cannot forward an Upgrade request to an HTTP/2 upstream",
-            );
-            return Ok(self.fail(guard, grpc, down_version, f));
-        }
-        let authority = match self.request_authority(&req) {
-            Ok(a) => a,
-            Err(f) => return Ok(self.fail(guard, grpc, down_version, f)),
-        };
+    }
+
+    /// The request to send upstream: hop-by-hop headers removed, forwarding headers added,
+    /// the target and `host` set for `up_version`, the body wrapped for counting and filters.
+    fn outbound(
+        &self,
+        mut req: Request<Incoming>,
+        conn: &Conn,
+        upgrade: Option<HeaderValue>,
+        up_version: Version,
+        received: Option<Arc<std::sync::atomic::AtomicU64>>,
+        filters: Option<&Arc<StreamFilters>>,
+    ) -> Result<Outbound, Failure> {
+        let down_version = req.version();
+        let authority = self.request_authority(&req)?;
         let down_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let bind = down_version <= Version::HTTP_11 && req.method() != http::Method::CONNECT;
 
         let (mut parts, body) = req.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, upgrade.as_ref());
@@ -380,79 +467,27 @@ impl HttpProxy {
                 parts.headers.insert(header::HOST, v);
             }
         }
-        parts.uri = match Uri::builder()
+        parts.uri = Uri::builder()
             .scheme(self.scheme.clone())
             .authority(authority)
             .path_and_query(pq)
             .build()
-        {
-            Ok(u) => u,
-            Err(e) => {
-                let f = Failure::local(
+            .map_err(|e| {
+                Failure::local(
                     StatusCode::BAD_REQUEST,
                     format!("invalid request target: {e}"),
-                );
-                return Ok(self.fail(guard, grpc, down_version, f));
-            }
-        };
+                )
+            })?;
         parts.version = up_version;
-        let mut up_body = RequestBody::new(body, guard.received_counter());
-        if let Some(sf) = filters.as_ref().filter(|f| f.wants_body(BodyKind::Request)) {
-            up_body = up_body.with_filters(sf.clone());
+        let mut body = RequestBody::new(body, received);
+        if let Some(sf) = filters.filter(|f| f.wants_body(BodyKind::Request)) {
+            body = body.with_filters(sf.clone());
         }
-        let up_req = Request::from_parts(parts, up_body);
-
-        // An HTTP/1.x client's requests go on its own upstream connection; everything else
-        // (HTTP/2 clients' concurrent streams) through the pool.
-        let bind = down_version <= Version::HTTP_11 && up_req.method() != http::Method::CONNECT;
-        let sent = async {
-            let client = match (down_upgrade, route) {
-                (Some(on), _) => return self.send_upgrade(up_req, on).await,
-                (None, Route::Http1) if bind => return self.send_bound(up_req, &conn).await,
-                (None, Route::Http1) => &self.upstreams.http1,
-                (None, Route::Http2) => &self.upstreams.http2,
-                (None, Route::Negotiated) => &self.upstreams.negotiated,
-            };
-            client
-                .request(up_req)
-                .await
-                .map_err(|e| self.classify(&e))
-                .map(|r| (r, None))
-        };
-        let result = match self.cfg.timeouts.request {
-            Some(limit) => tokio::time::timeout(limit, sent).await.unwrap_or_else(|_| {
-                Err(Failure {
-                    status: StatusCode::GATEWAY_TIMEOUT,
-                    grpc_status: 4,
-                    kind: Some(UpstreamErrorKind::Timeout),
-                    message: format!("upstream did not answer within {limit:?}"),
-                })
-            }),
-            None => sent.await,
-        };
-        // A filter that stopped the request body decides the response.
-        let stopped = filters.as_ref().and_then(|f| f.take_body_verdict());
-        if let Some(outcome) = stopped {
-            guard = match self.filter_stop(guard, grpc, down_version, outcome, filters.as_ref()) {
-                Decided::Respond(resp) => return Ok(resp),
-                Decided::Continue(g) => g,
-            };
-        }
-        match (result, filters) {
-            (Ok((resp, upgraded)), None) => Ok(self.respond(guard, down_version, resp, upgraded)),
-            (Ok((resp, upgraded)), Some(sf)) => {
-                let eos = hyper::body::Body::is_end_stream(resp.body());
-                let (parts, body) = resp.into_parts();
-                let (parts, outcome) = sf.response_headers(parts, eos).await;
-                let guard = match self.filter_stop(guard, grpc, down_version, outcome, Some(&sf)) {
-                    Decided::Respond(resp) => return Ok(resp),
-                    Decided::Continue(g) => g,
-                };
-                let resp = Response::from_parts(parts, body);
-                Ok(self.respond_filtered(guard, down_version, resp, upgraded, sf))
-            }
-            (Err(f), sf) => Ok(self.fail(guard, grpc, down_version, f).map(|b| b.keep(sf))),
-        }
+        Ok(Outbound {
+            req: Request::from_parts(parts, body),
+            upgrade: down_upgrade,
+            bind,
+        })
     }
 
     /// The stream's filter state, when the listener has filters.
@@ -619,6 +654,40 @@ impl HttpProxy {
         }
     }
 
+    /// Sends the request upstream on the connection its route calls for: an HTTP/1.x
+    /// request on the downstream connection's own upstream connection, everything else
+    /// (HTTP/2 clients' concurrent streams) through the pool.
+    ///
+    /// The connection is chosen here, synchronously, so the future is only the one path's.
+    fn send<'a>(
+        &'a self,
+        out: Outbound,
+        route: Route,
+        conn: &'a Conn,
+    ) -> impl std::future::Future<
+        Output = Result<(Response<Incoming>, Option<hyper::upgrade::OnUpgrade>), Failure>,
+    > + Send
+           + 'a {
+        use futures_util::future::{Either, FutureExt as _};
+        let client = match (out.upgrade, route, out.bind) {
+            // Boxed: upgrades are rare, and their future would enlarge every request's.
+            (Some(on), _, _) => {
+                return Either::Left(Either::Left(Box::pin(self.send_upgrade(out.req, on))))
+            }
+            (None, Route::Http1, true) => {
+                return Either::Left(Either::Right(self.send_bound(out.req, conn)))
+            }
+            (None, Route::Http1, false) => &self.upstreams.http1,
+            (None, Route::Http2, _) => &self.upstreams.http2,
+            (None, Route::Negotiated, _) => &self.upstreams.negotiated,
+        };
+        Either::Right(
+            client
+                .request(out.req)
+                .map(|r| r.map_err(|e| self.classify(&e)).map(|r| (r, None))),
+        )
+    }
+
     /// Forwards an `Upgrade` request on a connection of its own; on 101 the two upgraded streams
     /// are spliced by a task that owns the flow from then on.
     async fn send_upgrade(
@@ -642,24 +711,60 @@ impl HttpProxy {
     /// Sends a request on the downstream connection's bound upstream connection (binding an
     /// idle pooled one or a new one first if needed). A request a reused connection could not
     /// take (it closed while idle) is sent again on another.
-    async fn send_bound(
-        &self,
+    fn send_bound<'a>(
+        &'a self,
         mut req: Request<RequestBody>,
-        conn: &Conn,
-    ) -> Result<(Response<Incoming>, Option<hyper::upgrade::OnUpgrade>), Failure> {
+        conn: &'a Conn,
+    ) -> impl std::future::Future<
+        Output = Result<(Response<Incoming>, Option<hyper::upgrade::OnUpgrade>), Failure>,
+    > + Send
+           + 'a {
+        use futures_util::future::{Either, FutureExt as _};
         // An upstream connection of our own takes the origin form (the pooled client derives
         // it from the absolute URI).
         if let Some(pq) = req.uri().path_and_query().cloned() {
             *req.uri_mut() = Uri::from(pq);
         }
+        match conn.bound.take_open() {
+            // The common case, kept small (see `handle`): the connection's own upstream
+            // connection is ready for the next request.
+            Some(mut tx) if tx.is_ready() => {
+                let sent = tx.try_send_request(req);
+                conn.bound.put(tx);
+                // A combinator, not an `async` block, which would hold `sent` twice.
+                Either::Left(sent.then(move |r| match r {
+                    Ok(resp) => Either::Left(std::future::ready(Ok((resp, None)))),
+                    Err(mut e) => match e.take_message() {
+                        Some(r) => {
+                            tracing::debug!(error = %e.error(), "reused upstream connection could not take the request; retrying on another");
+                            Either::Right(Box::pin(self.send_bound_slow(r, None, conn)))
+                        }
+                        None => Either::Left(std::future::ready(Err(Failure::protocol(format!(
+                            "upstream failed before a response: {}",
+                            chain(e.error())
+                        ))))),
+                    },
+                }))
+            }
+            open => Either::Right(Box::pin(self.send_bound_slow(req, open, conn))),
+        }
+    }
+
+    /// [`Self::send_bound`] when the bound connection is not ready: waits for it (it may still
+    /// be finishing the previous response, and it is ours alone), or binds an idle pooled
+    /// connection or a new one. A request a reused connection could not take is sent again.
+    async fn send_bound_slow(
+        &self,
+        mut req: Request<RequestBody>,
+        mut open: Option<SendRequest<RequestBody>>,
+        conn: &Conn,
+    ) -> Result<(Response<Incoming>, Option<hyper::upgrade::OnUpgrade>), Failure> {
         loop {
-            // The bound connection may still be finishing the previous response (its last
-            // bytes handed on, its state not yet idle): wait for it, it is ours alone.
-            let open = match conn.bound.take_open() {
+            let ready = match open.take().or_else(|| conn.bound.take_open()) {
                 Some(mut tx) => tx.ready().await.is_ok().then_some(tx),
                 None => None,
             };
-            let (mut tx, reused) = match open {
+            let (mut tx, reused) = match ready {
                 Some(tx) => (tx, true),
                 None => match self.idle.take() {
                     Some(up) => (conn.bound.bind(up), true),

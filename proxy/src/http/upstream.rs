@@ -357,7 +357,8 @@ impl H2cSupport {
         if s != 0 && now.saturating_sub(s >> 2) < H2C_RECHECK.as_millis() as u64 {
             return s & 3 == 1;
         }
-        match probe_h2c(connector).await {
+        // Boxed: probing is rare, and its future would enlarge every request's.
+        match Box::pin(probe_h2c(connector)).await {
             Some(h2) => {
                 self.state
                     .store((now << 2) | if h2 { 1 } else { 2 }, Ordering::Relaxed);

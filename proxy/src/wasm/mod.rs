@@ -32,7 +32,9 @@ use wasmtime::Linker;
 
 pub use compile::CompileMode;
 pub use host::{BodyKind, KafkaRequestInfo, KafkaTopics, LocalReply};
-pub use stream::{BodyOutcome, FilterFailure, Outcome, RequestLine, StreamFilters, StreamInfo};
+pub use stream::{
+    BodyOutcome, FilterFailure, Heads, Outcome, RequestLine, StreamFilters, StreamInfo,
+};
 pub use vm::{AbiVersion, Plugin};
 
 use crate::config::{ClusterConfig, FilterConfig, WasmConfig};

@@ -1,7 +1,9 @@
 //! One HTTP stream through a listener's filter chain: contexts in each filter's VM, the
 //! request/response callbacks, pausing, local responses and the failure policy.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -108,6 +110,23 @@ impl StreamInfo {
 pub struct FilterFailure {
     pub filter: String,
     pub message: String,
+}
+
+/// A head's way through the chain: decided at once (every filter answered without pausing,
+/// the common case), or paused by a filter, to be awaited.
+pub enum Heads<'a, H> {
+    Done(H, Outcome),
+    Paused(Pin<Box<dyn Future<Output = (H, Outcome)> + Send + 'a>>),
+}
+
+impl<H> Heads<'_, H> {
+    /// The head and the outcome, waiting out a pause if there is one.
+    pub async fn finish(self) -> (H, Outcome) {
+        match self {
+            Heads::Done(h, outcome) => (h, outcome),
+            Heads::Paused(f) => f.await,
+        }
+    }
 }
 
 /// What the chain decided for a head.
@@ -419,21 +438,21 @@ impl StreamFilters {
     }
 
     /// Request headers through the chain in order.
-    pub async fn request_headers(
+    pub fn request_headers(
         &self,
         parts: http::request::Parts,
         end_of_stream: bool,
-    ) -> (http::request::Parts, Outcome) {
-        self.heads(parts, end_of_stream, false).await
+    ) -> Heads<'_, http::request::Parts> {
+        self.heads_from(0, parts, end_of_stream, false)
     }
 
     /// Response headers through the chain in reverse order.
-    pub async fn response_headers(
+    pub fn response_headers(
         &self,
         parts: http::response::Parts,
         end_of_stream: bool,
-    ) -> (http::response::Parts, Outcome) {
-        self.heads(parts, end_of_stream, true).await
+    ) -> Heads<'_, http::response::Parts> {
+        self.heads_from(0, parts, end_of_stream, true)
     }
 
     /// The filters' indices in chain order, or reversed (no allocation).
@@ -442,9 +461,17 @@ impl StreamFilters {
         (0..n).map(move |k| if reverse { n - 1 - k } else { k })
     }
 
-    async fn heads<H: Head>(&self, parts: H, eos: bool, reverse: bool) -> (H, Outcome) {
+    /// Runs the head through the filters from position `from` (in chain order, or reversed),
+    /// without awaiting anything until a filter pauses the stream.
+    fn heads_from<'a, H: Head + Send + 'a>(
+        &'a self,
+        from: usize,
+        parts: H,
+        eos: bool,
+        reverse: bool,
+    ) -> Heads<'a, H> {
         let mut parts = Some(parts);
-        for i in self.order(reverse) {
+        for (k, i) in self.order(reverse).enumerate().skip(from) {
             if !H::REQUEST && !self.chain.plugins[i].response_headers_hook {
                 // Nothing to call: the head passes (the callback would be "continue").
                 continue;
@@ -481,86 +508,110 @@ impl StreamFilters {
                 }
                 r.map(|_| flow)
             });
-            let Some(mut flow) = flow else { continue };
-            // Only a paused stream reads the clock.
-            let mut deadline = None;
-            while let Ok(Flow::Wait) = flow {
-                let deadline = *deadline.get_or_insert_with(|| Instant::now() + self.pause_limit);
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero()
-                    || tokio::time::timeout(left, self.info.wake.notified())
-                        .await
-                        .is_err()
-                {
-                    // Take the head back out of the VM and treat the stuck pause as a failure.
-                    let _ = self.run(i, |vm, e| {
+            let Some(flow) = flow else { continue };
+            if let Ok(Flow::Wait) = flow {
+                // Boxed: only a paused stream pays for the waiting state.
+                return Heads::Paused(Box::pin(
+                    self.resume_head(k, i, parts, backup, eos, reverse),
+                ));
+            }
+            match self.after_head(i, flow, parts.or(backup)) {
+                Ok(p) => parts = Some(p),
+                Err((p, outcome)) => return Heads::Done(p, outcome),
+            }
+        }
+        Heads::Done(parts.unwrap_or_else(H::placeholder), Outcome::Continue)
+    }
+
+    /// Waits out filter `i`'s pause (at position `k`), then runs the rest of the chain.
+    async fn resume_head<H: Head + Send>(
+        &self,
+        k: usize,
+        i: usize,
+        mut parts: Option<H>,
+        backup: Option<H>,
+        eos: bool,
+        reverse: bool,
+    ) -> (H, Outcome) {
+        let mut flow = Ok(Flow::Wait);
+        let deadline = Instant::now() + self.pause_limit;
+        while let Ok(Flow::Wait) = flow {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero()
+                || tokio::time::timeout(left, self.info.wake.notified())
+                    .await
+                    .is_err()
+            {
+                // Take the head back out of the VM and treat the stuck pause as a failure.
+                let _ = self.run(i, |vm, e| {
+                    e.paused = false;
+                    if let Some(s) = slot_of(vm, e.ctx) {
+                        parts = H::take(s);
+                    }
+                    Ok(())
+                });
+                flow = Err(format!(
+                    "paused the stream and did not resume it within {:?}",
+                    self.pause_limit
+                ));
+                break;
+            }
+            // A filter is marked skipped only after the stream left it, never mid-pause.
+            flow = self
+                .run(i, |vm, e| {
+                    let f = settle(vm, e.ctx, true, H::REQUEST);
+                    if !matches!(f, Flow::Wait) {
                         e.paused = false;
                         if let Some(s) = slot_of(vm, e.ctx) {
                             parts = H::take(s);
                         }
-                        Ok(())
-                    });
-                    flow = Err(format!(
-                        "paused the stream and did not resume it within {:?}",
-                        self.pause_limit
-                    ));
-                    break;
-                }
-                // A filter is marked skipped only after the stream left it, never mid-pause.
-                flow = self
-                    .run(i, |vm, e| {
-                        let f = settle(vm, e.ctx, true, H::REQUEST);
-                        if !matches!(f, Flow::Wait) {
-                            e.paused = false;
-                            if let Some(s) = slot_of(vm, e.ctx) {
-                                parts = H::take(s);
-                            }
-                        }
-                        Ok(f)
-                    })
-                    .unwrap_or(Ok(Flow::Next));
-            }
-            if parts.is_none() {
-                parts = backup.take();
-            }
-            match flow {
-                Ok(Flow::Next) | Ok(Flow::Wait) => {}
-                Ok(Flow::Reply(reply)) => {
-                    return (
-                        parts.unwrap_or_else(H::placeholder),
-                        Outcome::Reply {
-                            filter: self.name(i),
-                            reply,
-                        },
-                    )
-                }
-                Ok(Flow::Close) => {
-                    return (
-                        parts.unwrap_or_else(H::placeholder),
-                        Outcome::Fail(FilterFailure {
-                            filter: self.name(i),
-                            message: "the filter reset the stream".into(),
-                        }),
-                    )
-                }
-                Err(m) => {
-                    if let Some(f) = self.failed(i, m) {
-                        return (parts.unwrap_or_else(H::placeholder), Outcome::Fail(f));
                     }
-                }
-            }
-            if parts.is_none() {
-                // The head was lost with a failed VM and no copy was kept: fail closed.
-                return (
-                    H::placeholder(),
-                    Outcome::Fail(FilterFailure {
-                        filter: self.name(i),
-                        message: "the stream's head was lost with the filter's VM".into(),
-                    }),
-                );
-            }
+                    Ok(f)
+                })
+                .unwrap_or(Ok(Flow::Next));
         }
-        (parts.unwrap_or_else(H::placeholder), Outcome::Continue)
+        match self.after_head(i, flow, parts.or(backup)) {
+            Err(done) => done,
+            Ok(p) => match self.heads_from(k + 1, p, eos, reverse) {
+                Heads::Done(p, outcome) => (p, outcome),
+                Heads::Paused(rest) => rest.await,
+            },
+        }
+    }
+
+    /// What filter `i`'s verdict on a head means: `Ok` to go on to the next filter with the
+    /// head, `Err` with the stream's outcome when this filter decided it.
+    fn after_head<H: Head>(
+        &self,
+        i: usize,
+        flow: Result<Flow, String>,
+        parts: Option<H>,
+    ) -> Result<H, (H, Outcome)> {
+        let decided = match flow {
+            Ok(Flow::Next) | Ok(Flow::Wait) => None,
+            Ok(Flow::Reply(reply)) => Some(Outcome::Reply {
+                filter: self.name(i),
+                reply,
+            }),
+            Ok(Flow::Close) => Some(Outcome::Fail(FilterFailure {
+                filter: self.name(i),
+                message: "the filter reset the stream".into(),
+            })),
+            Err(m) => self.failed(i, m).map(Outcome::Fail),
+        };
+        if let Some(outcome) = decided {
+            return Err((parts.unwrap_or_else(H::placeholder), outcome));
+        }
+        // Without a head here, it was lost with a failed VM and no copy was kept: fail closed.
+        parts.ok_or_else(|| {
+            (
+                H::placeholder(),
+                Outcome::Fail(FilterFailure {
+                    filter: self.name(i),
+                    message: "the stream's head was lost with the filter's VM".into(),
+                }),
+            )
+        })
     }
 
     /// A body chunk through the chain (request: in order; response: reversed).
