@@ -99,6 +99,10 @@ struct Outbound {
     bind: bool,
 }
 
+/// What sending a request upstream gives: the response head, and the upstream side of an
+/// `Upgrade` when one was passed through.
+type Sent = Result<(Response<Incoming>, Option<hyper::upgrade::OnUpgrade>), Failure>;
+
 /// A failure turned into a local response.
 struct Failure {
     status: StatusCode,
@@ -664,10 +668,7 @@ impl HttpProxy {
         out: Outbound,
         route: Route,
         conn: &'a Conn,
-    ) -> impl std::future::Future<
-        Output = Result<(Response<Incoming>, Option<hyper::upgrade::OnUpgrade>), Failure>,
-    > + Send
-           + 'a {
+    ) -> impl std::future::Future<Output = Sent> + Send + 'a {
         use futures_util::future::{Either, FutureExt as _};
         let client = match (out.upgrade, route, out.bind) {
             // Boxed: upgrades are rare, and their future would enlarge every request's.
@@ -694,7 +695,7 @@ impl HttpProxy {
         &self,
         req: Request<RequestBody>,
         down: hyper::upgrade::OnUpgrade,
-    ) -> Result<(Response<Incoming>, Option<hyper::upgrade::OnUpgrade>), Failure> {
+    ) -> Sent {
         let (mut sender, conn) = self.connect_http1().await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
@@ -715,10 +716,7 @@ impl HttpProxy {
         &'a self,
         mut req: Request<RequestBody>,
         conn: &'a Conn,
-    ) -> impl std::future::Future<
-        Output = Result<(Response<Incoming>, Option<hyper::upgrade::OnUpgrade>), Failure>,
-    > + Send
-           + 'a {
+    ) -> impl std::future::Future<Output = Sent> + Send + 'a {
         use futures_util::future::{Either, FutureExt as _};
         // An upstream connection of our own takes the origin form (the pooled client derives
         // it from the absolute URI).
@@ -734,15 +732,9 @@ impl HttpProxy {
                 // A combinator, not an `async` block, which would hold `sent` twice.
                 Either::Left(sent.then(move |r| match r {
                     Ok(resp) => Either::Left(std::future::ready(Ok((resp, None)))),
-                    Err(mut e) => match e.take_message() {
-                        Some(r) => {
-                            tracing::debug!(error = %e.error(), "reused upstream connection could not take the request; retrying on another");
-                            Either::Right(Box::pin(self.send_bound_slow(r, None, conn)))
-                        }
-                        None => Either::Left(std::future::ready(Err(Failure::protocol(format!(
-                            "upstream failed before a response: {}",
-                            chain(e.error())
-                        ))))),
+                    Err(e) => match retry_on_another(e, true) {
+                        Ok(r) => Either::Right(Box::pin(self.send_bound_slow(r, None, conn))),
+                        Err(f) => Either::Left(std::future::ready(Err(f))),
                     },
                 }))
             }
@@ -758,7 +750,7 @@ impl HttpProxy {
         mut req: Request<RequestBody>,
         mut open: Option<SendRequest<RequestBody>>,
         conn: &Conn,
-    ) -> Result<(Response<Incoming>, Option<hyper::upgrade::OnUpgrade>), Failure> {
+    ) -> Sent {
         loop {
             let ready = match open.take().or_else(|| conn.bound.take_open()) {
                 Some(mut tx) => tx.ready().await.is_ok().then_some(tx),
@@ -775,18 +767,7 @@ impl HttpProxy {
             conn.bound.put(tx);
             match sent.await {
                 Ok(resp) => return Ok((resp, None)),
-                Err(mut e) => match e.take_message() {
-                    Some(r) if reused => {
-                        tracing::debug!(error = %e.error(), "reused upstream connection could not take the request; retrying on another");
-                        req = r;
-                    }
-                    _ => {
-                        return Err(Failure::protocol(format!(
-                            "upstream failed before a response: {}",
-                            chain(e.error())
-                        )))
-                    }
-                },
+                Err(e) => req = retry_on_another(e, reused)?,
             }
         }
     }
@@ -955,6 +936,24 @@ impl Failure {
             kind: Some(UpstreamErrorKind::Protocol),
             message,
         }
+    }
+}
+
+/// A request an upstream connection could not take: given back to be sent on another when
+/// the connection was a reused one (it may have closed while idle), otherwise a failure.
+fn retry_on_another(
+    mut e: hyper::client::conn::TrySendError<Request<RequestBody>>,
+    reused: bool,
+) -> Result<Request<RequestBody>, Failure> {
+    match e.take_message() {
+        Some(r) if reused => {
+            tracing::debug!(error = %e.error(), "reused upstream connection could not take the request; retrying on another");
+            Ok(r)
+        }
+        _ => Err(Failure::protocol(format!(
+            "upstream failed before a response: {}",
+            chain(e.error())
+        ))),
     }
 }
 
