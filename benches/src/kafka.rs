@@ -1353,6 +1353,7 @@ pub fn verdicts(v: Option<&VerdictReport>, t: Option<&ThroughputReport>) -> Vec<
             _ => "not measured".into(),
         },
         met: worst.map(|w| w.added_mean_us <= MAX_VERDICT_US),
+        inconclusive: false,
     });
     let sum = |t: &ThroughputReport, x: Target| {
         t.summary
@@ -1378,6 +1379,7 @@ pub fn verdicts(v: Option<&VerdictReport>, t: Option<&ThroughputReport>) -> Vec<
                 )
             }),
             met: t.map(|t| sum(t, x) / sum(t, Target::Direct) >= MIN_THROUGHPUT_RATIO),
+            inconclusive: false,
         });
     }
     out

@@ -1862,6 +1862,7 @@ fn verdicts(summary: &[SummaryRow]) -> Vec<Verdict> {
                 vals.iter().copied().fold(f64::INFINITY, f64::min)
             ),
             met: Some(worst <= 1.05),
+            inconclusive: false,
         });
     }
     let dp_stream: Vec<(String, f64)> = of(Mode::Datapath, &[Kind::Stream])
@@ -1885,6 +1886,7 @@ fn verdicts(summary: &[SummaryRow]) -> Vec<Verdict> {
                     .join(", ")
             ),
             met: Some(worst >= 0.95),
+            inconclusive: false,
         });
     }
     for (mode, kinds, what) in [
@@ -1924,6 +1926,7 @@ fn verdicts(summary: &[SummaryRow]) -> Vec<Verdict> {
             target: format!("{what} (informational)"),
             measured: parts.join("; "),
             met: None,
+            inconclusive: false,
         });
     }
     for mode in [Mode::Sockmap, Mode::DatapathSockmap, Mode::SockmapAlways] {
@@ -1987,6 +1990,7 @@ fn sockmap_verdicts(summary: &[SummaryRow], mode: Mode) -> Vec<Verdict> {
             target: format!("{name}: RR p50 ≤ 0.5× veth at 64 B (tcp-rr)"),
             measured: parts.join("; ") + &failed_note(&at64),
             met: tcp.and_then(|r| r.p50_vs_veth).map(|v| v <= 0.5),
+            inconclusive: false,
         });
     }
 
@@ -2014,6 +2018,7 @@ fn sockmap_verdicts(summary: &[SummaryRow], mode: Mode) -> Vec<Verdict> {
             target: format!("{name}: bulk throughput ≥ 3.5× veth (tcp-stream, every flow count)"),
             measured: parts.join("; ") + &failed_note(&stream),
             met: ratios.map(|v| v.iter().all(|x| *x >= 3.5)),
+            inconclusive: false,
         });
     }
 
@@ -2077,6 +2082,7 @@ fn sockmap_verdicts(summary: &[SummaryRow], mode: Mode) -> Vec<Verdict> {
             ),
             measured: measured + &failed_note(&rr_stream),
             met: (complete && worst.is_some()).then_some(losses.is_empty()),
+            inconclusive: false,
         });
     }
 
@@ -2105,6 +2111,7 @@ fn sockmap_verdicts(summary: &[SummaryRow], mode: Mode) -> Vec<Verdict> {
             target: format!("{name}: connection setup rate ≥ 0.95× veth (every crr workload)"),
             measured: parts.join("; ") + &failed_note(&crr),
             met: ratios.map(|v| v.iter().all(|x| *x >= 0.95)),
+            inconclusive: false,
         });
     }
     out
@@ -2132,6 +2139,7 @@ fn proxy_sockmap_verdict(summary: &[SummaryRow]) -> Option<Verdict> {
         target: "proxy+sockmap vs proxy (HTTP, informational)".into(),
         measured: parts.join("; "),
         met: None,
+        inconclusive: false,
     })
 }
 

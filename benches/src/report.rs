@@ -41,6 +41,7 @@ pub fn targets_table(s: &mut String, targets: &[Verdict], unmeasured: &str) {
         let met = match v.met {
             Some(true) => "**met**",
             Some(false) => "**NOT met**",
+            None if v.inconclusive => "**inconclusive** (noise)",
             None => unmeasured,
         };
         let _ = writeln!(s, "| {} | {} | {} |", v.target, v.measured, met);
@@ -53,8 +54,12 @@ pub fn targets_table(s: &mut String, targets: &[Verdict], unmeasured: &str) {
 pub struct Verdict {
     pub target: String,
     pub measured: String,
-    /// None: informational, or not measured in this session.
+    /// None: informational, or not measured in this session (or `inconclusive`).
     pub met: Option<bool>,
+    /// Measured, but the run cannot tell met from not met: the target lies inside the
+    /// confidence interval of what was measured (see [`median_ci`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inconclusive: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -205,6 +210,48 @@ pub struct Document {
     pub load_commands: Vec<CommandLine>,
     pub summary: Vec<Summary>,
     pub runs: Vec<RunRecord>,
+}
+
+/// A confidence interval for the median of some samples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MedianCi {
+    pub low: f64,
+    pub high: f64,
+    /// The probability that the interval holds the true median (for independent samples).
+    pub coverage: f64,
+}
+
+/// A distribution-free confidence interval for the median of `v` from its order statistics:
+/// `[x(k), x(n+1-k)]` covers the median with probability `1 - 2 P(B <= k-1)`, where `B` is
+/// binomial(n, 1/2). It takes the narrowest such interval whose coverage is at least `level`;
+/// with too few samples for that (fewer than 6 for 95 %), the widest one, `[min, max]`, and
+/// its smaller coverage (5 samples: 93.75 %). `None` for no samples.
+pub fn median_ci(v: &[f64], level: f64) -> Option<MedianCi> {
+    let mut x = v.to_vec();
+    x.sort_by(f64::total_cmp);
+    let n = x.len();
+    if n == 0 {
+        return None;
+    }
+    // P(B = k-1) and P(B <= k-1) for B ~ binomial(n, 1/2), stepping k up from 1 with
+    // C(n, k) = C(n, k-1) (n-k+1) / k.
+    let mut pmf = 0.5f64.powi(n as i32);
+    let mut cdf = 0.0;
+    let (mut k, mut coverage) = (1, 0.0);
+    for j in 1..=n.div_ceil(2) {
+        cdf += pmf;
+        let c = 1.0 - 2.0 * cdf;
+        if j > 1 && c < level {
+            break;
+        }
+        (k, coverage) = (j, c);
+        pmf = pmf * (n - (j - 1)) as f64 / j as f64;
+    }
+    Some(MedianCi {
+        low: x[k - 1],
+        high: x[n - k],
+        coverage,
+    })
 }
 
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -369,4 +416,34 @@ pub fn markdown(
         let _ = writeln!(s, "- {}: {}", v.tool, v.version);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_ci_takes_the_narrowest_order_statistics_that_reach_the_level() {
+        assert_eq!(median_ci(&[], 0.95), None);
+        // 5 samples cannot reach 95 %: [min, max] covers 1 - 2/32.
+        let ci = median_ci(&[3.0, 1.0, 5.0, 2.0, 4.0], 0.95).expect("samples");
+        assert_eq!((ci.low, ci.high), (1.0, 5.0));
+        assert!((ci.coverage - 0.9375).abs() < 1e-12, "{ci:?}");
+        // 9 samples: [x(2), x(8)] covers 1 - 2 * 10/512; [x(3), x(7)] would be 82 %.
+        let nine: Vec<f64> = (1..=9).rev().map(f64::from).collect();
+        let ci = median_ci(&nine, 0.95).expect("samples");
+        assert_eq!((ci.low, ci.high), (2.0, 8.0));
+        assert!((ci.coverage - (1.0 - 20.0 / 512.0)).abs() < 1e-12, "{ci:?}");
+        // 15 samples: [x(4), x(12)], 1 - 2 * 576/32768.
+        let fifteen: Vec<f64> = (1..=15).map(f64::from).collect();
+        let ci = median_ci(&fifteen, 0.95).expect("samples");
+        assert_eq!((ci.low, ci.high), (4.0, 12.0));
+        assert!(
+            (ci.coverage - (1.0 - 1152.0 / 32768.0)).abs() < 1e-12,
+            "{ci:?}"
+        );
+        // A lower level narrows it.
+        let ci = median_ci(&fifteen, 0.80).expect("samples");
+        assert_eq!((ci.low, ci.high), (5.0, 11.0));
+    }
 }
