@@ -177,17 +177,10 @@ def produce_mixed(a, start):
             o[1].append(str(err))
             o[2].append(err.code())
 
-    from confluent_kafka import KafkaException
-
     for i in range(a.count):
         for t in (a.topic, a.denied_topic):
-            try:
-                p.produce(t, key=key(i), value=value(i, a.size), callback=done)
-            except KafkaException as e:
-                # Once a Metadata answer has told librdkafka that the topic is not authorized,
-                # produce() raises the error at once instead of reporting it per message:
-                # the client got the same code either way.
-                err = e.args[0]
+            err = confluent_produce(p, t, i, a, done)
+            if err is not None:
                 outcome[t][1].append(str(err))
                 outcome[t][2].append(err.code())
             p.poll(0)
@@ -213,6 +206,23 @@ def confluent_producer(a):
     }))
 
 
+def confluent_produce(p, topic, i, a, callback):
+    """Hands message i for `topic` to confluent producer `p`, waiting while its queue is full.
+    Returns the error when produce() itself fails: once a Metadata answer has told librdkafka
+    that the topic is not authorized, it raises that error at once instead of reporting it to
+    the delivery callback, and the client has got the same code either way."""
+    from confluent_kafka import KafkaException
+
+    while True:
+        try:
+            p.produce(topic, key=key(i), value=value(i, a.size), callback=callback)
+            return None
+        except BufferError:
+            p.poll(0.05)
+        except KafkaException as e:
+            return e.args[0]
+
+
 def confluent_round(p, a, first):
     """Produces messages first..first+count with `p`; (delivered, errors, error codes)."""
     errors, codes = [], []
@@ -226,21 +236,10 @@ def confluent_round(p, a, first):
         else:
             delivered += 1
 
-    from confluent_kafka import KafkaException
-
     for i in range(first, first + a.count):
-        while True:
-            try:
-                p.produce(a.topic, key=key(i), value=value(i, a.size), callback=done)
-                break
-            except BufferError:
-                p.poll(0.05)
-            except KafkaException as e:
-                # A topic librdkafka already knows to be unauthorized fails in produce()
-                # itself (see produce_mixed).
-                errors.append(str(e.args[0]))
-                codes.append(e.args[0].code())
-                break
+        err = confluent_produce(p, a.topic, i, a, done)
+        if err is not None:
+            done(err, None)
         p.poll(0)
     left = p.flush(a.timeout)
     if left:
