@@ -32,7 +32,7 @@ use crate::load::{self, LoadResult, LoadSpec, Proto};
 use crate::peers::{self, Pin, Snapshot, MANIFEST_DIR};
 use crate::procs::{self, Service, TempDir};
 use crate::report::Verdict;
-use crate::report::{self, median, median_ci, Machine, MedianCi};
+use crate::report::{self, ci_text, median, median_ci, Machine, MedianCi, CI_LEVEL};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -1448,34 +1448,12 @@ fn rss(args: &FiltersArgs, dir: &Path, bin: &Path, tmp: &Path) -> Result<RssRepo
 pub const MAX_ADDED_US: f64 = 2.0;
 pub const MIN_RPS_RATIO: f64 = 0.95;
 /// The confidence level of the rps verdict.
-pub const CI_LEVEL: f64 = 0.95;
 pub const MAX_INSTANTIATE_US: f64 = 50.0;
 pub const MAX_RSS_MIB: f64 = 15.0;
 
-/// The rps target: met when the whole confidence interval of the paired ratios is at or
-/// above [`MIN_RPS_RATIO`], not met when it is all below, `None` (inconclusive) when the
-/// target lies inside it. With fewer than 6 repeats the interval is `[min, max]` at a lower
-/// coverage, which the report states.
+/// The rps target on the paired ratios' confidence interval (see [`report::at_least`]).
 fn rps_met(ci: Option<MedianCi>) -> Option<bool> {
-    let ci = ci?;
-    if ci.low >= MIN_RPS_RATIO {
-        Some(true)
-    } else if ci.high < MIN_RPS_RATIO {
-        Some(false)
-    } else {
-        None
-    }
-}
-
-fn ci_text(ci: Option<MedianCi>) -> String {
-    ci.map_or("no confidence interval".into(), |c| {
-        format!(
-            "{:.1} % confidence interval {:.3}–{:.3}",
-            c.coverage * 100.0,
-            c.low,
-            c.high
-        )
-    })
+    report::at_least(ci, MIN_RPS_RATIO)
 }
 
 pub fn verdicts(

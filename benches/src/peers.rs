@@ -176,6 +176,99 @@ pub struct RunRecord {
     pub loadavg_before: String,
 }
 
+/// strait against nginx on one protocol, repeat by repeat: the two ran back to back in the same
+/// repeat, so a ratio within a repeat cancels most of the machine's drift between repeats.
+#[derive(Debug, Clone, Serialize)]
+pub struct Paired {
+    pub protocol: Proto,
+    /// strait rps / nginx rps, one per repeat in which both runs succeeded.
+    pub rps_ratio_per_repeat: Vec<f64>,
+    pub rps_ratio_median: Option<f64>,
+    pub rps_ratio_ci: Option<report::MedianCi>,
+    /// nginx p99 / strait p99 (above 1: strait's p99 is the lower), same repeats.
+    pub p99_ratio_per_repeat: Vec<f64>,
+    pub p99_ratio_median: Option<f64>,
+    pub p99_ratio_ci: Option<report::MedianCi>,
+}
+
+/// Pairs strait's and nginx's runs of the same repeat, per protocol (failed runs drop out).
+pub fn pair(runs: &[RunRecord], protos: &[Proto]) -> Vec<Paired> {
+    let load = |t: Target, p: Proto, k: usize| {
+        runs.iter()
+            .find(|r| r.target == t && r.protocol == p && r.repeat == k && r.error.is_none())
+            .and_then(|r| r.load.as_ref())
+    };
+    let mut out = Vec::new();
+    for &protocol in protos {
+        let repeats = runs.iter().map(|r| r.repeat + 1).max().unwrap_or(0);
+        let (mut rps, mut p99) = (Vec::new(), Vec::new());
+        for k in 0..repeats {
+            if let (Some(s), Some(n)) = (
+                load(Target::Strait, protocol, k),
+                load(Target::Nginx, protocol, k),
+            ) {
+                if n.rps > 0.0 && s.p99_ms > 0.0 {
+                    rps.push(s.rps / n.rps);
+                    p99.push(n.p99_ms / s.p99_ms);
+                }
+            }
+        }
+        if rps.is_empty() {
+            continue;
+        }
+        out.push(Paired {
+            protocol,
+            rps_ratio_median: report::median(rps.clone()),
+            rps_ratio_ci: report::median_ci(&rps, report::CI_LEVEL),
+            rps_ratio_per_repeat: rps,
+            p99_ratio_median: report::median(p99.clone()),
+            p99_ratio_ci: report::median_ci(&p99, report::CI_LEVEL),
+            p99_ratio_per_repeat: p99,
+        });
+    }
+    out
+}
+
+/// The proxy core issue's targets, per protocol: strait's rps at least nginx's, and its p99
+/// at most nginx's, each judged on the paired ratios' confidence interval.
+pub fn verdicts(paired: &[Paired]) -> Vec<report::Verdict> {
+    let mut v = Vec::new();
+    for p in paired {
+        let spread = |x: &[f64]| {
+            let lo = x.iter().copied().reduce(f64::min).unwrap_or(f64::NAN);
+            let hi = x.iter().copied().reduce(f64::max).unwrap_or(f64::NAN);
+            format!("per repeat {lo:.3}–{hi:.3}")
+        };
+        let rps = report::at_least(p.rps_ratio_ci, 1.0);
+        v.push(report::Verdict {
+            target: format!("{}: strait rps ≥ nginx rps", p.protocol.label()),
+            measured: format!(
+                "strait/nginx {:.3} (median of {} paired repeats; {}; {})",
+                p.rps_ratio_median.unwrap_or(f64::NAN),
+                p.rps_ratio_per_repeat.len(),
+                report::ci_text(p.rps_ratio_ci),
+                spread(&p.rps_ratio_per_repeat)
+            ),
+            met: rps,
+            inconclusive: rps.is_none() && p.rps_ratio_ci.is_some(),
+        });
+        let p99 = report::at_least(p.p99_ratio_ci, 1.0);
+        v.push(report::Verdict {
+            target: format!("{}: strait p99 ≤ nginx p99", p.protocol.label()),
+            measured: format!(
+                "nginx/strait p99 {:.3} (median of {} paired repeats; {}; {})",
+                p.p99_ratio_median.unwrap_or(f64::NAN),
+                p.p99_ratio_per_repeat.len(),
+                report::ci_text(p.p99_ratio_ci),
+                spread(&p.p99_ratio_per_repeat)
+            ),
+            met: p99,
+            inconclusive: p99.is_none() && p.p99_ratio_ci.is_some(),
+        });
+    }
+    v
+}
+
 struct Ports {
     upstream_h1: u16,
     upstream_h2: u16,
@@ -383,7 +476,9 @@ pub fn run(args: PeersArgs) -> Result<()> {
     eprintln!("all runs done in {:.0} s", started.elapsed().as_secs_f64());
 
     let summary = report::summarize(&runs, &targets, &protos);
-    let md = report::markdown(&meta, &summary, &commands, &ctx.args);
+    let paired = pair(&runs, &protos);
+    let verdicts = verdicts(&paired);
+    let md = report::markdown(&meta, &verdicts, &summary, &commands, &ctx.args);
     println!("{md}");
 
     let doc = report::Document {
@@ -395,6 +490,8 @@ pub fn run(args: PeersArgs) -> Result<()> {
                 command: c.clone(),
             })
             .collect(),
+        targets: verdicts,
+        paired,
         summary,
         runs: runs.clone(),
     };
@@ -930,5 +1027,73 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    fn run(target: Target, repeat: usize, rps: f64, p99_ms: f64, ok: bool) -> RunRecord {
+        RunRecord {
+            target,
+            protocol: Proto::H1,
+            repeat,
+            seq: 0,
+            error: (!ok).then(|| "failed".into()),
+            load: Some(LoadResult {
+                requests: 1,
+                seconds: 1.0,
+                rps,
+                p50_ms: 1.0,
+                p99_ms,
+                errors: 0,
+                non_2xx: 0,
+            }),
+            proxy_cpu_s: None,
+            proxy_cpu_ms_per_1k_req: None,
+            proxy_cpu_cores: None,
+            proxy_peak_rss_kib: None,
+            proxy_processes: None,
+            proxy_threads: None,
+            loadgen_cpu_cores: None,
+            upstream_cpu_cores: None,
+            other_cpu_cores: None,
+            background_busy_pct_before: None,
+            waited_for_idle_s: 0.0,
+            attempts: 1,
+            loadavg_before: String::new(),
+        }
+    }
+
+    #[test]
+    fn pairs_strait_with_nginx_within_a_repeat_and_judges_on_the_interval() {
+        // Eight repeats: strait at 90 % of nginx's rps in each (while the machine's speed
+        // drifts by 2x between repeats), p99 equal in half of them. Repeat 8 has a failed
+        // nginx run and must drop out; haproxy is never paired.
+        let mut runs = Vec::new();
+        for k in 0..8 {
+            let speed = if k % 2 == 0 { 1.0 } else { 2.0 };
+            let p99 = if k < 4 { 2.0 } else { 1.0 };
+            runs.push(run(Target::Strait, k, 90.0 * speed, p99, true));
+            runs.push(run(Target::Nginx, k, 100.0 * speed, 1.0, k != 7));
+            runs.push(run(Target::Haproxy, k, 500.0, 0.1, true));
+        }
+        let paired = pair(&runs, &[Proto::H1, Proto::H2]);
+        assert_eq!(paired.len(), 1, "no HTTP/2 runs, no HTTP/2 pairs");
+        let p = &paired[0];
+        assert_eq!(p.rps_ratio_per_repeat.len(), 7);
+        assert!(p
+            .rps_ratio_per_repeat
+            .iter()
+            .all(|r| (r - 0.9).abs() < 1e-9));
+        let v = verdicts(&paired);
+        assert_eq!(v.len(), 2);
+        // rps: the whole interval is 0.9, below 1.
+        assert_eq!(v[0].met, Some(false));
+        assert!(!v[0].inconclusive);
+        // p99: ratios 0.5 (4 times) and 1.0 (3 times) -> an interval around 1: inconclusive.
+        assert_eq!(v[1].met, None);
+        assert!(v[1].inconclusive, "{:?}", v[1]);
+        // The other way round (strait faster everywhere) is met.
+        for r in runs.iter_mut().filter(|r| r.target == Target::Strait) {
+            r.load.as_mut().unwrap().rps *= 1.5;
+        }
+        assert_eq!(verdicts(&pair(&runs, &[Proto::H1]))[0].met, Some(true));
     }
 }

@@ -208,6 +208,9 @@ pub struct CommandLine {
 pub struct Document {
     pub meta: Meta,
     pub load_commands: Vec<CommandLine>,
+    /// The proxy core issue's targets (strait against nginx), judged on `paired`.
+    pub targets: Vec<Verdict>,
+    pub paired: Vec<crate::peers::Paired>,
     pub summary: Vec<Summary>,
     pub runs: Vec<RunRecord>,
 }
@@ -251,6 +254,35 @@ pub fn median_ci(v: &[f64], level: f64) -> Option<MedianCi> {
         low: x[k - 1],
         high: x[n - k],
         coverage,
+    })
+}
+
+/// The confidence level of every verdict on paired repeats.
+pub const CI_LEVEL: f64 = 0.95;
+
+/// A verdict on a target "at least `min`" for the median of paired ratios: met when the whole
+/// confidence interval is at or above `min`, not met when all of it is below, `None`
+/// (inconclusive, or nothing measured) when `min` lies inside it. With fewer than 6 pairs the
+/// interval is `[min, max]` at a lower coverage, which [`ci_text`] states.
+pub fn at_least(ci: Option<MedianCi>, min: f64) -> Option<bool> {
+    let ci = ci?;
+    if ci.low >= min {
+        Some(true)
+    } else if ci.high < min {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+pub fn ci_text(ci: Option<MedianCi>) -> String {
+    ci.map_or("no confidence interval".into(), |c| {
+        format!(
+            "{:.1} % confidence interval {:.3}–{:.3}",
+            c.coverage * 100.0,
+            c.low,
+            c.high
+        )
     })
 }
 
@@ -327,6 +359,7 @@ fn opt(v: Option<f64>, prec: usize) -> String {
 
 pub fn markdown(
     meta: &Meta,
+    targets: &[Verdict],
     summary: &[Summary],
     commands: &[(Proto, String)],
     args: &PeersArgs,
@@ -337,6 +370,16 @@ pub fn markdown(
         "### Peers benchmark, {} — {} ({} cpus), kernel {}\n",
         meta.date, meta.cpu_model, meta.cpus, meta.kernel
     );
+    if !targets.is_empty() {
+        let _ = writeln!(
+            s,
+            "Against the targets: each repeat runs strait and nginx back to back, and the \
+             verdict is on the median of the per-repeat ratios and its {:.0} % confidence \
+             interval (met only if all of the interval is on the right side of 1).\n",
+            CI_LEVEL * 100.0
+        );
+        targets_table(&mut s, targets, "–");
+    }
     let _ = writeln!(
         s,
         "workers {} per proxy, {} repeats × {} s (+{} s warm-up), median over repeats; \
