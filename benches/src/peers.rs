@@ -1091,8 +1091,12 @@ mod tests {
         assert_eq!(v[1].met, None);
         assert!(v[1].inconclusive, "{:?}", v[1]);
         // The other way round (strait faster everywhere) is met.
-        for r in runs.iter_mut().filter(|r| r.target == Target::Strait) {
-            r.load.as_mut().unwrap().rps *= 1.5;
+        for l in runs
+            .iter_mut()
+            .filter(|r| r.target == Target::Strait)
+            .filter_map(|r| r.load.as_mut())
+        {
+            l.rps *= 1.5;
         }
         assert_eq!(verdicts(&pair(&runs, &[Proto::H1]))[0].met, Some(true));
     }
