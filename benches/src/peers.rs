@@ -82,11 +82,12 @@ pub struct PeersArgs {
     /// Protocols to run, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "h1,h2")]
     pub protocols: Vec<ProtoArg>,
-    /// Repeats per (target, protocol); targets are interleaved run by run.
-    #[arg(long, default_value_t = 3)]
+    /// Repeats per (target, protocol); targets are interleaved run by run. strait and nginx
+    /// are compared repeat by repeat, with a 95 % confidence interval that needs at least 6.
+    #[arg(long, default_value_t = 12)]
     pub repeats: usize,
     /// Measured load duration per run, seconds.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 3)]
     pub duration: u64,
     /// Unmeasured warm-up load before each measured run, seconds (0 = none).
     #[arg(long, default_value_t = 1)]
