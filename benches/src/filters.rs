@@ -1447,7 +1447,6 @@ fn rss(args: &FiltersArgs, dir: &Path, bin: &Path, tmp: &Path) -> Result<RssRepo
 
 pub const MAX_ADDED_US: f64 = 2.0;
 pub const MIN_RPS_RATIO: f64 = 0.95;
-/// The confidence level of the rps verdict.
 pub const MAX_INSTANTIATE_US: f64 = 50.0;
 pub const MAX_RSS_MIB: f64 = 15.0;
 

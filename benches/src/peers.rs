@@ -177,7 +177,7 @@ pub struct RunRecord {
     pub loadavg_before: String,
 }
 
-/// strait against nginx on one protocol, repeat by repeat: the two ran back to back in the same
+/// strait against nginx on one protocol, repeat by repeat: the two ran seconds apart in the same
 /// repeat, so a ratio within a repeat cancels most of the machine's drift between repeats.
 #[derive(Debug, Clone, Serialize)]
 pub struct Paired {

@@ -373,7 +373,7 @@ pub fn markdown(
     if !targets.is_empty() {
         let _ = writeln!(
             s,
-            "Against the targets: each repeat runs strait and nginx back to back, and the \
+            "Against the targets: strait and nginx run in every repeat, seconds apart, and the \
              verdict is on the median of the per-repeat ratios and its {:.0} % confidence \
              interval (met only if all of the interval is on the right side of 1).\n",
             CI_LEVEL * 100.0
