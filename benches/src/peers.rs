@@ -183,13 +183,46 @@ pub struct RunRecord {
 pub struct Paired {
     pub protocol: Proto,
     /// strait rps / nginx rps, one per repeat in which both runs succeeded.
-    pub rps_ratio_per_repeat: Vec<f64>,
-    pub rps_ratio_median: Option<f64>,
-    pub rps_ratio_ci: Option<report::MedianCi>,
+    pub rps: Ratio,
     /// nginx p99 / strait p99 (above 1: strait's p99 is the lower), same repeats.
-    pub p99_ratio_per_repeat: Vec<f64>,
-    pub p99_ratio_median: Option<f64>,
-    pub p99_ratio_ci: Option<report::MedianCi>,
+    pub p99: Ratio,
+}
+
+/// Per-repeat ratios, their median and its confidence interval.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    pub per_repeat: Vec<f64>,
+    pub median: Option<f64>,
+    pub ci: Option<report::MedianCi>,
+}
+
+impl Ratio {
+    fn new(per_repeat: Vec<f64>) -> Self {
+        Self {
+            median: report::median(per_repeat.clone()),
+            ci: report::median_ci(&per_repeat, report::CI_LEVEL),
+            per_repeat,
+        }
+    }
+
+    /// The target "this ratio is at least 1", judged on the interval.
+    fn verdict(&self, target: String, what: &str) -> report::Verdict {
+        let x = &self.per_repeat;
+        let lo = x.iter().copied().reduce(f64::min).unwrap_or(f64::NAN);
+        let hi = x.iter().copied().reduce(f64::max).unwrap_or(f64::NAN);
+        let met = report::at_least(self.ci, 1.0);
+        report::Verdict {
+            target,
+            measured: format!(
+                "{what} {:.3} (median of {} paired repeats; {}; per repeat {lo:.3}–{hi:.3})",
+                self.median.unwrap_or(f64::NAN),
+                x.len(),
+                report::ci_text(self.ci),
+            ),
+            met,
+            inconclusive: met.is_none() && self.ci.is_some(),
+        }
+    }
 }
 
 /// Pairs strait's and nginx's runs of the same repeat, per protocol (failed runs drop out).
@@ -199,9 +232,9 @@ pub fn pair(runs: &[RunRecord], protos: &[Proto]) -> Vec<Paired> {
             .find(|r| r.target == t && r.protocol == p && r.repeat == k && r.error.is_none())
             .and_then(|r| r.load.as_ref())
     };
+    let repeats = runs.iter().map(|r| r.repeat + 1).max().unwrap_or(0);
     let mut out = Vec::new();
     for &protocol in protos {
-        let repeats = runs.iter().map(|r| r.repeat + 1).max().unwrap_or(0);
         let (mut rps, mut p99) = (Vec::new(), Vec::new());
         for k in 0..repeats {
             if let (Some(s), Some(n)) = (
@@ -214,18 +247,13 @@ pub fn pair(runs: &[RunRecord], protos: &[Proto]) -> Vec<Paired> {
                 }
             }
         }
-        if rps.is_empty() {
-            continue;
+        if !rps.is_empty() {
+            out.push(Paired {
+                protocol,
+                rps: Ratio::new(rps),
+                p99: Ratio::new(p99),
+            });
         }
-        out.push(Paired {
-            protocol,
-            rps_ratio_median: report::median(rps.clone()),
-            rps_ratio_ci: report::median_ci(&rps, report::CI_LEVEL),
-            rps_ratio_per_repeat: rps,
-            p99_ratio_median: report::median(p99.clone()),
-            p99_ratio_ci: report::median_ci(&p99, report::CI_LEVEL),
-            p99_ratio_per_repeat: p99,
-        });
     }
     out
 }
@@ -233,41 +261,20 @@ pub fn pair(runs: &[RunRecord], protos: &[Proto]) -> Vec<Paired> {
 /// The proxy core issue's targets, per protocol: strait's rps at least nginx's, and its p99
 /// at most nginx's, each judged on the paired ratios' confidence interval.
 pub fn verdicts(paired: &[Paired]) -> Vec<report::Verdict> {
-    let mut v = Vec::new();
-    for p in paired {
-        let spread = |x: &[f64]| {
-            let lo = x.iter().copied().reduce(f64::min).unwrap_or(f64::NAN);
-            let hi = x.iter().copied().reduce(f64::max).unwrap_or(f64::NAN);
-            format!("per repeat {lo:.3}–{hi:.3}")
-        };
-        let rps = report::at_least(p.rps_ratio_ci, 1.0);
-        v.push(report::Verdict {
-            target: format!("{}: strait rps ≥ nginx rps", p.protocol.label()),
-            measured: format!(
-                "strait/nginx {:.3} (median of {} paired repeats; {}; {})",
-                p.rps_ratio_median.unwrap_or(f64::NAN),
-                p.rps_ratio_per_repeat.len(),
-                report::ci_text(p.rps_ratio_ci),
-                spread(&p.rps_ratio_per_repeat)
-            ),
-            met: rps,
-            inconclusive: rps.is_none() && p.rps_ratio_ci.is_some(),
-        });
-        let p99 = report::at_least(p.p99_ratio_ci, 1.0);
-        v.push(report::Verdict {
-            target: format!("{}: strait p99 ≤ nginx p99", p.protocol.label()),
-            measured: format!(
-                "nginx/strait p99 {:.3} (median of {} paired repeats; {}; {})",
-                p.p99_ratio_median.unwrap_or(f64::NAN),
-                p.p99_ratio_per_repeat.len(),
-                report::ci_text(p.p99_ratio_ci),
-                spread(&p.p99_ratio_per_repeat)
-            ),
-            met: p99,
-            inconclusive: p99.is_none() && p.p99_ratio_ci.is_some(),
-        });
-    }
-    v
+    paired
+        .iter()
+        .flat_map(|p| {
+            let proto = p.protocol.label();
+            [
+                p.rps
+                    .verdict(format!("{proto}: strait rps ≥ nginx rps"), "strait/nginx"),
+                p.p99.verdict(
+                    format!("{proto}: strait p99 ≤ nginx p99"),
+                    "nginx/strait p99",
+                ),
+            ]
+        })
+        .collect()
 }
 
 struct Ports {
@@ -1078,11 +1085,8 @@ mod tests {
         let paired = pair(&runs, &[Proto::H1, Proto::H2]);
         assert_eq!(paired.len(), 1, "no HTTP/2 runs, no HTTP/2 pairs");
         let p = &paired[0];
-        assert_eq!(p.rps_ratio_per_repeat.len(), 7);
-        assert!(p
-            .rps_ratio_per_repeat
-            .iter()
-            .all(|r| (r - 0.9).abs() < 1e-9));
+        assert_eq!(p.rps.per_repeat.len(), 7);
+        assert!(p.rps.per_repeat.iter().all(|r| (r - 0.9).abs() < 1e-9));
         let v = verdicts(&paired);
         assert_eq!(v.len(), 2);
         // rps: the whole interval is 0.9, below 1.
