@@ -277,6 +277,36 @@ pub fn verdicts(paired: &[Paired]) -> Vec<report::Verdict> {
         .collect()
 }
 
+impl RunRecord {
+    /// A run not measured yet, with the load average before it.
+    fn new(target: Target, proto: Proto, repeat: usize, seq: usize) -> Self {
+        Self {
+            target,
+            protocol: proto,
+            repeat,
+            seq,
+            error: None,
+            load: None,
+            proxy_cpu_s: None,
+            proxy_cpu_ms_per_1k_req: None,
+            proxy_cpu_cores: None,
+            proxy_peak_rss_kib: None,
+            proxy_processes: None,
+            proxy_threads: None,
+            loadgen_cpu_cores: None,
+            upstream_cpu_cores: None,
+            other_cpu_cores: None,
+            background_busy_pct_before: None,
+            waited_for_idle_s: 0.0,
+            attempts: 1,
+            loadavg_before: fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        }
+    }
+}
+
 struct Ports {
     upstream_h1: u16,
     upstream_h2: u16,
@@ -578,30 +608,7 @@ fn run_one(
     repeat: usize,
     seq: usize,
 ) -> RunRecord {
-    let mut rec = RunRecord {
-        target,
-        protocol: proto,
-        repeat,
-        seq,
-        error: None,
-        load: None,
-        proxy_cpu_s: None,
-        proxy_cpu_ms_per_1k_req: None,
-        proxy_cpu_cores: None,
-        proxy_peak_rss_kib: None,
-        proxy_processes: None,
-        proxy_threads: None,
-        loadgen_cpu_cores: None,
-        upstream_cpu_cores: None,
-        other_cpu_cores: None,
-        background_busy_pct_before: None,
-        waited_for_idle_s: 0.0,
-        attempts: 1,
-        loadavg_before: fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-    };
+    let mut rec = RunRecord::new(target, proto, repeat, seq);
     if let Err(e) = measure(ctx, upstream, target, proto, seq, &mut rec) {
         rec.error = Some(format!("{e:#}"));
     }
@@ -1038,35 +1045,18 @@ mod tests {
     }
 
     fn run(target: Target, repeat: usize, rps: f64, p99_ms: f64, ok: bool) -> RunRecord {
-        RunRecord {
-            target,
-            protocol: Proto::H1,
-            repeat,
-            seq: 0,
-            error: (!ok).then(|| "failed".into()),
-            load: Some(LoadResult {
-                requests: 1,
-                seconds: 1.0,
-                rps,
-                p50_ms: 1.0,
-                p99_ms,
-                errors: 0,
-                non_2xx: 0,
-            }),
-            proxy_cpu_s: None,
-            proxy_cpu_ms_per_1k_req: None,
-            proxy_cpu_cores: None,
-            proxy_peak_rss_kib: None,
-            proxy_processes: None,
-            proxy_threads: None,
-            loadgen_cpu_cores: None,
-            upstream_cpu_cores: None,
-            other_cpu_cores: None,
-            background_busy_pct_before: None,
-            waited_for_idle_s: 0.0,
-            attempts: 1,
-            loadavg_before: String::new(),
-        }
+        let mut r = RunRecord::new(target, Proto::H1, repeat, 0);
+        r.error = (!ok).then(|| "failed".into());
+        r.load = Some(LoadResult {
+            requests: 1,
+            seconds: 1.0,
+            rps,
+            p50_ms: 1.0,
+            p99_ms,
+            errors: 0,
+            non_2xx: 0,
+        });
+        r
     }
 
     #[test]
