@@ -13,12 +13,22 @@ use common::{
 use http_body_util::{BodyExt, Empty};
 use strait::flows::Verdict;
 
+/// The listener option that picks each HTTP/1.1 engine; tests of plain HTTP/1.1 forwarding
+/// run on both.
+const ENGINES: [&str; 2] = ["    http1_engine: native\n", "    http1_engine: hyper\n"];
+
 #[tokio::test]
 async fn http1_forwarding_applies_proxy_header_rules() {
+    for engine in ENGINES {
+        header_rules(engine).await;
+    }
+}
+
+async fn header_rules(engine: &str) {
     let up = Upstream::start().await;
     let p = Proxy::start(&format!(
         "listeners:\n{}",
-        http_listener("web", up.addr, "")
+        http_listener("web", up.addr, engine)
     ))
     .await;
     let (status, headers, body) = h1_get(
@@ -62,10 +72,16 @@ async fn http1_forwarding_applies_proxy_header_rules() {
 
 #[tokio::test]
 async fn keepalive_and_pipelining_keep_order_and_reuse_upstream_connections() {
+    for engine in ENGINES {
+        keepalive_and_pipelining(engine).await;
+    }
+}
+
+async fn keepalive_and_pipelining(engine: &str) {
     let up = Upstream::start().await;
     let p = Proxy::start(&format!(
         "listeners:\n{}",
-        http_listener("web", up.addr, "")
+        http_listener("web", up.addr, engine)
     ))
     .await;
     let reqs = "GET /slow/200 HTTP/1.1\r\nhost: a\r\n\r\nGET /headers HTTP/1.1\r\nhost: b\r\n\r\nGET /x HTTP/1.1\r\nhost: c\r\nconnection: close\r\n\r\n";
@@ -85,6 +101,101 @@ async fn keepalive_and_pipelining_keep_order_and_reuse_upstream_connections() {
         opened <= 1,
         "expected pooled upstream connections, {opened} were opened for 10 requests"
     );
+}
+
+/// The native engine's framing: chunked bodies pass through (trailers included) with the next
+/// pipelined request intact; HEAD and chunked responses; and the heads that could smuggle a
+/// request past the proxy are refused before anything reaches the upstream.
+#[tokio::test]
+async fn native_http1_framing_is_strict_and_passes_bodies_through() {
+    let up = Upstream::start().await;
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener("web", up.addr, ENGINES[0])
+    ))
+    .await;
+    let wait = Duration::from_secs(5);
+    let refused = [
+        (
+            "POST /echo HTTP/1.1\r\nhost: a\r\ncontent-length: 4\r\n\
+             transfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n",
+            "400 Bad Request",
+        ),
+        (
+            "POST /echo HTTP/1.1\r\nhost: a\r\ncontent-length: 4\r\ncontent-length: 5\r\n\r\nabcde",
+            "400 Bad Request",
+        ),
+        (
+            "POST /echo HTTP/1.1\r\nhost: a\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            "501 Not Implemented",
+        ),
+        ("GET / HTTP/1.1\r\n\r\n", "400 Bad Request"),
+        (
+            "POST /echo HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+            "400 Bad Request",
+        ),
+    ];
+    for (req, status) in refused {
+        let out = raw_exchange(p.addr("web"), req.as_bytes(), wait).await;
+        assert!(
+            out.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+            "{req:?} → {out}"
+        );
+        assert!(out.contains("connection: close"), "{out}");
+        let heads = out.lines().filter(|l| l.starts_with("HTTP/1.1 ")).count();
+        assert_eq!(heads, 1, "{out}");
+    }
+    // None reached the upstream: the bad chunk arrived with its head and was found before
+    // the request went out.
+    assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let flows = p.flows(5).await;
+    let statuses: Vec<_> = flows.iter().map(|f| f.status).collect();
+    assert_eq!(
+        statuses,
+        [Some(400), Some(400), Some(501), Some(400), Some(400)]
+    );
+    assert!(flows.iter().all(|f| f.verdict == Verdict::Error));
+
+    let reqs = "POST /echo HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n\
+                5\r\nhello\r\n7;ext=1\r\n world!\r\n0\r\nx-trailer: t\r\n\r\n\
+                HEAD /hello HTTP/1.1\r\nhost: a\r\n\r\n\
+                GET /stream/70000 HTTP/1.1\r\nhost: a\r\n\r\n\
+                GET /hello HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n";
+    let out = raw_exchange(p.addr("web"), reqs.as_bytes(), wait).await;
+    let heads: Vec<_> = out
+        .match_indices("HTTP/1.1 200 OK\r\n")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(heads.len(), 4, "{out}");
+    let (echo, head, stream, last) = (
+        &out[heads[0]..heads[1]],
+        &out[heads[1]..heads[2]],
+        &out[heads[2]..heads[3]],
+        &out[heads[3]..],
+    );
+    assert!(echo.ends_with("\r\n\r\nhello world!"), "{echo}");
+    assert!(
+        head.contains("content-length: 18\r\n") && head.ends_with("\r\n\r\n"),
+        "HEAD response with a body: {head}"
+    );
+    assert!(
+        stream.contains("transfer-encoding: chunked\r\n"),
+        "{stream}"
+    );
+    assert!(
+        stream.ends_with("\r\n0\r\n\r\n"),
+        "{}",
+        &stream[stream.len() - 40..]
+    );
+    assert_eq!(stream.matches('x').count(), 70000);
+    assert!(last.contains("connection: close\r\n") && last.ends_with("hello, hello world"));
+    let flows = p.flows(9).await;
+    let echo = &flows[5];
+    assert_eq!(
+        (echo.method.as_deref(), echo.bytes_received, echo.bytes_sent),
+        (Some("POST"), 12, 12)
+    );
+    assert_eq!(flows[7].bytes_sent, 70000);
 }
 
 #[tokio::test]

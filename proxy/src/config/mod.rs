@@ -17,8 +17,9 @@ use http::uri::Authority;
 use crate::tls;
 use positions::Positions;
 use raw::{
-    RawCluster, RawConfig, RawEndpoint, RawFailure, RawFilter, RawHostRouting, RawKafka,
-    RawListener, RawOnExit, RawProtocol, RawSink, RawSourceAddress, RawUpstreamProtocol, RawWasm,
+    RawCluster, RawConfig, RawEndpoint, RawFailure, RawFilter, RawHostRouting, RawHttp1Engine,
+    RawKafka, RawListener, RawOnExit, RawProtocol, RawSink, RawSourceAddress, RawUpstreamProtocol,
+    RawWasm,
 };
 
 /// One problem in a configuration file, with its position.
@@ -223,6 +224,16 @@ pub struct AdvertisedAddress {
 /// largest size a frame can announce).
 pub const KAFKA_MAX_FRAME_RANGE: std::ops::RangeInclusive<usize> = 1024..=i32::MAX as usize;
 
+/// What serves HTTP/1.1 clients of an `http` listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Http1Engine {
+    /// strait's own HTTP/1.1 forwarding loop (`http::h1`) where it applies (cleartext
+    /// HTTP/1.1 upstream, no filters, origin-form requests); hyper for the rest.
+    Native,
+    /// hyper for everything.
+    Hyper,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamProtocol {
     /// The downstream request's version: HTTP/2 downstream → HTTP/2 upstream, else HTTP/1.1.
@@ -256,6 +267,7 @@ pub struct ListenerConfig {
     /// Client-side TLS towards the upstream, loaded and checked at config time.
     pub upstream_tls: Option<tls::UpstreamTls>,
     pub upstream_protocol: UpstreamProtocol,
+    pub http1_engine: Http1Engine,
     pub timeouts: Timeouts,
     pub max_header_bytes: usize,
     /// The WASM filter chain, in order (responses see it in reverse).
@@ -274,6 +286,7 @@ impl fmt::Debug for ListenerConfig {
             .field("upstream", &self.upstream)
             .field("upstream_tls", &self.upstream_tls.is_some())
             .field("upstream_protocol", &self.upstream_protocol)
+            .field("http1_engine", &self.http1_engine)
             .field("timeouts", &self.timeouts)
             .field("max_header_bytes", &self.max_header_bytes)
             .field("filters", &self.filters)
@@ -1164,7 +1177,17 @@ impl Validator {
             RawUpstreamProtocol::Http1 => UpstreamProtocol::Http1,
             RawUpstreamProtocol::Http2 => UpstreamProtocol::Http2,
         };
+        let http1_engine = match l.http1_engine {
+            Some(RawHttp1Engine::Hyper) => Http1Engine::Hyper,
+            Some(RawHttp1Engine::Native) | None => Http1Engine::Native,
+        };
         if protocol != Protocol::Http {
+            if l.http1_engine.is_some() {
+                self.err(
+                    &format!("{f}.http1_engine"),
+                    "only applies to `protocol: http`",
+                );
+            }
             if l.upstream_protocol.is_some() {
                 self.err(
                     &format!("{f}.upstream_protocol"),
@@ -1260,6 +1283,7 @@ impl Validator {
             upstream: upstream?,
             upstream_tls,
             upstream_protocol,
+            http1_engine,
             timeouts: Timeouts {
                 header_read: header_read?,
                 idle: idle?,
@@ -1593,12 +1617,13 @@ mod tests {
             .message
             .contains("`protocol: http` and `protocol: kafka` listeners")));
         let d = diag(&format!(
-            "{k}    upstream_protocol: http2\n    max_header_bytes: 2048\n"
+            "{k}    upstream_protocol: http2\n    max_header_bytes: 2048\n    http1_engine: hyper\n"
         ));
         let fields: Vec<_> = d.iter().map(|d| d.field.as_str()).collect();
         assert_eq!(
             fields,
             [
+                "listeners[0].http1_engine",
                 "listeners[0].upstream_protocol",
                 "listeners[0].max_header_bytes"
             ]

@@ -197,6 +197,7 @@ pub struct RawListener {
     pub source_address: Option<RawSourceAddress>,
     pub upstream_tls: Option<RawUpstreamTls>,
     pub upstream_protocol: Option<RawUpstreamProtocol>,
+    pub http1_engine: Option<RawHttp1Engine>,
     #[serde(default)]
     pub timeouts: RawTimeouts,
     pub max_header_bytes: Option<usize>,
@@ -255,6 +256,13 @@ pub enum RawUpstreamProtocol {
     Auto,
     Http1,
     Http2,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawHttp1Engine {
+    Native,
+    Hyper,
 }
 
 #[derive(Debug, Deserialize)]

@@ -186,22 +186,33 @@ impl FlowGuard {
         ctx: FlowContext<'_>,
         req: &http::Request<B>,
     ) -> Self {
+        let host = || {
+            req.uri().authority().map(|a| a.as_str()).or_else(|| {
+                req.headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            })
+        };
+        let path = || req.uri().path_and_query().map(|p| p.as_str());
+        Self::from_parts(flows, activity, ctx, req.method().as_str(), host, path)
+    }
+
+    /// [`Self::new`] from the request's method, host and target; the last two are only read
+    /// when someone reads flow records.
+    pub fn from_parts<'a>(
+        flows: &Flows,
+        activity: Arc<Activity>,
+        ctx: FlowContext<'_>,
+        method: &str,
+        host: impl FnOnce() -> Option<&'a str>,
+        path: impl FnOnce() -> Option<&'a str>,
+    ) -> Self {
         activity.request_started();
         let rec = flows.wanted().then(|| {
-            let host = req
-                .uri()
-                .authority()
-                .map(|a| a.as_str().to_owned())
-                .or_else(|| {
-                    req.headers()
-                        .get(http::header::HOST)
-                        .and_then(|h| h.to_str().ok())
-                        .map(str::to_owned)
-                });
             Box::new(FlowRecord {
-                method: Some(req.method().as_str().to_owned()),
-                host,
-                path: req.uri().path_and_query().map(|p| p.as_str().to_owned()),
+                method: Some(method.to_owned()),
+                host: host().map(str::to_owned),
+                path: path().map(str::to_owned),
                 source_identity: ctx.identity,
                 destination_identity: ctx.destination_identity,
                 ..FlowRecord::new(
@@ -241,12 +252,17 @@ impl FlowGuard {
 
     /// Records the response head.
     pub fn response(&mut self, status: u16, headers: &HeaderMap) {
+        self.status(status);
+        self.grpc_status(headers);
+    }
+
+    /// Records the response status (and the latency to it).
+    pub fn status(&mut self, status: u16) {
         let latency = self.start.elapsed().as_nanos() as u64;
         if let Some(r) = self.rec.as_mut() {
             r.status = Some(status);
             r.latency_ns = latency;
         }
-        self.grpc_status(headers);
     }
 
     /// Records `grpc-status` from a response head (trailers-only) or trailers.

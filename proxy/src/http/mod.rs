@@ -7,6 +7,7 @@
 
 mod body;
 mod bound;
+pub mod h1;
 mod headers;
 pub mod upstream;
 
@@ -25,7 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ListenerConfig, UpstreamProtocol};
+use crate::config::{Http1Engine, ListenerConfig, UpstreamProtocol};
 use crate::flows::{FlowRecord, Flows, Verdict};
 use crate::io::{Activity, AsyncStream, Tracked};
 use crate::metrics::{ListenerMetrics, UpstreamErrorKind};
@@ -44,6 +45,10 @@ pub struct HttpProxy {
     upstreams: Upstreams<RequestBody>,
     /// Idle upstream HTTP/1.1 connections between downstream connections (see `bound`).
     idle: bound::IdlePool,
+    /// The same for the native HTTP/1.1 path ([`h1`]).
+    native_idle: h1::conn::IdlePool,
+    /// HTTP/1.1 clients start on the native path ([`h1`]); hyper takes what it does not.
+    native: bool,
     scheme: Scheme,
     flows: Flows,
     metrics: ListenerMetrics,
@@ -150,6 +155,10 @@ impl HttpProxy {
             filter_names: std::sync::OnceLock::new(),
             upstreams: Upstreams::new(&cfg, &target),
             idle: bound::IdlePool::default(),
+            native_idle: h1::conn::IdlePool::default(),
+            native: cfg.http1_engine == Http1Engine::Native
+                && cfg.upstream_tls.is_none()
+                && cfg.upstream_protocol != UpstreamProtocol::Http2,
             target,
             identity,
             destination_identity,
@@ -165,6 +174,26 @@ impl HttpProxy {
 
     /// Serves one accepted connection until it closes, idles out, or `shutdown` drains it.
     pub async fn serve<S: AsyncStream + 'static>(
+        self: Arc<Self>,
+        io: S,
+        peer: SocketAddr,
+        tls: bool,
+        shutdown: CancellationToken,
+    ) {
+        if !self.native {
+            return self.serve_hyper(io, peer, tls, shutdown).await;
+        }
+        match self.serve_native(io, peer, tls, &shutdown).await {
+            h1::conn::Served::Closed => {}
+            h1::conn::Served::HandOff(io, read) => {
+                let io = crate::io::Prefixed::new(read.freeze(), io);
+                self.serve_hyper(io, peer, tls, shutdown).await
+            }
+        }
+    }
+
+    /// [`Self::serve`] with hyper.
+    async fn serve_hyper<S: AsyncStream + 'static>(
         self: Arc<Self>,
         io: S,
         peer: SocketAddr,

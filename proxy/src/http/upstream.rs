@@ -204,7 +204,7 @@ pub enum UpstreamStream {
 
 impl UpstreamStream {
     /// The underlying stream, for byte relays.
-    pub fn into_tokio(self) -> Box<dyn crate::io::AsyncStream> {
+    pub fn into_tokio(self) -> Box<dyn crate::io::AsyncStream + Sync> {
         match self {
             UpstreamStream::Plain(s) => Box::new(s.into_inner()),
             UpstreamStream::Tls(s) => Box::new(s.into_inner()),

@@ -1,0 +1,623 @@
+//! One HTTP/1.1 client connection on the native path: heads parsed in place by [`codec`],
+//! bodies passed through as bytes, one upstream HTTP/1.1 connection bound to the client
+//! connection, and the whole exchange in this one task (no `http::Request`, no channels).
+//!
+//! What it does not take, it hands to hyper at a request boundary, with the bytes already
+//! read ([`Served::HandOff`]): the HTTP/2 preface, HTTP/1.0, `Upgrade`,
+//! `Expect: 100-continue`, targets other than origin-form (`CONNECT`, absolute form), and
+//! gRPC content types, and every request while the listener has filters. Listeners with
+//! an HTTP/2 or TLS upstream do not use it.
+//!
+//! Not yet: the request body is sent in full before the response head is read, so an
+//! upstream that answers early while a large upload is still coming waits for the upload.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use http::StatusCode;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::codec::{self, ChunkedScanner, Forwarded, Framing, HeadError, RequestHead};
+use crate::flows::Verdict;
+use crate::http::body::{FlowContext, FlowGuard};
+use crate::http::{connect_failure, Failure, HttpProxy};
+use crate::io::{Activity, AsyncStream};
+use crate::metrics::UpstreamErrorKind;
+
+/// How a connection left the native path.
+pub enum Served<S> {
+    /// It ended (closed by either side, idle, drained, or refused).
+    Closed,
+    /// A request hyper serves: the connection and the bytes read from it so far.
+    HandOff(S, BytesMut),
+}
+
+/// Largest response head taken from an upstream.
+const RESPONSE_HEAD_LIMIT: usize = 256 * 1024;
+/// Read size of both directions.
+const READ_SIZE: usize = 8192;
+/// How long an upstream connection may wait unused between client connections.
+const IDLE_UPSTREAM: Duration = Duration::from_secs(90);
+/// Idle upstream connections kept per listener.
+const MAX_IDLE: usize = 256;
+
+/// An upstream connection and the bytes read from it that were not used yet.
+pub struct Upstream {
+    io: Box<dyn AsyncStream + Sync>,
+    buf: BytesMut,
+}
+
+impl Upstream {
+    /// Open, and has sent nothing unasked (a close or stray bytes make it unusable).
+    fn usable(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut probe = [0u8; 1];
+        let mut rb = tokio::io::ReadBuf::new(&mut probe);
+        std::pin::Pin::new(&mut self.io)
+            .poll_read(&mut cx, &mut rb)
+            .is_pending()
+    }
+}
+
+/// Idle upstream connections between client connections, newest last.
+#[derive(Default)]
+pub struct IdlePool(std::sync::Mutex<Vec<(std::time::Instant, Upstream)>>);
+
+impl IdlePool {
+    fn take(&self) -> Option<Upstream> {
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((at, mut up)) = v.pop() {
+            if at.elapsed() < IDLE_UPSTREAM && up.usable() {
+                return Some(up);
+            }
+        }
+        None
+    }
+
+    fn put(&self, mut up: Upstream) {
+        if !up.usable() {
+            return;
+        }
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        v.retain(|(at, _)| at.elapsed() < IDLE_UPSTREAM);
+        if v.len() < MAX_IDLE {
+            v.push((std::time::Instant::now(), up));
+        }
+    }
+}
+
+/// What waiting for a request head gave.
+// Returned once per head and matched at once; boxing would allocate per request.
+#[allow(clippy::large_enum_variant)]
+enum HeadRead {
+    Head(RequestHead),
+    /// Bytes hyper serves (the HTTP/2 preface).
+    HandOff,
+    /// The connection ended: closed, idle, drained, timed out or refused.
+    Closed,
+}
+
+/// Why an exchange stopped before its end.
+enum Stop {
+    /// A local response goes to the client; whether the connection can go on after it.
+    Fail(Failure, bool),
+    /// The client went away (or broke its body): nothing more to send.
+    Client(String),
+    /// The upstream failed after the response head was sent: the client connection closes.
+    Upstream(String),
+}
+
+/// Per-connection state.
+struct Conn<'a, S> {
+    p: &'a HttpProxy,
+    io: S,
+    peer: SocketAddr,
+    tls: bool,
+    client: String,
+    activity: Arc<Activity>,
+    rbuf: BytesMut,
+    out: Vec<u8>,
+    up: Option<Upstream>,
+}
+
+impl HttpProxy {
+    /// Serves `io` on the native path until it ends or a request needs hyper.
+    pub(crate) async fn serve_native<S: AsyncStream>(
+        &self,
+        io: S,
+        peer: SocketAddr,
+        tls: bool,
+        shutdown: &CancellationToken,
+    ) -> Served<S> {
+        let mut c = Conn {
+            p: self,
+            io,
+            peer,
+            tls,
+            client: peer.ip().to_string(),
+            activity: Activity::new(),
+            rbuf: BytesMut::with_capacity(READ_SIZE),
+            out: Vec::with_capacity(READ_SIZE),
+            up: None,
+        };
+        let served = c.run(shutdown).await;
+        if let Some(up) = c.up.take() {
+            self.native_idle.put(up);
+        }
+        match served {
+            Some(()) => Served::HandOff(c.io, c.rbuf),
+            None => Served::Closed,
+        }
+    }
+}
+
+impl<S: AsyncStream> Conn<'_, S> {
+    /// `Some(())` when hyper takes over.
+    async fn run(&mut self, shutdown: &CancellationToken) -> Option<()> {
+        loop {
+            let head = match self.read_head(shutdown).await {
+                HeadRead::Head(h) => h,
+                HeadRead::HandOff => return Some(()),
+                HeadRead::Closed => return None,
+            };
+            let target = &self.rbuf[head.target.clone()];
+            if head.meta.upgrade
+                || head.expect_continue
+                || head.meta.minor == 0
+                || !target.starts_with(b"/")
+                || !self.p.filters.load().plugins.is_empty()
+                || is_grpc(&self.rbuf, &head)
+            {
+                return Some(());
+            }
+            match self.exchange(&head, shutdown).await {
+                Ok(false) if !shutdown.is_cancelled() => {}
+                Ok(_) => {
+                    let _ = self.io.shutdown().await;
+                    return None;
+                }
+                Err(()) => return None,
+            }
+        }
+    }
+
+    /// Waits for a complete request head.
+    async fn read_head(&mut self, shutdown: &CancellationToken) -> HeadRead {
+        let cfg = &self.p.cfg;
+        let idle_deadline = Instant::now() + cfg.timeouts.idle;
+        let mut head_deadline = None;
+        loop {
+            if !self.rbuf.is_empty() {
+                if self.rbuf.starts_with(b"PRI ") {
+                    // The HTTP/2 preface (prior knowledge).
+                    return HeadRead::HandOff;
+                }
+                match codec::parse_request(&self.rbuf, cfg.max_header_bytes) {
+                    Ok(Some(h)) => return HeadRead::Head(h),
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.refuse(e).await;
+                        return HeadRead::Closed;
+                    }
+                }
+                head_deadline.get_or_insert_with(|| Instant::now() + cfg.timeouts.header_read);
+            }
+            let deadline = head_deadline.unwrap_or(idle_deadline);
+            if self.rbuf.capacity() - self.rbuf.len() < READ_SIZE / 2 {
+                self.rbuf.reserve(READ_SIZE);
+            }
+            tokio::select! {
+                biased;
+                r = self.io.read_buf(&mut self.rbuf) => match r {
+                    Ok(0) | Err(_) => return HeadRead::Closed,
+                    Ok(_) => {}
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    if head_deadline.is_some() {
+                        self.p.head_timeout(self.peer, cfg.timeouts.header_read);
+                    }
+                    return HeadRead::Closed;
+                }
+                _ = shutdown.cancelled(), if self.rbuf.is_empty() => return HeadRead::Closed,
+            }
+        }
+    }
+
+    /// Answers a refused head and records it.
+    async fn refuse(&mut self, e: HeadError) {
+        let p = self.p;
+        let status = e.status();
+        p.metrics.bad_requests.inc();
+        p.metrics.response(status);
+        p.flows.emit(crate::flows::FlowRecord {
+            error: Some(format!("bad request: {e}")),
+            ..p.connection_flow(self.peer, Some(status))
+        });
+        self.out.clear();
+        local_response(&mut self.out, status, &e.to_string(), true);
+        let _ = self.io.write_all(&self.out).await;
+        let _ = self.io.shutdown().await;
+    }
+
+    /// One request and its response. `Ok(close)`: done, and whether the client connection
+    /// closes now; `Err(())`: it closed.
+    async fn exchange(
+        &mut self,
+        head: &RequestHead,
+        shutdown: &CancellationToken,
+    ) -> Result<bool, ()> {
+        let p = self.p;
+        p.metrics.requests.inc();
+        let is_head = self.rbuf[head.method.clone()].eq_ignore_ascii_case(b"HEAD");
+        let ctx = FlowContext {
+            source: self.peer,
+            destination: p.target.authority.as_str(),
+            listener: &p.cfg.name,
+            protocol: "HTTP/1.1",
+            identity: p.identity,
+            destination_identity: p.destination_identity,
+        };
+        let buf = &self.rbuf;
+        let text = |r: std::ops::Range<usize>| std::str::from_utf8(&buf[r]).ok();
+        let mut guard = FlowGuard::from_parts(
+            &p.flows,
+            self.activity.clone(),
+            ctx,
+            text(head.method.clone()).unwrap_or("?"),
+            || {
+                head.host
+                    .and_then(|i| text(head.meta.fields[i].value.clone()))
+            },
+            || text(head.target.clone()),
+        );
+        self.out.clear();
+        codec::write_request(
+            &mut self.out,
+            &self.rbuf,
+            head,
+            Forwarded {
+                client: self.client.as_bytes(),
+                tls: self.tls,
+                authority: p.target.authority.as_str().as_bytes(),
+            },
+        );
+        self.rbuf.advance(head.meta.len);
+
+        let sent = match p.cfg.timeouts.request {
+            Some(limit) => {
+                match tokio::time::timeout(limit, self.send(head.framing, is_head, &guard)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Stop::Fail(
+                        Failure {
+                            status: StatusCode::GATEWAY_TIMEOUT,
+                            grpc_status: 4,
+                            kind: Some(UpstreamErrorKind::Timeout),
+                            message: format!("upstream did not answer within {limit:?}"),
+                        },
+                        false,
+                    )),
+                }
+            }
+            None => self.send(head.framing, is_head, &guard).await,
+        };
+        let resp = match sent {
+            Ok(r) => r,
+            Err(stop) => return self.stopped(stop, guard, head.meta.close).await,
+        };
+        let status = resp.status;
+        p.metrics.response(status);
+        p.metrics.latency.observe(guard.elapsed().as_secs_f64());
+        guard.status(status);
+        let Some(mut up) = self.up.take() else {
+            return Err(());
+        };
+        let close = head.meta.close || resp.framing == Framing::Close || shutdown.is_cancelled();
+        self.out.clear();
+        codec::write_response(&mut self.out, &up.buf, &resp, close);
+        up.buf.advance(resp.meta.len);
+        let reusable = !resp.meta.close && resp.framing != Framing::Close;
+        match self.relay_response(&mut up, resp.framing, &mut guard).await {
+            Ok(()) => {
+                guard.complete();
+                if reusable {
+                    self.up = Some(up);
+                }
+                Ok(close)
+            }
+            Err(stop) => self.stopped(stop, guard, true).await,
+        }
+    }
+
+    /// Ends an exchange that stopped: a local response when nothing was sent yet.
+    async fn stopped(&mut self, stop: Stop, mut guard: FlowGuard, close: bool) -> Result<bool, ()> {
+        self.up = None;
+        match stop {
+            Stop::Fail(f, can_go_on) => {
+                let p = self.p;
+                if let Some(kind) = f.kind {
+                    p.metrics.upstream_error(kind);
+                }
+                let status = f.status.as_u16();
+                p.metrics.response(status);
+                p.metrics.latency.observe(guard.elapsed().as_secs_f64());
+                guard.status(status);
+                guard.fail(Verdict::Error, f.message.clone());
+                let close = close || !can_go_on;
+                self.out.clear();
+                local_response(&mut self.out, status, &f.message, close);
+                guard.sent(f.message.len() as u64 + 1);
+                let written = self.io.write_all(&self.out).await;
+                guard.complete();
+                if written.is_err() {
+                    return Err(());
+                }
+                Ok(close)
+            }
+            Stop::Client(why) | Stop::Upstream(why) => {
+                guard.fail(Verdict::Error, why);
+                Err(())
+            }
+        }
+    }
+
+    /// Sends the request (head in `self.out`, then its body) upstream and reads the
+    /// response head. On success the upstream connection is in `self.up`.
+    async fn send(
+        &mut self,
+        framing: Framing,
+        is_head: bool,
+        guard: &FlowGuard,
+    ) -> Result<codec::ResponseHead, Stop> {
+        // The body bytes already read go out with the head.
+        let mut left = 0;
+        let mut scanner = ChunkedScanner::default();
+        match framing {
+            Framing::Empty | Framing::Close => {}
+            Framing::Length(n) => {
+                let take = n.min(self.rbuf.len() as u64) as usize;
+                self.out.extend_from_slice(&self.rbuf[..take]);
+                self.rbuf.advance(take);
+                guard.add_received(take as u64);
+                left = n - take as u64;
+            }
+            Framing::Chunked => {
+                let s = scanner.scan(&self.rbuf).map_err(|e| self.bad_body(e))?;
+                self.out.extend_from_slice(&self.rbuf[..s.consumed]);
+                self.rbuf.advance(s.consumed);
+                guard.add_received(s.payload);
+            }
+        }
+        // A request whole in `self.out` can be sent again on a new connection when a reused
+        // one turns out closed (the upstream's keep-alive timeout raced this request).
+        let whole = left == 0 && (framing != Framing::Chunked || scanner.is_done());
+        let (mut up, mut reused) = self.upstream().await?;
+        loop {
+            let written = up.io.write_all(&self.out).await;
+            if whole && reused && (written.is_err() || closed_unanswered(&mut up).await) {
+                (up, reused) = (connect(self.p).await?, false);
+                continue;
+            }
+            written.map_err(|e| upstream_failed(format!("writing the request upstream: {e}")))?;
+            break;
+        }
+        // The rest of the body, as it comes.
+        while left > 0 || (framing == Framing::Chunked && !scanner.is_done()) {
+            self.rbuf.clear();
+            self.rbuf.reserve(READ_SIZE);
+            match self.io.read_buf(&mut self.rbuf).await {
+                Ok(0) | Err(_) => {
+                    return Err(Stop::Client(
+                        "client closed the connection during the request body".into(),
+                    ))
+                }
+                Ok(_) => {}
+            }
+            let n = if framing == Framing::Chunked {
+                let s = scanner.scan(&self.rbuf).map_err(|e| self.bad_body(e))?;
+                guard.add_received(s.payload);
+                s.consumed
+            } else {
+                let n = left.min(self.rbuf.len() as u64) as usize;
+                left -= n as u64;
+                guard.add_received(n as u64);
+                n
+            };
+            up.io
+                .write_all(&self.rbuf[..n])
+                .await
+                .map_err(|e| upstream_failed(format!("writing the request body upstream: {e}")))?;
+            self.rbuf.advance(n);
+        }
+        let method: &[u8] = if is_head { b"HEAD" } else { b"GET" };
+        loop {
+            match codec::parse_response(&up.buf, RESPONSE_HEAD_LIMIT, method) {
+                Ok(Some(h)) if h.status == 101 => {
+                    return Err(upstream_failed(
+                        "upstream switched protocols without being asked to".into(),
+                    ))
+                }
+                Ok(Some(h)) if (100..200).contains(&h.status) => {
+                    // An interim response the client did not ask for (it sent no Expect).
+                    up.buf.advance(h.meta.len);
+                    continue;
+                }
+                Ok(Some(h)) => {
+                    self.up = Some(up);
+                    return Ok(h);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(upstream_failed(format!("invalid response head: {e}")));
+                }
+            }
+            up.buf.reserve(READ_SIZE);
+            match up.io.read_buf(&mut up.buf).await {
+                Ok(0) => {
+                    return Err(upstream_failed(
+                        "upstream closed the connection before a response".into(),
+                    ))
+                }
+                Err(e) => return Err(upstream_failed(format!("reading the response: {e}"))),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn bad_body(&self, e: codec::ChunkError) -> Stop {
+        self.p.metrics.bad_requests.inc();
+        Stop::Fail(
+            Failure::local(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+            false,
+        )
+    }
+
+    /// The bound upstream connection if it is still open, else an idle or new one; and
+    /// whether it was used before.
+    async fn upstream(&mut self) -> Result<(Upstream, bool), Stop> {
+        if let Some(mut up) = self.up.take() {
+            if up.usable() {
+                return Ok((up, true));
+            }
+        }
+        if let Some(up) = self.p.native_idle.take() {
+            return Ok((up, true));
+        }
+        Ok((connect(self.p).await?, false))
+    }
+
+    /// Relays the response body (the head is in `self.out`) to the client.
+    async fn relay_response(
+        &mut self,
+        up: &mut Upstream,
+        framing: Framing,
+        guard: &mut FlowGuard,
+    ) -> Result<(), Stop> {
+        let mut left = 0;
+        let mut scanner = ChunkedScanner::default();
+        let mut done = false;
+        let mut take =
+            |up: &mut Upstream, left: &mut u64, done: &mut bool| -> Result<usize, Stop> {
+                match framing {
+                    Framing::Empty => {
+                        *done = true;
+                        Ok(0)
+                    }
+                    Framing::Length(_) => {
+                        let n = (*left).min(up.buf.len() as u64);
+                        *left -= n;
+                        *done = *left == 0;
+                        guard.sent(n);
+                        Ok(n as usize)
+                    }
+                    Framing::Chunked => {
+                        let s = scanner
+                            .scan(&up.buf)
+                            .map_err(|e| Stop::Upstream(format!("invalid response body: {e}")))?;
+                        *done = s.done;
+                        guard.sent(s.payload);
+                        Ok(s.consumed)
+                    }
+                    Framing::Close => {
+                        guard.sent(up.buf.len() as u64);
+                        Ok(up.buf.len())
+                    }
+                }
+            };
+        if let Framing::Length(n) = framing {
+            left = n;
+        }
+        let n = take(up, &mut left, &mut done)?;
+        self.out.extend_from_slice(&up.buf[..n]);
+        up.buf.advance(n);
+        loop {
+            self.io
+                .write_all(&self.out)
+                .await
+                .map_err(|e| Stop::Client(format!("writing the response: {e}")))?;
+            self.out.clear();
+            if done {
+                return Ok(());
+            }
+            up.buf.reserve(READ_SIZE);
+            match up.io.read_buf(&mut up.buf).await {
+                Ok(0) if framing == Framing::Close => return Ok(()),
+                Ok(0) => {
+                    return Err(Stop::Upstream(
+                        "upstream closed the connection before the response body ended".into(),
+                    ))
+                }
+                Err(e) => return Err(Stop::Upstream(format!("reading the response body: {e}"))),
+                Ok(_) => {}
+            }
+            let n = take(up, &mut left, &mut done)?;
+            self.out.extend_from_slice(&up.buf[..n]);
+            up.buf.advance(n);
+        }
+    }
+}
+
+/// A new upstream connection.
+async fn connect(p: &HttpProxy) -> Result<Upstream, Stop> {
+    let io = p
+        .upstreams
+        .connector
+        .connect()
+        .await
+        .map_err(|e| Stop::Fail(connect_failure(&e), true))?;
+    Ok(Upstream {
+        io: io.into_tokio(),
+        buf: BytesMut::with_capacity(READ_SIZE),
+    })
+}
+
+/// After a request went out on a reused connection: whether the upstream closed it without
+/// a byte of response (then the request was not taken). Waits for the first response bytes.
+async fn closed_unanswered(up: &mut Upstream) -> bool {
+    up.buf.reserve(READ_SIZE);
+    matches!(up.io.read_buf(&mut up.buf).await, Ok(0) | Err(_)) && up.buf.is_empty()
+}
+
+/// gRPC (`content-type: application/grpc…`): its errors are answered in gRPC's form.
+fn is_grpc(buf: &[u8], head: &RequestHead) -> bool {
+    head.meta.fields.iter().any(|f| {
+        buf[f.name.clone()].eq_ignore_ascii_case(b"content-type")
+            && buf[f.value.clone()]
+                .get(..16)
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"application/grpc"))
+    })
+}
+
+fn upstream_failed(message: String) -> Stop {
+    Stop::Fail(
+        Failure {
+            status: StatusCode::BAD_GATEWAY,
+            grpc_status: 14,
+            kind: Some(UpstreamErrorKind::Protocol),
+            message: format!("upstream failed before a response: {message}"),
+        },
+        false,
+    )
+}
+
+/// A short local response: `status`, a one-line plain-text body.
+fn local_response(out: &mut Vec<u8>, status: u16, message: &str, close: bool) {
+    use std::io::Write as _;
+    let reason = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\n{}via: 1.1 strait\r\n\r\n{message}\n",
+        message.len() + 1,
+        if close { "connection: close\r\n" } else { "" },
+    );
+}
