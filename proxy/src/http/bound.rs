@@ -140,19 +140,39 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle upstream connections at most kept per listener (as the pooled client).
 const MAX_IDLE: usize = 256;
 
-/// Idle upstream connections between downstream connections, newest last.
-#[derive(Default)]
-pub struct IdlePool {
-    idle: Mutex<Vec<(Instant, Upstream)>>,
+/// An idle upstream connection that can tell whether it is still worth reusing.
+pub trait Reusable {
+    /// Open and idle (checked before each reuse).
+    fn usable(&mut self) -> bool;
 }
 
-impl IdlePool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Instant, Upstream)>> {
+impl Reusable for Upstream {
+    fn usable(&mut self) -> bool {
+        Upstream::usable(self)
+    }
+}
+
+/// Idle upstream connections between downstream connections, newest last (hyper's
+/// [`Upstream`] here, the native engine's in `h1::conn`).
+pub struct IdlePool<U = Upstream> {
+    idle: Mutex<Vec<(Instant, U)>>,
+}
+
+impl<U> Default for IdlePool<U> {
+    fn default() -> Self {
+        Self {
+            idle: Mutex::default(),
+        }
+    }
+}
+
+impl<U: Reusable> IdlePool<U> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Instant, U)>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The most recently used idle connection that is still open.
-    pub fn take(&self) -> Option<Upstream> {
+    pub fn take(&self) -> Option<U> {
         let mut idle = self.lock();
         let now = Instant::now();
         while let Some((since, mut up)) = idle.pop() {
@@ -163,7 +183,7 @@ impl IdlePool {
         None
     }
 
-    pub fn put(&self, up: Upstream) {
+    pub fn put(&self, up: U) {
         let mut idle = self.lock();
         let now = Instant::now();
         idle.retain(|(since, _)| now.duration_since(*since) < IDLE_TIMEOUT);

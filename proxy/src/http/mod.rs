@@ -46,7 +46,7 @@ pub struct HttpProxy {
     /// Idle upstream HTTP/1.1 connections between downstream connections (see `bound`).
     idle: bound::IdlePool,
     /// The same for the native HTTP/1.1 path ([`h1`]).
-    native_idle: h1::conn::IdlePool,
+    native_idle: bound::IdlePool<h1::conn::Upstream>,
     /// HTTP/1.1 clients start on the native path ([`h1`]); hyper takes what it does not.
     native: bool,
     scheme: Scheme,
@@ -155,7 +155,7 @@ impl HttpProxy {
             filter_names: std::sync::OnceLock::new(),
             upstreams: Upstreams::new(&cfg, &target),
             idle: bound::IdlePool::default(),
-            native_idle: h1::conn::IdlePool::default(),
+            native_idle: bound::IdlePool::default(),
             native: cfg.http1_engine == Http1Engine::Native
                 && cfg.upstream_tls.is_none()
                 && cfg.upstream_protocol != UpstreamProtocol::Http2,

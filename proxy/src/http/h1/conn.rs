@@ -13,7 +13,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use http::StatusCode;
@@ -24,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::codec::{self, ChunkedScanner, Forwarded, Framing, HeadError, RequestHead};
 use crate::flows::Verdict;
 use crate::http::body::{FlowContext, FlowGuard};
+use crate::http::bound::Reusable as _;
 use crate::http::{connect_failure, Failure, HttpProxy};
 use crate::io::{Activity, AsyncStream};
 use crate::metrics::UpstreamErrorKind;
@@ -40,10 +40,6 @@ pub enum Served<S> {
 const RESPONSE_HEAD_LIMIT: usize = 256 * 1024;
 /// Read size of both directions.
 const READ_SIZE: usize = 8192;
-/// How long an upstream connection may wait unused between client connections.
-const IDLE_UPSTREAM: Duration = Duration::from_secs(90);
-/// Idle upstream connections kept per listener.
-const MAX_IDLE: usize = 256;
 
 /// An upstream connection and the bytes read from it that were not used yet.
 pub struct Upstream {
@@ -51,7 +47,7 @@ pub struct Upstream {
     buf: BytesMut,
 }
 
-impl Upstream {
+impl crate::http::bound::Reusable for Upstream {
     /// Open, and has sent nothing unasked (a close or stray bytes make it unusable).
     fn usable(&mut self) -> bool {
         if !self.buf.is_empty() {
@@ -63,33 +59,6 @@ impl Upstream {
         std::pin::Pin::new(&mut self.io)
             .poll_read(&mut cx, &mut rb)
             .is_pending()
-    }
-}
-
-/// Idle upstream connections between client connections, newest last.
-#[derive(Default)]
-pub struct IdlePool(std::sync::Mutex<Vec<(std::time::Instant, Upstream)>>);
-
-impl IdlePool {
-    fn take(&self) -> Option<Upstream> {
-        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some((at, mut up)) = v.pop() {
-            if at.elapsed() < IDLE_UPSTREAM && up.usable() {
-                return Some(up);
-            }
-        }
-        None
-    }
-
-    fn put(&self, mut up: Upstream) {
-        if !up.usable() {
-            return;
-        }
-        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        v.retain(|(at, _)| at.elapsed() < IDLE_UPSTREAM);
-        if v.len() < MAX_IDLE {
-            v.push((std::time::Instant::now(), up));
-        }
     }
 }
 
@@ -108,10 +77,9 @@ enum HeadRead {
 enum Stop {
     /// A local response goes to the client; whether the connection can go on after it.
     Fail(Failure, bool),
-    /// The client went away (or broke its body): nothing more to send.
-    Client(String),
-    /// The upstream failed after the response head was sent: the client connection closes.
-    Upstream(String),
+    /// Nothing more can be sent (the client went away, or the upstream failed after the
+    /// response head): the client connection closes.
+    Abort(String),
 }
 
 /// Per-connection state.
@@ -148,8 +116,10 @@ impl HttpProxy {
             up: None,
         };
         let served = c.run(shutdown).await;
-        if let Some(up) = c.up.take() {
-            self.native_idle.put(up);
+        if let Some(mut up) = c.up.take() {
+            if up.usable() {
+                self.native_idle.put(up);
+            }
         }
         match served {
             Some(()) => Served::HandOff(c.io, c.rbuf),
@@ -307,7 +277,7 @@ impl<S: AsyncStream> Conn<'_, S> {
             }
             None => self.send(head.framing, is_head, &guard).await,
         };
-        let resp = match sent {
+        let (resp, mut up) = match sent {
             Ok(r) => r,
             Err(stop) => return self.stopped(stop, guard, head.meta.close).await,
         };
@@ -315,9 +285,6 @@ impl<S: AsyncStream> Conn<'_, S> {
         p.metrics.response(status);
         p.metrics.latency.observe(guard.elapsed().as_secs_f64());
         guard.status(status);
-        let Some(mut up) = self.up.take() else {
-            return Err(());
-        };
         let close = head.meta.close || resp.framing == Framing::Close || shutdown.is_cancelled();
         self.out.clear();
         codec::write_response(&mut self.out, &up.buf, &resp, close);
@@ -360,7 +327,7 @@ impl<S: AsyncStream> Conn<'_, S> {
                 }
                 Ok(close)
             }
-            Stop::Client(why) | Stop::Upstream(why) => {
+            Stop::Abort(why) => {
                 guard.fail(Verdict::Error, why);
                 Err(())
             }
@@ -368,13 +335,13 @@ impl<S: AsyncStream> Conn<'_, S> {
     }
 
     /// Sends the request (head in `self.out`, then its body) upstream and reads the
-    /// response head. On success the upstream connection is in `self.up`.
+    /// response head; gives it with the upstream connection to read the body from.
     async fn send(
         &mut self,
         framing: Framing,
         is_head: bool,
         guard: &FlowGuard,
-    ) -> Result<codec::ResponseHead, Stop> {
+    ) -> Result<(codec::ResponseHead, Upstream), Stop> {
         // The body bytes already read go out with the head.
         let mut left = 0;
         let mut scanner = ChunkedScanner::default();
@@ -413,7 +380,7 @@ impl<S: AsyncStream> Conn<'_, S> {
             self.rbuf.reserve(READ_SIZE);
             match self.io.read_buf(&mut self.rbuf).await {
                 Ok(0) | Err(_) => {
-                    return Err(Stop::Client(
+                    return Err(Stop::Abort(
                         "client closed the connection during the request body".into(),
                     ))
                 }
@@ -448,10 +415,7 @@ impl<S: AsyncStream> Conn<'_, S> {
                     up.buf.advance(h.meta.len);
                     continue;
                 }
-                Ok(Some(h)) => {
-                    self.up = Some(up);
-                    return Ok(h);
-                }
+                Ok(Some(h)) => return Ok((h, up)),
                 Ok(None) => {}
                 Err(e) => {
                     return Err(upstream_failed(format!("invalid response head: {e}")));
@@ -519,7 +483,7 @@ impl<S: AsyncStream> Conn<'_, S> {
                     Framing::Chunked => {
                         let s = scanner
                             .scan(&up.buf)
-                            .map_err(|e| Stop::Upstream(format!("invalid response body: {e}")))?;
+                            .map_err(|e| Stop::Abort(format!("invalid response body: {e}")))?;
                         *done = s.done;
                         guard.sent(s.payload);
                         Ok(s.consumed)
@@ -540,7 +504,7 @@ impl<S: AsyncStream> Conn<'_, S> {
             self.io
                 .write_all(&self.out)
                 .await
-                .map_err(|e| Stop::Client(format!("writing the response: {e}")))?;
+                .map_err(|e| Stop::Abort(format!("writing the response: {e}")))?;
             self.out.clear();
             if done {
                 return Ok(());
@@ -549,11 +513,11 @@ impl<S: AsyncStream> Conn<'_, S> {
             match up.io.read_buf(&mut up.buf).await {
                 Ok(0) if framing == Framing::Close => return Ok(()),
                 Ok(0) => {
-                    return Err(Stop::Upstream(
+                    return Err(Stop::Abort(
                         "upstream closed the connection before the response body ended".into(),
                     ))
                 }
-                Err(e) => return Err(Stop::Upstream(format!("reading the response body: {e}"))),
+                Err(e) => return Err(Stop::Abort(format!("reading the response body: {e}"))),
                 Ok(_) => {}
             }
             let n = take(up, &mut left, &mut done)?;
