@@ -8,14 +8,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{
-    h1_get, h2_client, h2_get, http_listener, raw_exchange, self_signed, Proxy, Upstream,
+    h1_get, h2_client, h2_get, http_listener, raw_exchange, self_signed, Proxy, Upstream, ENGINES,
 };
 use http_body_util::{BodyExt, Empty};
 use strait::flows::Verdict;
-
-/// The listener option that picks each HTTP/1.1 engine; tests of plain HTTP/1.1 forwarding
-/// run on both.
-const ENGINES: [&str; 2] = ["    http1_engine: native\n", "    http1_engine: hyper\n"];
 
 #[tokio::test]
 async fn http1_forwarding_applies_proxy_header_rules() {

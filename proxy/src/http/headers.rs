@@ -108,6 +108,11 @@ impl ClientAddr {
             value: HeaderValue::from_str(&ip.to_string()).ok(),
         }
     }
+
+    /// The address as `x-forwarded-for` gets it.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.value.as_ref().map_or(b"", HeaderValue::as_bytes)
+    }
 }
 
 /// Appends this hop to `via` and the client to `x-forwarded-for`; sets `x-forwarded-proto`.

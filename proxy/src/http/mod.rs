@@ -529,28 +529,48 @@ impl HttpProxy {
         if chain.plugins.is_empty() {
             return None;
         }
+        let request = RequestLine::new(req.method(), req.uri(), req.headers());
+        let info = self.stream_info(conn.peer, conn.tls, version_str(req.version()), request);
+        Some(Arc::new(StreamFilters::new(
+            chain,
+            info,
+            self.pause_limit(),
+        )))
+    }
+
+    /// What a stream's filters read as properties.
+    pub(crate) fn stream_info(
+        &self,
+        source: SocketAddr,
+        tls: bool,
+        protocol: &'static str,
+        request: RequestLine,
+    ) -> StreamInfo {
         let (listener, upstream) = self.filter_names.get_or_init(|| {
             (
                 Arc::from(self.cfg.name.as_str()),
                 Arc::from(self.target.authority.as_str()),
             )
         });
-        let info = StreamInfo {
+        StreamInfo {
             listener: listener.clone(),
-            source: conn.peer,
+            source,
             destination: self.local,
             upstream: upstream.clone(),
-            protocol: version_str(req.version()),
-            tls: conn.tls,
+            protocol,
+            tls,
             identity: self.identity,
             destination_identity: self.destination_identity,
             start: std::time::SystemTime::now(),
-            request: Some(RequestLine::new(req.method(), req.uri(), req.headers())),
+            request: Some(request),
             policy: Default::default(),
             wake: Default::default(),
-        };
-        let pause = self.cfg.timeouts.request.unwrap_or(Duration::from_secs(60));
-        Some(Arc::new(StreamFilters::new(chain, info, pause)))
+        }
+    }
+
+    /// How long a filter may hold a stream paused.
+    pub(crate) fn pause_limit(&self) -> Duration {
+        self.cfg.timeouts.request.unwrap_or(Duration::from_secs(60))
     }
 
     /// The response for a filter outcome that stops the stream, or the guard to carry on with.
@@ -588,6 +608,20 @@ impl HttpProxy {
         reply: LocalReply,
         filters: Option<Arc<StreamFilters>>,
     ) -> Response<ResponseBody> {
+        let (resp, body) = self.filter_reply_head(&mut guard, grpc, version, filter, reply);
+        resp.map(|()| ResponseBody::full(body, Some(guard)).keep(filters))
+    }
+
+    /// The head and body of a filter's local response, counted and recorded in `guard`
+    /// (verdict DENIED); both engines send it.
+    pub(crate) fn filter_reply_head(
+        &self,
+        guard: &mut FlowGuard,
+        grpc: bool,
+        version: Version,
+        filter: &str,
+        reply: LocalReply,
+    ) -> (Response<()>, Bytes) {
         self.metrics.filter_denied.inc();
         let grpc_status = reply
             .grpc_status
@@ -652,7 +686,7 @@ impl HttpProxy {
         };
         tracing::debug!(listener = %self.cfg.name, filter, status = reply.status, "local response from filter");
         guard.fail(Verdict::Denied, why);
-        resp.map(|()| ResponseBody::full(body, Some(guard)).keep(filters))
+        (resp, body)
     }
 
     /// A filter failed with `failure: closed` (or reset the stream): 503 / UNAVAILABLE.

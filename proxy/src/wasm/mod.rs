@@ -76,6 +76,14 @@ pub struct Chain {
 }
 
 impl Chain {
+    /// Whether some filter of the chain has a callback for this body or its trailers.
+    pub fn wants_body(&self, kind: BodyKind) -> bool {
+        self.plugins.iter().any(|p| match kind {
+            BodyKind::Request => p.request_body_hooks,
+            BodyKind::Response => p.response_body_hooks,
+        })
+    }
+
     /// Stops the timers of plugins that `next` does not reuse.
     fn retire_unused(&self, next: &Chain) {
         for p in &self.plugins {

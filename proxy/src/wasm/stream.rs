@@ -342,10 +342,7 @@ impl StreamFilters {
     /// Whether some filter of the chain has a callback for this body or its trailers; if
     /// none has, the body need not pass through [`Self::body`] / [`Self::trailers`].
     pub fn wants_body(&self, kind: BodyKind) -> bool {
-        self.chain.plugins.iter().any(|p| match kind {
-            BodyKind::Request => p.request_body_hooks,
-            BodyKind::Response => p.response_body_hooks,
-        })
+        self.chain.wants_body(kind)
     }
 
     pub fn is_empty(&self) -> bool {

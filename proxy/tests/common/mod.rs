@@ -299,6 +299,10 @@ pub fn read_flows(p: &Path) -> Vec<strait::flows::FlowRecord> {
 }
 
 /// A listener block for `upstream`.
+/// The listener option that picks each HTTP/1.1 engine; tests of HTTP/1.1 forwarding and
+/// of filters on HTTP/1.1 run on both.
+pub const ENGINES: [&str; 2] = ["    http1_engine: native\n", "    http1_engine: hyper\n"];
+
 pub fn http_listener(name: &str, upstream: SocketAddr, extra: &str) -> String {
     format!(
         "  - name: {name}\n    address: 127.0.0.1:0\n    protocol: http\n    upstream: {upstream}\n{extra}"

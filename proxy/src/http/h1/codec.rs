@@ -378,6 +378,23 @@ enum ChunkState {
     Done,
 }
 
+/// Where [`ChunkedScanner::scan_into`] puts what it decodes.
+pub trait ChunkSink {
+    /// Chunk data, in order.
+    fn data(&mut self, data: &[u8]);
+    /// A byte of the trailer section (its field lines with their CRLFs, without the final
+    /// empty line).
+    fn trailer(&mut self, byte: u8);
+}
+
+/// Scanning only.
+impl ChunkSink for () {
+    #[inline(always)]
+    fn data(&mut self, _: &[u8]) {}
+    #[inline(always)]
+    fn trailer(&mut self, _: u8) {}
+}
+
 /// Finds where a chunked body ends while its bytes pass through as they are.
 #[derive(Debug, Default, Clone)]
 pub struct ChunkedScanner {
@@ -409,12 +426,23 @@ impl ChunkedScanner {
 
     /// Advances over `input`, the next bytes of the body.
     pub fn scan(&mut self, input: &[u8]) -> Result<Scanned, ChunkError> {
+        self.scan_into(input, &mut ())
+    }
+
+    /// [`Self::scan`], handing the chunk data and the trailer section to `sink` (decoding
+    /// the body, for filters that read it).
+    pub fn scan_into<K: ChunkSink>(
+        &mut self,
+        input: &[u8],
+        sink: &mut K,
+    ) -> Result<Scanned, ChunkError> {
         use ChunkState as S;
         let mut i = 0;
         let mut payload = 0;
         while i < input.len() && self.state != S::Done {
             if self.state == S::Data {
                 let take = self.remaining.min((input.len() - i) as u64);
+                sink.data(&input[i..i + take as usize]);
                 i += take as usize;
                 payload += take;
                 self.remaining -= take;
@@ -462,6 +490,9 @@ impl ChunkedScanner {
                 }
                 S::DataCr | S::DataLf => return Err(ChunkError::MissingCrlf),
                 S::TrailerStart | S::TrailerLine => {
+                    if self.state == S::TrailerLine || b != b'\r' {
+                        sink.trailer(b);
+                    }
                     self.trailers += 1;
                     if self.trailers > MAX_TRAILERS {
                         return Err(ChunkError::TrailersTooLarge);
@@ -473,7 +504,10 @@ impl ChunkedScanner {
                         _ => S::TrailerLine,
                     }
                 }
-                S::TrailerLf if b == b'\n' => S::TrailerStart,
+                S::TrailerLf if b == b'\n' => {
+                    sink.trailer(b);
+                    S::TrailerStart
+                }
                 S::EndLf if b == b'\n' => S::Done,
                 S::TrailerLf | S::EndLf => return Err(ChunkError::Trailer),
                 S::Data | S::Done => unreachable!("handled above"),

@@ -5,8 +5,9 @@
 //! What it does not take, it hands to hyper at a request boundary, with the bytes already
 //! read ([`Served::HandOff`]): the HTTP/2 preface, HTTP/1.0, `Upgrade`,
 //! `Expect: 100-continue`, targets other than origin-form (`CONNECT`, absolute form), and
-//! gRPC content types, and every request while the listener has filters. Listeners with
-//! an HTTP/2 or TLS upstream do not use it.
+//! gRPC content types, and requests with a body when a filter of the listener has request
+//! body callbacks. Listeners with an HTTP/2 or TLS upstream do not use it. The listener's
+//! filters run here otherwise ([`super::filtered`]).
 //!
 //! Not yet: the request body is sent in full before the response head is read, so an
 //! upstream that answers early while a large upload is still coming waits for the upload.
@@ -14,19 +15,22 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::codec::{self, ChunkedScanner, Forwarded, Framing, HeadError, RequestHead};
+use super::filtered::OutBody;
 use crate::flows::Verdict;
 use crate::http::body::{FlowContext, FlowGuard};
 use crate::http::bound::Reusable as _;
+use crate::http::headers::ClientAddr;
 use crate::http::{connect_failure, Failure, HttpProxy};
 use crate::io::{Activity, AsyncStream};
 use crate::metrics::UpstreamErrorKind;
+use crate::wasm::{BodyKind, Chain};
 
 /// How a connection left the native path.
 pub enum Served<S> {
@@ -39,12 +43,12 @@ pub enum Served<S> {
 /// Largest response head taken from an upstream.
 const RESPONSE_HEAD_LIMIT: usize = 256 * 1024;
 /// Read size of both directions.
-const READ_SIZE: usize = 8192;
+pub(super) const READ_SIZE: usize = 8192;
 
 /// An upstream connection and the bytes read from it that were not used yet.
 pub struct Upstream {
-    io: Box<dyn AsyncStream + Sync>,
-    buf: BytesMut,
+    pub(super) io: Box<dyn AsyncStream + Sync>,
+    pub(super) buf: BytesMut,
 }
 
 impl crate::http::bound::Reusable for Upstream {
@@ -74,24 +78,28 @@ enum HeadRead {
 }
 
 /// Why an exchange stopped before its end.
-enum Stop {
+pub(super) enum Stop {
     /// A local response goes to the client; whether the connection can go on after it.
     Fail(Failure, bool),
+    /// A filter answered: this head and body go to the client (already counted and
+    /// recorded); the connection can go on after it.
+    /// Boxed: rare, and it would triple the size of every `Result` carrying a `Stop`.
+    Reply(Box<(http::Response<()>, Bytes)>),
     /// Nothing more can be sent (the client went away, or the upstream failed after the
     /// response head): the client connection closes.
     Abort(String),
 }
 
 /// Per-connection state.
-struct Conn<'a, S> {
-    p: &'a HttpProxy,
+pub(super) struct Conn<'a, S> {
+    pub(super) p: &'a HttpProxy,
     io: S,
-    peer: SocketAddr,
-    tls: bool,
-    client: String,
+    pub(super) peer: SocketAddr,
+    pub(super) tls: bool,
+    pub(super) client: ClientAddr,
     activity: Arc<Activity>,
-    rbuf: BytesMut,
-    out: Vec<u8>,
+    pub(super) rbuf: BytesMut,
+    pub(super) out: Vec<u8>,
     up: Option<Upstream>,
 }
 
@@ -109,7 +117,7 @@ impl HttpProxy {
             io,
             peer,
             tls,
-            client: peer.ip().to_string(),
+            client: ClientAddr::new(peer.ip()),
             activity: Activity::new(),
             rbuf: BytesMut::with_capacity(READ_SIZE),
             out: Vec::with_capacity(READ_SIZE),
@@ -138,16 +146,22 @@ impl<S: AsyncStream> Conn<'_, S> {
                 HeadRead::Closed => return None,
             };
             let target = &self.rbuf[head.target.clone()];
+            // The chain in force when the request arrives judges it (reloads included).
+            let chain = self.p.filters.load_full();
+            let chain = (!chain.plugins.is_empty()).then_some(chain);
             if head.meta.upgrade
                 || head.expect_continue
                 || head.meta.minor == 0
                 || !target.starts_with(b"/")
-                || !self.p.filters.load().plugins.is_empty()
                 || is_grpc(&self.rbuf, &head)
+                || (head.framing != Framing::Empty
+                    && chain
+                        .as_ref()
+                        .is_some_and(|c| c.wants_body(BodyKind::Request)))
             {
                 return Some(());
             }
-            match self.exchange(&head, shutdown).await {
+            match self.exchange(&head, chain, shutdown).await {
                 Ok(false) if !shutdown.is_cancelled() => {}
                 Ok(_) => {
                     let _ = self.io.shutdown().await;
@@ -221,6 +235,7 @@ impl<S: AsyncStream> Conn<'_, S> {
     async fn exchange(
         &mut self,
         head: &RequestHead,
+        chain: Option<Arc<Chain>>,
         shutdown: &CancellationToken,
     ) -> Result<bool, ()> {
         let p = self.p;
@@ -248,17 +263,30 @@ impl<S: AsyncStream> Conn<'_, S> {
             || text(head.target.clone()),
         );
         self.out.clear();
-        codec::write_request(
-            &mut self.out,
-            &self.rbuf,
-            head,
-            Forwarded {
-                client: self.client.as_bytes(),
-                tls: self.tls,
-                authority: p.target.authority.as_str().as_bytes(),
+        let sf = match chain {
+            None => {
+                codec::write_request(
+                    &mut self.out,
+                    &self.rbuf,
+                    head,
+                    Forwarded {
+                        client: self.client.as_bytes(),
+                        tls: self.tls,
+                        authority: p.target.authority.as_str().as_bytes(),
+                    },
+                );
+                self.rbuf.advance(head.meta.len);
+                None
+            }
+            Some(chain) => match self.filter_request(head, chain, &mut guard).await {
+                Ok(sf) => Some(sf),
+                Err(stop) => {
+                    // A request body nobody read is still on the connection.
+                    let close = head.meta.close || head.framing != Framing::Empty;
+                    return self.stopped(stop, guard, close).await;
+                }
             },
-        );
-        self.rbuf.advance(head.meta.len);
+        };
 
         let sent = match p.cfg.timeouts.request {
             Some(limit) => {
@@ -281,16 +309,40 @@ impl<S: AsyncStream> Conn<'_, S> {
             Ok(r) => r,
             Err(stop) => return self.stopped(stop, guard, head.meta.close).await,
         };
-        let status = resp.status;
-        p.metrics.response(status);
-        p.metrics.latency.observe(guard.elapsed().as_secs_f64());
-        guard.status(status);
         let close = head.meta.close || resp.framing == Framing::Close || shutdown.is_cancelled();
         self.out.clear();
-        codec::write_response(&mut self.out, &up.buf, &resp, close);
-        up.buf.advance(resp.meta.len);
+        let out = match &sf {
+            None => {
+                let status = resp.status;
+                p.metrics.response(status);
+                p.metrics.latency.observe(guard.elapsed().as_secs_f64());
+                guard.status(status);
+                codec::write_response(&mut self.out, &up.buf, &resp, close);
+                up.buf.advance(resp.meta.len);
+                OutBody::Raw
+            }
+            Some(sf) => match self
+                .filter_response(sf, &resp, &mut up, close, &mut guard)
+                .await
+            {
+                Ok(out) => out,
+                // The response body was not read: the upstream connection goes.
+                Err(stop) => return self.stopped(stop, guard, head.meta.close).await,
+            },
+        };
         let reusable = !resp.meta.close && resp.framing != Framing::Close;
-        match self.relay_response(&mut up, resp.framing, &mut guard).await {
+        let relayed = match (out, &sf) {
+            (OutBody::Raw, _) | (_, None) => {
+                self.relay_response(&mut up, resp.framing, &mut guard).await
+            }
+            (out, Some(sf)) => {
+                self.relay_filtered(&mut up, resp.framing, out, sf, &mut guard)
+                    .await
+            }
+        };
+        // The filters' contexts end (`on_done`, `on_log`) with the response.
+        drop(sf);
+        match relayed {
             Ok(()) => {
                 guard.complete();
                 if reusable {
@@ -327,11 +379,36 @@ impl<S: AsyncStream> Conn<'_, S> {
                 }
                 Ok(close)
             }
+            Stop::Reply(reply) => {
+                let (resp, body) = *reply;
+                let (parts, ()) = resp.into_parts();
+                self.out.clear();
+                let framing = Framing::Length(body.len() as u64);
+                super::filtered::write_response_parts(&mut self.out, &parts, framing, close);
+                self.out.extend_from_slice(&body);
+                guard.sent(body.len() as u64);
+                let written = self.io.write_all(&self.out).await;
+                guard.complete();
+                if written.is_err() {
+                    return Err(());
+                }
+                Ok(close)
+            }
             Stop::Abort(why) => {
                 guard.fail(Verdict::Error, why);
                 Err(())
             }
         }
+    }
+
+    /// Writes `self.out` to the client and empties it.
+    pub(super) async fn write_out(&mut self) -> Result<(), Stop> {
+        self.io
+            .write_all(&self.out)
+            .await
+            .map_err(|e| Stop::Abort(format!("writing the response: {e}")))?;
+        self.out.clear();
+        Ok(())
     }
 
     /// Sends the request (head in `self.out`, then its body) upstream and reads the
@@ -558,7 +635,7 @@ fn is_grpc(buf: &[u8], head: &RequestHead) -> bool {
     })
 }
 
-fn upstream_failed(message: String) -> Stop {
+pub(super) fn upstream_failed(message: String) -> Stop {
     Stop::Fail(
         Failure {
             status: StatusCode::BAD_GATEWAY,

@@ -1,0 +1,478 @@
+//! The listener's filter chain on the native path: the heads handed to the filters as `http`
+//! types (their field values share the read buffer, nothing is copied), the heads written
+//! back from what the filters left, and response bodies through the body callbacks (chunked
+//! bodies decoded for them and encoded again).
+//!
+//! Requests with a body go to hyper when a filter has request body callbacks (see
+//! [`super::conn`]); everything else a filter can do on an HTTP/1.1 stream happens here.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{StatusCode, Version};
+use tokio::io::AsyncReadExt;
+
+use super::codec::{ChunkSink, ChunkedScanner, Framing, Meta, RequestHead, ResponseHead};
+use super::conn::{Conn, Stop, Upstream, READ_SIZE};
+use crate::http::body::FlowGuard;
+use crate::http::{headers, Failure};
+use crate::io::AsyncStream;
+use crate::wasm::{BodyKind, BodyOutcome, Chain, Outcome, RequestLine, StreamFilters};
+
+/// How a filtered response body is framed for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OutBody {
+    /// The upstream's bytes as they are (no filter reads this body).
+    Raw,
+    /// The filters' output, which must add up to the `content-length` sent.
+    Length(u64),
+    /// The filters' output, chunked.
+    Chunked,
+    /// The filters' output until the connection closes.
+    Close,
+}
+
+/// A head's fields as a `HeaderMap` whose values share `buf`.
+fn header_map(buf: &Bytes, meta: &Meta) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::with_capacity(meta.fields.len());
+    for f in &meta.fields {
+        let name = HeaderName::from_bytes(&buf[f.name.clone()])
+            .map_err(|_| "invalid header name".to_owned())?;
+        let value = HeaderValue::from_maybe_shared(buf.slice(f.value.clone()))
+            .map_err(|_| "invalid header value".to_owned())?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// The request head as the filters see it; `buf` holds the head (offsets of `head`).
+pub(super) fn request_parts(
+    buf: &Bytes,
+    head: &RequestHead,
+) -> Result<http::request::Parts, String> {
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = http::Method::from_bytes(&buf[head.method.clone()])
+        .map_err(|_| "invalid method".to_owned())?;
+    parts.uri = http::Uri::from_maybe_shared(buf.slice(head.target.clone()))
+        .map_err(|e| format!("invalid request target: {e}"))?;
+    parts.version = Version::HTTP_11;
+    parts.headers = header_map(buf, &head.meta)?;
+    Ok(parts)
+}
+
+/// The response head as the filters see it; `buf` holds the head.
+fn response_parts(buf: &Bytes, head: &ResponseHead) -> Result<http::response::Parts, String> {
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status =
+        StatusCode::from_u16(head.status).map_err(|_| format!("invalid status {}", head.status))?;
+    parts.version = Version::HTTP_11;
+    parts.headers = header_map(buf, &head.meta)?;
+    Ok(parts)
+}
+
+/// Appends the fields of `h` but the framing ones, then the framing `framing` calls for.
+/// With [`Framing::Empty`] a `content-length` the map holds is kept (a bodiless `POST`'s
+/// `content-length: 0`, a `HEAD` response's length).
+fn write_fields(out: &mut Vec<u8>, h: &HeaderMap, framing: Framing) {
+    for (name, value) in h {
+        if *name == header::TRANSFER_ENCODING
+            || (*name == header::CONTENT_LENGTH && framing != Framing::Empty)
+        {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        Framing::Length(n) => {
+            let _ = write!(out, "content-length: {n}\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::Empty | Framing::Close => {}
+    }
+}
+
+/// Appends the request head to send upstream from the filtered `parts` (hop-by-hop fields
+/// already removed, forwarding fields added), with the body framing of the request.
+pub(super) fn write_request_parts(
+    out: &mut Vec<u8>,
+    parts: &http::request::Parts,
+    framing: Framing,
+) {
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(
+        parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .as_bytes(),
+    );
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    write_fields(out, &parts.headers, framing);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a response head for the client from `parts` (hop-by-hop fields already removed).
+pub(super) fn write_response_parts(
+    out: &mut Vec<u8>,
+    parts: &http::response::Parts,
+    framing: Framing,
+    close: bool,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    write_fields(out, &parts.headers, framing);
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What a chunked body decodes to.
+#[derive(Default)]
+struct Decoded {
+    data: BytesMut,
+    trailers: Vec<u8>,
+}
+
+impl ChunkSink for Decoded {
+    fn data(&mut self, data: &[u8]) {
+        self.data.extend_from_slice(data);
+    }
+    fn trailer(&mut self, byte: u8) {
+        self.trailers.push(byte);
+    }
+}
+
+/// A trailer section (field lines with their CRLFs) as a map.
+fn parse_trailers(section: &[u8]) -> Result<HeaderMap, String> {
+    let mut lines = section.to_vec();
+    lines.extend_from_slice(b"\r\n");
+    let mut fields = [httparse::EMPTY_HEADER; 64];
+    match httparse::parse_headers(&lines, &mut fields) {
+        Ok(httparse::Status::Complete((_, fields))) => {
+            let mut map = HeaderMap::with_capacity(fields.len());
+            for f in fields {
+                let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(f.name.as_bytes()),
+                    HeaderValue::from_bytes(f.value),
+                ) else {
+                    return Err("invalid trailer field".into());
+                };
+                map.append(n, v);
+            }
+            Ok(map)
+        }
+        Ok(httparse::Status::Partial) => Err("incomplete trailer section".into()),
+        Err(e) => Err(format!("invalid trailer section: {e}")),
+    }
+}
+
+fn body_stopped(outcome: BodyOutcome) -> Option<Stop> {
+    match outcome {
+        BodyOutcome::Emit(_) | BodyOutcome::Hold => None,
+        BodyOutcome::Reply { filter, .. } => Some(Stop::Abort(format!(
+            "filter `{filter}` sent a local response after the response head; the stream was reset"
+        ))),
+        BodyOutcome::Fail(f) => Some(Stop::Abort(format!(
+            "filter `{}` failed: {}",
+            f.filter, f.message
+        ))),
+    }
+}
+
+impl<S: AsyncStream> Conn<'_, S> {
+    /// Runs the request head (at the start of `self.rbuf`) through the chain and writes the
+    /// head to send upstream into `self.out`; the head's bytes leave `self.rbuf`.
+    pub(super) async fn filter_request(
+        &mut self,
+        head: &RequestHead,
+        chain: Arc<Chain>,
+        guard: &mut FlowGuard,
+    ) -> Result<StreamFilters, Stop> {
+        let p = self.p;
+        let buf = self.rbuf.split_to(head.meta.len).freeze();
+        let mut parts = request_parts(&buf, head).map_err(|m| {
+            p.metrics.bad_requests.inc();
+            Stop::Fail(Failure::local(StatusCode::BAD_REQUEST, m), false)
+        })?;
+        let line = RequestLine::new(&parts.method, &parts.uri, &parts.headers);
+        let info = p.stream_info(self.peer, self.tls, "HTTP/1.1", line);
+        let sf = StreamFilters::new(chain, info, p.pause_limit());
+        let eos = head.framing == Framing::Empty;
+        let outcome;
+        (parts, outcome) = sf.request_headers(parts, eos).finish().await;
+        if let Some((filter, decided)) = sf.info().take_policy() {
+            guard.policy(&filter, decided);
+        }
+        self.decided(outcome, guard)?;
+        headers::strip_hop_by_hop(&mut parts.headers, None);
+        headers::add_forwarded(&mut parts.headers, &self.client, self.tls, Version::HTTP_11);
+        if !parts.headers.contains_key(header::HOST) {
+            if let Ok(v) = HeaderValue::from_str(p.target.authority.as_str()) {
+                parts.headers.insert(header::HOST, v);
+            }
+        }
+        write_request_parts(&mut self.out, &parts, head.framing);
+        Ok(sf)
+    }
+
+    /// Runs the response head (at the start of `up.buf`) through the chain, writes the head
+    /// for the client into `self.out`, and says how the body goes.
+    pub(super) async fn filter_response(
+        &mut self,
+        sf: &StreamFilters,
+        resp: &ResponseHead,
+        up: &mut Upstream,
+        close: bool,
+        guard: &mut FlowGuard,
+    ) -> Result<OutBody, Stop> {
+        let p = self.p;
+        let buf = up.buf.split_to(resp.meta.len).freeze();
+        let parts = response_parts(&buf, resp)
+            .map_err(|m| super::conn::upstream_failed(format!("invalid response head: {m}")))?;
+        let eos = resp.framing == Framing::Empty;
+        let (mut parts, outcome) = sf.response_headers(parts, eos).finish().await;
+        self.decided(outcome, guard)?;
+        let status = parts.status.as_u16();
+        p.metrics.response(status);
+        p.metrics.latency.observe(guard.elapsed().as_secs_f64());
+        guard.response(status, &parts.headers);
+        headers::strip_hop_by_hop(&mut parts.headers, None);
+        headers::add_via(&mut parts.headers, Version::HTTP_11);
+        let out = if resp.framing == Framing::Empty || !sf.wants_body(BodyKind::Response) {
+            OutBody::Raw
+        } else {
+            match resp.framing {
+                // Kept when the filters left the length alone; a filter that changes the
+                // body removes `content-length` (as with Envoy), and the body is chunked.
+                Framing::Length(n)
+                    if parts
+                        .headers
+                        .get(header::CONTENT_LENGTH)
+                        .map(HeaderValue::as_bytes)
+                        == Some(n.to_string().as_bytes()) =>
+                {
+                    OutBody::Length(n)
+                }
+                Framing::Close => OutBody::Close,
+                _ => OutBody::Chunked,
+            }
+        };
+        let framing = match out {
+            OutBody::Raw => resp.framing,
+            OutBody::Length(n) => Framing::Length(n),
+            OutBody::Chunked => Framing::Chunked,
+            OutBody::Close => Framing::Close,
+        };
+        write_response_parts(&mut self.out, &parts, framing, close);
+        Ok(out)
+    }
+
+    /// Carries on after the chain's outcome on a head, or stops with the local response.
+    fn decided(&self, outcome: Outcome, guard: &mut FlowGuard) -> Result<(), Stop> {
+        let p = self.p;
+        match outcome {
+            Outcome::Continue => Ok(()),
+            Outcome::Reply { filter, reply } => {
+                let (resp, body) =
+                    p.filter_reply_head(guard, false, Version::HTTP_11, &filter, reply);
+                Err(Stop::Reply(Box::new((resp, body))))
+            }
+            Outcome::Fail(f) => {
+                p.metrics.filter_failed.inc();
+                guard.filter(&f.filter);
+                let message = format!("filter `{}` failed: {}", f.filter, f.message);
+                Err(Stop::Fail(
+                    Failure::local(StatusCode::SERVICE_UNAVAILABLE, message),
+                    true,
+                ))
+            }
+        }
+    }
+
+    /// Relays a response body the filters read (the head is in `self.out`): decoded, through
+    /// the body callbacks (and trailers through theirs), framed as `out` says.
+    pub(super) async fn relay_filtered(
+        &mut self,
+        up: &mut Upstream,
+        framing: Framing,
+        out: OutBody,
+        sf: &StreamFilters,
+        guard: &mut FlowGuard,
+    ) -> Result<(), Stop> {
+        let mut left = match framing {
+            Framing::Length(n) => n,
+            _ => 0,
+        };
+        let mut scanner = ChunkedScanner::default();
+        let mut decoded = Decoded::default();
+        let mut emitted = 0u64;
+        let mut at_eof = false;
+        loop {
+            let (data, eos) = match framing {
+                Framing::Length(_) => {
+                    let n = left.min(up.buf.len() as u64);
+                    left -= n;
+                    (up.buf.split_to(n as usize).freeze(), left == 0)
+                }
+                Framing::Chunked => {
+                    let s = scanner
+                        .scan_into(&up.buf, &mut decoded)
+                        .map_err(|e| Stop::Abort(format!("invalid response body: {e}")))?;
+                    up.buf.advance(s.consumed);
+                    (decoded.data.split().freeze(), s.done)
+                }
+                Framing::Close => (up.buf.split().freeze(), at_eof),
+                Framing::Empty => (Bytes::new(), true),
+            };
+            if !data.is_empty() || eos {
+                match sf.body(BodyKind::Response, data, eos) {
+                    BodyOutcome::Emit(b) => self.emit(out, &b, &mut emitted, guard)?,
+                    other => {
+                        if let Some(stop) = body_stopped(other) {
+                            return Err(stop);
+                        }
+                    }
+                }
+            }
+            if eos {
+                self.finish_body(out, emitted, &decoded.trailers, sf)?;
+            }
+            if !self.out.is_empty() {
+                self.write_out().await?;
+            }
+            if eos {
+                return Ok(());
+            }
+            up.buf.reserve(READ_SIZE);
+            match up.io.read_buf(&mut up.buf).await {
+                Ok(0) if framing == Framing::Close => at_eof = true,
+                Ok(0) => {
+                    return Err(Stop::Abort(
+                        "upstream closed the connection before the response body ended".into(),
+                    ))
+                }
+                Err(e) => return Err(Stop::Abort(format!("reading the response body: {e}"))),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Appends filter output to `self.out` in the client's framing.
+    fn emit(
+        &mut self,
+        out: OutBody,
+        b: &[u8],
+        emitted: &mut u64,
+        guard: &mut FlowGuard,
+    ) -> Result<(), Stop> {
+        if b.is_empty() {
+            return Ok(());
+        }
+        let n = b.len() as u64;
+        match out {
+            OutBody::Length(limit) if *emitted + n > limit => return Err(length_changed(limit)),
+            OutBody::Chunked => {
+                let _ = write!(self.out, "{:x}\r\n", b.len());
+                self.out.extend_from_slice(b);
+                self.out.extend_from_slice(b"\r\n");
+            }
+            _ => self.out.extend_from_slice(b),
+        }
+        *emitted += n;
+        guard.sent(n);
+        Ok(())
+    }
+
+    /// After the last body bytes: the length check, or the last chunk with the trailers.
+    fn finish_body(
+        &mut self,
+        out: OutBody,
+        emitted: u64,
+        trailers: &[u8],
+        sf: &StreamFilters,
+    ) -> Result<(), Stop> {
+        match out {
+            OutBody::Length(n) if emitted != n => Err(length_changed(n)),
+            OutBody::Chunked => {
+                self.out.extend_from_slice(b"0\r\n");
+                if !trailers.is_empty() {
+                    let map = parse_trailers(trailers)
+                        .map_err(|m| Stop::Abort(format!("upstream trailers: {m}")))?;
+                    let (map, failed) = sf.trailers(BodyKind::Response, map);
+                    if let Some(f) = failed {
+                        return Err(Stop::Abort(format!(
+                            "filter `{}` failed: {}",
+                            f.filter, f.message
+                        )));
+                    }
+                    write_fields(&mut self.out, &map, Framing::Empty);
+                }
+                self.out.extend_from_slice(b"\r\n");
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn length_changed(n: u64) -> Stop {
+    Stop::Abort(format!(
+        "the filters changed the length of a response body sent with content-length {n} \
+         (a filter that changes the body removes content-length in on_response_headers)"
+    ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::http::h1::codec;
+
+    #[test]
+    fn heads_round_trip_through_http_types() {
+        let raw = Bytes::from_static(
+            b"POST /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-A: 2\r\nContent-Length: 3\r\n\r\nabc",
+        );
+        let head = codec::parse_request(&raw, 8192).unwrap().unwrap();
+        let parts = request_parts(&raw.slice(..head.meta.len), &head).unwrap();
+        assert_eq!(parts.method, http::Method::POST);
+        assert_eq!(parts.uri.path_and_query().unwrap().as_str(), "/a?b=1");
+        assert_eq!(parts.headers.get_all("x-a").iter().count(), 2);
+        let mut out = Vec::new();
+        write_request_parts(&mut out, &parts, head.framing);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("POST /a?b=1 HTTP/1.1\r\n"), "{text}");
+        assert_eq!(text.matches("content-length: 3\r\n").count(), 1, "{text}");
+        assert!(text.ends_with("\r\n\r\n"));
+        let again = codec::parse_request(text.as_bytes(), 8192)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.framing, Framing::Length(3));
+    }
+
+    #[test]
+    fn chunked_bodies_decode_with_their_trailers() {
+        let body = b"3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nA: 1\r\nB: two\r\n\r\n";
+        for split in 0..body.len() {
+            let mut s = ChunkedScanner::default();
+            let mut d = Decoded::default();
+            let a = s.scan_into(&body[..split], &mut d).unwrap();
+            let b = s.scan_into(&body[a.consumed..], &mut d).unwrap();
+            assert!(b.done, "split {split}");
+            assert_eq!(&d.data[..], b"abcde", "split {split}");
+            assert_eq!(d.trailers, b"A: 1\r\nB: two\r\n", "split {split}");
+            let map = parse_trailers(&d.trailers).unwrap();
+            assert_eq!(map.get("b").unwrap(), "two");
+        }
+    }
+}
