@@ -357,7 +357,7 @@ impl<S: AsyncStream> Conn<'_, S> {
     /// Ends an exchange that stopped: a local response when nothing was sent yet.
     async fn stopped(&mut self, stop: Stop, mut guard: FlowGuard, close: bool) -> Result<bool, ()> {
         self.up = None;
-        match stop {
+        let (close, sent) = match stop {
             Stop::Fail(f, can_go_on) => {
                 let p = self.p;
                 if let Some(kind) = f.kind {
@@ -371,13 +371,7 @@ impl<S: AsyncStream> Conn<'_, S> {
                 let close = close || !can_go_on;
                 self.out.clear();
                 local_response(&mut self.out, status, &f.message, close);
-                guard.sent(f.message.len() as u64 + 1);
-                let written = self.io.write_all(&self.out).await;
-                guard.complete();
-                if written.is_err() {
-                    return Err(());
-                }
-                Ok(close)
+                (close, f.message.len() as u64 + 1)
             }
             Stop::Reply(reply) => {
                 let (resp, body) = *reply;
@@ -386,19 +380,17 @@ impl<S: AsyncStream> Conn<'_, S> {
                 let framing = Framing::Length(body.len() as u64);
                 super::filtered::write_response_parts(&mut self.out, &parts, framing, close);
                 self.out.extend_from_slice(&body);
-                guard.sent(body.len() as u64);
-                let written = self.io.write_all(&self.out).await;
-                guard.complete();
-                if written.is_err() {
-                    return Err(());
-                }
-                Ok(close)
+                (close, body.len() as u64)
             }
             Stop::Abort(why) => {
                 guard.fail(Verdict::Error, why);
-                Err(())
+                return Err(());
             }
-        }
+        };
+        guard.sent(sent);
+        let written = self.io.write_all(&self.out).await;
+        guard.complete();
+        written.map(|()| close).map_err(|_| ())
     }
 
     /// Writes `self.out` to the client and empties it.
