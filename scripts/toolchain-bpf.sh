@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Idempotent eBPF toolchain set-up (see docs/toolchain in ARCHITECTURE.md): Debian LLVM 22 for
-# bpf-linker, the pinned nightly with rust-src, and bpf-linker itself. Skips what is already there.
+# bpf-linker, the pinned nightly with rust-src, and bpf-linker itself; iproute2 and bpftool for
+# the datapath tests (a test pins a map of an old layout with bpftool). Skips what is already there.
 set -euo pipefail
 NIGHTLY="${STRAIT_BPF_TOOLCHAIN:-nightly-2026-05-20}"
 
 missing=()
-for pkg in llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev iproute2; do
+for pkg in llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev iproute2 bpftool; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
