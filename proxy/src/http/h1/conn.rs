@@ -354,9 +354,10 @@ impl<S: AsyncStream> Conn<'_, S> {
         }
     }
 
-    /// Ends an exchange that stopped: a local response when nothing was sent yet.
+    /// Ends an exchange that stopped: a local response when nothing was sent yet. The bound
+    /// upstream connection stays when the request never reached it (a filter answered the
+    /// request head); once taken for a request, it is not back in `self.up`.
     async fn stopped(&mut self, stop: Stop, mut guard: FlowGuard, close: bool) -> Result<bool, ()> {
-        self.up = None;
         let (close, sent) = match stop {
             Stop::Fail(f, can_go_on) => {
                 let p = self.p;
