@@ -698,14 +698,19 @@ impl HttpProxy {
         f: FilterFailure,
         filters: Option<Arc<StreamFilters>>,
     ) -> Response<ResponseBody> {
-        self.metrics.filter_failed.inc();
-        guard.filter(&f.filter);
-        let fail = Failure::local(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("filter `{}` failed: {}", f.filter, f.message),
-        );
+        let fail = self.filter_failure(&mut guard, &f);
         self.fail(guard, grpc, version, fail)
             .map(|b| b.keep(filters))
+    }
+
+    /// The 503 for a filter failure, counted and recorded in `guard`; both engines send it.
+    fn filter_failure(&self, guard: &mut FlowGuard, f: &FilterFailure) -> Failure {
+        self.metrics.filter_failed.inc();
+        guard.filter(&f.filter);
+        Failure::local(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("filter `{}` failed: {}", f.filter, f.message),
+        )
     }
 
     /// The authority the client asked for: it becomes Host (HTTP/1.1) or :authority (HTTP/2)

@@ -176,6 +176,14 @@ fn parse_trailers(section: &[u8]) -> Result<HeaderMap, String> {
     }
 }
 
+/// The value of a `content-length` field, if it is one decimal number.
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    std::str::from_utf8(h.get(header::CONTENT_LENGTH)?.as_bytes())
+        .ok()?
+        .parse()
+        .ok()
+}
+
 fn body_stopped(outcome: BodyOutcome) -> Option<Stop> {
     match outcome {
         BodyOutcome::Emit(_) | BodyOutcome::Hold => None,
@@ -248,30 +256,15 @@ impl<S: AsyncStream> Conn<'_, S> {
         guard.response(status, &parts.headers);
         headers::strip_hop_by_hop(&mut parts.headers, None);
         headers::add_via(&mut parts.headers, Version::HTTP_11);
-        let out = if resp.framing == Framing::Empty || !sf.wants_body(BodyKind::Response) {
-            OutBody::Raw
-        } else {
-            match resp.framing {
-                // Kept when the filters left the length alone; a filter that changes the
-                // body removes `content-length` (as with Envoy), and the body is chunked.
-                Framing::Length(n)
-                    if parts
-                        .headers
-                        .get(header::CONTENT_LENGTH)
-                        .map(HeaderValue::as_bytes)
-                        == Some(n.to_string().as_bytes()) =>
-                {
-                    OutBody::Length(n)
-                }
-                Framing::Close => OutBody::Close,
-                _ => OutBody::Chunked,
+        // With body callbacks, `content-length` is kept when the filters left it as it was;
+        // a filter that changes the body removes it (as with Envoy), and the body is chunked.
+        let (out, framing) = match resp.framing {
+            f if f == Framing::Empty || !sf.wants_body(BodyKind::Response) => (OutBody::Raw, f),
+            Framing::Length(n) if content_length(&parts.headers) == Some(n) => {
+                (OutBody::Length(n), Framing::Length(n))
             }
-        };
-        let framing = match out {
-            OutBody::Raw => resp.framing,
-            OutBody::Length(n) => Framing::Length(n),
-            OutBody::Chunked => Framing::Chunked,
-            OutBody::Close => Framing::Close,
+            Framing::Close => (OutBody::Close, Framing::Close),
+            _ => (OutBody::Chunked, Framing::Chunked),
         };
         write_response_parts(&mut self.out, &parts, framing, close);
         Ok(out)
@@ -287,15 +280,7 @@ impl<S: AsyncStream> Conn<'_, S> {
                     p.filter_reply_head(guard, false, Version::HTTP_11, &filter, reply);
                 Err(Stop::Reply(Box::new((resp, body))))
             }
-            Outcome::Fail(f) => {
-                p.metrics.filter_failed.inc();
-                guard.filter(&f.filter);
-                let message = format!("filter `{}` failed: {}", f.filter, f.message);
-                Err(Stop::Fail(
-                    Failure::local(StatusCode::SERVICE_UNAVAILABLE, message),
-                    true,
-                ))
-            }
+            Outcome::Fail(f) => Err(Stop::Fail(p.filter_failure(guard, &f), true)),
         }
     }
 
