@@ -191,6 +191,83 @@ async fn public_sdk_filter_wasm32_unknown() {
     basics("pw_basics.unknown.wasm").await;
 }
 
+/// A filter that never reads a head's fields leaves both heads as the listener without filters
+/// sends them (the native engine hands them on raw); one that reads but does not change them
+/// changes nothing either. Bodies through the body callbacks keep their framing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_that_do_not_change_heads_leave_them_as_without_filters() {
+    let Some(m) = module("pw_basics.wasm") else {
+        return;
+    };
+    // Sorted lines, so field order (which a `HeaderMap` may change) does not count.
+    fn lines(s: &str) -> Vec<&str> {
+        let mut v: Vec<&str> = s.lines().collect();
+        v.sort_unstable();
+        v
+    }
+    fn fields(h: &http::HeaderMap) -> Vec<String> {
+        let mut v: Vec<String> = h
+            .iter()
+            .filter(|(k, _)| *k != "date")
+            .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+    for engine in ENGINES {
+        let up = Upstream::start().await;
+        let with = |name: &str, config: &str| {
+            http_listener(
+                name,
+                up.addr,
+                &format!("{engine}{}", filter_block("b", &m, config, "")),
+            )
+        };
+        let p = Proxy::start(&format!(
+            "listeners:\n{}{}{}",
+            http_listener("plain", up.addr, engine),
+            with("untouched", "'{}'"),
+            with("read", r#"'{"deny_path":"/nope"}'"#),
+        ))
+        .await;
+        let sent = [
+            ("X-Custom", "one"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("connection", "x-hop"),
+            ("x-hop", "dropped"),
+            ("te", "trailers"),
+        ];
+        let (s, h, plain) = get(p.addr("plain"), "/headers?q=1", &sent).await;
+        assert_eq!(s, 200, "{engine}{plain}");
+        assert!(
+            plain.contains("x-forwarded-for: 10.0.0.1, 127.0.0.1"),
+            "{plain}"
+        );
+        assert!(!plain.contains("x-hop"), "{plain}");
+        for name in ["untouched", "read"] {
+            let (s2, h2, body) = get(p.addr(name), "/headers?q=1", &sent).await;
+            assert_eq!(s2, s, "{engine}{name}");
+            assert_eq!(lines(&body), lines(&plain), "{engine}{name}");
+            assert_eq!(fields(&h2), fields(&h), "{engine}{name}");
+            // A content-length body and a streamed (chunked) one through on_response_body.
+            let (s2, h2, body) = get(p.addr(name), "/hello", &[]).await;
+            assert_eq!(
+                (s2, body.as_str()),
+                (200, "hello, hello world"),
+                "{engine}{name}"
+            );
+            assert_eq!(h2["content-length"], "18", "{engine}{name}");
+            let (s2, h2, body) = get(p.addr(name), "/stream/200000", &[]).await;
+            assert_eq!((s2, body.len()), (200, 200_000), "{engine}{name}");
+            assert!(h2.get("content-length").is_none(), "{engine}{name}");
+        }
+        let flows = p.flows(9).await;
+        assert!(flows
+            .iter()
+            .all(|f| f.verdict == Verdict::Forwarded && f.status == Some(200)));
+    }
+}
+
 async fn authz(file: &str) {
     let _ = logs();
     let Some(m) = module(file) else { return };

@@ -203,9 +203,34 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// Makes map `t`'s fields a `HeaderMap` when it is a head the native engine still holds raw
+/// (see [`super::host::RawFields`]); called before a map is read or changed.
+fn fields(st: &mut HostState, t: u32) {
+    let request = match t {
+        REQUEST_HEADERS => true,
+        RESPONSE_HEADERS => false,
+        _ => return,
+    };
+    if let Some(s) = st.stream() {
+        s.fields(request);
+    }
+}
+
+/// The same for the properties read from a head's fields.
+fn property_fields(st: &mut HostState, path: &[&str]) {
+    match path {
+        ["request", "host" | "id" | "referer" | "useragent" | "headers", ..] => {
+            fields(st, REQUEST_HEADERS);
+        }
+        ["response", "headers", ..] => fields(st, RESPONSE_HEADERS),
+        _ => {}
+    }
+}
+
 /// Runs `f` with map `t` serialised (the empty map when it does not exist now), in the VM's
 /// reusable buffer.
 fn with_map_pairs<T>(c: &mut C<'_>, t: u32, f: impl FnOnce(&mut C<'_>, &[u8]) -> T) -> T {
+    fields(c.data_mut(), t);
     let mut buf = std::mem::take(&mut c.data_mut().scratch);
     buf.clear();
     if !map_pairs(c.data(), t, &mut buf) {
@@ -331,6 +356,7 @@ fn edit_headers(h: &mut HeaderMap, op: Edit, key: &str, value: &[u8]) -> u32 {
 }
 
 fn edit_map(st: &mut HostState, t: u32, op: Edit, key: &str, value: &[u8]) -> u32 {
+    fields(st, t);
     let Some(s) = st.streams.get_mut(&st.effective) else {
         return NOT_FOUND;
     };
@@ -417,6 +443,7 @@ fn set_map(st: &mut HostState, t: u32, pairs: Vec<(String, Vec<u8>)>) -> u32 {
     if pairs.len() > MAX_HEADERS {
         return BAD_ARGUMENT;
     }
+    fields(st, t);
     // Clear the regular headers, then apply every pair (pseudo-headers update the head).
     {
         let Some(s) = st.streams.get_mut(&st.effective) else {
@@ -810,6 +837,7 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
                 Ok(k) => k.to_ascii_lowercase(),
                 Err(s) => return Ok(s),
             };
+            fields(c.data_mut(), t);
             match map_value(c.data(), t, &key) {
                 Some(v) => give(&mut c, &v, pp, sp),
                 None => Ok(NOT_FOUND),
@@ -857,6 +885,7 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
             };
             let path = String::from_utf8_lossy(&raw);
             let segs: Vec<&str> = path.trim_end_matches('\0').split('\0').collect();
+            property_fields(c.data_mut(), &segs);
             match property(c.data(), &segs) {
                 Some(v) => give(&mut c, &v, pp, sp),
                 None => Ok(NOT_FOUND),

@@ -8,10 +8,12 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
 use smallvec::SmallVec;
 use wasmtime::{Memory, ResourceLimiter, TypedFunc};
@@ -75,11 +77,62 @@ pub enum BodyKind {
     Response,
 }
 
+/// A head's fields as the native HTTP/1.1 engine parsed them: the head's bytes and where each
+/// name and value lies in them. They become the head's `HeaderMap` only when a host call reads
+/// or changes that map ([`StreamSlot::fields`]), so a filter that never looks at a head's
+/// fields does not pay for building one, and the head goes on as it arrived.
+#[derive(Debug, Clone)]
+pub struct RawFields {
+    buf: Bytes,
+    /// `(name, value)` byte ranges in `buf`.
+    spans: Box<[(Range<u32>, Range<u32>)]>,
+}
+
+impl RawFields {
+    /// `spans` must come from `httparse`, which accepts only tokens as names and only bytes
+    /// `HeaderValue` accepts in values (see the test `httparse_fields_are_valid_http_types`),
+    /// so [`Self::to_map`] cannot fail for them.
+    pub fn new(buf: Bytes, spans: impl Iterator<Item = (Range<usize>, Range<usize>)>) -> Self {
+        let r = |r: Range<usize>| r.start as u32..r.end as u32;
+        Self {
+            buf,
+            spans: spans.map(|(n, v)| (r(n), r(v))).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The fields as a map whose values share the head's bytes (nothing is copied).
+    pub fn to_map(&self) -> Result<HeaderMap, String> {
+        let u = |r: &Range<u32>| r.start as usize..r.end as usize;
+        let mut map = HeaderMap::with_capacity(self.spans.len());
+        for (n, v) in self.spans.iter() {
+            let name = HeaderName::from_bytes(&self.buf[u(n)])
+                .map_err(|_| "invalid header name".to_owned())?;
+            let value = HeaderValue::from_maybe_shared(self.buf.slice(u(v)))
+                .map_err(|_| "invalid header value".to_owned())?;
+            map.append(name, value);
+        }
+        Ok(map)
+    }
+}
+
 /// One HTTP stream's data as seen by one VM.
 pub struct StreamSlot {
     pub info: Arc<StreamInfo>,
     pub req: Option<http::request::Parts>,
     pub resp: Option<http::response::Parts>,
+    /// The request head's fields while no host call has needed them as `req.headers` (then
+    /// `req.headers` is empty). See [`RawFields`].
+    pub req_fields: Option<RawFields>,
+    /// The same for the response head.
+    pub resp_fields: Option<RawFields>,
     pub req_trailers: Option<HeaderMap>,
     pub resp_trailers: Option<HeaderMap>,
     /// The body buffer of the running body callback (all of it buffered so far).
@@ -132,11 +185,41 @@ impl KafkaTopics {
 }
 
 impl StreamSlot {
+    /// Makes the request (`request`) or response head's fields its `HeaderMap`, if they are
+    /// still raw; every host call that reads or changes a head's fields calls this first.
+    /// A failure (which `httparse`'s checks rule out) resets the stream rather than show the
+    /// filter a head with fields missing.
+    pub fn fields(&mut self, request: bool) {
+        let (raw, headers) = if request {
+            (
+                &mut self.req_fields,
+                self.req.as_mut().map(|p| &mut p.headers),
+            )
+        } else {
+            (
+                &mut self.resp_fields,
+                self.resp.as_mut().map(|p| &mut p.headers),
+            )
+        };
+        let (Some(r), Some(headers)) = (raw.take(), headers) else {
+            return;
+        };
+        match r.to_map() {
+            Ok(map) => *headers = map,
+            Err(m) => {
+                tracing::error!(listener = %self.info.listener, source = %self.info.source, "a parsed head's fields could not be handed to a filter ({m}); resetting the stream");
+                self.close = true;
+            }
+        }
+    }
+
     pub fn new(info: Arc<StreamInfo>) -> Self {
         Self {
             info,
             req: None,
             resp: None,
+            req_fields: None,
+            resp_fields: None,
             req_trailers: None,
             resp_trailers: None,
             body: None,

@@ -31,9 +31,10 @@ use arc_swap::ArcSwap;
 use wasmtime::Linker;
 
 pub use compile::CompileMode;
-pub use host::{BodyKind, KafkaRequestInfo, KafkaTopics, LocalReply};
+pub use host::{BodyKind, KafkaRequestInfo, KafkaTopics, LocalReply, RawFields};
 pub use stream::{
-    BodyOutcome, FilterFailure, Heads, Outcome, RequestLine, StreamFilters, StreamInfo,
+    BodyOutcome, FilterFailure, Head, Heads, Native, Outcome, RequestLine, RequestSide,
+    ResponseSide, StreamFilters, StreamInfo,
 };
 pub use vm::{AbiVersion, Plugin};
 

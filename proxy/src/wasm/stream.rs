@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 use tokio::sync::Notify;
 use wasmtime::TypedFunc;
 
-use super::host::{BodyKind, KafkaRequestInfo, LocalReply, StreamSlot};
+use super::host::{BodyKind, KafkaRequestInfo, LocalReply, RawFields, StreamSlot};
 use super::vm::{worker_slot, Exports, Vm};
 use super::Chain;
 use crate::config::FailurePolicy;
@@ -252,18 +252,23 @@ fn copy_response(p: &http::response::Parts) -> http::response::Parts {
 }
 
 /// Either head, moved in and out of the VM's stream slot.
-trait Head: Sized {
+pub trait Head: Sized + Send {
     const REQUEST: bool;
+    /// Pseudo-headers the filters see besides the fields (`:method` …, or `:status`).
+    const PSEUDO: u32;
     fn put(self, s: &mut StreamSlot);
     fn take(s: &mut StreamSlot) -> Option<Self>;
     fn copy(s: &StreamSlot) -> Option<Self>;
     fn count(&self) -> u32;
     /// Stands in for a head lost with a failed VM; the stream is answered locally then.
     fn placeholder() -> Self;
+    /// The slot's raw fields of this head (see [`Native`]).
+    fn raw(s: &mut StreamSlot) -> &mut Option<RawFields>;
 }
 
 impl Head for http::request::Parts {
     const REQUEST: bool = true;
+    const PSEUDO: u32 = 4;
     fn put(self, s: &mut StreamSlot) {
         s.req = Some(self);
     }
@@ -274,15 +279,19 @@ impl Head for http::request::Parts {
         s.req.as_ref().map(copy_request)
     }
     fn count(&self) -> u32 {
-        self.headers.len() as u32 + 4
+        self.headers.len() as u32 + Self::PSEUDO
     }
     fn placeholder() -> Self {
         http::Request::new(()).into_parts().0
+    }
+    fn raw(s: &mut StreamSlot) -> &mut Option<RawFields> {
+        &mut s.req_fields
     }
 }
 
 impl Head for http::response::Parts {
     const REQUEST: bool = false;
+    const PSEUDO: u32 = 1;
     fn put(self, s: &mut StreamSlot) {
         s.resp = Some(self);
     }
@@ -293,10 +302,81 @@ impl Head for http::response::Parts {
         s.resp.as_ref().map(copy_response)
     }
     fn count(&self) -> u32 {
-        self.headers.len() as u32 + 1
+        self.headers.len() as u32 + Self::PSEUDO
     }
     fn placeholder() -> Self {
         http::Response::new(()).into_parts().0
+    }
+    fn raw(s: &mut StreamSlot) -> &mut Option<RawFields> {
+        &mut s.resp_fields
+    }
+}
+
+/// A request head the chain takes.
+pub trait RequestSide: Head + 'static {}
+impl RequestSide for http::request::Parts {}
+impl RequestSide for Native<http::request::Parts> {}
+
+/// A response head the chain takes.
+pub trait ResponseSide: Head + 'static {}
+impl ResponseSide for http::response::Parts {}
+impl ResponseSide for Native<http::response::Parts> {}
+
+/// A head from the native HTTP/1.1 engine: method and target (or status) as `http` types,
+/// the fields raw until a host call needs them (then `parts.headers` holds them and `raw` is
+/// `None`). A head that comes back from the chain with `raw` still set is unchanged: no
+/// filter read or edited its fields, and pseudo-header edits need the fields too.
+pub struct Native<P> {
+    pub parts: P,
+    pub raw: Option<RawFields>,
+}
+
+impl<P> Native<P> {
+    /// Whether some host call turned the fields into `parts.headers`.
+    pub fn touched(&self) -> bool {
+        self.raw.is_none()
+    }
+}
+
+impl<P: Head> Head for Native<P> {
+    const REQUEST: bool = P::REQUEST;
+    const PSEUDO: u32 = P::PSEUDO;
+    fn put(self, s: &mut StreamSlot) {
+        self.parts.put(s);
+        *P::raw(s) = self.raw;
+    }
+    fn take(s: &mut StreamSlot) -> Option<Self> {
+        let parts = P::take(s)?;
+        Some(Self {
+            parts,
+            raw: P::raw(s).take(),
+        })
+    }
+    fn copy(s: &StreamSlot) -> Option<Self> {
+        let raw = if P::REQUEST {
+            &s.req_fields
+        } else {
+            &s.resp_fields
+        };
+        Some(Self {
+            parts: P::copy(s)?,
+            raw: raw.clone(),
+        })
+    }
+    fn count(&self) -> u32 {
+        match &self.raw {
+            Some(r) => r.len() as u32 + P::PSEUDO,
+            None => self.parts.count(),
+        }
+    }
+    fn placeholder() -> Self {
+        Self {
+            parts: P::placeholder(),
+            raw: None,
+        }
+    }
+    fn raw(s: &mut StreamSlot) -> &mut Option<RawFields> {
+        P::raw(s)
     }
 }
 
@@ -435,20 +515,13 @@ impl StreamFilters {
     }
 
     /// Request headers through the chain in order.
-    pub fn request_headers(
-        &self,
-        parts: http::request::Parts,
-        end_of_stream: bool,
-    ) -> Heads<'_, http::request::Parts> {
+    /// The head is `http::request::Parts` or a [`Native`] one.
+    pub fn request_headers<H: RequestSide>(&self, parts: H, end_of_stream: bool) -> Heads<'_, H> {
         self.heads_from(0, parts, end_of_stream, false)
     }
 
     /// Response headers through the chain in reverse order.
-    pub fn response_headers(
-        &self,
-        parts: http::response::Parts,
-        end_of_stream: bool,
-    ) -> Heads<'_, http::response::Parts> {
+    pub fn response_headers<H: ResponseSide>(&self, parts: H, end_of_stream: bool) -> Heads<'_, H> {
         self.heads_from(0, parts, end_of_stream, true)
     }
 

@@ -14,12 +14,16 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
 use tokio::io::AsyncReadExt;
 
-use super::codec::{ChunkSink, ChunkedScanner, Framing, Meta, RequestHead, ResponseHead};
+use super::codec::{
+    self, ChunkSink, ChunkedScanner, Forwarded, Framing, Meta, RequestHead, ResponseHead,
+};
 use super::conn::{Conn, Stop, Upstream, READ_SIZE};
 use crate::http::body::FlowGuard;
 use crate::http::{headers, Failure};
 use crate::io::AsyncStream;
-use crate::wasm::{BodyKind, BodyOutcome, Chain, Outcome, RequestLine, StreamFilters};
+use crate::wasm::{
+    BodyKind, BodyOutcome, Chain, Native, Outcome, RawFields, RequestLine, StreamFilters,
+};
 
 /// How a filtered response body is framed for the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,42 +38,47 @@ pub(super) enum OutBody {
     Close,
 }
 
-/// A head's fields as a `HeaderMap` whose values share `buf`.
-fn header_map(buf: &Bytes, meta: &Meta) -> Result<HeaderMap, String> {
-    let mut map = HeaderMap::with_capacity(meta.fields.len());
-    for f in &meta.fields {
-        let name = HeaderName::from_bytes(&buf[f.name.clone()])
-            .map_err(|_| "invalid header name".to_owned())?;
-        let value = HeaderValue::from_maybe_shared(buf.slice(f.value.clone()))
-            .map_err(|_| "invalid header value".to_owned())?;
-        map.append(name, value);
-    }
-    Ok(map)
+/// A head's fields, raw until a filter needs them (see [`RawFields`]).
+fn raw_fields(buf: &Bytes, meta: &Meta) -> RawFields {
+    RawFields::new(
+        buf.clone(),
+        meta.fields
+            .iter()
+            .map(|f| (f.name.clone(), f.value.clone())),
+    )
 }
 
-/// The request head as the filters see it; `buf` holds the head (offsets of `head`).
-pub(super) fn request_parts(
+/// The request head as the filters see it; `buf` holds the head (offsets of `head`). Method
+/// and target are parsed now (the stream's facts need them), the fields when a filter asks.
+pub(super) fn request_head(
     buf: &Bytes,
     head: &RequestHead,
-) -> Result<http::request::Parts, String> {
+) -> Result<Native<http::request::Parts>, String> {
     let (mut parts, ()) = http::Request::new(()).into_parts();
     parts.method = http::Method::from_bytes(&buf[head.method.clone()])
         .map_err(|_| "invalid method".to_owned())?;
     parts.uri = http::Uri::from_maybe_shared(buf.slice(head.target.clone()))
         .map_err(|e| format!("invalid request target: {e}"))?;
     parts.version = Version::HTTP_11;
-    parts.headers = header_map(buf, &head.meta)?;
-    Ok(parts)
+    Ok(Native {
+        parts,
+        raw: Some(raw_fields(buf, &head.meta)),
+    })
 }
 
 /// The response head as the filters see it; `buf` holds the head.
-fn response_parts(buf: &Bytes, head: &ResponseHead) -> Result<http::response::Parts, String> {
+fn response_head(
+    buf: &Bytes,
+    head: &ResponseHead,
+) -> Result<Native<http::response::Parts>, String> {
     let (mut parts, ()) = http::Response::new(()).into_parts();
     parts.status =
         StatusCode::from_u16(head.status).map_err(|_| format!("invalid status {}", head.status))?;
     parts.version = Version::HTTP_11;
-    parts.headers = header_map(buf, &head.meta)?;
-    Ok(parts)
+    Ok(Native {
+        parts,
+        raw: Some(raw_fields(buf, &head.meta)),
+    })
 }
 
 /// Appends the fields of `h` but the framing ones, then the framing `framing` calls for.
@@ -208,20 +217,40 @@ impl<S: AsyncStream> Conn<'_, S> {
     ) -> Result<StreamFilters, Stop> {
         let p = self.p;
         let buf = self.rbuf.split_to(head.meta.len).freeze();
-        let mut parts = request_parts(&buf, head).map_err(|m| {
+        let native = request_head(&buf, head).map_err(|m| {
             p.metrics.bad_requests.inc();
             Stop::Fail(Failure::local(StatusCode::BAD_REQUEST, m), false)
         })?;
-        let line = RequestLine::new(&parts.method, &parts.uri, &parts.headers);
+        let line = RequestLine {
+            method: native.parts.method.clone(),
+            uri: native.parts.uri.clone(),
+            host: head.host.and_then(|i| {
+                HeaderValue::from_maybe_shared(buf.slice(head.meta.fields[i].value.clone())).ok()
+            }),
+        };
         let info = p.stream_info(self.peer, self.tls, "HTTP/1.1", line);
         let sf = StreamFilters::new(chain, info, p.pause_limit());
         let eos = head.framing == Framing::Empty;
-        let outcome;
-        (parts, outcome) = sf.request_headers(parts, eos).finish().await;
+        let (native, outcome) = sf.request_headers(native, eos).finish().await;
         if let Some((filter, decided)) = sf.info().take_policy() {
             guard.policy(&filter, decided);
         }
         self.decided(outcome, guard)?;
+        if !native.touched() {
+            // No filter read or changed the fields: the head goes on as without filters.
+            codec::write_request(
+                &mut self.out,
+                &buf,
+                head,
+                Forwarded {
+                    client: self.client.as_bytes(),
+                    tls: self.tls,
+                    authority: p.target.authority.as_str().as_bytes(),
+                },
+            );
+            return Ok(sf);
+        }
+        let mut parts = native.parts;
         headers::strip_hop_by_hop(&mut parts.headers, None);
         headers::add_forwarded(&mut parts.headers, &self.client, self.tls, Version::HTTP_11);
         if !parts.headers.contains_key(header::HOST) {
@@ -245,21 +274,35 @@ impl<S: AsyncStream> Conn<'_, S> {
     ) -> Result<OutBody, Stop> {
         let p = self.p;
         let buf = up.buf.split_to(resp.meta.len).freeze();
-        let parts = response_parts(&buf, resp)
+        let native = response_head(&buf, resp)
             .map_err(|m| super::conn::upstream_failed(format!("invalid response head: {m}")))?;
         let eos = resp.framing == Framing::Empty;
-        let (mut parts, outcome) = sf.response_headers(parts, eos).finish().await;
+        let (native, outcome) = sf.response_headers(native, eos).finish().await;
         self.decided(outcome, guard)?;
-        let status = parts.status.as_u16();
+        let status = native.parts.status.as_u16();
         p.metrics.response(status);
         p.metrics.latency.observe(guard.elapsed().as_secs_f64());
+        let body = resp.framing != Framing::Empty && sf.wants_body(BodyKind::Response);
+        if !native.touched() {
+            // The head goes on as without filters; with body callbacks the body keeps its
+            // framing, and a `content-length` must still add up.
+            guard.status(status);
+            codec::write_response(&mut self.out, &buf, resp, close);
+            return Ok(match resp.framing {
+                _ if !body => OutBody::Raw,
+                Framing::Length(n) => OutBody::Length(n),
+                Framing::Close => OutBody::Close,
+                _ => OutBody::Chunked,
+            });
+        }
+        let mut parts = native.parts;
         guard.response(status, &parts.headers);
         headers::strip_hop_by_hop(&mut parts.headers, None);
         headers::add_via(&mut parts.headers, Version::HTTP_11);
         // With body callbacks, `content-length` is kept when the filters left it as it was;
         // a filter that changes the body removes it (as with Envoy), and the body is chunked.
         let (out, framing) = match resp.framing {
-            f if f == Framing::Empty || !sf.wants_body(BodyKind::Response) => (OutBody::Raw, f),
+            f if !body => (OutBody::Raw, f),
             Framing::Length(n) if content_length(&parts.headers) == Some(n) => {
                 (OutBody::Length(n), Framing::Length(n))
             }
@@ -429,7 +472,10 @@ mod tests {
             b"POST /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-A: 2\r\nContent-Length: 3\r\n\r\nabc",
         );
         let head = codec::parse_request(&raw, 8192).unwrap().unwrap();
-        let parts = request_parts(&raw.slice(..head.meta.len), &head).unwrap();
+        let native = request_head(&raw.slice(..head.meta.len), &head).unwrap();
+        assert_eq!(native.raw.as_ref().unwrap().len(), 4);
+        let mut parts = native.parts;
+        parts.headers = native.raw.unwrap().to_map().unwrap();
         assert_eq!(parts.method, http::Method::POST);
         assert_eq!(parts.uri.path_and_query().unwrap().as_str(), "/a?b=1");
         assert_eq!(parts.headers.get_all("x-a").iter().count(), 2);
@@ -443,6 +489,35 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(again.framing, Framing::Length(3));
+    }
+
+    /// Raw fields become a `HeaderMap` only when a filter asks, where a failure can only reset
+    /// the stream: every name and value byte `httparse` lets through must be one the `http`
+    /// types take.
+    #[test]
+    fn httparse_fields_are_valid_http_types() {
+        let mut accepted = 0;
+        for b in 0..=255u8 {
+            for (name, value) in [
+                (vec![b'x', b], vec![b'v']),
+                (vec![b'x'], vec![b'v', b, b'v']),
+            ] {
+                let mut raw = b"GET / HTTP/1.1\r\nhost: h\r\n".to_vec();
+                raw.extend_from_slice(&name);
+                raw.extend_from_slice(b": ");
+                raw.extend_from_slice(&value);
+                raw.extend_from_slice(b"\r\n\r\n");
+                let raw = Bytes::from(raw);
+                let Ok(Some(head)) = codec::parse_request(&raw, 8192) else {
+                    continue;
+                };
+                accepted += 1;
+                let map = raw_fields(&raw, &head.meta).to_map();
+                assert!(map.is_ok(), "byte {b:#04x} in {name:?}: {value:?}");
+            }
+        }
+        // Tokens in names, and in values everything visible, tab and obs-text.
+        assert!(accepted > 250, "{accepted}");
     }
 
     #[test]
