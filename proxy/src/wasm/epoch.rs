@@ -1,14 +1,16 @@
 //! The engine's epoch clock, which bounds how long a callback may run.
 //!
 //! The engine's epoch is the number of milliseconds since the runtime started. A thread wakes
-//! every [`tick_for`] the callback deadline (half of it, at least 1 ms: 2.5 ms by default) and
-//! advances the epoch by every millisecond that passed. Callbacks read that count when they
-//! start ([`EpochClock::enter`]): a relaxed atomic load, instead of a clock read per callback.
+//! every [`tick_for`] the callback deadline (the deadline itself, at least 1 ms: 5 ms by
+//! default) and advances the epoch by every millisecond that passed. Callbacks read that count
+//! when they start ([`EpochClock::enter`]): a relaxed atomic load, instead of a clock read per
+//! callback.
 //!
 //! The tick is a trade: deadlines are noticed up to one tick late, and each wake-up costs the
-//! process CPU time and preempts a worker on a busy core (about 20 µs per wake-up on a 2-vCPU
-//! VM). Ticking every millisecond cost 1.8 % of a core while filters ran, about 0.45 µs per
-//! request at 40 000 requests/s; half the deadline costs a fifth of that.
+//! process CPU time and preempts a worker on a busy core. On a 2-vCPU VM with strait on one
+//! core, ticking every half deadline (2.5 ms, 400 wake-ups/s) cost a filtered listener about
+//! 13 % of its requests per second (`strait-bench filters --parts rps`, 2026-11-23); a tick of
+//! the whole deadline halves that, and a larger `callback_deadline` cuts it further.
 //!
 //! When no callback has started for [`IDLE_AFTER_MS`], the thread ticks only every
 //! [`IDLE_TICK`], so an idle proxy costs nothing measurable. The epoch still counts
@@ -28,9 +30,10 @@ pub const IDLE_AFTER_MS: u64 = 1_000;
 /// The tick period while idle.
 pub const IDLE_TICK: Duration = Duration::from_millis(100);
 
-/// The busy tick for a callback deadline: half of it, at least 1 ms and at most [`IDLE_TICK`].
+/// The busy tick for a callback deadline: the deadline, at least 1 ms and at most
+/// [`IDLE_TICK`].
 pub fn tick_for(deadline: Duration) -> Duration {
-    (deadline / 2).clamp(Duration::from_millis(1), IDLE_TICK)
+    deadline.clamp(Duration::from_millis(1), IDLE_TICK)
 }
 
 /// See the module documentation.
@@ -166,12 +169,12 @@ mod tests {
     }
 
     #[test]
-    fn the_busy_tick_is_half_the_deadline_within_bounds() {
+    fn the_busy_tick_is_the_deadline_within_bounds() {
+        assert_eq!(tick_for(Duration::from_millis(5)), Duration::from_millis(5));
         assert_eq!(
-            tick_for(Duration::from_millis(5)),
-            Duration::from_micros(2_500)
+            tick_for(Duration::from_micros(300)),
+            Duration::from_millis(1)
         );
-        assert_eq!(tick_for(Duration::from_millis(1)), Duration::from_millis(1));
         assert_eq!(tick_for(Duration::from_secs(10)), IDLE_TICK);
     }
 }

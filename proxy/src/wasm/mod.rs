@@ -1,7 +1,7 @@
 //! The WASM filter host: proxy-wasm ABI 0.2.1 (and 0.2.0 / 0.1.0 modules) on wasmtime.
 //!
 //! - One [`Runtime`]: one engine (pooling allocator, copy-on-write memory images, epoch
-//!   interruption with a ticker every half deadline that slows down while idle, `epoch.rs`), shared data, queues, filter metrics, clusters.
+//!   interruption with a ticker every deadline that slows down while idle, `epoch.rs`), shared data, queues, filter metrics, clusters.
 //! - One [`vm::Plugin`] per configured filter: the module compiled once, one VM (store) per
 //!   async worker reused across requests; a trap, a missed deadline or the memory cap discards
 //!   only that VM, and the next stream gets a fresh one.

@@ -277,7 +277,7 @@ fn arm(store: &mut Store<HostState>, deadline: Duration) {
 /// kill an innocent filter. So the first expiry only samples the thread's CPU clock and grants
 /// another window; the callback is interrupted when it kept the CPU busy for at least half of
 /// a window, or after a hard wall-clock limit. Each expiry is noticed up to one epoch tick
-/// (half the deadline) late, so a spinning guest stops within ~3x the deadline.
+/// (one deadline) late, so a spinning guest stops within ~4x the deadline.
 fn on_deadline(st: &mut HostState) -> wasmtime::UpdateDeadline {
     let budget = st.budget;
     let hard = (budget * 100).max(Duration::from_secs(2));
