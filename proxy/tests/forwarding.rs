@@ -725,3 +725,157 @@ async fn keepalive_exchange(s: &mut tokio::net::TcpStream, req: &[u8]) -> String
         }
     }
 }
+
+/// A scripted HTTP/1.1 upstream: one response per request line's path, many requests per
+/// connection (until a response that closes it). Returns its address, the connections it
+/// accepted and the request heads it read.
+async fn scripted_upstream() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let conns = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (c, hs) = (conns.clone(), heads.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            let hs = hs.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    buf.drain(..end);
+                    hs.lock().unwrap().push(head.clone());
+                    let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                    let resp: Vec<u8> = match path.as_str() {
+                        "/len" => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello".to_vec(),
+                        "/head" => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n".to_vec(),
+                        "/none" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+                        "/big" => {
+                            let mut r =
+                                b"HTTP/1.1 200 OK\r\ncontent-length: 300000\r\n\r\n".to_vec();
+                            r.extend(std::iter::repeat_n(b'x', 300_000));
+                            r
+                        }
+                        "/chunked" => {
+                            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\
+                            trailer: x-t\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-t: done\r\n\r\n"
+                                .to_vec()
+                        }
+                        "/close" => {
+                            b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil close".to_vec()
+                        }
+                        "/badchunk" => {
+                            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n".to_vec()
+                        }
+                        _ => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec(),
+                    };
+                    // Large bodies arrive in pieces, as from a real upstream.
+                    for piece in resp.chunks(64 * 1024) {
+                        if s.write_all(piece).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    if matches!(path.as_str(), "/close" | "/badchunk") {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns, heads)
+}
+
+#[tokio::test]
+async fn http2_clients_reach_an_http1_upstream_on_reused_native_connections() {
+    use std::sync::atomic::Ordering;
+    let (addr, conns, heads) = scripted_upstream().await;
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener("web", addr, "    upstream_protocol: http1\n")
+    ))
+    .await;
+    let mut send = h2_client(p.addr("web")).await;
+    let get = |method: &str, path: &str| {
+        http::Request::builder()
+            .method(method)
+            .uri(format!("http://example.test{path}"))
+            .body(Empty::<Bytes>::new())
+            .unwrap()
+    };
+    // Framed by length (whole with the head, then in pieces), by chunks with trailers, empty.
+    for _ in 0..2 {
+        let resp = send.send_request(get("GET", "/len")).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+        let resp = send.send_request(get("GET", "/big")).await.unwrap();
+        assert_eq!(resp.headers()["content-length"], "300000");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body.len(), 300_000);
+        assert!(body.iter().all(|&b| b == b'x'));
+        let resp = send.send_request(get("GET", "/chunked")).await.unwrap();
+        assert!(resp.headers().get("transfer-encoding").is_none());
+        let body = resp.into_body().collect().await.unwrap();
+        assert_eq!(body.trailers().unwrap()["x-t"], "done");
+        assert_eq!(&body.to_bytes()[..], b"hello world");
+        let resp = send.send_request(get("HEAD", "/head")).await.unwrap();
+        assert_eq!(resp.headers()["content-length"], "5");
+        assert!(resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .is_empty());
+        let resp = send.send_request(get("GET", "/none")).await.unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+    // One after the other, all on one upstream connection.
+    assert_eq!(conns.load(Ordering::SeqCst), 1);
+
+    // A body until the upstream closes: that connection is not reused.
+    let body = h2_get(&mut send, "/close").await;
+    assert_eq!(body, "until close");
+    assert_eq!(h2_get(&mut send, "/len").await, "hello");
+    assert_eq!(conns.load(Ordering::SeqCst), 2);
+
+    // A broken chunked body resets the stream, not the client connection.
+    // (Reset before or after the head, depending on when hyper first polls the body.)
+    let failed = match send.send_request(get("GET", "/badchunk")).await {
+        Ok(resp) => resp.into_body().collect().await.is_err(),
+        Err(_) => true,
+    };
+    assert!(failed);
+    assert_eq!(h2_get(&mut send, "/len").await, "hello");
+
+    // Requests go upstream in origin form with host and forwarding fields.
+    let heads = heads.lock().unwrap().clone();
+    assert!(heads[0].starts_with("GET /len HTTP/1.1\r\n"), "{heads:?}");
+    let first = heads[0].to_ascii_lowercase();
+    assert!(first.contains("host: example.test\r\n"), "{first}");
+    assert!(first.contains("x-forwarded-for: 127.0.0.1\r\n"), "{first}");
+    assert!(first.contains("via: 2 strait\r\n"), "{first}");
+    assert!(heads[3].starts_with("HEAD /head HTTP/1.1\r\n"), "{heads:?}");
+
+    let flows = p.flows(15).await;
+    let bad = flows.iter().filter(|f| f.verdict == Verdict::Error).count();
+    assert_eq!(bad, 1, "{flows:?}");
+}

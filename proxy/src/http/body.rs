@@ -336,12 +336,52 @@ impl Drop for FlowGuard {
     }
 }
 
+/// An upstream response body: hyper's, one on a native HTTP/1.1 connection
+/// ([`crate::http::h1::client`]), or one the native client read whole with the head.
+pub enum UpBody {
+    Hyper(Incoming),
+    Native(Box<crate::http::h1::client::NativeBody>),
+    Buffered(Option<Bytes>),
+}
+
+impl Body for UpBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            UpBody::Native(b) => Pin::new(&mut **b).poll_frame(cx),
+            UpBody::Buffered(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpBody::Hyper(b) => b.is_end_stream(),
+            UpBody::Native(b) => b.is_end_stream(),
+            UpBody::Buffered(b) => b.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpBody::Hyper(b) => b.size_hint(),
+            UpBody::Native(b) => b.size_hint(),
+            UpBody::Buffered(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+        }
+    }
+}
+
 enum Kind {
-    Upstream(Incoming),
+    Upstream(UpBody),
     Full(Option<Bytes>),
     /// An upstream body through the listener's filters.
     Filtered {
-        inner: Incoming,
+        inner: UpBody,
         filters: Arc<StreamFilters>,
         flushed: bool,
         trailers: Option<HeaderMap>,
@@ -358,7 +398,7 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
-    pub fn upstream(body: Incoming, guard: FlowGuard) -> Self {
+    pub fn upstream(body: UpBody, guard: FlowGuard) -> Self {
         let mut b = Self {
             kind: Kind::Upstream(body),
             guard: Some(guard),
@@ -369,7 +409,7 @@ impl ResponseBody {
     }
 
     /// An upstream body whose chunks (and trailers) go through `filters` first.
-    pub fn filtered(body: Incoming, guard: FlowGuard, filters: Arc<StreamFilters>) -> Self {
+    pub fn filtered(body: UpBody, guard: FlowGuard, filters: Arc<StreamFilters>) -> Self {
         let end = body.is_end_stream();
         let mut b = Self {
             kind: Kind::Filtered {
@@ -415,7 +455,7 @@ impl ResponseBody {
 
 /// The next frame of a filtered upstream body.
 fn poll_filtered(
-    inner: &mut Incoming,
+    inner: &mut UpBody,
     filters: &StreamFilters,
     flushed: &mut bool,
     trailers: &mut Option<HeaderMap>,
@@ -431,7 +471,7 @@ fn poll_filtered(
             return Poll::Ready(Some(Ok(Frame::trailers(t))));
         }
         let (data, eos, trl) = match ready!(Pin::new(&mut *inner).poll_frame(cx)) {
-            Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+            Some(Err(e)) => return Poll::Ready(Some(Err(e))),
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(d) => (d, inner.is_end_stream(), None),
                 Err(frame) => match frame.into_trailers() {
@@ -502,7 +542,7 @@ impl Body for ResponseBody {
         let this = &mut *self;
         let r = match &mut this.kind {
             Kind::Full(b) => b.take().map(|d| Ok(Frame::data(d))),
-            Kind::Upstream(b) => ready!(Pin::new(b).poll_frame(cx)).map(|r| r.map_err(Into::into)),
+            Kind::Upstream(b) => ready!(Pin::new(b).poll_frame(cx)),
             Kind::Filtered {
                 inner,
                 filters,

@@ -186,7 +186,9 @@ impl<U: Reusable> IdlePool<U> {
     pub fn put(&self, up: U) {
         let mut idle = self.lock();
         let now = Instant::now();
-        idle.retain(|(since, _)| now.duration_since(*since) < IDLE_TIMEOUT);
+        // Oldest first (`put` appends, `take` pops the newest): the expired are a prefix.
+        let expired = idle.partition_point(|(since, _)| now.duration_since(*since) >= IDLE_TIMEOUT);
+        idle.drain(..expired);
         if idle.len() >= MAX_IDLE {
             idle.remove(0);
         }

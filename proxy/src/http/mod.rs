@@ -34,7 +34,7 @@ use crate::wasm::{
     BodyKind, ChainHandle, FilterFailure, Heads, LocalReply, Outcome, RequestLine, StreamFilters,
     StreamInfo,
 };
-use body::{FlowContext, FlowGuard, RequestBody, ResponseBody};
+use body::{FlowContext, FlowGuard, RequestBody, ResponseBody, UpBody};
 pub use upstream::Target;
 use upstream::{ConnectError, Upstreams};
 
@@ -46,7 +46,7 @@ pub struct HttpProxy {
     /// Idle upstream HTTP/1.1 connections between downstream connections (see `bound`).
     idle: bound::IdlePool,
     /// The same for the native HTTP/1.1 path ([`h1`]).
-    native_idle: bound::IdlePool<h1::conn::Upstream>,
+    native_idle: Arc<bound::IdlePool<h1::conn::Upstream>>,
     /// HTTP/1.1 clients start on the native path ([`h1`]); hyper takes what it does not.
     native: bool,
     scheme: Scheme,
@@ -106,7 +106,7 @@ struct Outbound {
 
 /// What sending a request upstream gives: the response head, and the upstream side of an
 /// `Upgrade` when one was passed through.
-type Sent = Result<(Response<Incoming>, Option<hyper::upgrade::OnUpgrade>), Failure>;
+type Sent = Result<(Response<UpBody>, Option<hyper::upgrade::OnUpgrade>), Failure>;
 
 /// A failure turned into a local response.
 struct Failure {
@@ -155,7 +155,7 @@ impl HttpProxy {
             filter_names: std::sync::OnceLock::new(),
             upstreams: Upstreams::new(&cfg, &target),
             idle: bound::IdlePool::default(),
-            native_idle: bound::IdlePool::default(),
+            native_idle: Arc::default(),
             native: cfg.http1_engine == Http1Engine::Native
                 && cfg.upstream_tls.is_none()
                 && cfg.upstream_protocol != UpstreamProtocol::Http2,
@@ -746,15 +746,23 @@ impl HttpProxy {
             (None, Route::Http1, true) => {
                 return Either::Left(Either::Right(self.send_bound(out.req, conn)))
             }
+            // A request hyper serves (HTTP/2) with no body, to a cleartext HTTP/1.1 upstream:
+            // the native client, without hyper-util's pool and connection task.
+            (None, Route::Http1, false)
+                if self.native
+                    && out.req.method() != http::Method::CONNECT
+                    && hyper::body::Body::is_end_stream(out.req.body()) =>
+            {
+                return Either::Right(Either::Left(Box::pin(self.send_native(out.req))))
+            }
             (None, Route::Http1, false) => &self.upstreams.http1,
             (None, Route::Http2, _) => &self.upstreams.http2,
             (None, Route::Negotiated, _) => &self.upstreams.negotiated,
         };
-        Either::Right(
-            client
-                .request(out.req)
-                .map(|r| r.map_err(|e| self.classify(&e)).map(|r| (r, None))),
-        )
+        Either::Right(Either::Right(client.request(out.req).map(|r| {
+            r.map_err(|e| self.classify(&e))
+                .map(|r| (r.map(UpBody::Hyper), None))
+        })))
     }
 
     /// Forwards an `Upgrade` request on a connection of its own; on 101 the two upgraded streams
@@ -774,7 +782,7 @@ impl HttpProxy {
             .send_request(req)
             .await
             .map_err(|e| Failure::protocol(format!("upstream failed before a response: {e}")))?;
-        Ok((resp, Some(down)))
+        Ok((resp.map(UpBody::Hyper), Some(down)))
     }
 
     /// Sends a request on the downstream connection's bound upstream connection (binding an
@@ -799,7 +807,9 @@ impl HttpProxy {
                 conn.bound.put(tx);
                 // A combinator, not an `async` block, which would hold `sent` twice.
                 Either::Left(sent.then(move |r| match r {
-                    Ok(resp) => Either::Left(std::future::ready(Ok((resp, None)))),
+                    Ok(resp) => {
+                        Either::Left(std::future::ready(Ok((resp.map(UpBody::Hyper), None))))
+                    }
                     Err(e) => match retry_on_another(e, true) {
                         Ok(r) => Either::Right(Box::pin(self.send_bound_slow(r, None, conn))),
                         Err(f) => Either::Left(std::future::ready(Err(f))),
@@ -834,7 +844,7 @@ impl HttpProxy {
             let sent = tx.try_send_request(req);
             conn.bound.put(tx);
             match sent.await {
-                Ok(resp) => return Ok((resp, None)),
+                Ok(resp) => return Ok((resp.map(UpBody::Hyper), None)),
                 Err(e) => req = retry_on_another(e, reused)?,
             }
         }
@@ -870,7 +880,7 @@ impl HttpProxy {
         &self,
         guard: FlowGuard,
         down_version: Version,
-        resp: Response<Incoming>,
+        resp: Response<UpBody>,
         upgraded: Option<hyper::upgrade::OnUpgrade>,
         filters: Arc<StreamFilters>,
     ) -> Response<ResponseBody> {
@@ -899,7 +909,7 @@ impl HttpProxy {
         &self,
         mut guard: FlowGuard,
         down_version: Version,
-        mut resp: Response<Incoming>,
+        mut resp: Response<UpBody>,
         down_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Response<ResponseBody> {
         let status = resp.status();

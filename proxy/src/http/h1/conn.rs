@@ -434,16 +434,8 @@ impl<S: AsyncStream> Conn<'_, S> {
         // A request whole in `self.out` can be sent again on a new connection when a reused
         // one turns out closed (the upstream's keep-alive timeout raced this request).
         let whole = left == 0 && (framing != Framing::Chunked || scanner.is_done());
-        let (mut up, mut reused) = self.upstream().await?;
-        loop {
-            let written = up.io.write_all(&self.out).await;
-            if whole && reused && (written.is_err() || closed_unanswered(&mut up).await) {
-                (up, reused) = (connect(self.p).await?, false);
-                continue;
-            }
-            written.map_err(|e| upstream_failed(format!("writing the request upstream: {e}")))?;
-            break;
-        }
+        let (up, reused) = self.upstream().await?;
+        let mut up = write_request(self.p, up, reused, &self.out, whole).await?;
         // The rest of the body, as it comes.
         while left > 0 || (framing == Framing::Chunked && !scanner.is_done()) {
             self.rbuf.clear();
@@ -473,35 +465,8 @@ impl<S: AsyncStream> Conn<'_, S> {
             self.rbuf.advance(n);
         }
         let method: &[u8] = if is_head { b"HEAD" } else { b"GET" };
-        loop {
-            match codec::parse_response(&up.buf, RESPONSE_HEAD_LIMIT, method) {
-                Ok(Some(h)) if h.status == 101 => {
-                    return Err(upstream_failed(
-                        "upstream switched protocols without being asked to".into(),
-                    ))
-                }
-                Ok(Some(h)) if (100..200).contains(&h.status) => {
-                    // An interim response the client did not ask for (it sent no Expect).
-                    up.buf.advance(h.meta.len);
-                    continue;
-                }
-                Ok(Some(h)) => return Ok((h, up)),
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(upstream_failed(format!("invalid response head: {e}")));
-                }
-            }
-            up.buf.reserve(READ_SIZE);
-            match up.io.read_buf(&mut up.buf).await {
-                Ok(0) => {
-                    return Err(upstream_failed(
-                        "upstream closed the connection before a response".into(),
-                    ))
-                }
-                Err(e) => return Err(upstream_failed(format!("reading the response: {e}"))),
-                Ok(_) => {}
-            }
-        }
+        let head = read_response_head(&mut up, method).await?;
+        Ok((head, up))
     }
 
     fn bad_body(&self, e: codec::ChunkError) -> Stop {
@@ -597,8 +562,66 @@ impl<S: AsyncStream> Conn<'_, S> {
     }
 }
 
+/// Writes a request (`bytes`) on `up`. When `whole` (nothing of the request is left to send)
+/// and a `reused` connection turns out closed without an answer (the upstream's keep-alive
+/// timeout raced the request), sends it again on a new connection.
+pub(super) async fn write_request(
+    p: &HttpProxy,
+    mut up: Upstream,
+    mut reused: bool,
+    bytes: &[u8],
+    whole: bool,
+) -> Result<Upstream, Stop> {
+    loop {
+        let written = up.io.write_all(bytes).await;
+        if whole && reused && (written.is_err() || closed_unanswered(&mut up).await) {
+            (up, reused) = (connect(p).await?, false);
+            continue;
+        }
+        written.map_err(|e| upstream_failed(format!("writing the request upstream: {e}")))?;
+        return Ok(up);
+    }
+}
+
+/// Reads the final response head to a request with method `method` from `up` (interim 1xx
+/// responses are skipped; the client sent no `Expect`). Its bytes stay at the front of
+/// `up.buf`.
+pub(super) async fn read_response_head(
+    up: &mut Upstream,
+    method: &[u8],
+) -> Result<codec::ResponseHead, Stop> {
+    loop {
+        match codec::parse_response(&up.buf, RESPONSE_HEAD_LIMIT, method) {
+            Ok(Some(h)) if h.status == 101 => {
+                return Err(upstream_failed(
+                    "upstream switched protocols without being asked to".into(),
+                ))
+            }
+            Ok(Some(h)) if (100..200).contains(&h.status) => {
+                up.buf.advance(h.meta.len);
+                continue;
+            }
+            Ok(Some(h)) => return Ok(h),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(upstream_failed(format!("invalid response head: {e}")));
+            }
+        }
+        up.buf.reserve(READ_SIZE);
+        match up.io.read_buf(&mut up.buf).await {
+            Ok(0) => {
+                return Err(upstream_failed(
+                    "upstream closed the connection before a response".into(),
+                ))
+            }
+            Err(e) => return Err(upstream_failed(format!("reading the response: {e}"))),
+            Ok(_) => {}
+        }
+    }
+}
+
 /// A new upstream connection.
-async fn connect(p: &HttpProxy) -> Result<Upstream, Stop> {
+pub(super) async fn connect(p: &HttpProxy) -> Result<Upstream, Stop> {
     let io = p
         .upstreams
         .connector

@@ -39,7 +39,7 @@ pub(super) enum OutBody {
 }
 
 /// A head's fields, raw until a filter needs them (see [`RawFields`]).
-fn raw_fields(buf: &Bytes, meta: &Meta) -> RawFields {
+pub(super) fn raw_fields(buf: &Bytes, meta: &Meta) -> RawFields {
     RawFields::new(
         buf.clone(),
         meta.fields
@@ -147,9 +147,9 @@ pub(super) fn write_response_parts(
 
 /// What a chunked body decodes to.
 #[derive(Default)]
-struct Decoded {
-    data: BytesMut,
-    trailers: Vec<u8>,
+pub(super) struct Decoded {
+    pub(super) data: BytesMut,
+    pub(super) trailers: Vec<u8>,
 }
 
 impl ChunkSink for Decoded {
@@ -162,7 +162,7 @@ impl ChunkSink for Decoded {
 }
 
 /// A trailer section (field lines with their CRLFs) as a map.
-fn parse_trailers(section: &[u8]) -> Result<HeaderMap, String> {
+pub(super) fn parse_trailers(section: &[u8]) -> Result<HeaderMap, String> {
     let mut lines = section.to_vec();
     lines.extend_from_slice(b"\r\n");
     let mut fields = [httparse::EMPTY_HEADER; 64];
