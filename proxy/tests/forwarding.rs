@@ -614,54 +614,18 @@ async fn upstream_tls_origination_with_sni_ca_and_alpn() {
     assert!(body.contains("TLS handshake with"), "{body}");
 }
 
-/// An upstream that answers every request with `ok` and closes its connection `close_after`
-/// later without announcing it (as a server's keep-alive timeout does). Returns its address,
-/// the connections it accepted and the request lines it read.
-async fn closing_upstream(
-    close_after: Duration,
-) -> (
-    std::net::SocketAddr,
-    std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-) {
-    use std::sync::atomic::Ordering;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let conns = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (c, ls) = (conns.clone(), lines.clone());
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            c.fetch_add(1, Ordering::SeqCst);
-            let ls = ls.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                ls.lock()
-                    .unwrap()
-                    .push(text.lines().next().unwrap().to_owned());
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
-                tokio::time::sleep(close_after).await;
-            });
-        }
-    });
-    (addr, conns, lines)
-}
-
 #[tokio::test]
 async fn an_upstream_connection_closed_while_idle_is_replaced_without_failing_a_request() {
     use std::sync::atomic::Ordering;
-    let (addr, conns, lines) = closing_upstream(Duration::from_millis(150)).await;
+    // Every request gets `ok`; the connection closes 150 ms later without announcing it (as
+    // a server's keep-alive timeout does).
+    let (addr, conns, heads) = scripted_upstream(|_| {
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+            Some(Duration::from_millis(150)),
+        )
+    })
+    .await;
     let p = Proxy::start(&format!("listeners:\n{}", http_listener("web", addr, ""))).await;
 
     // On one client connection: the upstream closes the connection it is bound to between two
@@ -684,7 +648,12 @@ async fn an_upstream_connection_closed_while_idle_is_replaced_without_failing_a_
     assert_eq!(conns.load(Ordering::SeqCst), 4);
     // Requests go upstream in origin form.
     assert_eq!(
-        *lines.lock().unwrap(),
+        *heads
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|h| h.lines().next().unwrap())
+            .collect::<Vec<_>>(),
         [
             "GET /a HTTP/1.1",
             "GET /b HTTP/1.1",
@@ -726,10 +695,12 @@ async fn keepalive_exchange(s: &mut tokio::net::TcpStream, req: &[u8]) -> String
     }
 }
 
-/// A scripted HTTP/1.1 upstream: one response per request line's path, many requests per
-/// connection (until a response that closes it). Returns its address, the connections it
-/// accepted and the request heads it read.
-async fn scripted_upstream() -> (
+/// A scripted HTTP/1.1 upstream: `respond` gives the bytes to answer a request path with,
+/// and whether to close the connection that long after (else it takes the next request).
+/// Returns its address, the connections it accepted and the request heads it read.
+async fn scripted_upstream(
+    respond: fn(&str) -> (Vec<u8>, Option<Duration>),
+) -> (
     std::net::SocketAddr,
     std::sync::Arc<std::sync::atomic::AtomicUsize>,
     std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -762,29 +733,7 @@ async fn scripted_upstream() -> (
                     buf.drain(..end);
                     hs.lock().unwrap().push(head.clone());
                     let path = head.split(' ').nth(1).unwrap_or("").to_owned();
-                    let resp: Vec<u8> = match path.as_str() {
-                        "/len" => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello".to_vec(),
-                        "/head" => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n".to_vec(),
-                        "/none" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
-                        "/big" => {
-                            let mut r =
-                                b"HTTP/1.1 200 OK\r\ncontent-length: 300000\r\n\r\n".to_vec();
-                            r.extend(std::iter::repeat_n(b'x', 300_000));
-                            r
-                        }
-                        "/chunked" => {
-                            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\
-                            trailer: x-t\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-t: done\r\n\r\n"
-                                .to_vec()
-                        }
-                        "/close" => {
-                            b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil close".to_vec()
-                        }
-                        "/badchunk" => {
-                            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n".to_vec()
-                        }
-                        _ => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec(),
-                    };
+                    let (resp, close) = respond(&path);
                     // Large bodies arrive in pieces, as from a real upstream.
                     for piece in resp.chunks(64 * 1024) {
                         if s.write_all(piece).await.is_err() {
@@ -792,7 +741,8 @@ async fn scripted_upstream() -> (
                         }
                         tokio::time::sleep(Duration::from_millis(2)).await;
                     }
-                    if matches!(path.as_str(), "/close" | "/badchunk") {
+                    if let Some(after) = close {
+                        tokio::time::sleep(after).await;
                         return;
                     }
                 }
@@ -802,10 +752,32 @@ async fn scripted_upstream() -> (
     (addr, conns, heads)
 }
 
+/// The scripted upstream of the HTTP/2 → native HTTP/1.1 test: a response per path.
+fn framed_responses(path: &str) -> (Vec<u8>, Option<Duration>) {
+    let resp: Vec<u8> = match path {
+        "/len" => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello".to_vec(),
+        "/head" => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n".to_vec(),
+        "/none" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+        "/big" => {
+            let mut r = b"HTTP/1.1 200 OK\r\ncontent-length: 300000\r\n\r\n".to_vec();
+            r.extend(std::iter::repeat_n(b'x', 300_000));
+            r
+        }
+        "/chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\
+            trailer: x-t\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-t: done\r\n\r\n"
+            .to_vec(),
+        "/close" => b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil close".to_vec(),
+        "/badchunk" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n".to_vec(),
+        _ => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec(),
+    };
+    let close = matches!(path, "/close" | "/badchunk").then_some(Duration::ZERO);
+    (resp, close)
+}
+
 #[tokio::test]
 async fn http2_clients_reach_an_http1_upstream_on_reused_native_connections() {
     use std::sync::atomic::Ordering;
-    let (addr, conns, heads) = scripted_upstream().await;
+    let (addr, conns, heads) = scripted_upstream(framed_responses).await;
     let p = Proxy::start(&format!(
         "listeners:\n{}",
         http_listener("web", addr, "    upstream_protocol: http1\n")
