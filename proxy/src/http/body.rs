@@ -341,7 +341,7 @@ impl Drop for FlowGuard {
 pub enum UpBody {
     Hyper(Incoming),
     Native(Box<crate::http::h1::client::NativeBody>),
-    Buffered(Option<Bytes>),
+    Buffered(http_body_util::Full<Bytes>),
 }
 
 impl Body for UpBody {
@@ -355,7 +355,7 @@ impl Body for UpBody {
         match self.get_mut() {
             UpBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             UpBody::Native(b) => Pin::new(&mut **b).poll_frame(cx),
-            UpBody::Buffered(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+            UpBody::Buffered(b) => Pin::new(b).poll_frame(cx).map_err(|e| match e {}),
         }
     }
 
@@ -363,7 +363,7 @@ impl Body for UpBody {
         match self {
             UpBody::Hyper(b) => b.is_end_stream(),
             UpBody::Native(b) => b.is_end_stream(),
-            UpBody::Buffered(b) => b.is_none(),
+            UpBody::Buffered(b) => b.is_end_stream(),
         }
     }
 
@@ -371,7 +371,7 @@ impl Body for UpBody {
         match self {
             UpBody::Hyper(b) => b.size_hint(),
             UpBody::Native(b) => b.size_hint(),
-            UpBody::Buffered(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            UpBody::Buffered(b) => b.size_hint(),
         }
     }
 }

@@ -15,6 +15,7 @@ use std::task::{ready, Context, Poll};
 use bytes::{Buf, Bytes};
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
 
 use super::codec::{ChunkedScanner, Framing};
 use super::conn::{self, Stop, Upstream, READ_SIZE};
@@ -69,12 +70,12 @@ impl HttpProxy {
         let body = match head.framing {
             Framing::Empty => {
                 self.release(up, reusable);
-                UpBody::Buffered(None)
+                UpBody::Buffered(Full::default())
             }
             Framing::Length(n) if n <= up.buf.len() as u64 => {
                 let data = up.buf.split_to(n as usize).freeze();
                 self.release(up, reusable);
-                UpBody::Buffered((!data.is_empty()).then_some(data))
+                UpBody::Buffered(Full::new(data))
             }
             framing => UpBody::Native(Box::new(NativeBody {
                 up: Some(up),
