@@ -406,8 +406,18 @@ fn config_error(e: &ConfigError) -> ExitCode {
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.runtime.workers)
+    // One worker runs on tokio's current-thread scheduler: every task, the I/O driver and the
+    // timers share the thread that accepts, so a wake-up is a queue push, never a cross-thread
+    // notify. With HTTP/2 load on one core that is 1.1–1.6x the requests per second of a
+    // one-worker multi-thread runtime at about half the p99 (benches/README.md, 2026-11-23).
+    let mut builder = if config.runtime.workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(config.runtime.workers);
+        b
+    };
+    let rt = builder
         .thread_name("strait-worker")
         .enable_all()
         .build()

@@ -83,8 +83,13 @@ struct Strait {
 
 impl Strait {
     /// `listeners` is the YAML list body; `{port:NAME}` placeholders are given free ports,
-    /// readable afterwards with `port()`.
+    /// readable afterwards with `port()`. Two workers: the multi-thread runtime.
     fn start(listeners: &str) -> (Self, Vec<(String, u16)>) {
+        Self::start_with_workers(listeners, 2)
+    }
+
+    /// `runtime.workers: 1` runs strait on the current-thread runtime instead.
+    fn start_with_workers(listeners: &str, workers: usize) -> (Self, Vec<(String, u16)>) {
         let dir = tempfile::tempdir().unwrap();
         let mut yaml = listeners.to_owned();
         let mut ports = Vec::new();
@@ -101,7 +106,7 @@ impl Strait {
         std::fs::write(
             &cfg,
             format!(
-                "admin: {{ address: {admin} }}\nruntime: {{ workers: 2, shutdown_grace: 10s }}\nflows: {{ sink: file, path: {} }}\nlisteners:\n{yaml}",
+                "admin: {{ address: {admin} }}\nruntime: {{ workers: {workers}, shutdown_grace: 10s }}\nflows: {{ sink: file, path: {} }}\nlisteners:\n{yaml}",
                 flows.display()
             ),
         )
@@ -560,9 +565,13 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     let up = Upstream::start().await;
     let upa = up.addr;
     tokio::task::spawn_blocking(move || {
-        let (mut s, ports) = Strait::start(&format!(
-            "  - {{ name: web, address: 127.0.0.1:{{port:web}}, protocol: http, upstream: {upa} }}\n"
-        ));
+        // One worker: signals and the drain also work on the current-thread runtime.
+        let (mut s, ports) = Strait::start_with_workers(
+            &format!(
+                "  - {{ name: web, address: 127.0.0.1:{{port:web}}, protocol: http, upstream: {upa} }}\n"
+            ),
+            1,
+        );
         let web = port(&ports, "web");
         let slow = std::thread::spawn(move || curl(&[&format!("http://127.0.0.1:{web}/slow/1500")]));
         std::thread::sleep(Duration::from_millis(400));
@@ -743,7 +752,9 @@ async fn policy_edit_changes_the_verdict_on_an_open_keepalive_connection() {
         let policy = dir.path().join("policy.yaml");
         let allow_a = l7_policy(upstream.port(), &[r#"{ method: GET, path: "/a" }"#]);
         std::fs::write(&policy, &allow_a).unwrap();
-        let (s, ports) = Strait::start(&l7_listener("web", upstream, &policy));
+        // One worker: the reload's compile (spawn_blocking) and the filter VMs share the
+        // current-thread runtime with the open connection.
+        let (s, ports) = Strait::start_with_workers(&l7_listener("web", upstream, &policy), 1);
         let mut conn = std::net::TcpStream::connect(("127.0.0.1", port(&ports, "web"))).unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
