@@ -15,8 +15,8 @@ use http::{Method, StatusCode};
 use wasmtime::{Caller, Linker};
 
 use super::host::{
-    parse_pairs, serialize_pairs_into, status::*, BodyKind, HostState, KafkaTopics, LocalReply,
-    Outbound, Props,
+    join_values, parse_pairs, serialize_pairs_into, serialize_pairs_lower_into, status::*,
+    BodyKind, HostState, KafkaTopics, LocalReply, Outbound, Props,
 };
 use super::shared::{MetricKind, QueueOwner};
 
@@ -128,10 +128,6 @@ const GRPC_TRAILING_METADATA: u32 = 5;
 const CALL_RESPONSE_HEADERS: u32 = 6;
 const CALL_RESPONSE_TRAILERS: u32 = 7;
 
-fn request_authority(p: &http::request::Parts) -> &[u8] {
-    super::stream::authority(&p.uri, p.headers.get(http::header::HOST))
-}
-
 /// Largest [`HostState::scratch`] kept between calls (a huge map's buffer is not held on to).
 const SCRATCH_KEEP: usize = 16 << 10;
 
@@ -144,12 +140,12 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
     let stream = || st.streams.get(&st.effective);
     match t {
         REQUEST_HEADERS => {
-            let Some((p, tls)) = stream().and_then(|s| s.req.as_ref().map(|p| (p, s.info.tls)))
-            else {
+            let Some((s, p)) = stream().and_then(|s| s.req.as_ref().map(|p| (s, p))) else {
                 return false;
             };
+            let tls = s.info.tls;
             let pseudo: [(&[u8], &[u8]); 4] = [
-                (b":authority", request_authority(p)),
+                (b":authority", s.request_authority().unwrap_or(b"")),
                 (
                     b":path",
                     p.uri
@@ -165,14 +161,20 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
                         .as_bytes(),
                 ),
             ];
-            serialize_pairs_into(out, pseudo.into_iter().chain(hdrs(&p.headers)));
+            match &s.req_fields {
+                Some(raw) => serialize_pairs_lower_into(out, pseudo.into_iter().chain(raw.iter())),
+                None => serialize_pairs_into(out, pseudo.into_iter().chain(hdrs(&p.headers))),
+            }
         }
         RESPONSE_HEADERS => {
-            let Some(p) = stream().and_then(|s| s.resp.as_ref()) else {
+            let Some((s, p)) = stream().and_then(|s| s.resp.as_ref().map(|p| (s, p))) else {
                 return false;
             };
             let status: [(&[u8], &[u8]); 1] = [(b":status", p.status.as_str().as_bytes())];
-            serialize_pairs_into(out, status.into_iter().chain(hdrs(&p.headers)));
+            match &s.resp_fields {
+                Some(raw) => serialize_pairs_lower_into(out, status.into_iter().chain(raw.iter())),
+                None => serialize_pairs_into(out, status.into_iter().chain(hdrs(&p.headers))),
+            }
         }
         REQUEST_TRAILERS | RESPONSE_TRAILERS => {
             let s = stream();
@@ -204,7 +206,8 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
 }
 
 /// Makes map `t`'s fields a `HeaderMap` when it is a head the native engine still holds raw
-/// (see [`super::host::RawFields`]); called before a map is read or changed.
+/// (see [`super::host::RawFields`]); called before a map is changed. Reads take raw fields
+/// where they are, so a filter that only reads a head leaves it as it arrived.
 fn fields(st: &mut HostState, t: u32) {
     let request = match t {
         REQUEST_HEADERS => true,
@@ -216,21 +219,9 @@ fn fields(st: &mut HostState, t: u32) {
     }
 }
 
-/// The same for the properties read from a head's fields.
-fn property_fields(st: &mut HostState, path: &[&str]) {
-    match path {
-        ["request", "host" | "id" | "referer" | "useragent" | "headers", ..] => {
-            fields(st, REQUEST_HEADERS);
-        }
-        ["response", "headers", ..] => fields(st, RESPONSE_HEADERS),
-        _ => {}
-    }
-}
-
 /// Runs `f` with map `t` serialised (the empty map when it does not exist now), in the VM's
 /// reusable buffer.
 fn with_map_pairs<T>(c: &mut C<'_>, t: u32, f: impl FnOnce(&mut C<'_>, &[u8]) -> T) -> T {
-    fields(c.data_mut(), t);
     let mut buf = std::mem::take(&mut c.data_mut().scratch);
     buf.clear();
     if !map_pairs(c.data(), t, &mut buf) {
@@ -244,16 +235,7 @@ fn with_map_pairs<T>(c: &mut C<'_>, t: u32, f: impl FnOnce(&mut C<'_>, &[u8]) ->
 }
 
 fn map_value(st: &HostState, t: u32, key: &str) -> Option<Vec<u8>> {
-    let join = |h: &HeaderMap| {
-        let mut it = h.get_all(key).iter();
-        let first = it.next()?;
-        let mut v = first.as_bytes().to_vec();
-        for x in it {
-            v.push(b',');
-            v.extend_from_slice(x.as_bytes());
-        }
-        Some(v)
-    };
+    let join = |h: &HeaderMap| join_values(h.get_all(key).iter().map(|v| v.as_bytes()));
     match t {
         REQUEST_HEADERS | REQUEST_TRAILERS | RESPONSE_HEADERS | RESPONSE_TRAILERS => {
             let s = st.streams.get(&st.effective)?;
@@ -261,7 +243,7 @@ fn map_value(st: &HostState, t: u32, key: &str) -> Option<Vec<u8>> {
                 REQUEST_HEADERS => {
                     let p = s.req.as_ref()?;
                     match key {
-                        ":authority" => Some(request_authority(p).to_vec()),
+                        ":authority" => s.request_authority().map(<[u8]>::to_vec),
                         ":path" => Some(
                             p.uri
                                 .path_and_query()
@@ -277,7 +259,7 @@ fn map_value(st: &HostState, t: u32, key: &str) -> Option<Vec<u8>> {
                                 .as_bytes()
                                 .to_vec(),
                         ),
-                        _ => join(&p.headers),
+                        _ => s.field_values(true, key),
                     }
                 }
                 RESPONSE_HEADERS => {
@@ -285,7 +267,7 @@ fn map_value(st: &HostState, t: u32, key: &str) -> Option<Vec<u8>> {
                     if key == ":status" {
                         return Some(p.status.as_str().as_bytes().to_vec());
                     }
-                    join(&p.headers)
+                    s.field_values(false, key)
                 }
                 REQUEST_TRAILERS => join(s.req_trailers.as_ref()?),
                 _ => join(s.resp_trailers.as_ref()?),
@@ -494,8 +476,7 @@ fn property(st: &HostState, path: &[&str]) -> Option<Vec<u8>> {
     let i = &s.info;
     let req = s.req.as_ref();
     // Request headers are readable while the request head is in the filter's hands.
-    let header =
-        |name: &str| -> Option<Vec<u8>> { req?.headers.get(name).map(|v| v.as_bytes().to_vec()) };
+    let header = |name: &str| -> Option<Vec<u8>> { s.first_field(true, name).map(<[u8]>::to_vec) };
     let v = match path {
         ["strait", "source_identity"] => i.identity.map(|x| x.to_string().into_bytes()),
         ["strait", "destination_identity"] => {
@@ -533,8 +514,8 @@ fn property(st: &HostState, path: &[&str]) -> Option<Vec<u8>> {
             Some(r) => r.method.as_str().as_bytes().to_vec(),
             None => i.method().as_bytes().to_vec(),
         }),
-        ["request", "host"] => Some(match req {
-            Some(r) => request_authority(r).to_vec(),
+        ["request", "host"] => Some(match s.request_authority() {
+            Some(a) => a.to_vec(),
             None => i.host().to_vec(),
         }),
         ["request", "id"] => header("x-request-id"),
@@ -565,10 +546,7 @@ fn property(st: &HostState, path: &[&str]) -> Option<Vec<u8>> {
                 _ => None,
             }
         }
-        ["response", "headers", name] => s
-            .resp
-            .as_ref()
-            .and_then(|r| r.headers.get(*name).map(|v| v.as_bytes().to_vec())),
+        ["response", "headers", name] => s.first_field(false, name).map(<[u8]>::to_vec),
         _ => None,
     };
     v.or_else(|| s.props.get(&key).map(|b| b.to_vec()))
@@ -837,7 +815,6 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
                 Ok(k) => k.to_ascii_lowercase(),
                 Err(s) => return Ok(s),
             };
-            fields(c.data_mut(), t);
             match map_value(c.data(), t, &key) {
                 Some(v) => give(&mut c, &v, pp, sp),
                 None => Ok(NOT_FOUND),
@@ -885,7 +862,6 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
             };
             let path = String::from_utf8_lossy(&raw);
             let segs: Vec<&str> = path.trim_end_matches('\0').split('\0').collect();
-            property_fields(c.data_mut(), &segs);
             match property(c.data(), &segs) {
                 Some(v) => give(&mut c, &v, pp, sp),
                 None => Ok(NOT_FOUND),

@@ -104,6 +104,21 @@ impl RawFields {
         self.spans.len()
     }
 
+    /// The fields in the order they arrived, names as sent (any case).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let u = |r: &Range<u32>| r.start as usize..r.end as usize;
+        self.spans
+            .iter()
+            .map(move |(n, v)| (&self.buf[u(n)], &self.buf[u(v)]))
+    }
+
+    /// The values of the fields named `name` (compared without case), in order.
+    pub fn get_all<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
@@ -121,6 +136,17 @@ impl RawFields {
         }
         Ok(map)
     }
+}
+
+/// The values of one field joined with `,` (the proxy-wasm form of a repeated field); `None`
+/// when there are none.
+pub fn join_values<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
+    let mut v = values.next()?.to_vec();
+    for x in values {
+        v.push(b',');
+        v.extend_from_slice(x);
+    }
+    Some(v)
 }
 
 /// One HTTP stream's data as seen by one VM.
@@ -210,6 +236,50 @@ impl StreamSlot {
                 tracing::error!(listener = %self.info.listener, source = %self.info.source, "a parsed head's fields could not be handed to a filter ({m}); resetting the stream");
                 self.close = true;
             }
+        }
+    }
+
+    /// The values of field `name` (lower case) of the request (`request`) or response head,
+    /// joined with `,`; `None` when there is no such head or field. Raw fields are read where
+    /// they are: reading a head leaves it as it arrived (see [`RawFields`]).
+    pub fn field_values(&self, request: bool, name: &str) -> Option<Vec<u8>> {
+        let (raw, headers) = self.head_fields(request)?;
+        match raw {
+            Some(r) => join_values(r.get_all(name.as_bytes())),
+            None => join_values(headers.get_all(name).iter().map(|v| v.as_bytes())),
+        }
+    }
+
+    /// The first value of field `name` of the request (`request`) or response head, raw or
+    /// not.
+    pub fn first_field(&self, request: bool, name: &str) -> Option<&[u8]> {
+        match self.head_fields(request)? {
+            (Some(r), _) => r
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|(_, v)| v),
+            (None, h) => h.get(name).map(|v| v.as_bytes()),
+        }
+    }
+
+    /// The request's authority (`:authority`): the target's, else the `host` field's, else
+    /// empty; `None` without a request head.
+    pub fn request_authority(&self) -> Option<&[u8]> {
+        let p = self.req.as_ref()?;
+        Some(match p.uri.authority() {
+            Some(a) => a.as_str().as_bytes(),
+            None => self.first_field(true, "host").unwrap_or(b""),
+        })
+    }
+
+    /// A head's raw fields (when still raw) and its `HeaderMap` (empty while raw).
+    pub fn head_fields(&self, request: bool) -> Option<(Option<&RawFields>, &HeaderMap)> {
+        if request {
+            let p = self.req.as_ref()?;
+            Some((self.req_fields.as_ref(), &p.headers))
+        } else {
+            let p = self.resp.as_ref()?;
+            Some((self.resp_fields.as_ref(), &p.headers))
         }
     }
 
@@ -424,6 +494,23 @@ pub fn serialize_pairs_into<'a>(
     out: &mut Vec<u8>,
     pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
 ) {
+    serialize(out, pairs, false);
+}
+
+/// [`serialize_pairs_into`] with the names in lower case (raw HTTP/1.1 fields keep the case
+/// they were sent in; filters get names in lower case, HTTP/2's form).
+pub fn serialize_pairs_lower_into<'a>(
+    out: &mut Vec<u8>,
+    pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+) {
+    serialize(out, pairs, true);
+}
+
+fn serialize<'a>(
+    out: &mut Vec<u8>,
+    pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    lower: bool,
+) {
     let pairs: SmallVec<[(&[u8], &[u8]); 32]> = pairs.into_iter().collect();
     let size = 4 + pairs
         .iter()
@@ -436,7 +523,11 @@ pub fn serialize_pairs_into<'a>(
         out.extend_from_slice(&(v.len() as u32).to_le_bytes());
     }
     for (k, v) in &pairs {
+        let at = out.len();
         out.extend_from_slice(k);
+        if lower {
+            out[at..].make_ascii_lowercase();
+        }
         out.push(0);
         out.extend_from_slice(v);
         out.push(0);
@@ -469,6 +560,7 @@ pub fn parse_pairs(data: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -493,6 +585,87 @@ mod tests {
         assert!(p.get("x").is_none());
         assert_eq!(p.0.len(), 2);
         assert!(matches!(p.0[0].0, Cow::Borrowed(_)));
+    }
+
+    /// A head the native engine parsed, as raw fields.
+    fn raw_head(head: &'static [u8]) -> RawFields {
+        let buf = Bytes::from_static(head);
+        let mut hs = [httparse::EMPTY_HEADER; 16];
+        let mut req = httparse::Request::new(&mut hs);
+        assert!(req.parse(&buf).unwrap().is_complete());
+        let at = |s: &[u8]| {
+            let start = s.as_ptr() as usize - buf.as_ptr() as usize;
+            start..start + s.len()
+        };
+        let spans: Vec<_> = req
+            .headers
+            .iter()
+            .map(|h| (at(h.name.as_bytes()), at(h.value)))
+            .collect();
+        RawFields::new(buf.clone(), spans.into_iter())
+    }
+
+    fn slot() -> StreamSlot {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        StreamSlot::new(Arc::new(StreamInfo {
+            listener: Arc::from("l"),
+            source: addr,
+            destination: addr,
+            upstream: Arc::from("u"),
+            protocol: "HTTP/1.1",
+            tls: false,
+            identity: None,
+            destination_identity: None,
+            start: std::time::SystemTime::now(),
+            request: None,
+            policy: Default::default(),
+            wake: Default::default(),
+        }))
+    }
+
+    /// Reading raw fields answers what reading their `HeaderMap` answers, and leaves them raw.
+    #[test]
+    fn raw_fields_read_like_their_map() {
+        let raw =
+            raw_head(b"GET /p HTTP/1.1\r\nHost: h.example\r\nX-A: 1\r\nx-b: 2\r\nX-a: 3\r\n\r\n");
+        let parts = || http::Request::new(()).into_parts().0;
+        let mut raw_slot = slot();
+        raw_slot.req = Some(parts());
+        raw_slot.req_fields = Some(raw.clone());
+        let mut map_slot = slot();
+        map_slot.req = Some(parts());
+        map_slot.req.as_mut().unwrap().headers = raw.to_map().unwrap();
+        for name in ["x-a", "x-b", "host", "missing", ":path"] {
+            assert_eq!(
+                raw_slot.field_values(true, name),
+                map_slot.field_values(true, name),
+                "{name}"
+            );
+            assert_eq!(
+                raw_slot.first_field(true, name),
+                map_slot.first_field(true, name),
+                "{name}"
+            );
+        }
+        assert_eq!(raw_slot.field_values(true, "x-a"), Some(b"1,3".to_vec()));
+        assert_eq!(raw_slot.request_authority(), Some(&b"h.example"[..]));
+        assert_eq!(map_slot.request_authority(), Some(&b"h.example"[..]));
+        assert_eq!(
+            raw_slot.field_values(false, "x-a"),
+            None,
+            "no response head"
+        );
+        assert!(raw_slot.req_fields.is_some(), "reads leave the fields raw");
+
+        // Serialised for the guest: wire order, names in lower case.
+        let mut out = Vec::new();
+        serialize_pairs_lower_into(&mut out, raw.iter());
+        let names: Vec<String> = parse_pairs(&out)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(names, ["host", "x-a", "x-b", "x-a"]);
     }
 
     #[test]
