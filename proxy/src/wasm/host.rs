@@ -78,9 +78,10 @@ pub enum BodyKind {
 }
 
 /// A head's fields as the native HTTP/1.1 engine parsed them: the head's bytes and where each
-/// name and value lies in them. They become the head's `HeaderMap` only when a host call reads
-/// or changes that map ([`StreamSlot::fields`]), so a filter that never looks at a head's
-/// fields does not pay for building one, and the head goes on as it arrived.
+/// name and value lies in them. Host calls that read the head (map pairs, one value,
+/// `request.headers.*` properties, `:authority`) read them in place; they become the head's
+/// `HeaderMap` only when a host call changes that map ([`StreamSlot::fields`]). A filter that
+/// only reads a head does not pay for building one, and the head goes on as it arrived.
 #[derive(Debug, Clone)]
 pub struct RawFields {
     buf: Bytes,

@@ -323,9 +323,10 @@ impl ResponseSide for http::response::Parts {}
 impl ResponseSide for Native<http::response::Parts> {}
 
 /// A head from the native HTTP/1.1 engine: method and target (or status) as `http` types,
-/// the fields raw until a host call needs them (then `parts.headers` holds them and `raw` is
-/// `None`). A head that comes back from the chain with `raw` still set is unchanged: no
-/// filter read or edited its fields, and pseudo-header edits need the fields too.
+/// the fields raw until a host call edits the head (then `parts.headers` holds them and `raw`
+/// is `None`; reads take the raw fields in place). A head that comes back from the chain with
+/// `raw` still set is unchanged: no filter edited it, and pseudo-header edits make the fields
+/// a map too.
 pub struct Native<P> {
     pub parts: P,
     pub raw: Option<RawFields>,

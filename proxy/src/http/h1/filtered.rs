@@ -237,7 +237,7 @@ impl<S: AsyncStream> Conn<'_, S> {
         }
         self.decided(outcome, guard)?;
         if !native.touched() {
-            // No filter read or changed the fields: the head goes on as without filters.
+            // No filter changed the head: it goes on as without filters.
             codec::write_request(
                 &mut self.out,
                 &buf,
