@@ -114,7 +114,10 @@ impl RawFields {
     }
 
     /// The values of the fields named `name` (compared without case), in order.
-    pub fn get_all<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    pub fn get_all<'a, 'n>(
+        &'a self,
+        name: &'n [u8],
+    ) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
         self.iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
@@ -255,10 +258,7 @@ impl StreamSlot {
     /// not.
     pub fn first_field(&self, request: bool, name: &str) -> Option<&[u8]> {
         match self.head_fields(request)? {
-            (Some(r), _) => r
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-                .map(|(_, v)| v),
+            (Some(r), _) => r.get_all(name.as_bytes()).next(),
             (None, h) => h.get(name).map(|v| v.as_bytes()),
         }
     }
@@ -267,10 +267,10 @@ impl StreamSlot {
     /// empty; `None` without a request head.
     pub fn request_authority(&self) -> Option<&[u8]> {
         let p = self.req.as_ref()?;
-        Some(match p.uri.authority() {
-            Some(a) => a.as_str().as_bytes(),
-            None => self.first_field(true, "host").unwrap_or(b""),
-        })
+        Some(super::stream::authority(
+            &p.uri,
+            self.first_field(true, "host"),
+        ))
     }
 
     /// A head's raw fields (when still raw) and its `HeaderMap` (empty while raw).

@@ -67,16 +67,19 @@ impl RequestLine {
 
     /// The authority of the target, else the `host` header (raw bytes), else empty.
     pub fn host(&self) -> &[u8] {
-        authority(&self.uri, self.host.as_ref())
+        authority(
+            &self.uri,
+            self.host.as_ref().map(http::HeaderValue::as_bytes),
+        )
     }
 }
 
 /// A request's authority as filters see it (`:authority`, `request.host`): the target's,
 /// else the `host` header's raw bytes, else empty.
-pub(crate) fn authority<'a>(uri: &'a http::Uri, host: Option<&'a http::HeaderValue>) -> &'a [u8] {
+pub(crate) fn authority<'a>(uri: &'a http::Uri, host: Option<&'a [u8]>) -> &'a [u8] {
     match (uri.authority(), host) {
         (Some(a), _) => a.as_str().as_bytes(),
-        (None, Some(h)) => h.as_bytes(),
+        (None, Some(h)) => h,
         (None, None) => b"",
     }
 }
