@@ -16,7 +16,7 @@ use wasmtime::{Caller, Linker};
 
 use super::host::{
     join_values, parse_pairs, serialize_pairs_into, serialize_pairs_lower_into, status::*,
-    BodyKind, HostState, KafkaTopics, LocalReply, Outbound, Props,
+    BodyKind, HostState, KafkaTopics, LocalReply, Outbound, Props, RawFields,
 };
 use super::shared::{MetricKind, QueueOwner};
 
@@ -137,6 +137,18 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
     fn hdrs(h: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
         h.iter().map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
     }
+    /// A head: its pseudo-headers, then its fields, raw (names lower-cased) or from the map.
+    fn head<'a, const N: usize>(
+        out: &mut Vec<u8>,
+        pseudo: [(&'a [u8], &'a [u8]); N],
+        raw: Option<&'a RawFields>,
+        map: &'a HeaderMap,
+    ) {
+        match raw {
+            Some(r) => serialize_pairs_lower_into(out, pseudo.into_iter().chain(r.iter())),
+            None => serialize_pairs_into(out, pseudo.into_iter().chain(hdrs(map))),
+        }
+    }
     let stream = || st.streams.get(&st.effective);
     match t {
         REQUEST_HEADERS => {
@@ -161,20 +173,14 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
                         .as_bytes(),
                 ),
             ];
-            match &s.req_fields {
-                Some(raw) => serialize_pairs_lower_into(out, pseudo.into_iter().chain(raw.iter())),
-                None => serialize_pairs_into(out, pseudo.into_iter().chain(hdrs(&p.headers))),
-            }
+            head(out, pseudo, s.req_fields.as_ref(), &p.headers);
         }
         RESPONSE_HEADERS => {
             let Some((s, p)) = stream().and_then(|s| s.resp.as_ref().map(|p| (s, p))) else {
                 return false;
             };
             let status: [(&[u8], &[u8]); 1] = [(b":status", p.status.as_str().as_bytes())];
-            match &s.resp_fields {
-                Some(raw) => serialize_pairs_lower_into(out, status.into_iter().chain(raw.iter())),
-                None => serialize_pairs_into(out, status.into_iter().chain(hdrs(&p.headers))),
-            }
+            head(out, status, s.resp_fields.as_ref(), &p.headers);
         }
         REQUEST_TRAILERS | RESPONSE_TRAILERS => {
             let s = stream();

@@ -107,10 +107,9 @@ impl RawFields {
 
     /// The fields in the order they arrived, names as sent (any case).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        let u = |r: &Range<u32>| r.start as usize..r.end as usize;
         self.spans
             .iter()
-            .map(move |(n, v)| (&self.buf[u(n)], &self.buf[u(v)]))
+            .map(move |(n, v)| (&self.buf[span(n)], &self.buf[span(v)]))
     }
 
     /// The values of the fields named `name` (compared without case), in order.
@@ -129,17 +128,21 @@ impl RawFields {
 
     /// The fields as a map whose values share the head's bytes (nothing is copied).
     pub fn to_map(&self) -> Result<HeaderMap, String> {
-        let u = |r: &Range<u32>| r.start as usize..r.end as usize;
         let mut map = HeaderMap::with_capacity(self.spans.len());
         for (n, v) in self.spans.iter() {
-            let name = HeaderName::from_bytes(&self.buf[u(n)])
+            let name = HeaderName::from_bytes(&self.buf[span(n)])
                 .map_err(|_| "invalid header name".to_owned())?;
-            let value = HeaderValue::from_maybe_shared(self.buf.slice(u(v)))
+            let value = HeaderValue::from_maybe_shared(self.buf.slice(span(v)))
                 .map_err(|_| "invalid header value".to_owned())?;
             map.append(name, value);
         }
         Ok(map)
     }
+}
+
+/// A stored span as a slice range.
+fn span(r: &Range<u32>) -> Range<usize> {
+    r.start as usize..r.end as usize
 }
 
 /// The values of one field joined with `,` (the proxy-wasm form of a repeated field); `None`
