@@ -838,8 +838,21 @@ async fn http2_clients_reach_an_http1_upstream_on_reused_native_connections() {
     assert!(failed);
     assert_eq!(h2_get(&mut send, "/len").await, "hello");
 
+    // Cookies sent as separate HTTP/2 fields go upstream as one line (RFC 9113 §8.2.3).
+    let mut req = get("GET", "/len");
+    for c in ["a=1", "b=2; c=3"] {
+        req.headers_mut()
+            .append("cookie", http::HeaderValue::from_static(c));
+    }
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.into_body().collect().await.unwrap();
+
     // Requests go upstream in origin form with host and forwarding fields.
     let heads = heads.lock().unwrap().clone();
+    let last = heads.last().unwrap().to_ascii_lowercase();
+    assert_eq!(last.matches("cookie:").count(), 1, "{last}");
+    assert!(last.contains("cookie: a=1; b=2; c=3\r\n"), "{last}");
     assert!(heads[0].starts_with("GET /len HTTP/1.1\r\n"), "{heads:?}");
     let first = heads[0].to_ascii_lowercase();
     assert!(first.contains("host: example.test\r\n"), "{first}");

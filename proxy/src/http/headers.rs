@@ -1,4 +1,5 @@
-//! Header rules of a proxy (RFC 9110 §7.6): hop-by-hop removal, `x-forwarded-*`, `via`.
+//! Header rules of a proxy (RFC 9110 §7.6): hop-by-hop removal, `x-forwarded-*`, `via`, and
+//! HTTP/2 `cookie` fields joined for HTTP/1.1.
 
 use std::net::IpAddr;
 
@@ -73,6 +74,29 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: Option<&HeaderValue>) {
     if let Some(proto) = upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, proto.clone());
+    }
+}
+
+/// Joins the `cookie` fields of an HTTP/2 request into one, with `"; "` between them, for an
+/// HTTP/1.1 upstream. HTTP/2 clients send each cookie as its own field so that HPACK can index
+/// them one by one (RFC 9113 §8.2.3), and the same section requires them to be concatenated
+/// this way before the request enters an HTTP/1.1 connection: there only one `Cookie` line is
+/// allowed (RFC 6265 §5.4), and servers commonly read just the first one.
+pub fn join_cookies(h: &mut HeaderMap) {
+    let mut values = h.get_all(header::COOKIE).iter();
+    if values.next().is_none() || values.next().is_none() {
+        return;
+    }
+    let mut joined = Vec::new();
+    for v in h.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    // Valid field values joined by "; " are a valid field value.
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        h.insert(header::COOKIE, v);
     }
 }
 
@@ -202,6 +226,22 @@ mod tests {
         assert_eq!(h["connection"], "upgrade");
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["sec-websocket-key"], "k");
+    }
+
+    #[test]
+    fn cookie_fields_are_joined_in_order() {
+        let mut h = map(&[("cookie", "a=1"), ("x-other", "o"), ("cookie", "b=2; c=3")]);
+        join_cookies(&mut h);
+        let cookies: Vec<_> = h.get_all("cookie").iter().collect();
+        assert_eq!(cookies, ["a=1; b=2; c=3"]);
+        assert_eq!(h["x-other"], "o");
+        // One field or none: left as it is.
+        let mut h = map(&[("cookie", "a=1")]);
+        join_cookies(&mut h);
+        assert_eq!(h["cookie"], "a=1");
+        let mut h = map(&[("x-other", "o")]);
+        join_cookies(&mut h);
+        assert!(h.get("cookie").is_none());
     }
 
     #[test]

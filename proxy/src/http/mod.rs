@@ -487,6 +487,9 @@ impl HttpProxy {
         let (mut parts, body) = req.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, upgrade.as_ref());
         headers::add_forwarded(&mut parts.headers, &conn.client, conn.tls, down_version);
+        if down_version == Version::HTTP_2 && up_version != Version::HTTP_2 {
+            headers::join_cookies(&mut parts.headers);
+        }
         let pq = parts
             .uri
             .path_and_query()
