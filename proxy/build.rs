@@ -2,10 +2,10 @@
 //! OUT_DIR, where `src/datapath/` embeds them; and the built-in policy filters (`filters/*`, for
 //! wasm32-unknown-unknown with the current toolchain), which `src/wasm/builtin.rs` embeds.
 //!
-//! `STRAIT_BPF_TOOLCHAIN` overrides the toolchain (default `nightly-2026-05-20`).
 //! On GNU/Linux it also links the binary with packed relative relocations (see
 //! [`pack_relative_relocs`]).
 //!
+//! `STRAIT_BPF_TOOLCHAIN` overrides the toolchain (default `nightly-2026-05-20`).
 //! `STRAIT_SKIP_EBPF=1` writes empty objects instead, for machines without the eBPF toolchain:
 //! the binary then refuses to start a datapath with a clear error. CI never sets it.
 
@@ -33,7 +33,7 @@ fn main() -> anyhow::Result<()> {
 /// strait is a position-independent executable, and its ~42 000 relative relocations (vtables,
 /// string tables, wasmtime's and rustls' static data) take 1 MB as `.rela.dyn` entries, which
 /// the dynamic loader reads in full at every start: a megabyte of resident file pages in every
-/// process, most of a filterless daemon's margin under the idle-RSS target. As `.relr.dyn`
+/// process (1.0 MiB of idle RSS, benches/README.md). As `.relr.dyn`
 /// they take 13 KB. Needs GNU ld ≥ 2.38 or lld ≥ 15 at link time and glibc ≥ 2.36 at run time
 /// (the binary then requires the `GLIBC_ABI_DT_RELR` version, so an older glibc refuses it at
 /// load with a clear message, never at random). `STRAIT_NO_RELR=1` links classic `.rela.dyn`.

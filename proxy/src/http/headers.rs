@@ -88,8 +88,8 @@ pub fn join_cookies(h: &mut HeaderMap) {
         return;
     }
     let mut joined = Vec::new();
-    for v in h.get_all(header::COOKIE) {
-        if !joined.is_empty() {
+    for (i, v) in h.get_all(header::COOKIE).iter().enumerate() {
+        if i > 0 {
             joined.extend_from_slice(b"; ");
         }
         joined.extend_from_slice(v.as_bytes());
@@ -235,6 +235,10 @@ mod tests {
         let cookies: Vec<_> = h.get_all("cookie").iter().collect();
         assert_eq!(cookies, ["a=1; b=2; c=3"]);
         assert_eq!(h["x-other"], "o");
+        // An empty field still gets its delimiter, as the RFC concatenates octet strings.
+        let mut h = map(&[("cookie", ""), ("cookie", "b=2")]);
+        join_cookies(&mut h);
+        assert_eq!(h["cookie"], "; b=2");
         // One field or none: left as it is.
         let mut h = map(&[("cookie", "a=1")]);
         join_cookies(&mut h);
