@@ -628,6 +628,42 @@ async fn non_utf8_header_values_pass_through_filters() {
     }
 }
 
+/// An HTTP/2 request's `cookie` fields reach filters joined into one with `; ` (RFC 9113
+/// §8.2.3), as under Envoy: the allow list matches the joined value, not `a=1,b=2`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_cookie_fields_reach_filters_as_one() {
+    let Some(allow) = module("allow_list.wasm") else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let p = one_filter_proxy(
+        up.addr,
+        "allow",
+        &allow,
+        r#"'{"header":"cookie","allowed":["a=1; b=2"]}'"#,
+        "",
+    )
+    .await;
+    let mut send = common::h2_client(p.addr("web")).await;
+    for (cookies, want) in [(&["a=1", "b=2"][..], 200), (&["a=1"][..], 403)] {
+        let mut req = http::Request::get("http://example.test/headers")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        for c in cookies {
+            req.headers_mut()
+                .append("cookie", http::HeaderValue::from_static(c));
+        }
+        let resp = send.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, want, "{cookies:?}: {body}");
+        if want == 200 {
+            assert!(body.contains("cookie: a=1; b=2"), "{body}");
+        }
+    }
+}
+
 /// `failure: open`: a failing filter is skipped and the request is forwarded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_open_skips_the_failed_filter() {

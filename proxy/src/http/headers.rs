@@ -77,11 +77,13 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: Option<&HeaderValue>) {
     }
 }
 
-/// Joins the `cookie` fields of an HTTP/2 request into one, with `"; "` between them, for an
-/// HTTP/1.1 upstream. HTTP/2 clients send each cookie as its own field so that HPACK can index
+/// Joins the `cookie` fields of an HTTP/2 request into one, with `"; "` between them, as the
+/// request arrives. HTTP/2 clients send each cookie as its own field so that HPACK can index
 /// them one by one (RFC 9113 §8.2.3), and the same section requires them to be concatenated
 /// this way before the request enters an HTTP/1.1 connection: there only one `Cookie` line is
-/// allowed (RFC 6265 §5.4), and servers commonly read just the first one.
+/// allowed (RFC 6265 §5.4), and servers commonly read just the first one. Joined on arrival,
+/// not only for HTTP/1.1 upstreams, so filters see one field whatever the upstream speaks, as
+/// under Envoy (one field is valid HTTP/2 too).
 pub fn join_cookies(h: &mut HeaderMap) {
     let mut values = h.get_all(header::COOKIE).iter();
     if values.next().is_none() || values.next().is_none() {

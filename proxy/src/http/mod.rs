@@ -352,6 +352,10 @@ impl HttpProxy {
                 return Ok(self.fail(guard, grpc, down_version, f));
             }
 
+            if down_version == Version::HTTP_2 {
+                // Before the filters, as Envoy's HTTP/2 codec does: they see one `cookie`.
+                headers::join_cookies(req.headers_mut());
+            }
             let filters = self.stream_filters(&req, &conn);
             let mut guard = guard;
             if let Some(sf) = &filters {
@@ -487,9 +491,6 @@ impl HttpProxy {
         let (mut parts, body) = req.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers, upgrade.as_ref());
         headers::add_forwarded(&mut parts.headers, &conn.client, conn.tls, down_version);
-        if down_version == Version::HTTP_2 && up_version != Version::HTTP_2 {
-            headers::join_cookies(&mut parts.headers);
-        }
         let pq = parts
             .uri
             .path_and_query()
