@@ -33,10 +33,10 @@ fn main() -> anyhow::Result<()> {
 /// strait is a position-independent executable, and its ~42 000 relative relocations (vtables,
 /// string tables, wasmtime's and rustls' static data) take 1 MB as `.rela.dyn` entries, which
 /// the dynamic loader reads in full at every start: a megabyte of resident file pages in every
-/// process (1.0 MiB of idle RSS, benches/README.md). As `.relr.dyn`
-/// they take 13 KB. Needs GNU ld ≥ 2.38 or lld ≥ 15 at link time and glibc ≥ 2.36 at run time
-/// (the binary then requires the `GLIBC_ABI_DT_RELR` version, so an older glibc refuses it at
-/// load with a clear message, never at random). `STRAIT_NO_RELR=1` links classic `.rela.dyn`.
+/// process (1.0 MiB of idle RSS, benches/README.md). As `.relr.dyn` they take 13 KB. Needs
+/// GNU ld ≥ 2.38 or lld ≥ 15 at link time and glibc ≥ 2.36 at run time (the binary then
+/// requires the `GLIBC_ABI_DT_RELR` version, so an older glibc refuses it at load with a clear
+/// message, never at random). `STRAIT_NO_RELR=1` links classic `.rela.dyn`.
 fn pack_relative_relocs() {
     println!("cargo:rerun-if-env-changed=STRAIT_NO_RELR");
     let cfg = |k: &str| std::env::var(k).unwrap_or_default();

@@ -1,5 +1,5 @@
 //! Header rules of a proxy (RFC 9110 §7.6): hop-by-hop removal, `x-forwarded-*`, `via`, and
-//! HTTP/2 `cookie` fields joined for HTTP/1.1.
+//! an HTTP/2 request's `cookie` fields joined into one (RFC 9113 §8.2.3).
 
 use std::net::IpAddr;
 
@@ -85,21 +85,30 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: Option<&HeaderValue>) {
 /// not only for HTTP/1.1 upstreams, so filters see one field whatever the upstream speaks, as
 /// under Envoy (one field is valid HTTP/2 too).
 pub fn join_cookies(h: &mut HeaderMap) {
-    let mut values = h.get_all(header::COOKIE).iter();
-    if values.next().is_none() || values.next().is_none() {
+    if h.get_all(header::COOKIE).iter().nth(1).is_none() {
         return;
     }
-    let mut joined = Vec::new();
-    for (i, v) in h.get_all(header::COOKIE).iter().enumerate() {
-        if i > 0 {
-            joined.extend_from_slice(b"; ");
-        }
-        joined.extend_from_slice(v.as_bytes());
-    }
+    let joined = join_values(
+        h.get_all(header::COOKIE).iter().map(|v| v.as_bytes()),
+        b"; ",
+    );
     // Valid field values joined by "; " are a valid field value.
-    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+    if let Some(Ok(v)) = joined.map(|j| HeaderValue::from_bytes(&j)) {
         h.insert(header::COOKIE, v);
     }
+}
+
+/// The values of one field joined with `sep`; `None` when there are none.
+pub(crate) fn join_values<'a>(
+    mut values: impl Iterator<Item = &'a [u8]>,
+    sep: &[u8],
+) -> Option<Vec<u8>> {
+    let mut v = values.next()?.to_vec();
+    for x in values {
+        v.extend_from_slice(sep);
+        v.extend_from_slice(x);
+    }
+    Some(v)
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {

@@ -8,7 +8,7 @@
 mod body;
 mod bound;
 pub mod h1;
-mod headers;
+pub(crate) mod headers;
 pub mod upstream;
 
 use std::convert::Infallible;

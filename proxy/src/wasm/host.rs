@@ -147,13 +147,8 @@ fn span(r: &Range<u32>) -> Range<usize> {
 
 /// The values of one field joined with `,` (the proxy-wasm form of a repeated field); `None`
 /// when there are none.
-pub fn join_values<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
-    let mut v = values.next()?.to_vec();
-    for x in values {
-        v.push(b',');
-        v.extend_from_slice(x);
-    }
-    Some(v)
+pub fn join_values<'a>(values: impl Iterator<Item = &'a [u8]>) -> Option<Vec<u8>> {
+    crate::http::headers::join_values(values, b",")
 }
 
 /// One HTTP stream's data as seen by one VM.
