@@ -43,7 +43,13 @@
 //! with `grpc-status: 7` (PERMISSION_DENIED). Every decision sets the `strait.policy` property to
 //! the rule(s) that decided, which strait writes into the request's flow record.
 
-use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use std::cell::RefCell;
+
+use regex::bytes::{Regex, RegexBuilder};
+use regex_automata::meta;
+use regex_automata::nfa::thompson::WhichCaptures;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind, PatternSet};
 use serde::Deserialize;
 use strait_sdk::abi::RawHeaders;
 use strait_sdk::prelude::*;
@@ -122,11 +128,62 @@ pub enum Mismatch {
     Replace,
 }
 
+/// A compiled `method` or `host` pattern. Most are plain words (`GET`, `GET|HEAD`,
+/// `api\.example\.com`): those are compared as bytes, which in a wasm guest is several times
+/// cheaper than a regex search (the regex engine's cache and its search setup).
+enum Pattern {
+    /// The whole value must equal one of these.
+    Literals(Box<[Box<[u8]>]>),
+    Regex(Regex),
+}
+
+impl Pattern {
+    fn compile(rule: &str, field: &str, pattern: &str) -> Result<Pattern, ConfigError> {
+        // Compiled either way: an error names the rule, and a literal is a valid regex too.
+        let re = compile_regex(rule, field, pattern)?;
+        Ok(match literal_alternatives(pattern) {
+            Some(words) => Pattern::Literals(words),
+            None => Pattern::Regex(re),
+        })
+    }
+
+    fn is_match(&self, value: &[u8]) -> bool {
+        match self {
+            Pattern::Literals(words) => words.iter().any(|w| **w == *value),
+            Pattern::Regex(re) => re.is_match(value),
+        }
+    }
+}
+
+/// The words of `pattern` when, as a regex matching a whole value, it means "exactly one of
+/// these words": alternatives of ASCII letters, digits, `-`, `_`, `:` and escaped dots (`\.`),
+/// none empty. Anything else (classes, repetition, groups, flags, other escapes) is `None` and
+/// stays a regex.
+pub fn literal_alternatives(pattern: &str) -> Option<Box<[Box<[u8]>]>> {
+    pattern
+        .split('|')
+        .map(|alt| {
+            let mut word = Vec::with_capacity(alt.len());
+            let mut bytes = alt.bytes();
+            while let Some(b) = bytes.next() {
+                match b {
+                    b'\\' if bytes.next() == Some(b'.') => word.push(b'.'),
+                    b if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':') => {
+                        word.push(b)
+                    }
+                    _ => return None,
+                }
+            }
+            (!word.is_empty()).then(|| word.into_boxed_slice())
+        })
+        .collect()
+}
+
 /// A compiled rule.
 struct Rule {
     name: String,
-    method: Option<Regex>,
-    host: Option<Regex>,
+    method: Option<Pattern>,
+    host: Option<Pattern>,
     /// (lower-case name, exact value or presence only)
     headers: Vec<(String, Option<Vec<u8>>)>,
     /// (lower-case name, value, action on mismatch; `None`: must match)
@@ -141,9 +198,62 @@ struct Direction {
     rules: Vec<Rule>,
     /// Rule indices with a `path`, in the order of `paths`' patterns.
     with_path: Vec<usize>,
-    paths: RegexSet,
+    paths: PathSet,
     /// Rule indices without a `path` (they match every path).
     any_path: Vec<usize>,
+}
+
+/// The `path` patterns of a direction's rules, searched in one pass. Built as
+/// `regex::bytes::RegexSet` builds its sets (same syntax and matching), but searched with a
+/// cache and a match set kept across requests: `RegexSet::matches` allocates and zeroes a
+/// new match set on every call.
+struct PathSet {
+    re: meta::Regex,
+    /// The search cache and the match set; a module instance is single-threaded.
+    scratch: RefCell<(meta::Cache, PatternSet)>,
+}
+
+impl PathSet {
+    /// `direction` names the set in an error (each pattern compiled alone first, so what
+    /// fails here is the set as a whole: its size).
+    fn new(direction: &str, patterns: &[String]) -> Result<PathSet, ConfigError> {
+        let re = meta::Builder::new()
+            .configure(
+                meta::Config::new()
+                    .match_kind(MatchKind::All)
+                    .utf8_empty(false)
+                    .which_captures(WhichCaptures::None)
+                    .nfa_size_limit(Some(REGEX_SIZE_LIMIT * patterns.len().max(1)))
+                    .hybrid_cache_capacity(2 * REGEX_SIZE_LIMIT),
+            )
+            .syntax(syntax::Config::new().utf8(false))
+            .build_many(patterns)
+            .map_err(|e| {
+                ConfigError::new(match e.size_limit() {
+                    Some(n) => format!(
+                        "{direction}: paths: the rules' paths together exceed the size limit of {n} bytes"
+                    ),
+                    None => format!("{direction}: paths: {e}"),
+                })
+            })?;
+        let scratch = RefCell::new((re.create_cache(), PatternSet::new(re.pattern_len())));
+        Ok(PathSet { re, scratch })
+    }
+
+    /// Calls `f` with the index of each pattern matching the whole of `path`, in ascending
+    /// order, until `f` returns true.
+    fn first(&self, path: &[u8], mut f: impl FnMut(usize) -> bool) {
+        let mut scratch = self.scratch.borrow_mut();
+        let (cache, set) = &mut *scratch;
+        set.clear();
+        self.re
+            .which_overlapping_matches_with(cache, &Input::new(path), set);
+        for pid in set.iter() {
+            if f(pid.as_usize()) {
+                break;
+            }
+        }
+    }
 }
 
 struct Set {
@@ -175,10 +285,10 @@ fn compile_regex(rule: &str, field: &str, pattern: &str) -> Result<Regex, Config
 }
 
 fn compile_rule(r: RuleConfig) -> Result<(Rule, Option<String>), ConfigError> {
-    let compile = |field: &str, p: &Option<String>| -> Result<Option<Regex>, ConfigError> {
+    let compile = |field: &str, p: &Option<String>| -> Result<Option<Pattern>, ConfigError> {
         match p.as_deref() {
             None | Some("") => Ok(None),
-            Some(p) => compile_regex(&r.name, field, p).map(Some),
+            Some(p) => Pattern::compile(&r.name, field, p).map(Some),
         }
     };
     let method = compile("method", &r.method)?;
@@ -237,11 +347,7 @@ fn compile_direction(d: DirectionConfig) -> Result<Direction, ConfigError> {
         }
         rules.push(rule);
     }
-    let paths = RegexSetBuilder::new(&patterns)
-        .size_limit(REGEX_SIZE_LIMIT * patterns.len().max(1))
-        .dfa_size_limit(2 * REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| ConfigError::new(format!("{}: paths: {e}", d.name)))?;
+    let paths = PathSet::new(&d.name, &patterns)?;
     Ok(Direction {
         name: d.name,
         deny: d.deny,
@@ -353,16 +459,17 @@ impl Direction {
             .copied()
             .find(|&i| self.rules[i].matches(v));
         // Pattern indices come in ascending order, and so do their rule indices.
-        for k in self.paths.matches(v.path).iter() {
+        self.paths.first(v.path, |k| {
             let i = self.with_path[k];
             if best.is_some_and(|b| b < i) {
-                break;
+                return true;
             }
             if self.rules[i].matches(v) {
                 best = Some(i);
-                break;
+                return true;
             }
-        }
+            false
+        });
         best.map(|i| &self.rules[i])
     }
 }

@@ -282,3 +282,63 @@ fn a_hundred_rules_pick_the_right_one() {
     }
     assert_eq!(h.request(TestRequest::get("/svc100/x")).status(), Some(403));
 }
+
+#[test]
+fn plain_word_patterns_are_compared_as_bytes_and_agree_with_the_regex() {
+    use super::{full_match, literal_alternatives};
+    let words = |p: &str| {
+        literal_alternatives(p).map(|w| {
+            w.iter()
+                .map(|x| String::from_utf8_lossy(x).into_owned())
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(words("GET").unwrap(), ["GET"]);
+    assert_eq!(words("GET|HEAD").unwrap(), ["GET", "HEAD"]);
+    assert_eq!(words("api\\.example\\.com").unwrap(), ["api.example.com"]);
+    assert_eq!(words("svc-1_a:8080").unwrap(), ["svc-1_a:8080"]);
+    // Anything with regex meaning stays a regex, and so does an empty alternative (which
+    // matches the empty value).
+    for p in [
+        "GET|", "|GET", "", "G.T", "GE*", "(GET)", "[G]ET", "(?i)get", "\\d", "a\\b", "é", "a b",
+        "^GET", "GET$", "a\\",
+    ] {
+        assert!(words(p).is_none(), "{p:?} must stay a regex");
+    }
+    // Where the fast path applies it must answer exactly as the full-match regex does.
+    let values: &[&[u8]] = &[
+        b"GET",
+        b"HEAD",
+        b"get",
+        b"GETX",
+        b"XGET",
+        b"GET|HEAD",
+        b"",
+        b"GE",
+        b"api.example.com",
+        b"apiXexample.com",
+        b"api.example.com.",
+        b"svc-1_a:8080",
+        b"GET\n",
+        b"\xffGET",
+    ];
+    for p in [
+        "GET",
+        "GET|HEAD",
+        "api\\.example\\.com",
+        "svc-1_a:8080",
+        "HEAD|GET|GET",
+    ] {
+        let lit = literal_alternatives(p).unwrap();
+        let re = full_match(p).unwrap();
+        for v in values {
+            let fast = lit.iter().any(|w| **w == **v);
+            assert_eq!(
+                fast,
+                re.is_match(v),
+                "{p:?} on {:?}",
+                String::from_utf8_lossy(v)
+            );
+        }
+    }
+}
