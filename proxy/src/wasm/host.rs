@@ -382,7 +382,9 @@ pub struct HostState {
     pub effective: u32,
     /// Reused by host calls that serialise a header map for the guest.
     pub scratch: Vec<u8>,
-    pub streams: CtxMap<StreamSlot>,
+    /// Boxed: a slot is most of a kilobyte (two heads, trailers, a local reply), and a map
+    /// of values would copy it in on every stream's insert and out again on its remove.
+    pub streams: CtxMap<Box<StreamSlot>>,
     /// `proxy_set_property` values of the root context.
     pub root_props: Props,
     pub call_response: Option<CallResponse>,
@@ -438,7 +440,7 @@ impl HostState {
     }
 
     pub fn stream(&mut self) -> Option<&mut StreamSlot> {
-        self.streams.get_mut(&self.effective)
+        self.streams.get_mut(&self.effective).map(|s| &mut **s)
     }
 
     pub fn token(&mut self) -> u32 {

@@ -123,7 +123,9 @@ pub enum Heads<'a, H> {
 }
 
 impl<H> Heads<'_, H> {
-    /// The head and the outcome, waiting out a pause if there is one.
+    /// The head and the outcome, waiting out a pause if there is one. The request paths
+    /// match on [`Heads`] in place instead: this future copies the head and the outcome (a
+    /// few hundred bytes) in and out once more.
     pub async fn finish(self) -> (H, Outcome) {
         match self {
             Heads::Done(h, outcome) => (h, outcome),
@@ -203,7 +205,7 @@ fn owned(b: Bytes) -> BytesMut {
 }
 
 fn slot_of(vm: &mut Vm, ctx: u32) -> Option<&mut StreamSlot> {
-    vm.store.data_mut().streams.get_mut(&ctx)
+    vm.store.data_mut().streams.get_mut(&ctx).map(|s| &mut **s)
 }
 
 /// After a callback: a local reply or reset wins; a pause holds until resumed.
@@ -479,7 +481,7 @@ impl StreamFilters {
             vm.store
                 .data_mut()
                 .streams
-                .insert(ctx, StreamSlot::new(self.info.clone()));
+                .insert(ctx, Box::new(StreamSlot::new(self.info.clone())));
             vm.store.data_mut().effective = ctx;
             let root = vm.root;
             if let Some(Err(m)) = vm.call_export(|x| Some(&x.context_create), (ctx, root)) {

@@ -22,7 +22,7 @@ use crate::http::body::FlowGuard;
 use crate::http::{headers, Failure};
 use crate::io::AsyncStream;
 use crate::wasm::{
-    BodyKind, BodyOutcome, Chain, Native, Outcome, RawFields, RequestLine, StreamFilters,
+    BodyKind, BodyOutcome, Chain, Heads, Native, Outcome, RawFields, RequestLine, StreamFilters,
 };
 
 /// How a filtered response body is framed for the client.
@@ -231,7 +231,12 @@ impl<S: AsyncStream> Conn<'_, S> {
         let info = p.stream_info(self.peer, self.tls, "HTTP/1.1", line);
         let sf = StreamFilters::new(chain, info, p.pause_limit());
         let eos = head.framing == Framing::Empty;
-        let (native, outcome) = sf.request_headers(native, eos).finish().await;
+        // Matched here rather than awaited through a helper: the head and the outcome are a few
+        // hundred bytes, and a helper future would copy them in and out again.
+        let (native, outcome) = match sf.request_headers(native, eos) {
+            Heads::Done(h, outcome) => (h, outcome),
+            Heads::Paused(paused) => paused.await,
+        };
         if let Some((filter, decided)) = sf.info().take_policy() {
             guard.policy(&filter, decided);
         }
@@ -277,7 +282,10 @@ impl<S: AsyncStream> Conn<'_, S> {
         let native = response_head(&buf, resp)
             .map_err(|m| super::conn::upstream_failed(format!("invalid response head: {m}")))?;
         let eos = resp.framing == Framing::Empty;
-        let (native, outcome) = sf.response_headers(native, eos).finish().await;
+        let (native, outcome) = match sf.response_headers(native, eos) {
+            Heads::Done(h, outcome) => (h, outcome),
+            Heads::Paused(paused) => paused.await,
+        };
         self.decided(outcome, guard)?;
         let status = native.parts.status.as_u16();
         p.metrics.response(status);
