@@ -129,8 +129,9 @@ pub enum Mismatch {
 }
 
 /// A compiled `method` or `host` pattern. Most are plain words (`GET`, `GET|HEAD`,
-/// `api\.example\.com`): those are compared as bytes, which in a wasm guest is several times
-/// cheaper than a regex search (the regex engine's cache and its search setup).
+/// `api\.example\.com`): those are compared as bytes, without the regex engine's cache lookup
+/// and search setup. In the 100-rule bench (benches/README.md, 2026-11-23), the one candidate
+/// rule's `GET|HEAD` regex took about 0.15 µs of guest time per request.
 enum Pattern {
     /// The whole value must equal one of these.
     Literals(Box<[Box<[u8]>]>),
