@@ -38,6 +38,8 @@ pub struct Activity {
     pub inflight: AtomicUsize,
     pub read: AtomicU64,
     pub written: AtomicU64,
+    /// Why the connection was cut with requests in flight (for their flow records).
+    cut: std::sync::OnceLock<String>,
 }
 
 impl Activity {
@@ -50,6 +52,7 @@ impl Activity {
             inflight: AtomicUsize::new(0),
             read: AtomicU64::new(0),
             written: AtomicU64::new(0),
+            cut: std::sync::OnceLock::new(),
         })
     }
 
@@ -108,6 +111,28 @@ impl Activity {
         let idle =
             Duration::from_millis(now_ms().saturating_sub(self.last_ms.load(Ordering::Relaxed)));
         limit.saturating_sub(idle)
+    }
+
+    /// How long until a connection with requests in flight has moved no bytes for `limit`
+    /// (a stalled stream); `None` when no request is in flight.
+    pub fn stall_remaining(&self, limit: Duration) -> Option<Duration> {
+        if self.inflight.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let still =
+            Duration::from_millis(now_ms().saturating_sub(self.last_ms.load(Ordering::Relaxed)));
+        Some(limit.saturating_sub(still))
+    }
+
+    /// Records why the connection is being cut with requests in flight; the first reason
+    /// stays.
+    pub fn cut(&self, reason: String) {
+        let _ = self.cut.set(reason);
+    }
+
+    /// Why the connection was cut, if it was.
+    pub fn cut_reason(&self) -> Option<&str> {
+        self.cut.get().map(String::as_str)
     }
 }
 

@@ -413,6 +413,164 @@ async fn slowloris_and_idle_connections_are_closed() {
     );
 }
 
+/// `timeouts.stream_idle`: a response body the upstream stops sending, and a client that
+/// stops reading a large one, end the connection with a flow record that says why; a body
+/// that trickles in with gaps shorter than the limit is not cut, however long it takes.
+#[tokio::test]
+async fn stalled_streams_are_cut_after_stream_idle() {
+    let up = stalling_upstream().await;
+    for engine in ENGINES {
+        stalled_streams(engine, up).await;
+    }
+}
+
+async fn stalled_streams(engine: &str, up: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener(
+            "web",
+            up,
+            &format!("{engine}    timeouts: {{ stream_idle: 1s }}\n")
+        )
+    ))
+    .await;
+    let error = |f: &strait::flows::FlowRecord| f.error.clone().unwrap_or_default();
+
+    // The upstream sends the head and 10 of 1000 bytes, then nothing.
+    let mut s = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
+    s.write_all(b"GET /stall HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("{engine}: a stalled stream held past 10 s"))
+        .ok();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 200"), "{engine}: {text}");
+    assert!(text.ends_with("0123456789"), "{engine}: {text}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900) && t.elapsed() < Duration::from_secs(4),
+        "{engine}: cut after {:?}",
+        t.elapsed()
+    );
+    let f = p.flows(1).await;
+    assert_eq!(f[0].verdict, Verdict::Error, "{engine}: {f:?}");
+    assert!(
+        error(&f[0]).contains("for 1s with a request in flight (timeouts.stream_idle)"),
+        "{engine}: {f:?}"
+    );
+
+    // 2.5 s of body in five pieces 500 ms apart: slow, never stalled for 1 s.
+    let t = Instant::now();
+    let (status, _, body) = h1_get(p.addr("web"), "/drip", &[]).await;
+    assert_eq!(status, 200, "{engine}");
+    assert_eq!(body, "abcde", "{engine}");
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "{engine}: {:?}",
+        t.elapsed()
+    );
+    let f = p.flows(2).await;
+    assert_eq!(f[1].verdict, Verdict::Forwarded, "{engine}: {f:?}");
+
+    // A client that asks for 64 MiB and reads none of it.
+    let mut s = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nhost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let mut f = p.flows(3).await;
+    while f.len() < 3 && t.elapsed() < Duration::from_secs(15) {
+        f = p.flows(3).await;
+    }
+    assert!(
+        f.len() >= 3,
+        "{engine}: a client that stopped reading held past 15 s"
+    );
+    assert_eq!(f[2].verdict, Verdict::Error, "{engine}: {f:?}");
+    assert!(
+        error(&f[2]).contains("(timeouts.stream_idle)"),
+        "{engine}: {f:?}"
+    );
+    assert!(
+        f[2].bytes_sent < BIG as u64,
+        "{engine}: {} bytes sent",
+        f[2].bytes_sent
+    );
+    // What the proxy had written is still there to read, and then the connection ends.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest))
+        .await
+        .unwrap_or_else(|_| panic!("{engine}: the cut connection stayed open"))
+        .ok();
+    assert!(rest.len() < BIG, "{engine}: {} bytes", rest.len());
+}
+
+/// The response body of `/big` in [`stalling_upstream`].
+const BIG: usize = 64 << 20;
+
+/// An HTTP/1.1 upstream for [`stalled_streams`]: `/stall` sends a head and 10 of 1000 bytes
+/// and then holds the connection; `/drip` sends 5 bytes 500 ms apart; `/big` sends [`BIG`]
+/// bytes as fast as they are taken.
+async fn stalling_upstream() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).into_owned();
+                let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                match path.as_str() {
+                    "/stall" => {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789")
+                            .await;
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    "/drip" => {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
+                            .await;
+                        for b in b"abcde" {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            if s.write_all(&[*b]).await.is_err() {
+                                return;
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    _ => {
+                        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG}\r\n\r\n");
+                        if s.write_all(head.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        let piece = vec![b'x'; 1 << 20];
+                        for _ in 0..BIG >> 20 {
+                            if s.write_all(&piece).await.is_err() {
+                                return;
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
 #[tokio::test]
 async fn streams_large_bodies_both_ways() {
     let up = Upstream::start().await;

@@ -249,6 +249,9 @@ pub struct Timeouts {
     pub header_read: Duration,
     /// A connection with no request in flight and no bytes moving for this long is closed.
     pub idle: Duration,
+    /// A connection with a request in flight and no bytes moving for this long (a stalled
+    /// upstream body, a client that stopped reading) is closed. `None`: no limit.
+    pub stream_idle: Option<Duration>,
     /// Upstream TCP (and TLS) connect.
     pub connect: Duration,
     /// From the request's arrival to the upstream response head. `None`: no limit.
@@ -1241,6 +1244,16 @@ impl Validator {
             t.idle.as_deref(),
             Duration::from_secs(300),
         );
+        let stream_idle = match t.stream_idle.as_deref() {
+            Some("off") => Some(None),
+            other => self
+                .duration(
+                    &format!("{f}.timeouts.stream_idle"),
+                    other,
+                    Duration::from_secs(300),
+                )
+                .map(Some),
+        };
         let connect = self.duration(
             &format!("{f}.timeouts.connect"),
             t.connect.as_deref(),
@@ -1259,6 +1272,7 @@ impl Validator {
         for (name, d) in [
             ("header_read", header_read),
             ("idle", idle),
+            ("stream_idle", stream_idle.flatten()),
             ("connect", connect),
         ] {
             if d == Some(Duration::ZERO) {
@@ -1287,6 +1301,7 @@ impl Validator {
             timeouts: Timeouts {
                 header_read: header_read?,
                 idle: idle?,
+                stream_idle: stream_idle?,
                 connect: connect?,
                 request: request?,
             },
@@ -1416,6 +1431,7 @@ mod tests {
         assert_eq!(l.name, "web");
         assert_eq!(l.upstream.to_string(), "127.0.0.1:9000");
         assert_eq!(l.timeouts.header_read, Duration::from_secs(10));
+        assert_eq!(l.timeouts.stream_idle, Some(Duration::from_secs(300)));
         assert_eq!(l.max_header_bytes, DEFAULT_MAX_HEADER_BYTES);
         assert_eq!(c.flows.sink, FlowSink::Stdout);
         assert!(c.runtime.workers >= 1);
@@ -1534,6 +1550,22 @@ mod tests {
             ],
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn stream_idle_takes_a_duration_or_off() {
+        let c = parse(&format!("{OK}    timeouts: {{ stream_idle: 2s }}\n")).expect("valid");
+        assert_eq!(
+            c.listeners[0].timeouts.stream_idle,
+            Some(Duration::from_secs(2))
+        );
+        let c = parse(&format!("{OK}    timeouts: {{ stream_idle: off }}\n")).expect("valid");
+        assert_eq!(c.listeners[0].timeouts.stream_idle, None);
+        for bad in ["0s", "soon"] {
+            let d = diag(&format!("{OK}    timeouts: {{ stream_idle: {bad} }}\n"));
+            assert_eq!(d[0].field, "listeners[0].timeouts.stream_idle", "{d:?}");
+            assert_eq!(d[0].line, 6, "{d:?}");
+        }
     }
 
     #[test]

@@ -284,6 +284,7 @@ pub struct RawUpstreamTls {
 pub struct RawTimeouts {
     pub header_read: Option<String>,
     pub idle: Option<String>,
+    pub stream_idle: Option<String>,
     pub connect: Option<String>,
     pub request: Option<String>,
 }

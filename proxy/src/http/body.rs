@@ -323,7 +323,9 @@ impl Drop for FlowGuard {
             if let Some(r) = self.rec.as_mut() {
                 if r.error.is_none() {
                     r.verdict = Verdict::Error;
-                    r.error = Some(if r.status.is_some() {
+                    r.error = Some(if let Some(why) = self.activity.cut_reason() {
+                        why.to_owned()
+                    } else if r.status.is_some() {
                         "response aborted before its end (client or upstream closed the stream)"
                             .into()
                     } else {

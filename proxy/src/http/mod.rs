@@ -215,6 +215,7 @@ impl HttpProxy {
         let served = self.server.serve_connection_with_upgrades(io, svc);
         tokio::pin!(served);
         let idle = self.cfg.timeouts.idle;
+        let stream_idle = self.cfg.timeouts.stream_idle;
         let head_limit = self.cfg.timeouts.header_read;
         let mut draining = false;
         loop {
@@ -224,6 +225,16 @@ impl HttpProxy {
                 self.head_timeout(peer, head_limit);
                 break;
             }
+            let stall =
+                stream_idle.and_then(|limit| Some((limit, activity.stall_remaining(limit)?)));
+            if let Some((limit, left)) = stall {
+                if left.is_zero() {
+                    let why = stalled(limit, "on the connection");
+                    tracing::debug!(listener = %self.cfg.name, %peer, "{why}");
+                    activity.cut(why);
+                    break;
+                }
+            }
             // A head can start while we sleep; waking at least every quarter of the head limit
             // enforces it within +25% without a wake-up per request.
             let wait = match (draining, head) {
@@ -231,6 +242,7 @@ impl HttpProxy {
                 (false, None) => activity.idle_remaining(idle).min(head_limit / 4),
                 (true, None) => head_limit / 4,
             }
+            .min(stall.map_or(Duration::MAX, |(_, left)| left))
             .max(Duration::from_millis(20));
             tokio::select! {
                 // The downstream connection first: a request it reads is handed to the bound
@@ -256,8 +268,11 @@ impl HttpProxy {
                 }
             }
         }
-        if let Some(up) = conn.bound.release() {
-            self.idle.put(up);
+        // A connection cut mid-stream leaves its bound upstream connection mid-response.
+        if activity.cut_reason().is_none() {
+            if let Some(up) = conn.bound.release() {
+                self.idle.put(up);
+            }
         }
     }
 
@@ -1037,6 +1052,15 @@ fn retry_on_another(
             chain(e.error())
         ))),
     }
+}
+
+/// The flow record's error for a stream cut by `timeouts.stream_idle` (`limit`); `place`
+/// says where nothing moved.
+pub(crate) fn stalled(limit: Duration, place: &str) -> String {
+    format!(
+        "no bytes moved {place} for {limit:?} with a request in flight \
+         (timeouts.stream_idle); the connection was closed"
+    )
 }
 
 fn connect_failure(c: &ConnectError) -> Failure {

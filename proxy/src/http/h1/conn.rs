@@ -12,8 +12,11 @@
 //! Not yet: the request body is sent in full before the response head is read, so an
 //! upstream that answers early while a large upload is still coming waits for the upload.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::StatusCode;
@@ -27,7 +30,7 @@ use crate::flows::Verdict;
 use crate::http::body::{FlowContext, FlowGuard};
 use crate::http::bound::Reusable as _;
 use crate::http::headers::ClientAddr;
-use crate::http::{connect_failure, Failure, HttpProxy};
+use crate::http::{connect_failure, stalled, Failure, HttpProxy};
 use crate::io::{Activity, AsyncStream};
 use crate::metrics::UpstreamErrorKind;
 use crate::wasm::{BodyKind, Chain};
@@ -389,19 +392,34 @@ impl<S: AsyncStream> Conn<'_, S> {
             }
         };
         guard.sent(sent);
-        let written = self.io.write_all(&self.out).await;
+        let limit = self.p.cfg.timeouts.stream_idle;
+        let written = moving(limit, self.io.write_all(&self.out)).await;
         guard.complete();
-        written.map(|()| close).map_err(|_| ())
+        match written {
+            Some(Ok(())) => Ok(close),
+            _ => Err(()),
+        }
     }
 
     /// Writes `self.out` to the client and empties it.
     pub(super) async fn write_out(&mut self) -> Result<(), Stop> {
-        self.io
-            .write_all(&self.out)
+        let limit = self.p.cfg.timeouts.stream_idle;
+        moving(limit, self.io.write_all(&self.out))
             .await
+            .ok_or_else(|| stall(limit, "to the client"))?
             .map_err(|e| Stop::Abort(format!("writing the response: {e}")))?;
         self.out.clear();
         Ok(())
+    }
+
+    /// Reads more of the response from the upstream into `up.buf`.
+    pub(super) async fn read_upstream(&self, up: &mut Upstream) -> Result<usize, Stop> {
+        let limit = self.p.cfg.timeouts.stream_idle;
+        up.buf.reserve(READ_SIZE);
+        moving(limit, up.io.read_buf(&mut up.buf))
+            .await
+            .ok_or_else(|| stall(limit, "from the upstream"))?
+            .map_err(|e| Stop::Abort(format!("reading the response body: {e}")))
     }
 
     /// Sends the request (head in `self.out`, then its body) upstream and reads the
@@ -434,13 +452,22 @@ impl<S: AsyncStream> Conn<'_, S> {
         // A request whole in `self.out` can be sent again on a new connection when a reused
         // one turns out closed (the upstream's keep-alive timeout raced this request).
         let whole = left == 0 && (framing != Framing::Chunked || scanner.is_done());
+        // All of this runs within `timeouts.request`: `stream_idle` matters only when it is
+        // the shorter one (and a timer per request is saved when it is not).
+        let t = &self.p.cfg.timeouts;
+        let limit = t.stream_idle.filter(|s| t.request.is_none_or(|r| r > *s));
         let (up, reused) = self.upstream().await?;
-        let mut up = write_request(self.p, up, reused, &self.out, whole).await?;
+        let mut up = moving(limit, write_request(self.p, up, reused, &self.out, whole))
+            .await
+            .ok_or_else(|| stall(limit, "to the upstream"))??;
         // The rest of the body, as it comes.
         while left > 0 || (framing == Framing::Chunked && !scanner.is_done()) {
             self.rbuf.clear();
             self.rbuf.reserve(READ_SIZE);
-            match self.io.read_buf(&mut self.rbuf).await {
+            match moving(limit, self.io.read_buf(&mut self.rbuf))
+                .await
+                .ok_or_else(|| stall(limit, "from the client"))?
+            {
                 Ok(0) | Err(_) => {
                     return Err(Stop::Abort(
                         "client closed the connection during the request body".into(),
@@ -458,14 +485,16 @@ impl<S: AsyncStream> Conn<'_, S> {
                 guard.add_received(n as u64);
                 n
             };
-            up.io
-                .write_all(&self.rbuf[..n])
+            moving(limit, up.io.write_all(&self.rbuf[..n]))
                 .await
+                .ok_or_else(|| stall(limit, "to the upstream"))?
                 .map_err(|e| upstream_failed(format!("writing the request body upstream: {e}")))?;
             self.rbuf.advance(n);
         }
         let method: &[u8] = if is_head { b"HEAD" } else { b"GET" };
-        let head = read_response_head(&mut up, method).await?;
+        let head = moving(limit, read_response_head(&mut up, method))
+            .await
+            .ok_or_else(|| stall(limit, "from the upstream"))??;
         Ok((head, up))
     }
 
@@ -536,30 +565,43 @@ impl<S: AsyncStream> Conn<'_, S> {
         self.out.extend_from_slice(&up.buf[..n]);
         up.buf.advance(n);
         loop {
-            self.io
-                .write_all(&self.out)
-                .await
-                .map_err(|e| Stop::Abort(format!("writing the response: {e}")))?;
-            self.out.clear();
+            self.write_out().await?;
             if done {
                 return Ok(());
             }
-            up.buf.reserve(READ_SIZE);
-            match up.io.read_buf(&mut up.buf).await {
-                Ok(0) if framing == Framing::Close => return Ok(()),
-                Ok(0) => {
+            match self.read_upstream(up).await? {
+                0 if framing == Framing::Close => return Ok(()),
+                0 => {
                     return Err(Stop::Abort(
                         "upstream closed the connection before the response body ended".into(),
                     ))
                 }
-                Err(e) => return Err(Stop::Abort(format!("reading the response body: {e}"))),
-                Ok(_) => {}
+                _ => {}
             }
             let n = take(up, &mut left, &mut done)?;
             self.out.extend_from_slice(&up.buf[..n]);
             up.buf.advance(n);
         }
     }
+}
+
+/// `fut`, or `None` when it made no progress for `limit` (`timeouts.stream_idle`; `None`:
+/// no limit). A future that is ready at once (most writes, a read of bytes already there)
+/// arms no timer.
+pub(super) async fn moving<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let Some(limit) = limit else {
+        return Some(fut.await);
+    };
+    match std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => tokio::time::timeout(limit, fut).await.ok(),
+    }
+}
+
+/// The stream stalled for `limit` (`place`: where nothing moved): the connection closes.
+pub(super) fn stall(limit: Option<Duration>, place: &str) -> Stop {
+    Stop::Abort(stalled(limit.unwrap_or_default(), place))
 }
 
 /// Writes a request (`bytes`) on `up`. When `whole` (nothing of the request is left to send)

@@ -12,12 +12,11 @@ use std::sync::Arc;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
-use tokio::io::AsyncReadExt;
 
 use super::codec::{
     self, ChunkSink, ChunkedScanner, Forwarded, Framing, Meta, RequestHead, ResponseHead,
 };
-use super::conn::{Conn, Stop, Upstream, READ_SIZE};
+use super::conn::{Conn, Stop, Upstream};
 use crate::http::body::FlowGuard;
 use crate::http::{headers, Failure};
 use crate::io::AsyncStream;
@@ -389,16 +388,14 @@ impl<S: AsyncStream> Conn<'_, S> {
             if eos {
                 return Ok(());
             }
-            up.buf.reserve(READ_SIZE);
-            match up.io.read_buf(&mut up.buf).await {
-                Ok(0) if framing == Framing::Close => at_eof = true,
-                Ok(0) => {
+            match self.read_upstream(up).await? {
+                0 if framing == Framing::Close => at_eof = true,
+                0 => {
                     return Err(Stop::Abort(
                         "upstream closed the connection before the response body ended".into(),
                     ))
                 }
-                Err(e) => return Err(Stop::Abort(format!("reading the response body: {e}"))),
-                Ok(_) => {}
+                _ => {}
             }
         }
     }
