@@ -562,11 +562,10 @@ impl StreamFilters {
                 if !has {
                     return Ok(Flow::Next);
                 }
-                let Some(p) = parts.take() else {
+                let Some(n) = parts.as_ref().map(H::count) else {
                     return Ok(Flow::Next);
                 };
-                let n = p.count();
-                if let Some(s) = slot_of(vm, e.ctx) {
+                if let (Some(s), Some(p)) = (slot_of(vm, e.ctx), parts.take()) {
                     p.put(s);
                 }
                 let r = vm.headers(H::REQUEST, e.ctx, n, eos).unwrap_or(Ok(0));
@@ -591,9 +590,9 @@ impl StreamFilters {
                     self.resume_head(k, i, parts, backup, eos, reverse),
                 ));
             }
-            match self.after_head(i, flow, parts.or(backup)) {
-                Ok(p) => parts = Some(p),
-                Err((p, outcome)) => return Heads::Done(p, outcome),
+            // The head stays in `parts` (a few hundred bytes, not moved through calls).
+            if let Some(outcome) = self.after_head(i, flow, &mut parts, &mut backup) {
+                return Heads::Done(parts.unwrap_or_else(H::placeholder), outcome);
             }
         }
         Heads::Done(parts.unwrap_or_else(H::placeholder), Outcome::Continue)
@@ -605,7 +604,7 @@ impl StreamFilters {
         k: usize,
         i: usize,
         mut parts: Option<H>,
-        backup: Option<H>,
+        mut backup: Option<H>,
         eos: bool,
         reverse: bool,
     ) -> (H, Outcome) {
@@ -646,23 +645,28 @@ impl StreamFilters {
                 })
                 .unwrap_or(Ok(Flow::Next));
         }
-        match self.after_head(i, flow, parts.or(backup)) {
-            Err(done) => done,
-            Ok(p) => match self.heads_from(k + 1, p, eos, reverse) {
-                Heads::Done(p, outcome) => (p, outcome),
-                Heads::Paused(rest) => rest.await,
-            },
+        if let Some(outcome) = self.after_head(i, flow, &mut parts, &mut backup) {
+            return (parts.unwrap_or_else(H::placeholder), outcome);
+        }
+        match self.heads_from(k + 1, parts.unwrap_or_else(H::placeholder), eos, reverse) {
+            Heads::Done(p, outcome) => (p, outcome),
+            Heads::Paused(rest) => rest.await,
         }
     }
 
-    /// What filter `i`'s verdict on a head means: `Ok` to go on to the next filter with the
-    /// head, `Err` with the stream's outcome when this filter decided it.
+    /// What filter `i`'s verdict on a head means: `None` to go on to the next filter with the
+    /// head in `parts`, or the stream's outcome when this filter decided it. A head the VM
+    /// did not give back is taken from `backup` (the copy kept over a pause).
     fn after_head<H: Head>(
         &self,
         i: usize,
         flow: Result<Flow, String>,
-        parts: Option<H>,
-    ) -> Result<H, (H, Outcome)> {
+        parts: &mut Option<H>,
+        backup: &mut Option<H>,
+    ) -> Option<Outcome> {
+        if parts.is_none() {
+            *parts = backup.take();
+        }
         let decided = match flow {
             Ok(Flow::Next) | Ok(Flow::Wait) => None,
             Ok(Flow::Reply(reply)) => Some(Outcome::Reply {
@@ -675,19 +679,17 @@ impl StreamFilters {
             })),
             Err(m) => self.failed(i, m).map(Outcome::Fail),
         };
-        if let Some(outcome) = decided {
-            return Err((parts.unwrap_or_else(H::placeholder), outcome));
+        if decided.is_some() {
+            return decided;
         }
         // Without a head here, it was lost with a failed VM and no copy was kept: fail closed.
-        parts.ok_or_else(|| {
-            (
-                H::placeholder(),
-                Outcome::Fail(FilterFailure {
-                    filter: self.name(i),
-                    message: "the stream's head was lost with the filter's VM".into(),
-                }),
-            )
-        })
+        if parts.is_none() {
+            return Some(Outcome::Fail(FilterFailure {
+                filter: self.name(i),
+                message: "the stream's head was lost with the filter's VM".into(),
+            }));
+        }
+        None
     }
 
     /// A body chunk through the chain (request: in order; response: reversed).
