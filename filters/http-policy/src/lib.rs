@@ -49,7 +49,7 @@ use regex::bytes::{Regex, RegexBuilder};
 use regex_automata::meta;
 use regex_automata::nfa::thompson::WhichCaptures;
 use regex_automata::util::syntax;
-use regex_automata::{Input, MatchKind, PatternSet};
+use regex_automata::{Anchored, Input, MatchKind, PatternSet};
 use serde::Deserialize;
 use strait_sdk::abi::RawHeaders;
 use strait_sdk::prelude::*;
@@ -204,52 +204,83 @@ struct Direction {
     any_path: Vec<usize>,
 }
 
-/// The `path` patterns of a direction's rules, searched in one pass. Built as
-/// `regex::bytes::RegexSet` builds its sets (same syntax and matching), but searched with a
-/// cache and a match set kept across requests: `RegexSet::matches` allocates and zeroes a
-/// new match set on every call.
+/// The `path` patterns of a direction's rules. Built as `regex::bytes::RegexSet` builds its
+/// sets (same syntax and matching), twice: `first` with leftmost-first priority, which finds
+/// the lowest-numbered pattern that matches in one search (every pattern is `^(?:…)$`, so
+/// every match starts at 0 and the earliest pattern that can reach the end wins); `all` with
+/// every match, only for when that pattern's rule fails on another field. Walking a whole
+/// match set cost one step per pattern on every request (about 0.3 µs for 100 rules in the
+/// profile). Caches and the match set are kept across requests.
 struct PathSet {
-    re: meta::Regex,
-    /// The search cache and the match set; a module instance is single-threaded.
-    scratch: RefCell<(meta::Cache, PatternSet)>,
+    first: meta::Regex,
+    all: meta::Regex,
+    /// A module instance is single-threaded.
+    scratch: RefCell<Scratch>,
+}
+
+struct Scratch {
+    first: meta::Cache,
+    all: meta::Cache,
+    set: PatternSet,
 }
 
 impl PathSet {
     /// `direction` names the set in an error (each pattern compiled alone first, so what
     /// fails here is the set as a whole: its size).
     fn new(direction: &str, patterns: &[String]) -> Result<PathSet, ConfigError> {
-        let re = meta::Builder::new()
-            .configure(
-                meta::Config::new()
-                    .match_kind(MatchKind::All)
-                    .utf8_empty(false)
-                    .which_captures(WhichCaptures::None)
-                    .nfa_size_limit(Some(REGEX_SIZE_LIMIT * patterns.len().max(1)))
-                    .hybrid_cache_capacity(2 * REGEX_SIZE_LIMIT),
-            )
-            .syntax(syntax::Config::new().utf8(false))
-            .build_many(patterns)
-            .map_err(|e| {
-                ConfigError::new(match e.size_limit() {
-                    Some(n) => format!(
-                        "{direction}: paths: the rules' paths together exceed the size limit of {n} bytes"
-                    ),
-                    None => format!("{direction}: paths: {e}"),
+        // `first` reports a match span, which needs the implicit group of each pattern.
+        let build = |kind: MatchKind, captures: WhichCaptures| {
+            meta::Builder::new()
+                .configure(
+                    meta::Config::new()
+                        .match_kind(kind)
+                        .utf8_empty(false)
+                        .which_captures(captures)
+                        .nfa_size_limit(Some(REGEX_SIZE_LIMIT * patterns.len().max(1)))
+                        .hybrid_cache_capacity(2 * REGEX_SIZE_LIMIT),
+                )
+                .syntax(syntax::Config::new().utf8(false))
+                .build_many(patterns)
+                .map_err(|e| {
+                    ConfigError::new(match e.size_limit() {
+                        Some(n) => format!(
+                            "{direction}: paths: the rules' paths together exceed the size limit of {n} bytes"
+                        ),
+                        None => format!("{direction}: paths: {e}"),
+                    })
                 })
-            })?;
-        let scratch = RefCell::new((re.create_cache(), PatternSet::new(re.pattern_len())));
-        Ok(PathSet { re, scratch })
+        };
+        let first = build(MatchKind::LeftmostFirst, WhichCaptures::Implicit)?;
+        let all = build(MatchKind::All, WhichCaptures::None)?;
+        let scratch = RefCell::new(Scratch {
+            first: first.create_cache(),
+            all: all.create_cache(),
+            set: PatternSet::new(all.pattern_len()),
+        });
+        Ok(PathSet {
+            first,
+            all,
+            scratch,
+        })
     }
 
     /// Calls `f` with the index of each pattern matching the whole of `path`, in ascending
     /// order, until `f` returns true.
     fn first(&self, path: &[u8], mut f: impl FnMut(usize) -> bool) {
         let mut scratch = self.scratch.borrow_mut();
-        let (cache, set) = &mut *scratch;
-        set.clear();
-        self.re
-            .which_overlapping_matches_with(cache, &Input::new(path), set);
-        for pid in set.iter() {
+        let s = &mut *scratch;
+        let input = Input::new(path).anchored(Anchored::Yes);
+        let Some(m) = self.first.search_with(&mut s.first, &input) else {
+            return;
+        };
+        let k = m.pattern().as_usize();
+        if f(k) {
+            return;
+        }
+        s.set.clear();
+        self.all
+            .which_overlapping_matches_with(&mut s.all, &input, &mut s.set);
+        for pid in s.set.iter().skip_while(|p| p.as_usize() <= k) {
             if f(pid.as_usize()) {
                 break;
             }

@@ -342,3 +342,76 @@ fn plain_word_patterns_are_compared_as_bytes_and_agree_with_the_regex() {
         }
     }
 }
+
+/// The rule that decides is the first in policy order whose every field matches, also when
+/// the first rule whose path matches fails on its method or host (then the other path
+/// matches are searched): checked against a rule-by-rule evaluation for every combination.
+#[test]
+fn the_decider_is_the_first_fully_matching_rule_in_policy_order() {
+    use super::full_match;
+    // (method, path, host); "" leaves the field out.
+    let fields = [
+        ("POST", "/api/.*", ""),
+        ("GET", "/api/v1/.*", "x\\.test"),
+        ("GET|HEAD", "/api/.*", ""),
+        ("DELETE", "", ""),
+        ("GET", "/.*", "y\\.test"),
+        ("PUT", "/api/v1/items", ""),
+        ("", "/api/v[0-9]+/items", "x\\.test"),
+        ("GET", "/(public|static)/.*", ""),
+    ];
+    let rules: Vec<_> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, (m, p, h))| {
+            let mut r = json!({});
+            for (k, v) in [("method", m), ("path", p), ("host", h)] {
+                if !v.is_empty() {
+                    r[k] = json!(v);
+                }
+            }
+            rule(&format!("r{i}"), r)
+        })
+        .collect();
+    let mut h = one_direction(rules);
+    let is = |pattern: &str, value: &str| {
+        pattern.is_empty() || full_match(pattern).unwrap().is_match(value.as_bytes())
+    };
+    let mut deciders = std::collections::BTreeSet::new();
+    let mut fallbacks = 0;
+    for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"] {
+        for path in [
+            "/api/v1/items",
+            "/api/v2/items",
+            "/api/v1/x",
+            "/api",
+            "/public/a",
+            "/x",
+            "/",
+        ] {
+            for host in ["x.test", "y.test", "z.test"] {
+                let want = fields
+                    .iter()
+                    .position(|(m, p, hh)| is(m, method) && is(p, path) && is(hh, host));
+                // The first rule whose path matches is not the one that decides.
+                let first_path = fields
+                    .iter()
+                    .position(|(_, p, _)| !p.is_empty() && is(p, path));
+                if want.is_some() && first_path.is_some() && want != first_path {
+                    fallbacks += 1;
+                }
+                let out = h.request(TestRequest::new(method, path).header(":authority", host));
+                match want {
+                    Some(i) => {
+                        assert!(out.allowed(), "{method} {host}{path}: want r{i}");
+                        assert_eq!(policy(&out), format!("r{i}"), "{method} {host}{path}");
+                        deciders.insert(i);
+                    }
+                    None => assert_eq!(out.status(), Some(403), "{method} {host}{path}"),
+                }
+            }
+        }
+    }
+    assert_eq!(deciders.len(), fields.len(), "every rule decides somewhere");
+    assert!(fallbacks > 10, "{fallbacks}");
+}
