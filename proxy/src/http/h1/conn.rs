@@ -401,13 +401,23 @@ impl<S: AsyncStream> Conn<'_, S> {
         }
     }
 
-    /// Writes `self.out` to the client and empties it.
+    /// Writes `self.out` to the client and empties it. `timeouts.stream_idle` applies to
+    /// each write, so a client that reads a large filtered body slowly is not cut.
     pub(super) async fn write_out(&mut self) -> Result<(), Stop> {
         let limit = self.p.cfg.timeouts.stream_idle;
-        moving(limit, self.io.write_all(&self.out))
-            .await
-            .ok_or_else(|| stall(limit, "to the client"))?
-            .map_err(|e| Stop::Abort(format!("writing the response: {e}")))?;
+        let mut at = 0;
+        while at < self.out.len() {
+            let n = moving(limit, self.io.write(&self.out[at..]))
+                .await
+                .ok_or_else(|| stall(limit, "to the client"))?
+                .map_err(|e| Stop::Abort(format!("writing the response: {e}")))?;
+            if n == 0 {
+                return Err(Stop::Abort(
+                    "writing the response: the client closed".into(),
+                ));
+            }
+            at += n;
+        }
         self.out.clear();
         Ok(())
     }
