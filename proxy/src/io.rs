@@ -108,9 +108,12 @@ impl Activity {
         if self.inflight.load(Ordering::Acquire) > 0 {
             return limit;
         }
-        let idle =
-            Duration::from_millis(now_ms().saturating_sub(self.last_ms.load(Ordering::Relaxed)));
-        limit.saturating_sub(idle)
+        limit.saturating_sub(self.still())
+    }
+
+    /// Time since the last byte moved.
+    fn still(&self) -> Duration {
+        Duration::from_millis(now_ms().saturating_sub(self.last_ms.load(Ordering::Relaxed)))
     }
 
     /// How long until a connection with requests in flight has moved no bytes for `limit`
@@ -119,9 +122,7 @@ impl Activity {
         if self.inflight.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let still =
-            Duration::from_millis(now_ms().saturating_sub(self.last_ms.load(Ordering::Relaxed)));
-        Some(limit.saturating_sub(still))
+        Some(limit.saturating_sub(self.still()))
     }
 
     /// Records why the connection is being cut with requests in flight; the first reason
