@@ -49,12 +49,12 @@ curl -fs -o /dev/null http://127.0.0.1:9901/ready || { cat "$work/strait.log"; e
 pids+=($!)
 sleep 0.3
 
-show() { printf '\n$ %s\n' "$*"; "$@" || true; }
+source scripts/quickstart-lib.sh
 echo "== requests"
-show curl -sS -i http://127.0.0.1:8080/index.html
-show curl -sS --http2-prior-knowledge -o /dev/null -w 'HTTP/%{http_version} %{http_code}\n' http://127.0.0.1:8080/index.html
-show curl -sS -o /dev/null -w 'HTTP/%{http_version} %{http_code}\n' http://127.0.0.1:8080/missing
-show curl -sS -i http://127.0.0.1:8081/anything
+expect 200 curl -sS -i http://127.0.0.1:8080/index.html
+expect 200 curl -sS --http2-prior-knowledge -o /dev/null http://127.0.0.1:8080/index.html
+expect 404 curl -sS -o /dev/null http://127.0.0.1:8080/missing
+expect 503 curl -sS -i http://127.0.0.1:8081/anything
 sleep 0.5
 
 echo
@@ -67,7 +67,8 @@ echo
 echo "== a few metrics (GET 127.0.0.1:9901/metrics)"
 curl -s http://127.0.0.1:9901/metrics | grep -E '^strait_(requests_total|responses_total\{.*(2xx|4xx|5xx)|upstream_errors_total\{.*connect)' || true
 echo
-echo "quickstart (explicit proxy) done: strait forwarded HTTP/1.1 and HTTP/2, answered 503 for the dead upstream, and recorded every request."
+expectations_met "quickstart (explicit proxy)"
+echo "quickstart (explicit proxy) done: strait forwarded HTTP/1.1 and HTTP/2, passed on the upstream's 404, answered 503 for the dead upstream, and recorded every request."
 cleanup
 trap - EXIT
 
