@@ -4,20 +4,22 @@
 failed=0
 
 # expect CODE COMMAND... : runs COMMAND (a curl, possibly behind `ip netns exec`) with
-# `-w '\n%{http_code}'` appended, prints its output and the status, and records a mismatch.
+# `-w` appended, prints its output, the HTTP version and the status, and records a status
+# mismatch.
 expect() {
     local want=$1
     shift
     printf '\n$ %s\n' "$*"
     local out
-    out=$("$@" -w '\n%{http_code}' 2>&1) || true
-    local code=${out##*$'\n'}
+    out=$("$@" -w '\n%{http_version} %{http_code}' 2>&1) || true
+    local last=${out##*$'\n'}
     local body=${out%$'\n'*}
+    local code=${last##* }
     [ -n "$body" ] && printf '%s\n' "$body"
     if [ "$code" = "$want" ]; then
-        echo "-> $code (expected)"
+        echo "-> HTTP/${last% *} $code (expected)"
     else
-        echo "-> $code, expected $want" >&2
+        echo "-> HTTP/${last% *} $code, expected $want" >&2
         failed=1
     fi
 }
