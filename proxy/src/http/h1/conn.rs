@@ -674,10 +674,10 @@ pub(super) async fn read_response_head(
 
 /// A new upstream connection.
 pub(super) async fn connect(p: &HttpProxy) -> Result<Upstream, Stop> {
-    let io = p
-        .upstreams
-        .connector
-        .connect()
+    // Boxed: the connect (resolve, TCP, TLS handshake) future is large, and held inline it
+    // would make every request's `send` and `exchange` futures as large, copied with each
+    // request; a new connection is rare next to a request on a kept one.
+    let io = Box::pin(p.upstreams.connector.connect())
         .await
         .map_err(|e| Stop::Fail(connect_failure(&e), true))?;
     Ok(Upstream {
