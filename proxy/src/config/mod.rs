@@ -639,12 +639,12 @@ impl Validator {
                 clusters.push(Arc::new(c));
             }
         }
-        // Listeners with `policy:`, and transparent HTTP listeners (the datapath redirects L7
-        // traffic to them), enforce the policies' http rules.
+        // Listeners with `policy:`, and transparent HTTP and Kafka listeners (the datapath
+        // redirects L7 traffic to them), enforce the policies' http and kafka rules.
         let wants_policies = raw.listeners.iter().any(|l| {
             l.policy.is_some()
                 || (l.transparent == Some(true)
-                    && l.protocol == RawProtocol::Http
+                    && matches!(l.protocol, RawProtocol::Http | RawProtocol::Kafka)
                     && !policies.is_empty())
         });
         let loaded_policies = if wants_policies {
@@ -1667,6 +1667,47 @@ mod tests {
         let d = diag(&format!("{t}    kafka: {{ advertised_address: a:1 }}\n"));
         assert_eq!(d[0].field, "listeners[0].kafka.advertised_address");
         assert!(d[0].message.contains("transparent"), "{}", d[0]);
+    }
+
+    /// A transparent Kafka listener enforces the policies' kafka rules, also when it is the
+    /// only listener that does (no transparent HTTP listener, no `policy:`): the datapath
+    /// redirects Kafka ports to it, so without the filter those requests would go unjudged.
+    #[test]
+    fn transparent_kafka_listener_alone_gets_the_policy_filter() {
+        let dir = std::env::temp_dir().join(format!("strait-cfg-kafka-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let policy = dir.join("kafka.yaml");
+        std::fs::write(
+            &policy,
+            "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: kafka-in}\n\
+             spec:\n  endpointSelector: {matchLabels: {app: kafka}}\n  ingress:\n\
+             \x20   - fromEndpoints: [{matchLabels: {app: client}}]\n      toPorts:\n\
+             \x20       - ports: [{port: \"9092\", protocol: TCP}]\n          rules:\n\
+             \x20           kafka: [{role: produce, topic: orders}]\n",
+        )
+        .expect("policy file");
+        let listener = |proto: &str| {
+            format!("  - name: {proto}\n    address: 127.0.0.1:0\n    protocol: {proto}\n    transparent: true\n")
+        };
+        let endpoints = "endpoints:\n  - name: c\n    interface: lxc-c\n    addresses: [10.200.0.2]\n    labels: {app: client}\n  - name: k\n    interface: lxc-k\n    addresses: [10.200.0.3]\n    labels: {app: kafka}\n";
+        let src = |listeners: &str| {
+            format!(
+                "listeners:\n{listeners}{endpoints}policies: [\"{}\"]\n",
+                policy.display()
+            )
+        };
+        for listeners in [listener("kafka"), listener("kafka") + &listener("http")] {
+            let c = parse(&src(&listeners)).expect("valid");
+            let k = &c.listeners[0];
+            assert_eq!(k.protocol, Protocol::Kafka);
+            assert_eq!(k.filters.len(), 1, "{listeners}: {:?}", k.filters);
+            assert_eq!(
+                k.filters[0].name,
+                crate::policy::l7::KAFKA_POLICY_FILTER,
+                "{listeners}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
