@@ -194,6 +194,95 @@ async fn native_http1_framing_is_strict_and_passes_bodies_through() {
     assert_eq!(flows[7].bytes_sent, 70000);
 }
 
+/// A `Connection` listing cannot take the framing away from what the proxy sends on: a
+/// request listing `content-length` (and `host`) reaches the upstream with both, so its body
+/// stays a body and is not read upstream as a request the proxy never saw.
+#[tokio::test]
+async fn connection_listing_framing_fields_smuggles_nothing() {
+    let up = Upstream::start().await;
+    for engine in ENGINES {
+        let p = Proxy::start(&format!(
+            "listeners:\n{}",
+            http_listener("web", up.addr, engine)
+        ))
+        .await;
+        let smuggled = "GET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n";
+        let reqs = format!(
+            "POST /echo HTTP/1.1\r\nhost: a\r\nconnection: content-length, host\r\n\
+             content-length: {}\r\n\r\n{smuggled}\
+             GET /hello HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+            smuggled.len()
+        );
+        let out = raw_exchange(p.addr("web"), reqs.as_bytes(), Duration::from_secs(5)).await;
+        let heads: Vec<_> = out.match_indices("HTTP/1.1 ").map(|(i, _)| i).collect();
+        assert_eq!(heads.len(), 2, "{engine}: {out}");
+        let echo = &out[heads[0]..heads[1]];
+        assert!(echo.starts_with("HTTP/1.1 200 OK\r\n"), "{engine}: {echo}");
+        assert!(
+            echo.ends_with(&format!("\r\n\r\n{smuggled}")),
+            "{engine}: {echo}"
+        );
+        assert!(
+            out[heads[1]..].ends_with("hello, hello world"),
+            "{engine}: {out}"
+        );
+        let flows = p.flows(2).await;
+        let paths: Vec<_> = flows.iter().map(|f| f.path.as_deref()).collect();
+        assert_eq!(paths, [Some("/echo"), Some("/hello")], "{engine}");
+    }
+}
+
+/// When the upstream cannot be reached while a request body is still arriving, the client
+/// connection closes after the error: the rest of the body is never read as a request.
+#[tokio::test]
+async fn a_failed_request_with_a_body_left_unread_closes_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for engine in ENGINES {
+        let p = Proxy::start(&format!(
+            "listeners:\n{}",
+            http_listener("dead", dead, engine)
+        ))
+        .await;
+        let mut s = tokio::net::TcpStream::connect(p.addr("dead"))
+            .await
+            .unwrap();
+        s.write_all(b"POST /up HTTP/1.1\r\nhost: a\r\ncontent-length: 100\r\n\r\n0123456789")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !out.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+                .await
+                .unwrap_or_else(|_| panic!("{engine}: no response within 5 s"))
+                .unwrap();
+            assert!(n > 0, "{engine}: closed without a response");
+            out.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8_lossy(&out).into_owned();
+        assert!(text.starts_with("HTTP/1.1 503 "), "{engine}: {text}");
+        // The rest of the body, shaped as a request: it must not be answered.
+        let _ = s
+            .write_all(b"GET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n")
+            .await;
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+            .await
+            .unwrap_or_else(|_| panic!("{engine}: the connection stayed open"))
+            .ok();
+        let all = [out, rest].concat();
+        let all = String::from_utf8_lossy(&all);
+        assert_eq!(all.matches("HTTP/1.1 ").count(), 1, "{engine}: {all}");
+        let flows = p.flows(1).await;
+        assert_eq!(flows.len(), 1, "{engine}: {flows:?}");
+        assert_eq!(flows[0].path.as_deref(), Some("/up"), "{engine}");
+    }
+}
+
 #[tokio::test]
 async fn http2_many_concurrent_streams_on_one_connection() {
     let up = Upstream::start().await;
@@ -821,6 +910,50 @@ async fn an_upstream_connection_closed_while_idle_is_replaced_without_failing_a_
     );
     let flows = p.flows(4).await;
     assert!(flows.iter().all(|f| f.status == Some(200)), "{flows:?}");
+}
+
+/// A request that a reused upstream connection took and then closed on without answering is
+/// sent again on a new connection only when it is idempotent (RFC 9110 §9.2.2): a `POST` may
+/// have been acted on, so it gets a 502 instead of a second delivery.
+#[tokio::test]
+async fn only_idempotent_requests_are_sent_again_after_a_reused_connection_closed() {
+    fn respond(path: &str) -> (Vec<u8>, Option<Duration>) {
+        match path {
+            // Taken, then the connection closes without a byte of response.
+            "/drop" => (Vec::new(), Some(Duration::ZERO)),
+            _ => (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+                None,
+            ),
+        }
+    }
+    let (addr, _, heads) = scripted_upstream(respond).await;
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener("web", addr, ENGINES[0])
+    ))
+    .await;
+    let mut client = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
+    let seen = |method: &str| {
+        heads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.starts_with(&format!("{method} /drop ")))
+            .count()
+    };
+    for (method, sent) in [("POST", 1), ("GET", 2)] {
+        // A first request binds an upstream connection; the next one reuses it.
+        let out = keepalive_exchange(&mut client, b"GET /a HTTP/1.1\r\nhost: a\r\n\r\n").await;
+        assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+        let req = format!("{method} /drop HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n");
+        let out = keepalive_exchange(&mut client, req.as_bytes()).await;
+        assert!(out.starts_with("HTTP/1.1 502 "), "{method}: {out}");
+        assert_eq!(seen(method), sent, "{method}");
+        if out.contains("connection: close") {
+            client = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
+        }
+    }
 }
 
 /// Writes `req` on `s` and reads one response with a content-length body.

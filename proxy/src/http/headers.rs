@@ -46,14 +46,15 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: Option<&HeaderValue>) {
         return;
     }
     // Names listed in `Connection` that the fixed list below does not remove anyway (most
-    // messages list only `keep-alive`, and then nothing is allocated here).
+    // messages list only `keep-alive`, and then nothing is allocated here). `host` stays
+    // whatever is listed: the upstream must route what the filters judged.
     let listed: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|t| !is_listed_hop_by_hop(t))
+        .filter(|t| !is_listed_hop_by_hop(t) && !t.eq_ignore_ascii_case("host"))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     for name in listed {
@@ -211,17 +212,20 @@ mod tests {
     #[test]
     fn strips_listed_and_standard_hop_by_hop() {
         let mut h = map(&[
-            ("connection", "keep-alive, x-secret"),
+            ("connection", "keep-alive, x-secret, Host"),
             ("x-secret", "1"),
             ("keep-alive", "timeout=5"),
             ("transfer-encoding", "chunked"),
             ("te", "trailers, deflate"),
             ("x-kept", "yes"),
+            ("host", "svc"),
         ]);
         strip_hop_by_hop(&mut h, None);
-        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(h.len(), 3, "{h:?}");
         assert_eq!(h["te"], "trailers");
         assert_eq!(h["x-kept"], "yes");
+        // A listing cannot take `host` away: the upstream routes what the filters judged.
+        assert_eq!(h["host"], "svc");
     }
 
     #[test]

@@ -51,7 +51,8 @@ impl HttpProxy {
                 false,
             ),
         };
-        let mut up = conn::write_request(self, up, reused, &out, true)
+        let replayable = conn::idempotent(parts.method.as_str().as_bytes());
+        let mut up = conn::write_request(self, up, reused, &out, replayable)
             .await
             .map_err(Stop::into_failure)?;
         let head = conn::read_response_head(&mut up, parts.method.as_str().as_bytes())

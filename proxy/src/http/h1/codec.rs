@@ -6,13 +6,21 @@
 //!
 //! What it refuses, and the status a client gets for it:
 //! - a head over the listener's `max_header_bytes`, or more than [`MAX_FIELDS`] fields: 431;
-//! - a head `httparse` rejects (bad token, bare LF, obs-fold, space before a colon): 400;
+//! - a head `httparse` rejects (bad token, obs-fold, space before a colon, bare CR): 400
+//!   (`httparse` takes a bare LF as a line end; the heads sent on always use CRLF);
 //! - `Content-Length` that is not one non-negative decimal (repeats must agree): 400;
 //! - `Transfer-Encoding` together with `Content-Length`, or in an HTTP/1.0 message: 400;
-//! - a `Transfer-Encoding` other than exactly `chunked`: 501 (the body's end is unknowable);
-//! - an HTTP/1.1 request without exactly one `Host`: 400.
+//! - a coding after `chunked` (a second `chunked` too): 400 (RFC 9112 §6.3); any other
+//!   `Transfer-Encoding` than exactly `chunked`: 501 (the body's end is unknowable);
+//! - an HTTP/1.1 request without exactly one `Host`, or with one that is not host and
+//!   port: 400;
+//! - in a chunked body, a malformed size line or extension, or a trailer line that is not a
+//!   field line: 400.
 //!
-//! An upstream response that breaks the same rules is a 502 for the client.
+//! What it sends on is framed as it was parsed: one `content-length` with the parsed value,
+//! `transfer-encoding: chunked` only for a chunked body; a `Connection` listing removes
+//! neither (nor `host`). An upstream response that breaks the same rules is a 502 for the
+//! client.
 
 use std::ops::Range;
 
@@ -42,8 +50,12 @@ pub enum HeadError {
     EncodingInHttp10,
     #[error("unsupported transfer-encoding (only `chunked` is forwarded)")]
     Encoding,
+    #[error("transfer-encoding with a coding after `chunked` (the body's end is unknowable)")]
+    ChunkedNotLast,
     #[error("an HTTP/1.1 request needs exactly one host header")]
     Host,
+    #[error("invalid host header value (host and port only)")]
+    HostValue,
 }
 
 impl HeadError {
@@ -169,9 +181,13 @@ fn read_fields(
             }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // Only exactly `chunked`, once: anything else leaves the body's end unknowable
-            // to one of the two sides.
+            // to one of the two sides. A coding after `chunked` is a bad request (RFC 9112
+            // §6.3); one before it, a coding the proxy does not implement (501).
             for t in tokens(h.value) {
-                if encoding || !t.eq_ignore_ascii_case(b"chunked") {
+                if encoding {
+                    return Err(HeadError::ChunkedNotLast);
+                }
+                if !t.eq_ignore_ascii_case(b"chunked") {
                     return Err(HeadError::Encoding);
                 }
                 encoding = true;
@@ -263,11 +279,16 @@ pub fn parse_request(buf: &[u8], limit: usize) -> Result<Option<RequestHead>, He
             host = Some(i);
             hosts += 1;
         } else if h.name.eq_ignore_ascii_case("expect") {
-            expect_continue |= h.value.eq_ignore_ascii_case(b"100-continue");
+            expect_continue |= tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"100-continue"));
         }
     }
     if hosts > 1 || (minor == 1 && hosts == 0) {
         return Err(HeadError::Host);
+    }
+    if let Some(i) = host {
+        if !req.headers[i].value.iter().copied().all(is_host_byte) {
+            return Err(HeadError::HostValue);
+        }
     }
     let framing = if meta.chunked {
         Framing::Chunked
@@ -351,7 +372,7 @@ pub enum ChunkError {
     MissingCrlf,
     #[error("trailer section larger than {MAX_TRAILERS} bytes")]
     TrailersTooLarge,
-    #[error("invalid line ending in the trailer section")]
+    #[error("malformed field line in the trailer section")]
     Trailer,
 }
 
@@ -360,7 +381,9 @@ enum ChunkState {
     /// Hex digits of a chunk size (`digits` so far).
     #[default]
     Size,
-    /// After the size: whitespace or extensions up to CR.
+    /// After the size digits: whitespace, then `;` or CR.
+    SizeWs,
+    /// Inside the chunk extensions (after a `;`), up to CR.
     Ext,
     /// CR seen after the size line; LF next.
     SizeLf,
@@ -369,8 +392,10 @@ enum ChunkState {
     DataLf,
     /// At the start of a trailer line (or of the final CRLF).
     TrailerStart,
-    /// Inside a trailer field line.
-    TrailerLine,
+    /// The name of a trailer field (token characters up to `:`).
+    TrailerName,
+    /// The value of a trailer field, up to CR.
+    TrailerValue,
     /// CR seen at the end of a trailer line; LF next.
     TrailerLf,
     /// CR of the final empty line seen; LF next.
@@ -470,7 +495,7 @@ impl ChunkedScanner {
                         self.ext_byte(b)?
                     }
                 },
-                S::Ext => self.ext_byte(b)?,
+                S::SizeWs | S::Ext => self.ext_byte(b)?,
                 S::SizeLf => {
                     if b != b'\n' {
                         return Err(ChunkError::Size);
@@ -489,8 +514,12 @@ impl ChunkedScanner {
                     S::Size
                 }
                 S::DataCr | S::DataLf => return Err(ChunkError::MissingCrlf),
-                S::TrailerStart | S::TrailerLine => {
-                    if self.state == S::TrailerLine || b != b'\r' {
+                // Each trailer line is a field line (RFC 9112 §7.1.2): a token name, `:`, a
+                // value without control characters but HTAB. Anything else (a line that
+                // starts with whitespace — obs-fold or blank —, no colon, a bare LF, NUL)
+                // is refused: a next hop could end the section elsewhere.
+                S::TrailerStart | S::TrailerName | S::TrailerValue => {
+                    if self.state != S::TrailerStart || b != b'\r' {
                         sink.trailer(b);
                     }
                     self.trailers += 1;
@@ -499,9 +528,13 @@ impl ChunkedScanner {
                     }
                     match (self.state, b) {
                         (S::TrailerStart, b'\r') => S::EndLf,
-                        (_, b'\r') => S::TrailerLf,
-                        (_, b'\n') => return Err(ChunkError::Trailer),
-                        _ => S::TrailerLine,
+                        (S::TrailerStart | S::TrailerName, b) if is_tchar(b) => S::TrailerName,
+                        (S::TrailerName, b':') => S::TrailerValue,
+                        (S::TrailerValue, b'\r') => S::TrailerLf,
+                        (S::TrailerValue, b) if b == b'\t' || (b >= 0x20 && b != 0x7f) => {
+                            S::TrailerValue
+                        }
+                        _ => return Err(ChunkError::Trailer),
                     }
                 }
                 S::TrailerLf if b == b'\n' => {
@@ -520,24 +553,36 @@ impl ChunkedScanner {
         })
     }
 
-    /// A byte of the size line after the digits: whitespace, extensions, then CR.
+    /// A byte of the size line after the digits: whitespace (BWS), then CR or `;` and the
+    /// extensions (RFC 9112 §7.1.1), which may hold no control character but HTAB; CR ends
+    /// the line.
     fn ext_byte(&mut self, b: u8) -> Result<ChunkState, ChunkError> {
         self.line += 1;
         if self.line > MAX_CHUNK_LINE {
             return Err(ChunkError::LineTooLong);
         }
+        let in_ext = self.state == ChunkState::Ext;
         match b {
             b'\r' => Ok(ChunkState::SizeLf),
-            b'\n' => Err(ChunkError::Size),
-            b';' | b' ' | b'\t' => Ok(ChunkState::Ext),
-            _ if self.state_is_ext() => Ok(ChunkState::Ext),
+            b';' => Ok(ChunkState::Ext),
+            b' ' | b'\t' if !in_ext => Ok(ChunkState::SizeWs),
+            b'\t' => Ok(ChunkState::Ext),
+            _ if in_ext && b >= 0x20 && b != 0x7f => Ok(ChunkState::Ext),
             _ => Err(ChunkError::Size),
         }
     }
+}
 
-    fn state_is_ext(&self) -> bool {
-        self.state == ChunkState::Ext
-    }
+/// A byte of `uri-host [ ":" port ]` (RFC 3986 §3.2.2: unreserved, pct-encoded, sub-delims,
+/// an IP literal's brackets and colons). No `@` (userinfo), `/`, `?`, `#` or whitespace: a
+/// policy on the host must see the one the upstream routes by.
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=:[]".contains(&b)
+}
+
+/// A token character (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Fields a proxy never forwards (RFC 9110 §7.6.1), in any case.
@@ -555,19 +600,28 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
     HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
-/// Whether the field is dropped when the message is sent on: hop-by-hop, listed in
-/// `Connection`, or in `replaced` (fields the writer sets itself).
+/// Whether the field is dropped when the message is sent on: hop-by-hop, `content-length`
+/// (written again from what was parsed), in `replaced` (fields the writer sets itself), or
+/// listed in `Connection` unless it is `host`. A listing must not take away the message's
+/// framing or routing: a request listing `content-length` would reach the upstream without
+/// one, and its body be read there as the next request.
 fn dropped(buf: &[u8], meta: &Meta, f: &Field, replaced: &[&[u8]]) -> bool {
     let name = &buf[f.name.clone()];
     is_hop_by_hop(name)
+        || name.eq_ignore_ascii_case(b"content-length")
         || replaced.iter().any(|r| r.eq_ignore_ascii_case(name))
-        || meta
-            .listed
-            .iter()
-            .any(|l| buf[l.clone()].eq_ignore_ascii_case(name))
+        || (!meta.listed.is_empty()
+            && !name.eq_ignore_ascii_case(b"host")
+            && meta
+                .listed
+                .iter()
+                .any(|l| buf[l.clone()].eq_ignore_ascii_case(name)))
 }
 
-fn write_fields(out: &mut Vec<u8>, buf: &[u8], meta: &Meta, replaced: &[&[u8]]) {
+/// The fields to send on (see [`dropped`]), then the framing fields: one `content-length`
+/// with the value parsed (however the sender wrote it: `5, 5`, `007`, twice; RFC 9110 §8.6)
+/// and `transfer-encoding: chunked` when `framing` is chunked.
+fn write_fields(out: &mut Vec<u8>, buf: &[u8], meta: &Meta, framing: Framing, replaced: &[&[u8]]) {
     for f in &meta.fields {
         if dropped(buf, meta, f, replaced) {
             continue;
@@ -577,7 +631,23 @@ fn write_fields(out: &mut Vec<u8>, buf: &[u8], meta: &Meta, replaced: &[&[u8]]) 
         out.extend_from_slice(&buf[f.value.clone()]);
         out.extend_from_slice(b"\r\n");
     }
-    if meta.chunked {
+    if let Some(n) = meta.content_length {
+        out.extend_from_slice(b"content-length: ");
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = n;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(&digits[at..]);
+        out.extend_from_slice(b"\r\n");
+    }
+    if framing == Framing::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
 }
@@ -601,7 +671,7 @@ pub fn write_request(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, fwd: For
     out.push(b' ');
     out.extend_from_slice(&buf[head.target.clone()]);
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    write_fields(out, buf, &head.meta, &REPLACED);
+    write_fields(out, buf, &head.meta, head.framing, &REPLACED);
     if head.meta.te_trailers {
         out.extend_from_slice(b"te: trailers\r\n");
     }
@@ -638,7 +708,7 @@ pub fn write_response(out: &mut Vec<u8>, buf: &[u8], head: &ResponseHead, close:
     out.push(b' ');
     out.extend_from_slice(&buf[head.reason.clone()]);
     out.extend_from_slice(b"\r\n");
-    write_fields(out, buf, &head.meta, &[]);
+    write_fields(out, buf, &head.meta, head.framing, &[]);
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }

@@ -243,7 +243,9 @@ impl<S: AsyncStream> Conn<'_, S> {
     ) -> Result<bool, ()> {
         let p = self.p;
         p.metrics.requests.inc();
-        let is_head = self.rbuf[head.method.clone()].eq_ignore_ascii_case(b"HEAD");
+        let method = &self.rbuf[head.method.clone()];
+        let is_head = method.eq_ignore_ascii_case(b"HEAD");
+        let idempotent = idempotent(method);
         let ctx = FlowContext {
             source: self.peer,
             destination: p.target.authority.as_str(),
@@ -293,7 +295,12 @@ impl<S: AsyncStream> Conn<'_, S> {
 
         let sent = match p.cfg.timeouts.request {
             Some(limit) => {
-                match tokio::time::timeout(limit, self.send(head.framing, is_head, &guard)).await {
+                match tokio::time::timeout(
+                    limit,
+                    self.send(head.framing, is_head, idempotent, &guard),
+                )
+                .await
+                {
                     Ok(r) => r,
                     Err(_) => Err(Stop::Fail(
                         Failure {
@@ -306,11 +313,16 @@ impl<S: AsyncStream> Conn<'_, S> {
                     )),
                 }
             }
-            None => self.send(head.framing, is_head, &guard).await,
+            None => self.send(head.framing, is_head, idempotent, &guard).await,
         };
         let (resp, mut up) = match sent {
             Ok(r) => r,
-            Err(stop) => return self.stopped(stop, guard, head.meta.close).await,
+            // The request body may be partly unread (the upstream failed before taking it
+            // all): read as the next request head it would be a request nobody judged.
+            Err(stop) => {
+                let close = head.meta.close || head.framing != Framing::Empty;
+                return self.stopped(stop, guard, close).await;
+            }
         };
         let close = head.meta.close || resp.framing == Framing::Close || shutdown.is_cancelled();
         self.out.clear();
@@ -438,6 +450,7 @@ impl<S: AsyncStream> Conn<'_, S> {
         &mut self,
         framing: Framing,
         is_head: bool,
+        idempotent: bool,
         guard: &FlowGuard,
     ) -> Result<(codec::ResponseHead, Upstream), Stop> {
         // The body bytes already read go out with the head.
@@ -459,17 +472,21 @@ impl<S: AsyncStream> Conn<'_, S> {
                 guard.add_received(s.payload);
             }
         }
-        // A request whole in `self.out` can be sent again on a new connection when a reused
-        // one turns out closed (the upstream's keep-alive timeout raced this request).
-        let whole = left == 0 && (framing != Framing::Chunked || scanner.is_done());
+        // An idempotent request whole in `self.out` can be sent again on a new connection
+        // when a reused one turns out closed (the upstream's keep-alive timeout raced it).
+        let replayable =
+            idempotent && left == 0 && (framing != Framing::Chunked || scanner.is_done());
         // All of this runs within `timeouts.request`: `stream_idle` matters only when it is
         // the shorter one (and a timer per request is saved when it is not).
         let t = &self.p.cfg.timeouts;
         let limit = t.stream_idle.filter(|s| t.request.is_none_or(|r| r > *s));
         let (up, reused) = self.upstream().await?;
-        let mut up = moving(limit, write_request(self.p, up, reused, &self.out, whole))
-            .await
-            .ok_or_else(|| stall(limit, "to the upstream"))??;
+        let mut up = moving(
+            limit,
+            write_request(self.p, up, reused, &self.out, replayable),
+        )
+        .await
+        .ok_or_else(|| stall(limit, "to the upstream"))??;
         // The rest of the body, as it comes.
         while left > 0 || (framing == Framing::Chunked && !scanner.is_done()) {
             self.rbuf.clear();
@@ -614,19 +631,21 @@ pub(super) fn stall(limit: Option<Duration>, place: &str) -> Stop {
     Stop::Abort(stalled(limit.unwrap_or_default(), place))
 }
 
-/// Writes a request (`bytes`) on `up`. When `whole` (nothing of the request is left to send)
-/// and a `reused` connection turns out closed without an answer (the upstream's keep-alive
-/// timeout raced the request), sends it again on a new connection.
+/// Writes a request (`bytes`) on `up`. When `replayable` (the request is idempotent and
+/// nothing of it is left to send) and a `reused` connection turns out closed without an
+/// answer (the upstream's keep-alive timeout raced the request), sends it again on a new
+/// connection. Other requests are not sent twice (RFC 9110 §9.2.2): the upstream may have
+/// acted on them.
 pub(super) async fn write_request(
     p: &HttpProxy,
     mut up: Upstream,
     mut reused: bool,
     bytes: &[u8],
-    whole: bool,
+    replayable: bool,
 ) -> Result<Upstream, Stop> {
     loop {
         let written = up.io.write_all(bytes).await;
-        if whole && reused && (written.is_err() || closed_unanswered(&mut up).await) {
+        if replayable && reused && (written.is_err() || closed_unanswered(&mut up).await) {
             (up, reused) = (connect(p).await?, false);
             continue;
         }
@@ -691,6 +710,12 @@ pub(super) async fn connect(p: &HttpProxy) -> Result<Upstream, Stop> {
 async fn closed_unanswered(up: &mut Upstream) -> bool {
     up.buf.reserve(READ_SIZE);
     matches!(up.io.read_buf(&mut up.buf).await, Ok(0) | Err(_)) && up.buf.is_empty()
+}
+
+/// Whether a request with `method` may be sent again automatically (RFC 9110 §9.2.2).
+pub(super) fn idempotent(method: &[u8]) -> bool {
+    const IDEMPOTENT: [&[u8]; 6] = [b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"];
+    IDEMPOTENT.contains(&method)
 }
 
 /// gRPC (`content-type: application/grpc…`): its errors are answered in gRPC's form.

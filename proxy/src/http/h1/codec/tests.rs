@@ -123,15 +123,24 @@ fn refuses_what_could_smuggle_a_request() {
         e(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
         HeadError::EncodingInHttp10
     );
+    // A coding the proxy does not implement: 501.
     for bad in [
         &b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"[..],
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n",
     ] {
         let err = e(bad);
         assert_eq!((err.clone(), err.status()), (HeadError::Encoding, 501));
+    }
+    // Anything after `chunked` (a second `chunked` too): the end is unknowable, 400
+    // (RFC 9112 §6.3).
+    for bad in [
+        &b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ] {
+        let err = e(bad);
+        assert_eq!((err.clone(), err.status()), (HeadError::ChunkedNotLast, 400));
     }
     // httparse's own refusals: space before the colon, obs-fold, bare CR.
     for bad in [
@@ -156,6 +165,23 @@ fn host_rules() {
         req(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n").map(|_| ()),
         Err(HeadError::Host)
     );
+    // Host and port only (RFC 9112 §3.2).
+    for bad in [
+        &b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a?b\r\n\r\n",
+    ] {
+        let err = req(bad).map(|_| ()).unwrap_err();
+        assert_eq!((err.clone(), err.status()), (HeadError::HostValue, 400));
+    }
+    for good in [
+        &b"GET / HTTP/1.1\r\nHost: svc.ns:8080\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: [fd00::1]:80\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: \r\n\r\n",
+    ] {
+        assert!(req(good).is_ok_and(|h| h.is_some()));
+    }
     // HTTP/1.0 needs none; it closes unless it asks for keep-alive.
     let h = complete(b"GET / HTTP/1.0\r\n\r\n");
     assert_eq!((h.host, h.meta.close, h.meta.minor), (None, true, 0));
@@ -177,6 +203,49 @@ fn connection_options() {
     // `Connection: upgrade` without `Upgrade` asks for nothing.
     let h = complete(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n");
     assert!(!h.meta.upgrade);
+    // `Expect` is a list (RFC 9110 §10.1.1).
+    let h = complete(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: x-other, 100-Continue\r\n\r\n");
+    assert!(h.expect_continue);
+}
+
+/// A `Connection` listing cannot take away the framing or the routing of what is sent on:
+/// a request that lists `content-length` must not reach the upstream without one (its body
+/// would be read there as the next request, one the proxy never saw).
+#[test]
+fn connection_cannot_remove_framing_or_host() {
+    let raw = b"POST /a HTTP/1.1\r\nHost: svc\r\nConnection: content-length, host, x-hop\r\n\
+                Content-Length: 30\r\nx-hop: 1\r\n\r\n";
+    assert_eq!(
+        forwarded(raw, false),
+        "POST /a HTTP/1.1\r\nHost: svc\r\ncontent-length: 30\r\n\
+         x-forwarded-for: 10.0.0.9\r\nx-forwarded-proto: http\r\nvia: 1.1 strait\r\n\r\n"
+    );
+    // Repeats that agree go on as one field with the number (RFC 9110 §8.6).
+    let raw =
+        b"POST /a HTTP/1.1\r\nHost: svc\r\nContent-Length: 5, 5\r\ncontent-length: 005\r\n\r\n";
+    assert_eq!(
+        forwarded(raw, false),
+        "POST /a HTTP/1.1\r\nHost: svc\r\ncontent-length: 5\r\n\
+         x-forwarded-for: 10.0.0.9\r\nx-forwarded-proto: http\r\nvia: 1.1 strait\r\n\r\n"
+    );
+    // The same for a response: its length stays, whatever `Connection` lists.
+    let raw = b"HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 3\r\n\r\nabc";
+    let h = resp(raw, b"GET").unwrap().unwrap();
+    let mut out = Vec::new();
+    write_response(&mut out, raw, &h, false);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "HTTP/1.1 200 OK\r\ncontent-length: 3\r\nvia: 1.1 strait\r\n\r\n"
+    );
+    // A response without a body is not sent on as chunked (RFC 9112 §6.1).
+    let raw = b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let h = resp(raw, b"GET").unwrap().unwrap();
+    let mut out = Vec::new();
+    write_response(&mut out, raw, &h, false);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "HTTP/1.1 204 No Content\r\nvia: 1.1 strait\r\n\r\n"
+    );
 }
 
 #[test]
@@ -263,7 +332,7 @@ fn writes_the_response_sent_to_the_client() {
     write_response(&mut out, raw, &h, false);
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        "HTTP/1.1 200 \r\nContent-Length: 0\r\nvia: 1.1 strait\r\n\r\n"
+        "HTTP/1.1 200 \r\ncontent-length: 0\r\nvia: 1.1 strait\r\n\r\n"
     );
 }
 
@@ -312,6 +381,25 @@ fn refuses_broken_chunked_bodies() {
     assert_eq!(e(b"5\r\nhelloX\r\n"), ChunkError::MissingCrlf);
     assert_eq!(e(b"5\r\nhello\n0\r\n\r\n"), ChunkError::MissingCrlf);
     assert_eq!(e(b"0\r\nx: 1\n\r\n"), ChunkError::Trailer);
+    // Trailer lines are field lines: no blank or folded line, no line without a colon, no
+    // whitespace before the colon, no control character in the value (RFC 9112 §7.1.2).
+    for bad in [
+        &b"0\r\n \r\n\r\n"[..],
+        b"0\r\nx: 1\r\n folded\r\n\r\n",
+        b"0\r\nno-colon\r\n\r\n",
+        b"0\r\nx : 1\r\n\r\n",
+        b"0\r\nx: a\x00b\r\n\r\n",
+        b"0\r\n: empty-name\r\n\r\n",
+    ] {
+        assert_eq!(e(bad), ChunkError::Trailer, "{}", bad.escape_ascii());
+    }
+    // Chunk extensions: BWS, then `;` (RFC 9112 §7.1.1), and no control character.
+    assert_eq!(e(b"5 xyz\r\nhello\r\n"), ChunkError::Size);
+    assert_eq!(e(b"5;a\x00\r\nhello\r\n"), ChunkError::Size);
+    assert_eq!(
+        scan_in_steps(b"5 \t; a=\"b c\";d\r\nhello\r\n0\r\nx-t:\tv w\r\n\r\n", 1),
+        Ok((38, 5, true))
+    );
     let long = [b"1;".as_slice(), &vec![b'a'; MAX_CHUNK_LINE], b"\r\n"].concat();
     assert_eq!(e(&long), ChunkError::LineTooLong);
     let big = [
