@@ -16,7 +16,7 @@ use strait::observe;
 const EXIT_CONFIG: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "strait", version, about = "Node-local L7 proxy: HTTP/1.1, HTTP/2, gRPC, TCP", long_about = None)]
+#[command(name = "strait", version, about = "Node-local L7 proxy: HTTP/1.1, HTTP/2, gRPC, Kafka, TCP", long_about = None)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

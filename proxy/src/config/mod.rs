@@ -228,7 +228,8 @@ pub const KAFKA_MAX_FRAME_RANGE: std::ops::RangeInclusive<usize> = 1024..=i32::M
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Http1Engine {
     /// strait's own HTTP/1.1 forwarding loop (`http::h1`) where it applies (cleartext
-    /// HTTP/1.1 upstream, no filters, origin-form requests); hyper for the rest.
+    /// HTTP/1.1 upstream, origin-form requests; filters run on it, requests with a body go
+    /// to hyper when a filter reads request bodies); hyper for the rest.
     Native,
     /// hyper for everything.
     Hyper,
@@ -242,7 +243,7 @@ pub enum UpstreamProtocol {
     Http2,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timeouts {
     /// Time allowed for a client to send a complete request head (slowloris guard), also the TLS
     /// handshake deadline.
@@ -850,6 +851,9 @@ impl Validator {
             c.connect_timeout.as_deref(),
             Duration::from_secs(5),
         );
+        if connect_timeout == Some(Duration::ZERO) {
+            self.err(&format!("{f}.connect_timeout"), "must be greater than zero");
+        }
         if self.errors.len() > before {
             return None;
         }
@@ -1274,6 +1278,7 @@ impl Validator {
             ("idle", idle),
             ("stream_idle", stream_idle.flatten()),
             ("connect", connect),
+            ("request", request.flatten()),
         ] {
             if d == Some(Duration::ZERO) {
                 self.err(&format!("{f}.timeouts.{name}"), "must be greater than zero");
@@ -1566,6 +1571,10 @@ mod tests {
             assert_eq!(d[0].field, "listeners[0].timeouts.stream_idle", "{d:?}");
             assert_eq!(d[0].line, 6, "{d:?}");
         }
+        // `request` too: zero would answer every request 504 at once (`off` is no limit).
+        let d = diag(&format!("{OK}    timeouts: {{ request: 0ms }}\n"));
+        assert_eq!(d[0].field, "listeners[0].timeouts.request", "{d:?}");
+        assert_eq!(d[0].message, "must be greater than zero");
     }
 
     #[test]

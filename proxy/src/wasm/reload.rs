@@ -172,17 +172,29 @@ impl Reloader {
                 }
             }
         }
+        for w in &self.listeners {
+            if !cfg.listeners.iter().any(|l| l.name == w.listener.name) {
+                tracing::warn!(listener = %w.listener.name, "listener removed from the config: it keeps serving until strait restarts");
+            }
+        }
         self.config = cfg;
         report
     }
 }
 
+/// Whether a listener's settings other than its filters changed (those need a restart).
+/// TLS is compared by presence only: certificate files are read once, at start.
 fn listener_changed(a: &ListenerConfig, b: &ListenerConfig) -> bool {
     a.address != b.address
         || a.protocol != b.protocol
         || a.upstream != b.upstream
         || a.upstream_protocol != b.upstream_protocol
+        || a.http1_engine != b.http1_engine
+        || a.timeouts != b.timeouts
         || a.max_header_bytes != b.max_header_bytes
+        || a.kafka != b.kafka
+        || a.tls.is_some() != b.tls.is_some()
+        || a.upstream_tls.is_some() != b.upstream_tls.is_some()
 }
 
 /// An empty chain for listeners without filters.
