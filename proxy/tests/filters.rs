@@ -268,6 +268,80 @@ async fn filters_that_do_not_change_heads_leave_them_as_without_filters() {
     }
 }
 
+/// Heads a filter edits are framed for what is really sent (native HTTP/1.1 path): a
+/// `content-length` a filter puts on a bodiless request goes as 0; a status made bodiless
+/// (204) drops the upstream's body, and one given a body status gets `content-length: 0`,
+/// so the next response on the connection is read where it starts; changing the method to
+/// HEAD is refused with a clear error instead of a response framed for the wrong method.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_edited_heads_keep_the_framing_right() {
+    let Some(m) = module("pw_basics.wasm") else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let with = |name: &str, config: &str| {
+        http_listener(
+            name,
+            up.addr,
+            &format!("{}{}", ENGINES[0], filter_block("b", &m, config, "")),
+        )
+    };
+    let p = Proxy::start(&format!(
+        "listeners:\n{}{}{}{}",
+        with(
+            "length",
+            r#"'{"add_request_headers":{"content-length":"10"}}'"#
+        ),
+        with(
+            "nocontent",
+            r#"'{"add_response_headers":{":status":"204"}}'"#
+        ),
+        with("content", r#"'{"add_response_headers":{":status":"200"}}'"#),
+        with("head", r#"'{"add_request_headers":{":method":"HEAD"}}'"#),
+    ))
+    .await;
+    let wait = Duration::from_secs(5);
+    // Two requests on one connection: the second response must start where the first ends.
+    let twice = |path: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nhost: a\r\n\r\nGET {path} HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n"
+        )
+    };
+    let t = std::time::Instant::now();
+    let (s, _, body) = get(p.addr("length"), "/headers", &[]).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.lines().any(|l| l == "content-length: 0"), "{body}");
+    assert!(!body.contains("content-length: 10"), "{body}");
+    assert!(t.elapsed() < wait, "the upstream waited for a body");
+
+    let out = common::raw_exchange(p.addr("nocontent"), twice("/hello").as_bytes(), wait).await;
+    assert_eq!(
+        out.matches("HTTP/1.1 204 No Content\r\n").count(),
+        2,
+        "{out}"
+    );
+    assert!(!out.contains("hello"), "{out}");
+
+    let out = common::raw_exchange(p.addr("content"), twice("/nocontent").as_bytes(), wait).await;
+    assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{out}");
+    assert_eq!(out.matches("content-length: 0\r\n").count(), 2, "{out}");
+
+    let t = std::time::Instant::now();
+    let (s, _, body) = get(p.addr("head"), "/hello", &[]).await;
+    assert_eq!(s, 500, "{body}");
+    assert!(
+        body.contains("changed the request method to HEAD"),
+        "{body}"
+    );
+    assert!(t.elapsed() < wait);
+    let flows = p.flows(6).await;
+    let errors: Vec<_> = flows
+        .iter()
+        .filter(|f| f.verdict == Verdict::Error)
+        .collect();
+    assert_eq!(errors.len(), 1, "{flows:?}");
+}
+
 async fn authz(file: &str) {
     let _ = logs();
     let Some(m) = module(file) else { return };

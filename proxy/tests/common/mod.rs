@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 /// - `/slow/MS`: answers after MS milliseconds;
 /// - `/grpc-trailers`: 200 with a body and `grpc-status: 0` trailers;
 /// - `/hello`: `hello, hello world` (with a content-length);
+/// - `/nocontent`: 204, no body;
 /// - `/check`: 200 if the request has `x-user: alice`, 403 otherwise (an authz service);
 /// - `/echo`: the request body back;
 /// - anything else: `ok`, with the request target in `x-upstream-path`.
@@ -77,6 +78,11 @@ async fn upstream_handle(req: Request<Incoming>) -> Result<Response<Body>, Infal
     }
     if path == "/hello" {
         return Ok(Response::new(full("hello, hello world")));
+    }
+    if path == "/nocontent" {
+        let mut r = Response::new(full(""));
+        *r.status_mut() = http::StatusCode::NO_CONTENT;
+        return Ok(r);
     }
     if path == "/check" {
         let ok = req.headers().get("x-user").is_some_and(|v| v == "alice");

@@ -245,7 +245,7 @@ impl<S: AsyncStream> Conn<'_, S> {
         p.metrics.requests.inc();
         let method = &self.rbuf[head.method.clone()];
         let is_head = method.eq_ignore_ascii_case(b"HEAD");
-        let idempotent = idempotent(method);
+        let mut idempotent = idempotent(method);
         let ctx = FlowContext {
             source: self.peer,
             destination: p.target.authority.as_str(),
@@ -284,7 +284,28 @@ impl<S: AsyncStream> Conn<'_, S> {
                 None
             }
             Some(chain) => match self.filter_request(head, chain, &mut guard).await {
-                Ok(sf) => Some(sf),
+                Ok((sf, method)) => {
+                    if let Some(m) = method {
+                        if (m == http::Method::HEAD) != is_head {
+                            // The upstream would frame its response for one method and the
+                            // client read it for the other (a body it does not expect, or
+                            // none where it waits for one).
+                            let what = if is_head {
+                                format!("a filter changed a HEAD request's method to {m}")
+                            } else {
+                                "a filter changed the request method to HEAD".to_owned()
+                            };
+                            let f = Failure::local(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                format!("{what}: changing it to or from HEAD is not supported"),
+                            );
+                            let close = head.meta.close || head.framing != Framing::Empty;
+                            return self.stopped(Stop::Fail(f, true), guard, close).await;
+                        }
+                        idempotent = m.is_idempotent();
+                    }
+                    Some(sf)
+                }
                 Err(stop) => {
                     // A request body nobody read is still on the connection.
                     let close = head.meta.close || head.framing != Framing::Empty;
@@ -345,8 +366,10 @@ impl<S: AsyncStream> Conn<'_, S> {
                 Err(stop) => return self.stopped(stop, guard, head.meta.close).await,
             },
         };
-        let reusable = !resp.meta.close && resp.framing != Framing::Close;
+        let reusable = !resp.meta.close && resp.framing != Framing::Close && out != OutBody::None;
         let relayed = match (out, &sf) {
+            // The head alone; the upstream's body is left unread with its connection.
+            (OutBody::None, _) => self.write_out().await,
             (OutBody::Raw, _) | (_, None) => {
                 self.relay_response(&mut up, resp.framing, &mut guard).await
             }

@@ -35,6 +35,10 @@ pub(super) enum OutBody {
     Chunked,
     /// The filters' output until the connection closes.
     Close,
+    /// No body for the client: a filter made the status one without a body (1xx, 204, 304)
+    /// while the upstream's response has one. It is left unread, and the upstream connection
+    /// is not used again.
+    None,
 }
 
 /// A head's fields, raw until a filter needs them (see [`RawFields`]).
@@ -81,12 +85,14 @@ fn response_head(
 }
 
 /// Appends the fields of `h` but the framing ones, then the framing `framing` calls for.
-/// With [`Framing::Empty`] a `content-length` the map holds is kept (a bodiless `POST`'s
-/// `content-length: 0`, a `HEAD` response's length).
-fn write_fields(out: &mut Vec<u8>, h: &HeaderMap, framing: Framing) {
+/// With [`Framing::Empty`] a response's `content-length` is kept (a `HEAD` response's
+/// length); a request's goes as `content-length: 0` (a bodiless `POST`'s), whatever a filter
+/// set: the upstream must not wait for a body that is not sent, nor take the next request
+/// for it.
+fn write_fields(out: &mut Vec<u8>, h: &HeaderMap, framing: Framing, request: bool) {
     for (name, value) in h {
         if *name == header::TRANSFER_ENCODING
-            || (*name == header::CONTENT_LENGTH && framing != Framing::Empty)
+            || (*name == header::CONTENT_LENGTH && (framing != Framing::Empty || request))
         {
             continue;
         }
@@ -98,6 +104,9 @@ fn write_fields(out: &mut Vec<u8>, h: &HeaderMap, framing: Framing) {
     match framing {
         Framing::Length(n) => {
             let _ = write!(out, "content-length: {n}\r\n");
+        }
+        Framing::Empty if request && h.contains_key(header::CONTENT_LENGTH) => {
+            out.extend_from_slice(b"content-length: 0\r\n");
         }
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         Framing::Empty | Framing::Close => {}
@@ -121,7 +130,7 @@ pub(super) fn write_request_parts(
             .as_bytes(),
     );
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    write_fields(out, &parts.headers, framing);
+    write_fields(out, &parts.headers, framing, true);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -137,7 +146,7 @@ pub(super) fn write_response_parts(
     out.push(b' ');
     out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    write_fields(out, &parts.headers, framing);
+    write_fields(out, &parts.headers, framing, false);
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }
@@ -207,13 +216,14 @@ fn body_stopped(outcome: BodyOutcome) -> Option<Stop> {
 
 impl<S: AsyncStream> Conn<'_, S> {
     /// Runs the request head (at the start of `self.rbuf`) through the chain and writes the
-    /// head to send upstream into `self.out`; the head's bytes leave `self.rbuf`.
+    /// head to send upstream into `self.out`; the head's bytes leave `self.rbuf`. With the
+    /// filters' method when they touched the head (the response is read for it).
     pub(super) async fn filter_request(
         &mut self,
         head: &RequestHead,
         chain: Arc<Chain>,
         guard: &mut FlowGuard,
-    ) -> Result<StreamFilters, Stop> {
+    ) -> Result<(StreamFilters, Option<http::Method>), Stop> {
         let p = self.p;
         let buf = self.rbuf.split_to(head.meta.len).freeze();
         let native = request_head(&buf, head).map_err(|m| {
@@ -252,7 +262,7 @@ impl<S: AsyncStream> Conn<'_, S> {
                     authority: p.target.authority.as_str().as_bytes(),
                 },
             );
-            return Ok(sf);
+            return Ok((sf, None));
         }
         let mut parts = native.parts;
         headers::strip_hop_by_hop(&mut parts.headers, None);
@@ -263,7 +273,7 @@ impl<S: AsyncStream> Conn<'_, S> {
             }
         }
         write_request_parts(&mut self.out, &parts, head.framing);
-        Ok(sf)
+        Ok((sf, Some(parts.method)))
     }
 
     /// Runs the response head (at the start of `up.buf`) through the chain, writes the head
@@ -306,9 +316,20 @@ impl<S: AsyncStream> Conn<'_, S> {
         guard.response(status, &parts.headers);
         headers::strip_hop_by_hop(&mut parts.headers, None);
         headers::add_via(&mut parts.headers, Version::HTTP_11);
+        let bodiless = |s: u16| (100..200).contains(&s) || s == 204 || s == 304;
+        if resp.framing == Framing::Empty && bodiless(resp.status) && !bodiless(status) {
+            // A filter gave a bodiless response a status that has a body: the client must
+            // learn that it is empty, not read until the connection closes.
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
         // With body callbacks, `content-length` is kept when the filters left it as it was;
         // a filter that changes the body removes it (as with Envoy), and the body is chunked.
         let (out, framing) = match resp.framing {
+            // A status without a body (RFC 9110 §6.4.1): the upstream's body must not reach
+            // the client, where it would be read as the next response.
+            f if bodiless(status) && f != Framing::Empty => (OutBody::None, Framing::Empty),
             f if !body => (OutBody::Raw, f),
             Framing::Length(n) if content_length(&parts.headers) == Some(n) => {
                 (OutBody::Length(n), Framing::Length(n))
@@ -448,7 +469,7 @@ impl<S: AsyncStream> Conn<'_, S> {
                             f.filter, f.message
                         )));
                     }
-                    write_fields(&mut self.out, &map, Framing::Empty);
+                    write_fields(&mut self.out, &map, Framing::Empty, false);
                 }
                 self.out.extend_from_slice(b"\r\n");
                 Ok(())
