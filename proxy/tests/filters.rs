@@ -321,6 +321,10 @@ async fn filter_edited_heads_keep_the_framing_right() {
         "{out}"
     );
     assert!(!out.contains("hello"), "{out}");
+    assert!(
+        !out.contains("content-length"),
+        "a 204 with a length: {out}"
+    );
 
     let out = common::raw_exchange(p.addr("content"), twice("/nocontent").as_bytes(), wait).await;
     assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{out}");

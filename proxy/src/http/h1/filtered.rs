@@ -324,6 +324,11 @@ impl<S: AsyncStream> Conn<'_, S> {
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
+        if bodiless(status) && status != 304 {
+            // 1xx and 204 carry no `content-length` (RFC 9110 §8.6); a 304's is the length
+            // of the representation it stands for, and stays.
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
         // With body callbacks, `content-length` is kept when the filters left it as it was;
         // a filter that changes the body removes it (as with Envoy), and the body is chunked.
         let (out, framing) = match resp.framing {
