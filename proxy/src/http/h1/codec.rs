@@ -633,18 +633,7 @@ fn write_fields(out: &mut Vec<u8>, buf: &[u8], meta: &Meta, framing: Framing, re
     }
     if let Some(n) = meta.content_length {
         out.extend_from_slice(b"content-length: ");
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = n;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        out.extend_from_slice(&digits[at..]);
+        push_decimal(out, n);
         out.extend_from_slice(b"\r\n");
     }
     if framing == Framing::Chunked {
@@ -717,6 +706,21 @@ pub fn write_response(out: &mut Vec<u8>, buf: &[u8], head: &ResponseHead, close:
     } else {
         b"via: 1.1 strait\r\n\r\n"
     });
+}
+
+/// Appends `n` in decimal (no formatting machinery on the per-request path).
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A three-digit status code (httparse accepts only three digits).

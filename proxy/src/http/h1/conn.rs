@@ -246,6 +246,10 @@ impl<S: AsyncStream> Conn<'_, S> {
         let method = &self.rbuf[head.method.clone()];
         let is_head = method.eq_ignore_ascii_case(b"HEAD");
         let mut idempotent = idempotent(method);
+        // When the exchange stops before the request was sent whole, a request body may be
+        // left unread on the connection: read as the next request head, it would be a
+        // request nobody judged. The connection closes then.
+        let close_unsent = head.meta.close || head.framing != Framing::Empty;
         let ctx = FlowContext {
             source: self.peer,
             destination: p.target.authority.as_str(),
@@ -299,18 +303,13 @@ impl<S: AsyncStream> Conn<'_, S> {
                                 StatusCode::INTERNAL_SERVER_ERROR,
                                 format!("{what}: changing it to or from HEAD is not supported"),
                             );
-                            let close = head.meta.close || head.framing != Framing::Empty;
-                            return self.stopped(Stop::Fail(f, true), guard, close).await;
+                            return self.stopped(Stop::Fail(f, true), guard, close_unsent).await;
                         }
                         idempotent = m.is_idempotent();
                     }
                     Some(sf)
                 }
-                Err(stop) => {
-                    // A request body nobody read is still on the connection.
-                    let close = head.meta.close || head.framing != Framing::Empty;
-                    return self.stopped(stop, guard, close).await;
-                }
+                Err(stop) => return self.stopped(stop, guard, close_unsent).await,
             },
         };
 
@@ -338,12 +337,8 @@ impl<S: AsyncStream> Conn<'_, S> {
         };
         let (resp, mut up) = match sent {
             Ok(r) => r,
-            // The request body may be partly unread (the upstream failed before taking it
-            // all): read as the next request head it would be a request nobody judged.
-            Err(stop) => {
-                let close = head.meta.close || head.framing != Framing::Empty;
-                return self.stopped(stop, guard, close).await;
-            }
+            // The upstream may have failed before the body was all read.
+            Err(stop) => return self.stopped(stop, guard, close_unsent).await,
         };
         let close = head.meta.close || resp.framing == Framing::Close || shutdown.is_cancelled();
         self.out.clear();
