@@ -440,6 +440,40 @@ async fn malformed_and_oversized_requests_are_refused_and_recorded() {
     );
 }
 
+/// Both engines refuse the Host values a policy on the host could be fooled by (RFC 9112
+/// §3.2): none on HTTP/1.1, two, userinfo, and bytes that are not a host; nothing reaches the
+/// upstream. HTTP/1.0 may go without one.
+#[tokio::test]
+async fn host_rules_are_the_same_on_both_engines() {
+    let up = Upstream::start().await;
+    for engine in ENGINES {
+        let p = Proxy::start(&format!(
+            "listeners:\n{}",
+            http_listener("web", up.addr, engine)
+        ))
+        .await;
+        let wait = Duration::from_secs(3);
+        for req in [
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: user@a\r\n\r\n",
+            "GET http://user@a/ HTTP/1.1\r\nhost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: a b\r\n\r\n",
+            "GET / HTTP/1.1\r\nhost: a/b\r\n\r\n",
+        ] {
+            let out = raw_exchange(p.addr("web"), req.as_bytes(), wait).await;
+            assert!(out.starts_with("HTTP/1.1 400 "), "{engine}{req:?}: {out}");
+        }
+        let out = raw_exchange(p.addr("web"), b"GET / HTTP/1.0\r\n\r\n", wait).await;
+        assert!(
+            out.starts_with("HTTP/1.1 200 ") || out.starts_with("HTTP/1.0 200 "),
+            "{engine}: {out}"
+        );
+    }
+    // One connection per engine: the HTTP/1.0 request's.
+    assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
 #[tokio::test]
 async fn slowloris_and_idle_connections_are_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -954,6 +988,82 @@ async fn only_idempotent_requests_are_sent_again_after_a_reused_connection_close
             client = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
         }
     }
+}
+
+/// Interim responses reach the client as they come, before the final one (RFC 9110 §15.2:
+/// a proxy forwards 1xx), on the native engine: 103 Early Hints while the upstream is still
+/// working, then the final 200 on the same connection, which stays usable.
+#[tokio::test]
+async fn interim_responses_are_forwarded_as_they_come() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    // For each request: a 103 (with a content-length it should not have), 600 ms of "work",
+    // then the final response.
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            buf.clear();
+            s.write_all(
+                b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\
+                  content-length: 0\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+        }
+    });
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener("web", addr, ENGINES[0])
+    ))
+    .await;
+    let mut client = tokio::net::TcpStream::connect(p.addr("web")).await.unwrap();
+    for path in ["/a", "/b"] {
+        let req = format!("GET {path} HTTP/1.1\r\nhost: a\r\n\r\n");
+        client.write_all(req.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let started = Instant::now();
+        let mut hints_at = None;
+        while !got.ends_with(b"\r\n\r\nok") {
+            let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut chunk))
+                .await
+                .expect("no response within 5 s")
+                .unwrap();
+            assert!(n > 0, "the proxy closed the connection");
+            got.extend_from_slice(&chunk[..n]);
+            if hints_at.is_none() && got.windows(4).any(|w| w == b"\r\n\r\n") {
+                hints_at = Some(started.elapsed());
+            }
+        }
+        let text = String::from_utf8(got).unwrap();
+        let (hints, last) = text.split_once("\r\n\r\n").unwrap();
+        assert_eq!(
+            hints, "HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\nvia: 1.1 strait",
+            "{text}"
+        );
+        assert!(last.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        // The 103 came while the upstream was still working, not with the final response.
+        let hints_at = hints_at.unwrap();
+        assert!(
+            hints_at < Duration::from_millis(400),
+            "103 after {hints_at:?}"
+        );
+    }
+    let flows = p.flows(2).await;
+    assert!(flows.iter().all(|f| f.status == Some(200)), "{flows:?}");
 }
 
 /// Writes `req` on `s` and reads one response with a content-length body.

@@ -734,14 +734,33 @@ impl HttpProxy {
 
     /// The authority the client asked for: it becomes Host (HTTP/1.1) or :authority (HTTP/2)
     /// upstream. Connections always go to the configured upstream whatever it says.
+    ///
+    /// As the native path (RFC 9112 §3.2): an HTTP/1.1 request without a Host, or with more
+    /// than one, is refused, and so is a host with userinfo (`user@host`, RFC 9110 §4.2.4),
+    /// so a policy on the host sees the one the upstream routes by.
     fn request_authority(&self, req: &Request<Incoming>) -> Result<Authority, Failure> {
-        if let Some(a) = req.uri().authority() {
-            return Ok(a.clone());
+        let bad = |what: &str| Failure::local(StatusCode::BAD_REQUEST, what.to_owned());
+        let no_userinfo = |a: Authority| {
+            if a.as_str().contains('@') {
+                Err(bad("userinfo (`user@`) in the request's host"))
+            } else {
+                Ok(a)
+            }
+        };
+        let mut hosts = req.headers().get_all(header::HOST).iter();
+        let host = hosts.next();
+        if hosts.next().is_some() {
+            return Err(bad("more than one Host header"));
         }
-        match req.headers().get(header::HOST) {
+        if let Some(a) = req.uri().authority() {
+            return no_userinfo(a.clone());
+        }
+        match host {
+            None if req.version() == Version::HTTP_11 => Err(bad("missing Host header")),
             None => Ok(self.target.authority.clone()),
-            Some(h) => Authority::try_from(h.as_bytes())
-                .map_err(|_| Failure::local(StatusCode::BAD_REQUEST, "invalid Host header")),
+            Some(h) => no_userinfo(
+                Authority::try_from(h.as_bytes()).map_err(|_| bad("invalid Host header"))?,
+            ),
         }
     }
 

@@ -55,7 +55,7 @@ impl HttpProxy {
         let mut up = conn::write_request(self, up, reused, &out, replayable)
             .await
             .map_err(Stop::into_failure)?;
-        let head = conn::read_response_head(&mut up, parts.method.as_str().as_bytes())
+        let head = conn::read_response_head(&mut up, parts.method.as_str().as_bytes(), false)
             .await
             .map_err(Stop::into_failure)?;
         let bytes = up.buf.split_to(head.meta.len).freeze();

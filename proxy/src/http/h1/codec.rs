@@ -620,8 +620,16 @@ fn dropped(buf: &[u8], meta: &Meta, f: &Field, replaced: &[&[u8]]) -> bool {
 
 /// The fields to send on (see [`dropped`]), then the framing fields: one `content-length`
 /// with the value parsed (however the sender wrote it: `5, 5`, `007`, twice; RFC 9110 §8.6)
-/// and `transfer-encoding: chunked` when `framing` is chunked.
-fn write_fields(out: &mut Vec<u8>, buf: &[u8], meta: &Meta, framing: Framing, replaced: &[&[u8]]) {
+/// unless `content_length` is false, and `transfer-encoding: chunked` when `framing` is
+/// chunked.
+fn write_fields(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    meta: &Meta,
+    framing: Framing,
+    content_length: bool,
+    replaced: &[&[u8]],
+) {
     for f in &meta.fields {
         if dropped(buf, meta, f, replaced) {
             continue;
@@ -631,7 +639,7 @@ fn write_fields(out: &mut Vec<u8>, buf: &[u8], meta: &Meta, framing: Framing, re
         out.extend_from_slice(&buf[f.value.clone()]);
         out.extend_from_slice(b"\r\n");
     }
-    if let Some(n) = meta.content_length {
+    if let Some(n) = meta.content_length.filter(|_| content_length) {
         out.extend_from_slice(b"content-length: ");
         push_decimal(out, n);
         out.extend_from_slice(b"\r\n");
@@ -660,7 +668,7 @@ pub fn write_request(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, fwd: For
     out.push(b' ');
     out.extend_from_slice(&buf[head.target.clone()]);
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    write_fields(out, buf, &head.meta, head.framing, &REPLACED);
+    write_fields(out, buf, &head.meta, head.framing, true, &REPLACED);
     if head.meta.te_trailers {
         out.extend_from_slice(b"te: trailers\r\n");
     }
@@ -690,14 +698,16 @@ pub fn write_request(out: &mut Vec<u8>, buf: &[u8], head: &RequestHead, fwd: For
 }
 
 /// Appends the response head to send to an HTTP/1.1 client: hop-by-hop fields removed, `via`
-/// appended, `connection: close` when the client connection ends after it.
+/// appended, `connection: close` when the client connection ends after it. A 1xx or 204
+/// goes without `content-length` (RFC 9110 §8.6: a server must not send one).
 pub fn write_response(out: &mut Vec<u8>, buf: &[u8], head: &ResponseHead, close: bool) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(&itoa3(head.status));
     out.push(b' ');
     out.extend_from_slice(&buf[head.reason.clone()]);
     out.extend_from_slice(b"\r\n");
-    write_fields(out, buf, &head.meta, head.framing, &[]);
+    let content_length = !(head.status < 200 || head.status == 204);
+    write_fields(out, buf, &head.meta, head.framing, content_length, &[]);
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }

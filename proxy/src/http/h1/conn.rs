@@ -537,10 +537,25 @@ impl<S: AsyncStream> Conn<'_, S> {
             self.rbuf.advance(n);
         }
         let method: &[u8] = if is_head { b"HEAD" } else { b"GET" };
-        let head = moving(limit, read_response_head(&mut up, method))
-            .await
-            .ok_or_else(|| stall(limit, "from the upstream"))??;
-        Ok((head, up))
+        loop {
+            let head = moving(limit, read_response_head(&mut up, method, true))
+                .await
+                .ok_or_else(|| stall(limit, "from the upstream"))??;
+            if !(100..200).contains(&head.status) {
+                return Ok((head, up));
+            }
+            // An interim response (103 Early Hints, 102, an unasked 100) goes to the client
+            // as it comes (RFC 9110 §15.2: a proxy forwards 1xx responses), unfiltered: the
+            // proxy-wasm ABI has no callback for it. The client speaks HTTP/1.1 here (the
+            // native path hands HTTP/1.0 to hyper).
+            self.out.clear();
+            codec::write_response(&mut self.out, &up.buf, &head, false);
+            up.buf.advance(head.meta.len);
+            moving(limit, self.io.write_all(&self.out))
+                .await
+                .ok_or_else(|| stall(limit, "to the client"))?
+                .map_err(|e| Stop::Abort(format!("writing an interim response: {e}")))?;
+        }
     }
 
     fn bad_body(&self, e: codec::ChunkError) -> Stop {
@@ -672,12 +687,13 @@ pub(super) async fn write_request(
     }
 }
 
-/// Reads the final response head to a request with method `method` from `up` (interim 1xx
-/// responses are skipped; the client sent no `Expect`). Its bytes stay at the front of
-/// `up.buf`.
+/// Reads a response head to a request with method `method` from `up`: the final one, or
+/// with `interim` also an interim (1xx) one, which the caller forwards (RFC 9110 §15.2);
+/// without it, interim responses are skipped. Its bytes stay at the front of `up.buf`.
 pub(super) async fn read_response_head(
     up: &mut Upstream,
     method: &[u8],
+    interim: bool,
 ) -> Result<codec::ResponseHead, Stop> {
     loop {
         match codec::parse_response(&up.buf, RESPONSE_HEAD_LIMIT, method) {
@@ -686,7 +702,7 @@ pub(super) async fn read_response_head(
                     "upstream switched protocols without being asked to".into(),
                 ))
             }
-            Ok(Some(h)) if (100..200).contains(&h.status) => {
+            Ok(Some(h)) if !interim && (100..200).contains(&h.status) => {
                 up.buf.advance(h.meta.len);
                 continue;
             }

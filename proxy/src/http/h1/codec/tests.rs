@@ -334,6 +334,36 @@ fn writes_the_response_sent_to_the_client() {
         String::from_utf8(out).unwrap(),
         "HTTP/1.1 200 \r\ncontent-length: 0\r\nvia: 1.1 strait\r\n\r\n"
     );
+    // A 1xx or 204 goes without the content-length its sender should not have sent; a 304
+    // and the response to a HEAD keep theirs (the length of the body they stand for).
+    for (raw, method, kept) in [
+        (
+            &b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\nContent-Length: 0\r\n\r\n"[..],
+            &b"GET"[..],
+            false,
+        ),
+        (
+            b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n",
+            b"GET",
+            false,
+        ),
+        (
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n",
+            b"GET",
+            true,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n",
+            b"HEAD",
+            true,
+        ),
+    ] {
+        let h = resp(raw, method).unwrap().unwrap();
+        let mut out = Vec::new();
+        write_response(&mut out, raw, &h, false);
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(out.contains("content-length"), kept, "{out}");
+    }
 }
 
 /// Scans `body` in pieces of `step` bytes; the total consumed, payload, and whether it ended.
