@@ -12,8 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use strait::flows::FlowRecord;
+use strait::flows::{FlowRecord, Verdict};
 use strait::lab::{exec_in, Lab, LabEndpoint};
+
+mod common;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -548,6 +550,178 @@ fn l3_l4_policy_l7_redirect_restart_and_cleanup() {
         // Without programs, the formerly denied port answers: proof they were detached.
         let (rc, _) = w.curl(&format!("http://{srv}:9090/open"), &[]);
         assert_eq!(rc, 0, "programs still attached after `datapath down`");
+    }
+    assert_eq!(leftovers(&w), Vec::<String>::new(), "left behind");
+}
+
+/// Runs the Kafka client driver in `netns`: whether it succeeded, and its JSON line.
+fn kafka_peer(netns: &str, args: &[&str]) -> (bool, serde_json::Value) {
+    let out = exec_in(netns, "python3")
+        .arg(common::kafka_env::peer_script())
+        .args(args)
+        .output()
+        .expect("kafka_peer.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "kafka_peer.py {args:?} printed {stdout:?} ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success() && v["ok"] == true, v)
+}
+
+/// Transparent Kafka: a port with `kafka` rules is redirected to the transparent kafka
+/// listener, and the built-in Kafka policy filter judges every request on it (a real broker,
+/// tansu, in the server's namespace; confluent-kafka in the client's), also when it is the
+/// only L7 listener. Without the policy filter on it the requests would pass unjudged.
+#[test]
+fn transparent_kafka_requests_are_judged_by_the_kafka_policy() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged() {
+        return;
+    }
+    let Some(tansu) = common::kafka_env::prerequisites() else {
+        return;
+    };
+    let w = world("k", 12, false);
+    // The client may produce to `orders` on port 9092, nothing else. The transparent kafka
+    // listener is the only L7 listener: it must load the policy by itself.
+    std::fs::write(
+        w.dir.path().join("policy.yaml"),
+        r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: server-ingress
+spec:
+  endpointSelector:
+    matchLabels: {app: server}
+  ingress:
+    - fromEndpoints:
+        - matchLabels: {app: client}
+      toPorts:
+        - ports: [{port: "9092", protocol: TCP}]
+          rules:
+            kafka: [{role: produce, topic: orders}]
+"#,
+    )
+    .expect("policy");
+    let config = std::fs::read_to_string(&w.config).expect("config");
+    let kafka_only = config
+        .replacen("  - name: l7\n", "  - name: kafka\n", 1)
+        .replacen("    protocol: http\n", "    protocol: kafka\n", 1);
+    assert!(!kafka_only.contains("protocol: http"), "{kafka_only}");
+    std::fs::write(&w.config, kafka_only).expect("config");
+    {
+        let _dp = DatapathGuard(w.pin_dir.clone());
+        let _lab = Lab::up(vec![w.cli.clone(), w.srv.clone()]).expect("lab up");
+        let srv = w.srv.addresses[0];
+        let bootstrap = format!("{srv}:9092");
+        let _broker = Proc(
+            exec_in(&w.srv.netns, &tansu.display().to_string())
+                .args(["broker", "--storage-engine", "memory://tansu/"])
+                .args(["--listener-url", "tcp://0.0.0.0:9092"])
+                .arg("--advertised-listener-url")
+                .arg(format!("tcp://{bootstrap}"))
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("tansu"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !exec_in(&w.srv.netns, "python3")
+            .args([
+                "-c",
+                "import socket; socket.create_connection(('127.0.0.1', 9092), 1)",
+            ])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(Instant::now() < deadline, "tansu did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _strait = w.strait();
+        // Topics are created from the server's own namespace (its loopback: no datapath).
+        for topic in ["orders", "secret"] {
+            let (ok, v) = kafka_peer(
+                &w.srv.netns,
+                &[
+                    "create-topic",
+                    "--bootstrap",
+                    &bootstrap,
+                    "--topic",
+                    topic,
+                    "--partitions",
+                    "1",
+                ],
+            );
+            assert!(ok, "create-topic {topic}: {v}");
+        }
+
+        // From the client: allowed produce, then a denied topic gets
+        // TOPIC_AUTHORIZATION_FAILED (29) in the client, not a dropped connection.
+        let (ok, v) = kafka_peer(
+            &w.cli.netns,
+            &[
+                "produce",
+                "--bootstrap",
+                &bootstrap,
+                "--topic",
+                "orders",
+                "--count",
+                "20",
+            ],
+        );
+        assert!(ok, "produce orders: {v}");
+        assert_eq!(v["produced"], 20, "{v}");
+        let (ok, v) = kafka_peer(
+            &w.cli.netns,
+            &[
+                "produce",
+                "--bootstrap",
+                &bootstrap,
+                "--topic",
+                "secret",
+                "--count",
+                "3",
+                "--expect-error",
+                "29",
+                "--timeout",
+                "20",
+            ],
+        );
+        assert!(ok, "produce secret: {v}");
+        assert_eq!(v["codes"], serde_json::json!([29]), "{v}");
+
+        // The verdicts are the transparent listener's, towards the original destination.
+        std::thread::sleep(Duration::from_millis(300));
+        let flows = w.flows();
+        let kafka: Vec<&FlowRecord> = flows.iter().filter(|f| f.listener == "kafka").collect();
+        let produced = kafka
+            .iter()
+            .find(|f| f.method.as_deref() == Some("Produce") && f.verdict == Verdict::Forwarded)
+            .unwrap_or_else(|| panic!("no forwarded Produce in {kafka:#?}"));
+        assert_eq!(produced.path.as_deref(), Some("orders"));
+        assert_eq!(produced.destination, bootstrap, "original destination");
+        assert_eq!(produced.source.ip(), w.cli.addresses[0]);
+        assert_eq!(
+            produced.policy.as_deref(),
+            Some("server-ingress/spec[0].ingress[0].toPorts[0].rules.kafka[0]")
+        );
+        assert!(
+            kafka
+                .iter()
+                .any(|f| f.verdict == Verdict::Denied && f.path.as_deref() == Some("secret")),
+            "no denied request naming `secret` in {kafka:#?}"
+        );
+        assert!(
+            !kafka
+                .iter()
+                .any(|f| f.verdict == Verdict::Forwarded && f.path.as_deref() == Some("secret")),
+            "a request naming `secret` reached the broker"
+        );
     }
     assert_eq!(leftovers(&w), Vec::<String>::new(), "left behind");
 }

@@ -16,6 +16,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub mod kafka_env;
+
 /// A test upstream speaking HTTP/1.1 and h2c. Paths:
 /// - `/headers`: body lists the request's version and headers as `name: value` lines;
 /// - `/sink`: reads the whole body, answers its size;
