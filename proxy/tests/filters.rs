@@ -193,7 +193,8 @@ async fn public_sdk_filter_wasm32_unknown() {
 
 /// A filter that never reads a head's fields leaves both heads as the listener without filters
 /// sends them (the native engine hands them on raw); one that reads but does not change them
-/// changes nothing either. Bodies through the body callbacks keep their framing.
+/// changes nothing either, nor one that writes each whole map back as it read it (one Host,
+/// not `:authority` and `host` as two). Bodies through the body callbacks keep their framing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_that_do_not_change_heads_leave_them_as_without_filters() {
     let Some(m) = module("pw_basics.wasm") else {
@@ -216,18 +217,20 @@ async fn filters_that_do_not_change_heads_leave_them_as_without_filters() {
     }
     for engine in ENGINES {
         let up = Upstream::start().await;
-        let with = |name: &str, config: &str| {
+        let with = |name: &str, m: &std::path::Path, config: &str| {
             http_listener(
                 name,
                 up.addr,
-                &format!("{engine}{}", filter_block("b", &m, config, "")),
+                &format!("{engine}{}", filter_block("b", m, config, "")),
             )
         };
         let p = Proxy::start(&format!(
-            "listeners:\n{}{}{}",
+            "listeners:\n{}{}{}{}",
             http_listener("plain", up.addr, engine),
-            with("untouched", "'{}'"),
-            with("read", r#"'{"deny_path":"/nope"}'"#),
+            with("untouched", &m, "'{}'"),
+            with("read", &m, r#"'{"deny_path":"/nope"}'"#),
+            // Each head's whole map read and written back.
+            with("rewritten", &wat("headers-roundtrip.wat"), "''"),
         ))
         .await;
         let sent = [
@@ -244,7 +247,7 @@ async fn filters_that_do_not_change_heads_leave_them_as_without_filters() {
             "{plain}"
         );
         assert!(!plain.contains("x-hop"), "{plain}");
-        for name in ["untouched", "read"] {
+        for name in ["untouched", "read", "rewritten"] {
             let (s2, h2, body) = get(p.addr(name), "/headers?q=1", &sent).await;
             assert_eq!(s2, s, "{engine}{name}");
             assert_eq!(lines(&body), lines(&plain), "{engine}{name}");
@@ -261,7 +264,8 @@ async fn filters_that_do_not_change_heads_leave_them_as_without_filters() {
             assert_eq!((s2, body.len()), (200, 200_000), "{engine}{name}");
             assert!(h2.get("content-length").is_none(), "{engine}{name}");
         }
-        let flows = p.flows(9).await;
+        let flows = p.flows(10).await;
+        assert_eq!(flows.len(), 10, "{engine}");
         assert!(flows
             .iter()
             .all(|f| f.verdict == Verdict::Forwarded && f.status == Some(200)));

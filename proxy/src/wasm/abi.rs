@@ -364,6 +364,14 @@ fn edit_map(st: &mut HostState, t: u32, op: Edit, key: &str, value: &[u8]) -> u3
             let Some(p) = s.req.as_mut() else {
                 return NOT_FOUND;
             };
+            // `host` is the request's authority, as `:authority` (which the map also lists):
+            // setting or adding it replaces the one value, so a map read and written back
+            // whole (`set_http_request_headers(get_http_request_headers())`) keeps one Host.
+            let key = if op != Edit::Remove && key.eq_ignore_ascii_case("host") {
+                ":authority"
+            } else {
+                key
+            };
             if let Some(pseudo) = key.strip_prefix(':') {
                 if op == Edit::Remove {
                     return OK;
