@@ -304,12 +304,35 @@ pub struct HttpPolicy {
     allowed: Counter,
 }
 
-/// Compiles `pattern` to match a whole value, as Cilium's regexes do.
+/// Compiles `pattern` to match a whole value, as Cilium's regexes do. The pattern must be a
+/// regex on its own first: `/x)|(.*` is refused, where wrapped it would read as
+/// `^(?:/x)|(.*)$` and match everything.
 pub fn full_match(pattern: &str) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(&format!("^(?:{pattern})$"))
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(2 * REGEX_SIZE_LIMIT)
-        .build()
+    let build = |p: &str| {
+        RegexBuilder::new(p)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(2 * REGEX_SIZE_LIMIT)
+            .build()
+    };
+    build(pattern)?;
+    build(&format!("^(?:{pattern})$"))
+}
+
+/// Whether a header's value is `want`: its field lines joined with `,` first, as Envoy (and so
+/// Cilium) matches headers since CVE-2020-25017, so `x: blue` plus `x: red` is `blue,red`.
+fn value_is<'a>(mut vals: impl Iterator<Item = &'a [u8]>, want: &[u8]) -> bool {
+    let Some(first) = vals.next() else {
+        return false;
+    };
+    let Some(second) = vals.next() else {
+        return first == want;
+    };
+    let mut joined = [first, b",", second].concat();
+    for v in vals {
+        joined.push(b',');
+        joined.extend_from_slice(v);
+    }
+    joined == want
 }
 
 fn compile_regex(rule: &str, field: &str, pattern: &str) -> Result<Regex, ConfigError> {
@@ -431,6 +454,15 @@ impl<'a> View<'a> {
     }
 }
 
+/// Whether header `name` is present (`value` `None`: a presence check, as a Cilium
+/// `headerMatches` entry without a value) or has the value `value` ([`value_is`]).
+fn header_is(v: &View<'_>, name: &str, value: Option<&[u8]>) -> bool {
+    match value {
+        None => v.values(name).next().is_some(),
+        Some(want) => value_is(v.values(name), want),
+    }
+}
+
 impl Rule {
     fn matches(&self, v: &View<'_>) -> bool {
         if self.method.as_ref().is_some_and(|m| !m.is_match(v.method)) {
@@ -439,34 +471,21 @@ impl Rule {
         if self.host.as_ref().is_some_and(|h| !h.is_match(v.authority)) {
             return false;
         }
-        let present = |name: &str, value: Option<&[u8]>| {
-            let mut vals = v.values(name);
-            match value {
-                None => vals.next().is_some(),
-                Some(want) => vals.any(|x| x == want),
-            }
-        };
         self.headers
             .iter()
-            .all(|(n, val)| present(n, val.as_deref()))
+            .all(|(n, val)| header_is(v, n, val.as_deref()))
             && self
                 .header_matches
                 .iter()
                 .filter(|(_, _, m)| m.is_none())
-                .all(|(n, val, _)| present(n, Some(val)))
+                .all(|(n, val, _)| header_is(v, n, (!val.is_empty()).then_some(val)))
     }
 
     /// Applies the mismatch actions of this (matching) rule.
     fn apply_mismatches(&self, v: &View<'_>, req: &mut Request<'_>) {
         for (name, value, action) in &self.header_matches {
             let Some(action) = action else { continue };
-            let mut vals = v.values(name);
-            let matched = if value.is_empty() {
-                vals.next().is_some()
-            } else {
-                vals.any(|x| x == value.as_slice())
-            };
-            if matched {
+            if header_is(v, name, (!value.is_empty()).then_some(value)) {
                 continue;
             }
             match action {

@@ -72,6 +72,8 @@ fn first_matching_rule_in_policy_order_is_named() {
     assert_eq!(h.request(TestRequest::post("/a/c")).status(), Some(403));
 }
 
+/// A value is matched against the header's lines joined with `,` (Envoy since CVE-2020-25017,
+/// so Cilium): a second line with another value does not let a request through.
 #[test]
 fn headers_need_presence_or_exact_value() {
     let mut h = one_direction(vec![rule(
@@ -81,11 +83,18 @@ fn headers_need_presence_or_exact_value() {
     let ok = h.request(
         TestRequest::get("/")
             .header("x-team", "")
-            .header("x-env", "dev")
             .header("x-env", "prod"),
     );
     assert!(ok.allowed());
     for req in [
+        TestRequest::get("/")
+            .header("x-team", "a")
+            .header("x-env", "dev")
+            .header("x-env", "prod"),
+        TestRequest::get("/")
+            .header("x-team", "a")
+            .header("x-env", "prod")
+            .header("x-env", "dev"),
         TestRequest::get("/").header("x-env", "prod"),
         TestRequest::get("/")
             .header("x-team", "a")
@@ -114,6 +123,60 @@ fn header_matches_without_mismatch_must_match() {
         Some(403)
     );
     assert_eq!(h.request(TestRequest::get("/")).status(), Some(403));
+    // A second line with the value does not make a wrong one pass (joined: `no,s3cret`).
+    assert_eq!(
+        h.request(
+            TestRequest::get("/")
+                .header("x-token", "no")
+                .header("x-token", "s3cret")
+        )
+        .status(),
+        Some(403)
+    );
+}
+
+/// An entry without a value is a presence check (Cilium's `headerMatches` with only `name`).
+#[test]
+fn header_matches_without_a_value_need_the_header() {
+    let mut h = one_direction(vec![rule(
+        "r",
+        json!({"header_matches": [{"name": "x-token", "value": "", "mismatch": null}]}),
+    )]);
+    assert!(h
+        .request(TestRequest::get("/").header("x-token", "abc"))
+        .allowed());
+    assert_eq!(h.request(TestRequest::get("/")).status(), Some(403));
+}
+
+/// A REPLACE rule rewrites a header whose lines joined are not the value, even when one of
+/// them is.
+#[test]
+fn header_match_mismatch_sees_every_line() {
+    let mut h = one_direction(vec![rule(
+        "r",
+        json!({"header_matches": [{"name": "x-tenant", "value": "blue", "mismatch": "REPLACE"}]}),
+    )]);
+    let out = h.request(
+        TestRequest::get("/")
+            .header("x-tenant", "blue")
+            .header("x-tenant", "red"),
+    );
+    assert!(out.allowed());
+    let vals: Vec<&str> = out
+        .request_headers()
+        .iter()
+        .filter(|(k, _)| k == "x-tenant")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(vals, ["blue"]);
+}
+
+/// A pattern that is not a regex on its own is refused, though wrapped in `^(?:…)$` it would
+/// compile (and match everything).
+#[test]
+fn patterns_must_stand_alone() {
+    assert!(crate::full_match("/x)|(.*").is_err());
+    assert!(crate::full_match("/x|/y").is_ok_and(|r| r.is_match(b"/y") && !r.is_match(b"/x/y")));
 }
 
 #[test]

@@ -134,10 +134,11 @@ pub struct L7Rules {
 
 impl L7Rules {
     /// The proxy protocol these rules need.
+    /// Empty lists are no rules (Cilium's `L7Rules.IsEmpty`): the port is a plain L4 allow.
     pub fn protocol(&self) -> Option<&'static str> {
-        if self.http.is_some() {
+        if self.http.as_ref().is_some_and(|r| !r.is_empty()) {
             Some("http")
-        } else if self.kafka.is_some() {
+        } else if self.kafka.as_ref().is_some_and(|r| !r.is_empty()) {
             Some("kafka")
         } else {
             None

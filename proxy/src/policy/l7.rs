@@ -41,11 +41,17 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 const MAX_TOPIC_LEN: usize = 249;
 
 /// Compiles `pattern` to match a whole value, as Cilium's regexes do (and as the filter will).
+/// The pattern must be a regex on its own first: `/x)|(.*` is refused, where wrapped it would
+/// read as `^(?:/x)|(.*)$` and match everything.
 pub fn full_match(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(2 * REGEX_SIZE_LIMIT)
-        .build()
+    let build = |p: &str| {
+        regex::RegexBuilder::new(p)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(2 * REGEX_SIZE_LIMIT)
+            .build()
+    };
+    build(pattern)?;
+    build(&format!("^(?:{pattern})$"))
 }
 
 /// One problem in a policy document's L7 rules: the field path, a text to find the line by (the
@@ -64,14 +70,44 @@ pub(super) fn specs(doc: &cnp::Cnp) -> Vec<&cnp::Rule> {
     v
 }
 
-/// Checks every L7 rule of a policy document: regexes compile within the size limit, header
-/// and Kafka fields are valid, deny rules carry none.
+/// Checks a policy document where Cilium would refuse it: label selectors (`In`/`NotIn` need
+/// values, `Exists`/`DoesNotExist` take none), one kind of peer per rule, and every L7 rule:
+/// regexes compile within the size limit, header and Kafka fields are valid, deny rules carry
+/// none, the port is not 0 (every port).
 pub fn check(doc: &cnp::Cnp) -> Vec<Problem> {
     let mut out = Vec::new();
     for (si, spec) in specs(doc).into_iter().enumerate() {
+        if let Some(sel) = &spec.endpoint_selector {
+            check_selector(&format!("spec[{si}].endpointSelector"), sel, &mut out);
+        }
         for sec in sections(spec) {
             let (section, deny) = (sec.name, sec.deny);
+            let side = if sec.dir == DIR_INGRESS { "from" } else { "to" };
             for (ri, r) in sec.peers.iter().enumerate() {
+                let rule = format!("spec[{si}].{section}[{ri}]");
+                for (i, sel) in r.endpoints.into_iter().flatten().enumerate() {
+                    check_selector(&format!("{rule}.{side}Endpoints[{i}]"), sel, &mut out);
+                }
+                // Cilium: "combining FromEndpoints and FromCIDR is not supported".
+                let kinds: Vec<String> = [
+                    ("Endpoints", r.endpoints.map(Vec::len)),
+                    ("Entities", r.entities.map(Vec::len)),
+                    ("CIDR", r.cidr.map(Vec::len)),
+                    ("CIDRSet", r.cidr_set.map(Vec::len)),
+                ]
+                .into_iter()
+                .filter(|(_, n)| n.is_some_and(|n| n > 0))
+                .map(|(k, _)| format!("{side}{k}"))
+                .collect();
+                if let [first, second, ..] = kinds.as_slice() {
+                    out.push(Problem {
+                        field: rule.clone(),
+                        needle: Some(format!("{second}:")),
+                        message: format!(
+                            "a rule selects peers one way: `{first}` and `{second}` cannot be combined (write two rules)"
+                        ),
+                    });
+                }
                 for (pi, pr) in r
                     .ports
                     .map(Vec::as_slice)
@@ -89,7 +125,20 @@ pub fn check(doc: &cnp::Cnp) -> Vec<Problem> {
                         });
                         continue;
                     }
-                    if rules.http.is_some() && rules.kafka.is_some() {
+                    let zero = pr.ports.iter().any(|pp| {
+                        port_protocols(pp).is_ok_and(|v| v.iter().any(|&(port, _)| port == 0))
+                    });
+                    if zero && rules.protocol().is_some() {
+                        out.push(Problem {
+                            field: format!("spec[{si}].{section}[{ri}].toPorts[{pi}].ports"),
+                            needle: None,
+                            message: "L7 rules need a port: port 0 (every port) cannot carry them"
+                                .into(),
+                        });
+                    }
+                    if rules.http.as_ref().is_some_and(|v| !v.is_empty())
+                        && rules.kafka.as_ref().is_some_and(|v| !v.is_empty())
+                    {
                         out.push(Problem {
                             field: field.clone(),
                             needle: Some("kafka".into()),
@@ -108,6 +157,25 @@ pub fn check(doc: &cnp::Cnp) -> Vec<Problem> {
         }
     }
     out
+}
+
+/// A label selector Kubernetes would accept: `In`/`NotIn` with values, `Exists`/
+/// `DoesNotExist` without (an empty `NotIn` would select every peer).
+fn check_selector(field: &str, sel: &Selector, out: &mut Vec<Problem>) {
+    for (i, r) in sel.match_expressions.iter().enumerate() {
+        let needs_values = matches!(r.operator, cnp::Operator::In | cnp::Operator::NotIn);
+        if needs_values == r.values.is_empty() {
+            out.push(Problem {
+                field: format!("{field}.matchExpressions[{i}]"),
+                needle: Some(r.key.clone()),
+                message: format!(
+                    "operator {:?} {} values",
+                    r.operator,
+                    if needs_values { "needs" } else { "takes no" }
+                ),
+            });
+        }
+    }
 }
 
 fn check_http(field: &str, h: &HttpRule, out: &mut Vec<Problem>) {
@@ -386,10 +454,10 @@ fn describe(labels: &Labels) -> String {
 /// Whether a rule's peer part selects an endpoint with `labels`. CIDR peers and the `world` /
 /// `host` entities never select a labelled endpoint.
 fn peer_matches(r: &Peers<'_>, labels: &Labels) -> bool {
-    let any_peer =
-        r.endpoints.is_some() || r.entities.is_some() || r.cidr.is_some() || r.cidr_set.is_some();
-    if !any_peer {
-        return true;
+    if !r.any_peer() {
+        // Only `toPorts`: every peer on those ports. Nothing at all (`{}`): no peer, as in
+        // Cilium, where `ingress: [{}]` is the default-deny idiom.
+        return r.has_ports();
     }
     r.endpoints
         .is_some_and(|sels| sels.iter().any(|s: &Selector| s.matches(labels)))
@@ -408,18 +476,18 @@ enum PortVerdict<'r> {
 }
 
 fn port_verdicts<'r>(ports: Option<&'r Vec<PortRule>>, port: u16) -> Vec<(usize, PortVerdict<'r>)> {
-    let Some(prs) = ports else {
+    // No `toPorts` (or an empty list): every port. An entry without `ports` covers none.
+    let Some(prs) = ports.filter(|p| !p.is_empty()) else {
         return vec![(0, PortVerdict::AllowAll)];
     };
     let mut out = Vec::new();
     for (pi, pr) in prs.iter().enumerate() {
-        let covers = pr.ports.is_empty()
-            || pr.ports.iter().any(|pp| {
-                port_protocols(pp).is_ok_and(|v| {
-                    v.iter()
-                        .any(|&(p, proto)| (p == 0 || p == port) && proto == PROTO_TCP)
-                })
-            });
+        let covers = pr.ports.iter().any(|pp| {
+            port_protocols(pp).is_ok_and(|v| {
+                v.iter()
+                    .any(|&(p, proto)| (p == 0 || p == port) && proto == PROTO_TCP)
+            })
+        });
         if !covers {
             continue;
         }
@@ -452,6 +520,7 @@ fn http_rule(name: String, h: &HttpRule) -> RuleConfig {
             .iter()
             .map(|m| HeaderMatchConfig {
                 name: m.name.to_ascii_lowercase(),
+                // Empty: a presence check (Cilium's entry without `value`).
                 value: m.value.clone().unwrap_or_default(),
                 mismatch: m.mismatch.clone(),
             })
@@ -573,7 +642,7 @@ fn directions<R: L7Rule>(
                             continue;
                         }
                         for (pi, v) in port_verdicts(r.ports, port) {
-                            let name = if r.ports.is_some() {
+                            let name = if r.has_ports() {
                                 format!("{}/spec[{si}].{section}[{ri}].toPorts[{pi}]", p.name)
                             } else {
                                 format!("{}/spec[{si}].{section}[{ri}]", p.name)

@@ -383,6 +383,23 @@ struct Peers<'r> {
     ports: Option<&'r Vec<PortRule>>,
 }
 
+impl Peers<'_> {
+    /// Whether the rule names peers. As in Cilium (Go's `len`), an empty list names none.
+    fn any_peer(&self) -> bool {
+        let named = |n: Option<usize>| n.is_some_and(|n| n > 0);
+        named(self.endpoints.map(Vec::len))
+            || named(self.entities.map(Vec::len))
+            || named(self.cidr.map(Vec::len))
+            || named(self.cidr_set.map(Vec::len))
+    }
+
+    /// Whether the rule has a (non-empty) `toPorts`. A rule with neither peers nor ports
+    /// (`{}`) selects nothing: `ingress: [{}]` is Cilium's default-deny idiom.
+    fn has_ports(&self) -> bool {
+        self.ports.is_some_and(|p| !p.is_empty())
+    }
+}
+
 impl Compiler<'_> {
     fn err(&mut self, p: &Policy, field: &str, message: String) {
         self.errors.push(Diagnostic {
@@ -456,7 +473,7 @@ impl Compiler<'_> {
         self.st.rules.push(format!("{}/{field}", p.name));
         // (dport, proto, action, proxy port)
         let mut l4: Vec<(u16, u8, u8, u16)> = Vec::new();
-        match r.ports {
+        match r.ports.filter(|p| !p.is_empty()) {
             None => l4.push((0, 0, if deny { ACTION_DENY } else { ACTION_ALLOW }, 0)),
             Some(prs) => {
                 for (pi, pr) in prs.iter().enumerate() {
@@ -491,9 +508,7 @@ impl Compiler<'_> {
                         None if deny => (ACTION_DENY, 0),
                         None => (ACTION_ALLOW, 0),
                     };
-                    if pr.ports.is_empty() {
-                        l4.push((0, 0, action, proxy));
-                    }
+                    // An entry without `ports` covers no port (as in Cilium).
                     for (ppi, pp) in pr.ports.iter().enumerate() {
                         let ppf = format!("{pf}.ports[{ppi}]");
                         let Some(ports) = self.ports(p, &ppf, pp) else {
@@ -539,13 +554,9 @@ impl Compiler<'_> {
     /// Remote identities of a rule; `0` is the wildcard (all).
     fn remotes(&mut self, p: &Policy, field: &str, r: &Peers<'_>) -> Option<Vec<u32>> {
         let mut out = BTreeSet::new();
-        let any_peer = r.endpoints.is_some()
-            || r.entities.is_some()
-            || r.cidr.is_some()
-            || r.cidr_set.is_some();
-        if !any_peer {
-            // Only toPorts: every peer.
-            return Some(vec![0]);
+        if !r.any_peer() {
+            // Only toPorts: every peer. Neither (`{}`): none.
+            return Some(if r.has_ports() { vec![0] } else { Vec::new() });
         }
         if let Some(sels) = r.endpoints {
             for s in sels {
@@ -711,7 +722,8 @@ struct Section<'r> {
     name: &'static str,
     dir: u8,
     deny: bool,
-    /// Written in the spec (even empty): the selected endpoints enforce this direction.
+    /// Written in the spec with at least one rule (Cilium: `len(rule.Ingress) > 0`; an empty
+    /// list is as if it were not there): the selected endpoints enforce this direction.
     present: bool,
     peers: Vec<Peers<'r>>,
 }
@@ -729,28 +741,28 @@ fn sections(spec: &cnp::Rule) -> [Section<'_>; 4] {
             "ingress",
             DIR_INGRESS,
             false,
-            spec.ingress.is_some(),
+            spec.ingress.as_ref().is_some_and(|v| !v.is_empty()),
             ingress_peers(spec.ingress.as_deref()),
         ),
         section(
             "ingressDeny",
             DIR_INGRESS,
             true,
-            spec.ingress_deny.is_some(),
+            spec.ingress_deny.as_ref().is_some_and(|v| !v.is_empty()),
             ingress_peers(spec.ingress_deny.as_deref()),
         ),
         section(
             "egress",
             DIR_EGRESS,
             false,
-            spec.egress.is_some(),
+            spec.egress.as_ref().is_some_and(|v| !v.is_empty()),
             egress_peers(spec.egress.as_deref()),
         ),
         section(
             "egressDeny",
             DIR_EGRESS,
             true,
-            spec.egress_deny.is_some(),
+            spec.egress_deny.as_ref().is_some_and(|v| !v.is_empty()),
             egress_peers(spec.egress_deny.as_deref()),
         ),
     ]
@@ -867,6 +879,30 @@ spec:
         assert_eq!(w.map(|e| e.action), Some(ACTION_DENY));
         let flags: Vec<u32> = st.endpoints.iter().map(|(_, _, f)| *f).collect();
         assert_eq!(flags, vec![0, EP_ENFORCE_INGRESS, EP_ENFORCE_INGRESS]);
+    }
+
+    /// The datapath reads the empty forms as Cilium does: `ingress: [{}]` enforces ingress
+    /// and allows nothing; `toPorts: [{}]` adds no port; `ingressDeny: [{}]` denies nothing.
+    #[test]
+    fn empty_rules_allow_and_deny_nothing() {
+        let c = cfg(BASE);
+        let ids = Identities::from_endpoints(&c.endpoints);
+        let head = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: e\nspec:\n  endpointSelector:\n    matchLabels: {app: server}\n";
+        for body in [
+            "  ingress: [{}]\n",
+            "  ingress:\n    - fromEndpoints: [{matchLabels: {app: client}}]\n      toPorts: [{}]\n",
+            "  ingress: [{}]\n  ingressDeny: [{}]\n",
+        ] {
+            let pols = parse(Path::new("p.yaml"), &format!("{head}{body}")).expect("policy");
+            let st = compile(&c, &ids, &pols, &[]).expect("compile");
+            assert!(st.policy.is_empty(), "{body}: {:?}", st.policy);
+            let flags: Vec<u32> = st.endpoints.iter().map(|(_, _, f)| *f).collect();
+            assert_eq!(flags, vec![0, EP_ENFORCE_INGRESS, EP_ENFORCE_INGRESS], "{body}");
+        }
+        // An empty section is as if it were not there.
+        let pols = parse(Path::new("p.yaml"), &format!("{head}  ingress: []\n")).expect("policy");
+        let st = compile(&c, &ids, &pols, &[]).expect("compile");
+        assert!(st.endpoints.iter().all(|(_, _, f)| *f == 0));
     }
 
     #[test]

@@ -337,3 +337,108 @@ fn kafka_rules_compile_roles_and_api_keys_for_kafka_ports_only() {
         .as_deref()
         .is_some_and(|d| d.contains("no rule allows app=x to port 80")));
 }
+
+/// Cilium's empty forms: `ingress: [{}]` is default-deny (a rule with no peers and no ports
+/// selects nothing); an empty section is as if absent; `toPorts: [{}]` covers no port;
+/// `http: []` is a plain L4 allow.
+#[test]
+fn empty_rules_mean_what_they_mean_in_cilium() {
+    let head = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: e }\n\
+                spec:\n  endpointSelector: { matchLabels: { app: api } }\n";
+    let verdict = |body: &str| {
+        let ps = policies(&format!("{head}{body}"));
+        let c = filter_config::<RuleConfig>(&ps, &lp(&[("app", "web")], &[("app", "api")]), 80);
+        let d = c.sets[0]
+            .directions
+            .first()
+            .map(|d| (d.deny.is_some(), d.allow_all.clone(), d.rules.len()));
+        d
+    };
+    // Default deny, nothing allowed.
+    for body in [
+        "  ingress: [{}]\n",
+        "  ingress:\n  - fromEndpoints: [{ matchLabels: { app: web } }]\n    toPorts: [{}]\n",
+        "  ingress:\n  - toPorts: [{ rules: { http: [{ method: GET }] } }]\n",
+        // A deny section alone turns default-deny on too (and itself denies nothing).
+        "  ingressDeny: [{}]\n  ingress: []\n",
+    ] {
+        assert_eq!(verdict(body), Some((true, None, 0)), "{body}");
+    }
+    // Not enforced at all.
+    for body in ["  ingress: []\n", "  ingress: []\n  ingressDeny: []\n"] {
+        assert_eq!(verdict(body), None, "{body}");
+    }
+    // `ingressDeny: [{}]` denies nothing; the allow below stands.
+    let allow = "  ingress:\n  - fromEndpoints: [{ matchLabels: { app: web } }]\n";
+    assert_eq!(
+        verdict(&format!("{allow}  ingressDeny: [{{}}]\n")),
+        Some((false, Some("e/spec[0].ingress[0]".into()), 0))
+    );
+    // Peers with an empty `toPorts` list: every port (as no `toPorts`).
+    assert_eq!(
+        verdict(&format!("{allow}    toPorts: []\n")),
+        Some((false, Some("e/spec[0].ingress[0]".into()), 0))
+    );
+    // `http: []`: no L7 rules, an L4 allow.
+    assert_eq!(
+        verdict(&format!(
+            "{allow}    toPorts: [{{ ports: [{{ port: \"80\" }}], rules: {{ http: [] }} }}]\n"
+        )),
+        Some((false, Some("e/spec[0].ingress[0].toPorts[0]".into()), 0))
+    );
+}
+
+#[test]
+fn selectors_peers_and_l7_ports_cilium_refuses_are_refused() {
+    let head = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: e }\n\
+                spec:\n  endpointSelector: { matchLabels: { app: api } }\n";
+    for (body, field, says) in [
+        (
+            "  ingress:\n  - fromEndpoints: [{ matchExpressions: [{ key: team, operator: NotIn }] }]\n",
+            "spec[0].ingress[0].fromEndpoints[0].matchExpressions[0]",
+            "NotIn needs values",
+        ),
+        (
+            "  egress:\n  - toEndpoints: [{ matchExpressions: [{ key: team, operator: Exists, values: [a] }] }]\n",
+            "spec[0].egress[0].toEndpoints[0].matchExpressions[0]",
+            "Exists takes no values",
+        ),
+        (
+            "  ingress:\n  - fromEndpoints: [{ matchLabels: { app: web } }]\n    fromCIDR: [10.0.0.0/8]\n",
+            "spec[0].ingress[0]",
+            "`fromEndpoints` and `fromCIDR` cannot be combined",
+        ),
+        (
+            "  ingress:\n  - toPorts: [{ ports: [{ port: \"0\" }], rules: { http: [{ method: GET }] } }]\n",
+            "spec[0].ingress[0].toPorts[0].ports",
+            "port 0",
+        ),
+    ] {
+        let e = errors(&format!("{head}{body}"));
+        assert!(
+            e.iter().any(|d| d.field == field && d.message.contains(says)),
+            "{body}: {e:?}"
+        );
+    }
+    // The selector of the spec itself too.
+    let e = errors(
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: e }\n\
+         spec:\n  endpointSelector: { matchExpressions: [{ key: app, operator: In }] }\n",
+    );
+    assert!(
+        e.iter()
+            .any(|d| d.field == "spec[0].endpointSelector.matchExpressions[0]"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn patterns_that_do_not_stand_alone_are_refused() {
+    assert!(full_match("/x)|(.*").is_err());
+    let e = errors(&format!("{HEAD}        http: [{{ path: \"/x)|(.*\" }}]\n"));
+    assert!(
+        e.iter()
+            .any(|d| d.message.contains("invalid regular expression")),
+        "{e:?}"
+    );
+}
