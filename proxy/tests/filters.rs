@@ -583,6 +583,105 @@ async fn grpc_call_decides_a_paused_request() {
     );
 }
 
+/// A local response with a `grpc_status` answers a gRPC request in gRPC's form (HTTP 200,
+/// `grpc-status`), and a plain HTTP request with the HTTP status the filter gave, as Envoy
+/// does: a deny must not turn into a 200 for an HTTP client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_response_grpc_status_applies_to_grpc_requests_only() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("deny.wat");
+    std::fs::write(
+        &module,
+        r#"(module
+  (import "env" "proxy_send_local_response" (func $local (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "denied")
+  (global $bump (mut i32) (i32.const 4096))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get 0)))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $local (i32.const 403) (i32.const 0) (i32.const 0)
+      (i32.const 100) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const 7)))
+    (i32.const 1))
+)"#,
+    )
+    .unwrap();
+    for engine in ENGINES {
+        let p = one_filter_proxy(up.addr, "deny", &module, "''", engine).await;
+        let (s, _, body) = get(p.addr("web"), "/", &[]).await;
+        assert_eq!((s, body.as_str()), (403, "denied"), "{engine}");
+        let (s, h, _) = get(p.addr("web"), "/", &[("content-type", "application/grpc")]).await;
+        assert_eq!(s, 200, "{engine}");
+        assert_eq!(h["grpc-status"], "7", "{engine}");
+    }
+}
+
+/// A verdict from a trailers callback comes after the head went upstream, too late for the
+/// filter's reply; the request must still not complete as if allowed: the stream fails (the
+/// client gets no 200), whatever the filter's failure policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_from_request_trailers_fails_the_stream() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("trailers-deny.wat");
+    std::fs::write(
+        &module,
+        r#"(module
+  (import "env" "proxy_send_local_response" (func $local (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "denied")
+  (global $bump (mut i32) (i32.const 4096))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get 0)))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_request_trailers") (param i32 i32) (result i32)
+    (drop (call $local (i32.const 403) (i32.const 0) (i32.const 0)
+      (i32.const 100) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const -1)))
+    (i32.const 0))
+)"#,
+    )
+    .unwrap();
+    for failure in ["closed", "open"] {
+        let p = one_filter_proxy(
+            up.addr,
+            "deny",
+            &module,
+            "''",
+            &format!("        failure: {failure}\n"),
+        )
+        .await;
+        let req = b"POST /echo HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n\
+                    3\r\nabc\r\n0\r\nx-verdict: late\r\n\r\n";
+        let out = common::raw_exchange(p.addr("web"), req, Duration::from_secs(3)).await;
+        assert!(!out.starts_with("HTTP/1.1 200"), "{failure}: {out}");
+        // Without trailers the filter is never asked: the request goes through.
+        let (s, _, _) = get(p.addr("web"), "/", &[]).await;
+        assert_eq!(s, 200, "{failure}");
+        let flows = p.flows(2).await;
+        let late = flows
+            .iter()
+            .find(|f| f.path.as_deref() == Some("/echo"))
+            .unwrap();
+        assert_ne!(late.verdict, Verdict::Forwarded, "{failure}: {late:?}");
+        assert!(
+            late.error
+                .as_deref()
+                .is_some_and(|e| e.contains("trailers")),
+            "{failure}: {late:?}"
+        );
+    }
+}
+
 // ---- hostile filters ---------------------------------------------------------------------
 
 /// Each hostile mode, `failure: closed`: the stream gets 503, a sibling listener keeps serving,

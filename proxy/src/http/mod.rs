@@ -642,9 +642,13 @@ impl HttpProxy {
         reply: LocalReply,
     ) -> (Response<()>, Bytes) {
         self.metrics.filter_denied.inc();
-        let grpc_status = reply
-            .grpc_status
-            .or_else(|| grpc.then(|| http_to_grpc(reply.status)));
+        // As Envoy: the gRPC form (and the filter's `grpc_status`) only for a gRPC request; a
+        // plain HTTP client gets the HTTP status the filter chose.
+        let grpc_status = grpc.then(|| {
+            reply
+                .grpc_status
+                .unwrap_or_else(|| http_to_grpc(reply.status))
+        });
         let mut resp = Response::new(());
         *resp.version_mut() = version;
         let h = resp.headers_mut();

@@ -931,14 +931,17 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
             match t {
                 0 => wake_stream(c.data_mut(), true, false),
                 1 => wake_stream(c.data_mut(), false, false),
-                _ => UNIMPLEMENTED,
+                // Downstream / upstream (L4) streams: no network filters yet.
+                2 | 3 => UNIMPLEMENTED,
+                _ => BAD_ARGUMENT,
             }
         },
     )?;
     l.wrap("env", "proxy_close_stream", |mut c: C<'_>, t: u32| -> u32 {
         match t {
             0 | 1 => wake_stream(c.data_mut(), true, true),
-            _ => UNIMPLEMENTED,
+            2 | 3 => UNIMPLEMENTED,
+            _ => BAD_ARGUMENT,
         }
     })?;
     l.wrap("env", "proxy_continue_request", |mut c: C<'_>| -> u32 {

@@ -828,7 +828,11 @@ impl StreamFilters {
         Outcome::Continue
     }
 
-    /// Trailers through the chain; a filter may change them (a local reply is too late here).
+    /// Trailers through the chain; a filter may change them. A verdict here comes after the
+    /// head (and body) went on, too late for a reply: a local response, a reset or a pause
+    /// (strait cannot wait in a trailers callback) fails the stream, whatever the filter's
+    /// failure policy, so the request is not completed as if allowed (as Envoy resets a
+    /// stream that gets a local reply after its headers were sent).
     pub fn trailers(
         &self,
         kind: BodyKind,
@@ -836,6 +840,7 @@ impl StreamFilters {
     ) -> (HeaderMap, Option<FilterFailure>) {
         for i in self.order(kind == BodyKind::Response) {
             let mut cur = Some(std::mem::take(&mut map));
+            let mut verdict: Option<&'static str> = None;
             let r = self.run(i, |vm, e| {
                 let pick: PickTrailers = match kind {
                     BodyKind::Request => |x| x.request_trailers.as_ref(),
@@ -858,11 +863,27 @@ impl StreamFilters {
                         BodyKind::Request => s.req_trailers.take(),
                         BodyKind::Response => s.resp_trailers.take(),
                     };
-                    s.local = None;
+                    if s.local.take().is_some() {
+                        verdict = Some("it sent a local response from a trailers callback, after the head went on");
+                    } else if s.close {
+                        verdict = Some("it reset the stream from a trailers callback");
+                    }
+                }
+                if verdict.is_none() && matches!(r, Ok(a) if a != 0) {
+                    verdict = Some("it paused in a trailers callback, where strait cannot wait");
                 }
                 r.map(|_| ())
             });
             map = cur.unwrap_or_default();
+            if let Some(why) = verdict {
+                return (
+                    map,
+                    Some(FilterFailure {
+                        filter: self.name(i),
+                        message: format!("{why}: the stream is reset"),
+                    }),
+                );
+            }
             if let Some(Err(m)) = r {
                 if let Some(f) = self.failed(i, m) {
                     return (map, Some(f));
