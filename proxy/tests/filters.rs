@@ -583,17 +583,21 @@ async fn grpc_call_decides_a_paused_request() {
     );
 }
 
-/// A local response with a `grpc_status` answers a gRPC request in gRPC's form (HTTP 200,
-/// `grpc-status`), and a plain HTTP request with the HTTP status the filter gave, as Envoy
-/// does: a deny must not turn into a 200 for an HTTP client.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_local_response_grpc_status_applies_to_grpc_requests_only() {
-    let up = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let module = dir.path().join("deny.wat");
+/// A WAT filter whose `callback` export (taking `params` i32s) answers 403 `denied` with
+/// `grpc_status` (-1: none) through `proxy_send_local_response`, then returns `action`.
+fn local_reply_module(
+    dir: &std::path::Path,
+    callback: &str,
+    params: usize,
+    grpc_status: i32,
+    action: u32,
+) -> PathBuf {
+    let module = dir.join(format!("{callback}.wat"));
+    let params = vec!["i32"; params].join(" ");
     std::fs::write(
         &module,
-        r#"(module
+        format!(
+            r#"(module
   (import "env" "proxy_send_local_response" (func $local (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 100) "denied")
@@ -605,13 +609,25 @@ async fn a_local_response_grpc_status_applies_to_grpc_requests_only() {
     (global.set $bump (i32.add (global.get $bump) (local.get 0)))
     (local.get $p))
   (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+  (func (export "{callback}") (param {params}) (result i32)
     (drop (call $local (i32.const 403) (i32.const 0) (i32.const 0)
-      (i32.const 100) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const 7)))
-    (i32.const 1))
-)"#,
+      (i32.const 100) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const {grpc_status})))
+    (i32.const {action}))
+)"#
+        ),
     )
     .unwrap();
+    module
+}
+
+/// A local response with a `grpc_status` answers a gRPC request in gRPC's form (HTTP 200,
+/// `grpc-status`), and a plain HTTP request with the HTTP status the filter gave, as Envoy
+/// does: a deny must not turn into a 200 for an HTTP client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_response_grpc_status_applies_to_grpc_requests_only() {
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let module = local_reply_module(dir.path(), "proxy_on_request_headers", 3, 7, 1);
     for engine in ENGINES {
         let p = one_filter_proxy(up.addr, "deny", &module, "''", engine).await;
         let (s, _, body) = get(p.addr("web"), "/", &[]).await;
@@ -629,28 +645,7 @@ async fn a_local_response_grpc_status_applies_to_grpc_requests_only() {
 async fn a_deny_from_request_trailers_fails_the_stream() {
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let module = dir.path().join("trailers-deny.wat");
-    std::fs::write(
-        &module,
-        r#"(module
-  (import "env" "proxy_send_local_response" (func $local (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 100) "denied")
-  (global $bump (mut i32) (i32.const 4096))
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $bump))
-    (global.set $bump (i32.add (global.get $bump) (local.get 0)))
-    (local.get $p))
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_request_trailers") (param i32 i32) (result i32)
-    (drop (call $local (i32.const 403) (i32.const 0) (i32.const 0)
-      (i32.const 100) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const -1)))
-    (i32.const 0))
-)"#,
-    )
-    .unwrap();
+    let module = local_reply_module(dir.path(), "proxy_on_request_trailers", 2, -1, 0);
     for failure in ["closed", "open"] {
         let p = one_filter_proxy(
             up.addr,
