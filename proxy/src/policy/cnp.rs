@@ -133,12 +133,22 @@ pub struct L7Rules {
 }
 
 impl L7Rules {
+    /// At least one `http` rule (an empty list is none).
+    pub fn has_http(&self) -> bool {
+        self.http.as_ref().is_some_and(|r| !r.is_empty())
+    }
+
+    /// At least one `kafka` rule (an empty list is none).
+    pub fn has_kafka(&self) -> bool {
+        self.kafka.as_ref().is_some_and(|r| !r.is_empty())
+    }
+
     /// The proxy protocol these rules need.
     /// Empty lists are no rules (Cilium's `L7Rules.IsEmpty`): the port is a plain L4 allow.
     pub fn protocol(&self) -> Option<&'static str> {
-        if self.http.as_ref().is_some_and(|r| !r.is_empty()) {
+        if self.has_http() {
             Some("http")
-        } else if self.kafka.as_ref().is_some_and(|r| !r.is_empty()) {
+        } else if self.has_kafka() {
             Some("kafka")
         } else {
             None

@@ -89,16 +89,7 @@ pub fn check(doc: &cnp::Cnp) -> Vec<Problem> {
                     check_selector(&format!("{rule}.{side}Endpoints[{i}]"), sel, &mut out);
                 }
                 // Cilium: "combining FromEndpoints and FromCIDR is not supported".
-                let kinds: Vec<String> = [
-                    ("Endpoints", r.endpoints.map(Vec::len)),
-                    ("Entities", r.entities.map(Vec::len)),
-                    ("CIDR", r.cidr.map(Vec::len)),
-                    ("CIDRSet", r.cidr_set.map(Vec::len)),
-                ]
-                .into_iter()
-                .filter(|(_, n)| n.is_some_and(|n| n > 0))
-                .map(|(k, _)| format!("{side}{k}"))
-                .collect();
+                let kinds: Vec<String> = r.kinds().map(|k| format!("{side}{k}")).collect();
                 if let [first, second, ..] = kinds.as_slice() {
                     out.push(Problem {
                         field: rule.clone(),
@@ -136,9 +127,7 @@ pub fn check(doc: &cnp::Cnp) -> Vec<Problem> {
                                 .into(),
                         });
                     }
-                    if rules.http.as_ref().is_some_and(|v| !v.is_empty())
-                        && rules.kafka.as_ref().is_some_and(|v| !v.is_empty())
-                    {
+                    if rules.has_http() && rules.has_kafka() {
                         out.push(Problem {
                             field: field.clone(),
                             needle: Some("kafka".into()),
@@ -476,8 +465,9 @@ enum PortVerdict<'r> {
 }
 
 fn port_verdicts<'r>(ports: Option<&'r Vec<PortRule>>, port: u16) -> Vec<(usize, PortVerdict<'r>)> {
-    // No `toPorts` (or an empty list): every port. An entry without `ports` covers none.
-    let Some(prs) = ports.filter(|p| !p.is_empty()) else {
+    // No `toPorts` (`None`, also for an empty list): every port. An entry without `ports`
+    // covers none.
+    let Some(prs) = ports else {
         return vec![(0, PortVerdict::AllowAll)];
     };
     let mut out = Vec::new();
@@ -557,22 +547,19 @@ pub fn filter_config_transparent<R: L7Rule>(
     policies: &[Policy],
     ids: &Identities,
 ) -> FilterConfig<R> {
-    // Ports that carry rules of the protocol; 0 for port rules without `ports` (every port).
+    // Ports that carry rules of the protocol (an entry without `ports` covers none).
     let mut ports = std::collections::BTreeSet::new();
     for p in policies {
         for spec in specs(&p.doc) {
             for sec in sections(spec) {
                 for r in &sec.peers {
-                    for pr in r.ports.map(Vec::as_slice).unwrap_or_default() {
+                    for pr in r.port_rules().map(Vec::as_slice).unwrap_or_default() {
                         let carries = pr.rules.as_ref().is_some_and(|l| match R::PROTOCOL {
-                            L7Protocol::Http => l.http.is_some(),
-                            L7Protocol::Kafka => l.kafka.is_some(),
+                            L7Protocol::Http => l.has_http(),
+                            L7Protocol::Kafka => l.has_kafka(),
                         });
                         if !carries {
                             continue;
-                        }
-                        if pr.ports.is_empty() {
-                            ports.insert(0);
                         }
                         for pp in &pr.ports {
                             for (port, proto) in port_protocols(pp).unwrap_or_default() {
@@ -641,7 +628,7 @@ fn directions<R: L7Rule>(
                         if !peer_matches(r, remote) {
                             continue;
                         }
-                        for (pi, v) in port_verdicts(r.ports, port) {
+                        for (pi, v) in port_verdicts(r.port_rules(), port) {
                             let name = if r.has_ports() {
                                 format!("{}/spec[{si}].{section}[{ri}].toPorts[{pi}]", p.name)
                             } else {

@@ -383,20 +383,35 @@ struct Peers<'r> {
     ports: Option<&'r Vec<PortRule>>,
 }
 
-impl Peers<'_> {
-    /// Whether the rule names peers. As in Cilium (Go's `len`), an empty list names none.
+impl<'r> Peers<'r> {
+    /// The kinds of peer the rule names (`Endpoints`, `Entities`, `CIDR`, `CIDRSet`). As in
+    /// Cilium (Go's `len`), an empty list names none.
+    fn kinds(&self) -> impl Iterator<Item = &'static str> {
+        [
+            ("Endpoints", self.endpoints.map(Vec::len)),
+            ("Entities", self.entities.map(Vec::len)),
+            ("CIDR", self.cidr.map(Vec::len)),
+            ("CIDRSet", self.cidr_set.map(Vec::len)),
+        ]
+        .into_iter()
+        .filter(|(_, n)| n.is_some_and(|n| n > 0))
+        .map(|(k, _)| k)
+    }
+
+    /// Whether the rule names peers.
     fn any_peer(&self) -> bool {
-        let named = |n: Option<usize>| n.is_some_and(|n| n > 0);
-        named(self.endpoints.map(Vec::len))
-            || named(self.entities.map(Vec::len))
-            || named(self.cidr.map(Vec::len))
-            || named(self.cidr_set.map(Vec::len))
+        self.kinds().next().is_some()
+    }
+
+    /// The rule's `toPorts`, `None` when absent or empty (every port).
+    fn port_rules(&self) -> Option<&'r Vec<PortRule>> {
+        self.ports.filter(|p| !p.is_empty())
     }
 
     /// Whether the rule has a (non-empty) `toPorts`. A rule with neither peers nor ports
     /// (`{}`) selects nothing: `ingress: [{}]` is Cilium's default-deny idiom.
     fn has_ports(&self) -> bool {
-        self.ports.is_some_and(|p| !p.is_empty())
+        self.port_rules().is_some()
     }
 }
 
@@ -473,7 +488,7 @@ impl Compiler<'_> {
         self.st.rules.push(format!("{}/{field}", p.name));
         // (dport, proto, action, proxy port)
         let mut l4: Vec<(u16, u8, u8, u16)> = Vec::new();
-        match r.ports.filter(|p| !p.is_empty()) {
+        match r.port_rules() {
             None => l4.push((0, 0, if deny { ACTION_DENY } else { ACTION_ALLOW }, 0)),
             Some(prs) => {
                 for (pi, pr) in prs.iter().enumerate() {
