@@ -433,6 +433,137 @@ async fn a_resumed_pause_continues_through_the_rest_of_the_chain() {
     assert!(by("/blocked", "authz"), "{flows:?}");
 }
 
+/// A filter that pauses at the end of the request body (it sends the whole body to an authz
+/// cluster first) holds the request there: the upstream gets the body only when the callout
+/// allows it; a denial is the filter's 403 and the body never arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_at_the_end_of_the_request_body_holds_it_until_resumed() {
+    let _ = logs();
+    let Some(authz) = module("pw_http_authz.wasm") else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let cfg =
+        r#"'{"cluster":"authz","path":"/check-body","timeout_ms":1000,"check":"request_body"}'"#;
+    // This authz service answers after 5 s; the listener waits 300 ms.
+    let slow =
+        r#"'{"cluster":"authz","path":"/slow/5000","timeout_ms":60000,"check":"request_body"}'"#;
+    let p = Proxy::start(&format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nclusters:\n  - {{ name: authz, address: {} }}\nlisteners:\n{}{}",
+        up.addr,
+        http_listener("web", up.addr, &filter_block("authz", &authz, cfg, "")),
+        http_listener(
+            "slow",
+            up.addr,
+            &filter_block("authz", &authz, slow, "    timeouts: { request: 300ms }\n")
+        ),
+    ))
+    .await;
+    let post = |listener: &'static str, body: &'static [u8]| {
+        let addr = p.addr(listener);
+        async move {
+            let mut send = common::h1_client(addr).await;
+            let req = http::Request::post("/sink")
+                .header("host", "example.test")
+                .body(Full::new(Bytes::from_static(body)))
+                .unwrap();
+            let resp = send.send_request(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let got = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&got).into_owned())
+        }
+    };
+    // Allowed: the whole body reaches the upstream (`/sink` answers its length).
+    let allowed: &[u8] = b"an ordinary request body, long enough to matter";
+    assert_eq!(post("web", allowed).await, (200, allowed.len().to_string()));
+    // Denied: the filter's answer, not the upstream's.
+    assert_eq!(
+        post("web", b"this one carries a secret").await,
+        (403, "denied by authz".to_owned())
+    );
+    // Never resumed: the stream fails (closed: 503) at the listener's request timeout.
+    let t = std::time::Instant::now();
+    let (s, _) = post("slow", allowed).await;
+    assert_eq!(s, 503);
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    // A request without a body is checked too (an empty POST to the authz service).
+    let (s, _, body) = get(p.addr("web"), "/hello", &[]).await;
+    assert_eq!((s, body.as_str()), (200, "hello, hello world"));
+    let flows = p.flows(4).await;
+    let denied: Vec<_> = flows
+        .iter()
+        .filter(|f| f.verdict == Verdict::Denied)
+        .collect();
+    assert_eq!(denied.len(), 1, "{flows:?}");
+    assert_eq!(denied[0].status, Some(403));
+    assert_eq!(denied[0].filter.as_deref(), Some("authz"));
+    let error = flows
+        .iter()
+        .find(|f| f.status == Some(503))
+        .and_then(|f| f.error.as_deref())
+        .unwrap_or_default();
+    assert!(
+        error.contains("at the end of the request body and did not resume it within 300ms"),
+        "{error}"
+    );
+}
+
+/// A filter that pauses at the end of the response body holds the rest of the response until
+/// it resumes: an allowed body arrives whole; a denial comes after the head, so the stream is
+/// reset and the client never gets the body's end. On both engines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_at_the_end_of_the_response_body_holds_it_until_resumed() {
+    let _ = logs();
+    let Some(authz) = module("pw_http_authz.wasm") else {
+        return;
+    };
+    let cfg =
+        r#"'{"cluster":"authz","path":"/check-body","timeout_ms":1000,"check":"response_body"}'"#;
+    for engine in ENGINES {
+        let up = Upstream::start().await;
+        let p = Proxy::start(&format!(
+            "clusters:\n  - {{ name: authz, address: {} }}\nlisteners:\n{}",
+            up.addr,
+            http_listener(
+                "web",
+                up.addr,
+                &format!("{engine}{}", filter_block("authz", &authz, cfg, ""))
+            ),
+        ))
+        .await;
+        let (s, _, body) = get(p.addr("web"), "/hello", &[]).await;
+        assert_eq!((s, body.as_str()), (200, "hello, hello world"), "{engine}");
+        // 200 KB of body ending in a secret: the head has gone, the end must not.
+        let mut payload = vec![b'z'; 200_000];
+        payload.extend_from_slice(b"secret");
+        let mut send = common::h1_client(p.addr("web")).await;
+        let req = http::Request::post("/echo")
+            .header("host", "example.test")
+            .body(Full::new(Bytes::from(payload.clone())))
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200, "{engine}");
+        let got = resp.into_body().collect().await;
+        assert!(got.is_err(), "{engine}: the denied body arrived: {got:?}");
+        let error = p.flows(2).await.into_iter().find_map(|f| f.error);
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains("authz")),
+            "{engine}: {error:?}"
+        );
+        // The same body without the secret arrives whole.
+        payload.truncate(200_000);
+        let mut send = common::h1_client(p.addr("web")).await;
+        let req = http::Request::post("/echo")
+            .header("host", "example.test")
+            .body(Full::new(Bytes::from(payload.clone())))
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200, "{engine}");
+        let got = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(got.len(), payload.len(), "{engine}");
+    }
+}
+
 /// A pause that is never resumed ends at the listener's request timeout: the filter fails
 /// (closed: 503) with a message saying so, and the proxy serves the next request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Body wrappers: byte counting on the request side, and on the response side the flow guard
 //! that emits the request's flow record when the response ends (or is abandoned).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +16,7 @@ use hyper::body::Incoming;
 
 use crate::flows::{FlowRecord, Flows, Verdict};
 use crate::io::Activity;
-use crate::wasm::{BodyKind, BodyOutcome, FilterFailure, Outcome, StreamFilters};
+use crate::wasm::{BodyKind, BodyOutcome, BodyPause, FilterFailure, Outcome, StreamFilters};
 
 /// Errors of bodies strait produces: the peer's failure or a filter's verdict.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -30,6 +31,25 @@ struct BodyFilters {
     /// Everything was passed to the filters with end_of_stream.
     flushed: bool,
     trailers: Option<HeaderMap>,
+    /// A filter paused at the end of the body.
+    paused: Option<Box<Paused>>,
+}
+
+/// A body whose end a filter holds ([`BodyOutcome::Paused`]): the wait, and the trailers that
+/// ended it (they go through the filters once the body has).
+struct Paused {
+    resume: Pin<Box<dyn Future<Output = BodyOutcome> + Send>>,
+    trailers: Option<HeaderMap>,
+}
+
+impl Paused {
+    fn new(filters: &Arc<StreamFilters>, pause: BodyPause, trailers: Option<HeaderMap>) -> Self {
+        let filters = filters.clone();
+        Self {
+            resume: Box::pin(async move { filters.resume_body(pause).await }),
+            trailers,
+        }
+    }
 }
 
 /// A client's request body on its way upstream, counting bytes as they pass and running the
@@ -59,6 +79,7 @@ impl RequestBody {
             filters,
             flushed: false,
             trailers: None,
+            paused: None,
         });
         self
     }
@@ -91,34 +112,49 @@ impl Body for RequestBody {
                 this.done = true;
                 return Poll::Ready(Some(Ok(Frame::trailers(t))));
             }
-            let r = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-            if let (Some(Ok(f)), Some(received)) = (&r, &this.received) {
-                if let Some(d) = f.data_ref() {
-                    received.fetch_add(d.len() as u64, Ordering::Relaxed);
-                }
-            }
+            let (outcome, eos, trailers) =
+                match this.filters.as_mut().and_then(|f| f.paused.as_mut()) {
+                    // A filter holds the end of the body: wait for it.
+                    Some(w) => {
+                        let outcome = ready!(w.resume.as_mut().poll(cx));
+                        let w = this.filters.as_mut().and_then(|f| f.paused.take());
+                        (outcome, true, w.and_then(|w| w.trailers))
+                    }
+                    None => {
+                        let r = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+                        if let (Some(Ok(f)), Some(received)) = (&r, &this.received) {
+                            if let Some(d) = f.data_ref() {
+                                received.fetch_add(d.len() as u64, Ordering::Relaxed);
+                            }
+                        }
+                        let Some(bf) = this.filters.as_mut() else {
+                            return Poll::Ready(r.map(|x| x.map_err(Into::into)));
+                        };
+                        let (data, eos, trailers) = match r {
+                            Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                            Some(Ok(frame)) => match frame.into_data() {
+                                Ok(d) => (d, this.inner.is_end_stream(), None),
+                                Err(frame) => match frame.into_trailers() {
+                                    Ok(t) => (Bytes::new(), true, Some(t)),
+                                    Err(_) => continue,
+                                },
+                            },
+                            None if bf.flushed => return Poll::Ready(None),
+                            None => (Bytes::new(), true, None),
+                        };
+                        if bf.flushed {
+                            // Already ended for the filters; nothing more can come.
+                            this.done = true;
+                            continue;
+                        }
+                        bf.flushed = eos;
+                        (bf.filters.body(BodyKind::Request, data, eos), eos, trailers)
+                    }
+                };
             let Some(bf) = this.filters.as_mut() else {
-                return Poll::Ready(r.map(|x| x.map_err(Into::into)));
-            };
-            let (data, eos, trailers) = match r {
-                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(d) => (d, this.inner.is_end_stream(), None),
-                    Err(frame) => match frame.into_trailers() {
-                        Ok(t) => (Bytes::new(), true, Some(t)),
-                        Err(_) => continue,
-                    },
-                },
-                None if bf.flushed => return Poll::Ready(None),
-                None => (Bytes::new(), true, None),
-            };
-            if bf.flushed {
-                // Already ended for the filters; nothing more can come.
-                this.done = true;
                 continue;
-            }
-            bf.flushed = eos;
-            match bf.filters.body(BodyKind::Request, data, eos) {
+            };
+            match outcome {
                 BodyOutcome::Emit(out) => {
                     if let Some(t) = trailers {
                         let (t, fail) = bf.filters.trailers(BodyKind::Request, t);
@@ -140,6 +176,10 @@ impl Body for RequestBody {
                 }
                 BodyOutcome::Fail(ff) => {
                     return Poll::Ready(Some(Err(Self::stop(bf, Outcome::Fail(ff)))))
+                }
+                BodyOutcome::Paused(p) => {
+                    bf.paused = Some(Box::new(Paused::new(&bf.filters, p, trailers)));
+                    continue;
                 }
             }
         }
@@ -384,10 +424,7 @@ enum Kind {
     /// An upstream body through the listener's filters.
     Filtered {
         inner: UpBody,
-        filters: Arc<StreamFilters>,
-        flushed: bool,
-        trailers: Option<HeaderMap>,
-        done: bool,
+        st: FilteredState,
     },
 }
 
@@ -416,10 +453,13 @@ impl ResponseBody {
         let mut b = Self {
             kind: Kind::Filtered {
                 inner: body,
-                filters: filters.clone(),
-                flushed: end,
-                trailers: None,
-                done: end,
+                st: FilteredState {
+                    filters: filters.clone(),
+                    flushed: end,
+                    trailers: None,
+                    done: end,
+                    paused: None,
+                },
             },
             guard: Some(guard),
             filters: Some(filters),
@@ -455,50 +495,68 @@ impl ResponseBody {
     }
 }
 
+/// A filtered upstream body's state between frames.
+struct FilteredState {
+    filters: Arc<StreamFilters>,
+    /// Everything was passed to the filters with end_of_stream.
+    flushed: bool,
+    trailers: Option<HeaderMap>,
+    done: bool,
+    /// A filter paused at the end of the body.
+    paused: Option<Box<Paused>>,
+}
+
 /// The next frame of a filtered upstream body.
 fn poll_filtered(
     inner: &mut UpBody,
-    filters: &StreamFilters,
-    flushed: &mut bool,
-    trailers: &mut Option<HeaderMap>,
-    done: &mut bool,
+    st: &mut FilteredState,
     cx: &mut Context<'_>,
 ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
     loop {
-        if *done {
+        if st.done {
             return Poll::Ready(None);
         }
-        if let Some(t) = trailers.take() {
-            *done = true;
+        if let Some(t) = st.trailers.take() {
+            st.done = true;
             return Poll::Ready(Some(Ok(Frame::trailers(t))));
         }
-        let (data, eos, trl) = match ready!(Pin::new(&mut *inner).poll_frame(cx)) {
-            Some(Err(e)) => return Poll::Ready(Some(Err(e))),
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(d) => (d, inner.is_end_stream(), None),
-                Err(frame) => match frame.into_trailers() {
-                    Ok(t) => (Bytes::new(), true, Some(t)),
-                    Err(_) => continue,
-                },
-            },
-            None if *flushed => return Poll::Ready(None),
-            None => (Bytes::new(), true, None),
+        let (outcome, eos, trl) = match st.paused.as_mut() {
+            // A filter holds the end of the body: wait for it.
+            Some(w) => {
+                let outcome = ready!(w.resume.as_mut().poll(cx));
+                (outcome, true, st.paused.take().and_then(|w| w.trailers))
+            }
+            None => {
+                let (data, eos, trl) = match ready!(Pin::new(&mut *inner).poll_frame(cx)) {
+                    Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(d) => (d, inner.is_end_stream(), None),
+                        Err(frame) => match frame.into_trailers() {
+                            Ok(t) => (Bytes::new(), true, Some(t)),
+                            Err(_) => continue,
+                        },
+                    },
+                    None if st.flushed => return Poll::Ready(None),
+                    None => (Bytes::new(), true, None),
+                };
+                if st.flushed {
+                    st.done = true;
+                    continue;
+                }
+                st.flushed = eos;
+                (st.filters.body(BodyKind::Response, data, eos), eos, trl)
+            }
         };
-        if *flushed {
-            *done = true;
-            continue;
-        }
-        *flushed = eos;
-        match filters.body(BodyKind::Response, data, eos) {
+        match outcome {
             BodyOutcome::Emit(out) => {
                 if let Some(t) = trl {
-                    let (t, fail) = filters.trailers(BodyKind::Response, t);
+                    let (t, fail) = st.filters.trailers(BodyKind::Response, t);
                     if let Some(ff) = fail {
                         return Poll::Ready(Some(Err(filter_error(ff))));
                     }
-                    *trailers = Some(t);
+                    st.trailers = Some(t);
                 } else if eos {
-                    *done = true;
+                    st.done = true;
                 }
                 if out.is_empty() {
                     continue;
@@ -506,6 +564,10 @@ fn poll_filtered(
                 return Poll::Ready(Some(Ok(Frame::data(out))));
             }
             BodyOutcome::Hold => continue,
+            BodyOutcome::Paused(p) => {
+                st.paused = Some(Box::new(Paused::new(&st.filters, p, trl)));
+                continue;
+            }
             BodyOutcome::Reply { filter, .. } => {
                 // The response head is already on its way: too late for a local response.
                 return Poll::Ready(Some(Err(filter_error(FilterFailure {
@@ -545,13 +607,7 @@ impl Body for ResponseBody {
         let r = match &mut this.kind {
             Kind::Full(b) => b.take().map(|d| Ok(Frame::data(d))),
             Kind::Upstream(b) => ready!(Pin::new(b).poll_frame(cx)),
-            Kind::Filtered {
-                inner,
-                filters,
-                flushed,
-                trailers,
-                done,
-            } => ready!(poll_filtered(inner, filters, flushed, trailers, done, cx)),
+            Kind::Filtered { inner, st } => ready!(poll_filtered(inner, st, cx)),
         };
         if let Some(g) = this.guard.as_mut() {
             match &r {
@@ -581,7 +637,7 @@ impl Body for ResponseBody {
         match &self.kind {
             Kind::Full(b) => b.is_none(),
             Kind::Upstream(b) => b.is_end_stream(),
-            Kind::Filtered { done, .. } => *done,
+            Kind::Filtered { st, .. } => st.done,
         }
     }
 

@@ -445,6 +445,19 @@ impl HttpProxy {
                 Some(limit) => tokio::time::timeout(limit, self.send(out, route, &conn))
                     .await
                     .unwrap_or_else(|_| {
+                        // The upstream may be waiting for a body a filter holds: then the
+                        // filter, not the upstream, ran out the time.
+                        if let Some((sf, filter)) = filters
+                            .as_ref()
+                            .and_then(|sf| sf.paused_in().map(|name| (sf, name)))
+                        {
+                            sf.set_body_verdict(Outcome::Fail(FilterFailure {
+                                filter,
+                                message: format!(
+                                    "paused the stream at the end of the request body and did not resume it within {limit:?}"
+                                ),
+                            }));
+                        }
                         Err(Failure {
                             status: StatusCode::GATEWAY_TIMEOUT,
                             grpc_status: 4,

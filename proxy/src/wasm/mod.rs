@@ -33,7 +33,7 @@ use wasmtime::Linker;
 pub use compile::CompileMode;
 pub use host::{BodyKind, KafkaRequestInfo, KafkaTopics, LocalReply, RawFields};
 pub use stream::{
-    BodyOutcome, FilterFailure, Head, Heads, Native, Outcome, RequestLine, RequestSide,
+    BodyOutcome, BodyPause, FilterFailure, Head, Heads, Native, Outcome, RequestLine, RequestSide,
     ResponseSide, StreamFilters, StreamInfo,
 };
 pub use vm::{AbiVersion, Plugin};

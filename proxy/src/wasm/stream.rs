@@ -159,6 +159,18 @@ pub enum BodyOutcome {
         reply: LocalReply,
     },
     Fail(FilterFailure),
+    /// A filter paused at the end of the body: await [`StreamFilters::resume_body`] with this.
+    Paused(BodyPause),
+}
+
+/// Where a body waits in the chain (see [`BodyOutcome::Paused`]).
+#[derive(Debug)]
+pub struct BodyPause {
+    kind: BodyKind,
+    /// Position in the chain's order for this body.
+    position: usize,
+    /// The filter's index in the chain.
+    filter: usize,
 }
 
 #[derive(Default)]
@@ -172,6 +184,9 @@ struct Entry {
     paused: bool,
     /// Body bytes this filter is holding (it returned Pause).
     buf: BytesMut,
+    /// The body as it was when this filter paused at its end; what goes on if the VM fails
+    /// during the pause and the filter's failure policy is `open`.
+    paused_body: Bytes,
 }
 
 /// What one callback led to.
@@ -435,6 +450,13 @@ impl StreamFilters {
         self.chain.plugins.is_empty()
     }
 
+    /// The name of the filter holding the stream paused, if one is.
+    pub fn paused_in(&self) -> Option<String> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let i = entries.iter().position(|e| e.paused)?;
+        Some(self.name(i))
+    }
+
     /// Whether this stream runs `chain` (not one a reload has replaced since).
     pub fn runs(&self, chain: &Arc<Chain>) -> bool {
         Arc::ptr_eq(&self.chain, chain)
@@ -694,8 +716,14 @@ impl StreamFilters {
 
     /// A body chunk through the chain (request: in order; response: reversed).
     pub fn body(&self, kind: BodyKind, data: Bytes, eos: bool) -> BodyOutcome {
+        self.body_from(kind, 0, data, eos)
+    }
+
+    /// [`Self::body`] from position `from` of the chain's order, without awaiting anything.
+    fn body_from(&self, kind: BodyKind, from: usize, data: Bytes, eos: bool) -> BodyOutcome {
+        let request = kind == BodyKind::Request;
         let mut chunk = data;
-        for i in self.order(kind == BodyKind::Response) {
+        for (k, i) in self.order(!request).enumerate().skip(from) {
             // Moved, not cloned: cloning a fresh `Bytes` from hyper allocates its shared header.
             let mut input = Some(std::mem::take(&mut chunk));
             let r = self.run(i, |vm, e| {
@@ -721,19 +749,32 @@ impl StreamFilters {
                 let r = vm
                     .call_export(pick, (e.ctx, len, eos as u32))
                     .unwrap_or(Ok(0));
-                let buf = slot_of(vm, e.ctx)
-                    .and_then(|s| s.body.take())
-                    .map(|(_, b)| b)
-                    .unwrap_or_default();
+                let take_body = |vm: &mut Vm| {
+                    slot_of(vm, e.ctx)
+                        .and_then(|s| s.body.take())
+                        .map(|(_, b)| b)
+                        .unwrap_or_default()
+                };
                 let action = match r {
                     Ok(a) => a,
                     Err(m) => {
                         // Keep the bytes: with `failure: open` they still go through.
-                        e.buf = owned(buf);
+                        e.buf = owned(take_body(vm));
                         return Err(m);
                     }
                 };
-                let flow = settle(vm, e.ctx, false, kind == BodyKind::Request);
+                // A pause at the end of the body holds the stream (the whole body stays in
+                // the filter, readable and writable) until the filter resumes it; before the
+                // end it buffers the chunk and waits for more.
+                let flow = settle(vm, e.ctx, action != 0 && eos, request);
+                if matches!(flow, Flow::Wait) {
+                    e.paused = true;
+                    if let Some((_, b)) = slot_of(vm, e.ctx).and_then(|s| s.body.as_ref()) {
+                        e.paused_body = b.clone();
+                    }
+                    return Ok((Flow::Wait, None));
+                }
+                let buf = take_body(vm);
                 if action != 0 && !eos && matches!(flow, Flow::Next) {
                     e.buf = owned(buf);
                     return Ok((Flow::Next, None));
@@ -745,8 +786,15 @@ impl StreamFilters {
                 continue;
             };
             match r {
-                Ok((Flow::Next | Flow::Wait, Some(out))) => chunk = out,
-                Ok((Flow::Next | Flow::Wait, None)) => return BodyOutcome::Hold,
+                Ok((Flow::Next, Some(out))) => chunk = out,
+                Ok((Flow::Next, None)) => return BodyOutcome::Hold,
+                Ok((Flow::Wait, _)) => {
+                    return BodyOutcome::Paused(BodyPause {
+                        kind,
+                        position: k,
+                        filter: i,
+                    })
+                }
                 Ok((Flow::Reply(reply), _)) => {
                     return BodyOutcome::Reply {
                         filter: self.name(i),
@@ -761,24 +809,108 @@ impl StreamFilters {
                 }
                 Err(m) => match self.failed(i, m) {
                     Some(f) => return BodyOutcome::Fail(f),
-                    None => {
-                        // failure: open passes on what the filter held, and the chunk itself
-                        // when the filter never got it (its VM could not be started).
-                        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-                        let mut held = entries[i].buf.split();
-                        chunk = match input.take() {
-                            None => held.freeze(),
-                            Some(rest) if held.is_empty() => rest,
-                            Some(rest) => {
-                                held.extend_from_slice(&rest);
-                                held.freeze()
-                            }
-                        };
-                    }
+                    None => chunk = self.held_and(i, input.take()),
                 },
             }
         }
         BodyOutcome::Emit(chunk)
+    }
+
+    /// With `failure: open`, what filter `i` held followed by `rest`, the part of the chunk it
+    /// never got (its VM could not be started).
+    fn held_and(&self, i: usize, rest: Option<Bytes>) -> Bytes {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = entries[i].buf.split();
+        match rest {
+            None => held.freeze(),
+            Some(rest) if held.is_empty() => rest,
+            Some(rest) => {
+                held.extend_from_slice(&rest);
+                held.freeze()
+            }
+        }
+    }
+
+    /// Waits out a pause at the end of a body ([`BodyOutcome::Paused`]), then runs the rest of
+    /// the chain, waiting out any further pause. Never returns [`BodyOutcome::Paused`].
+    ///
+    /// A pause not resumed within the pause limit, or a VM that fails while the stream waits
+    /// in it, is a failure of that filter (its failure policy decides; with `open` the body
+    /// goes on as the filter last held it).
+    pub async fn resume_body(&self, mut pause: BodyPause) -> BodyOutcome {
+        let request = pause.kind == BodyKind::Request;
+        loop {
+            let i = pause.filter;
+            let deadline = Instant::now() + self.pause_limit;
+            let mut body = Bytes::new();
+            let flow = loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero()
+                    || tokio::time::timeout(left, self.info.wake.notified())
+                        .await
+                        .is_err()
+                {
+                    // Leave the pause and treat it as a failure of the filter.
+                    let _ = self.run(i, |vm, e| {
+                        e.paused = false;
+                        if let Some(s) = slot_of(vm, e.ctx) {
+                            s.body = None;
+                        }
+                        Ok(())
+                    });
+                    break Err(format!(
+                        "paused the stream at the end of the {} body and did not resume it within {:?}",
+                        if request { "request" } else { "response" },
+                        self.pause_limit
+                    ));
+                }
+                let f = self
+                    .run(i, |vm, e| {
+                        let f = settle(vm, e.ctx, true, request);
+                        if !matches!(f, Flow::Wait) {
+                            e.paused = false;
+                            e.paused_body = Bytes::new();
+                            if let Some((_, b)) = slot_of(vm, e.ctx).and_then(|s| s.body.take()) {
+                                body = b;
+                            }
+                        }
+                        Ok(f)
+                    })
+                    .unwrap_or(Ok(Flow::Next));
+                if !matches!(f, Ok(Flow::Wait)) {
+                    break f;
+                }
+            };
+            let outcome = match flow {
+                Ok(Flow::Next | Flow::Wait) => {
+                    self.body_from(pause.kind, pause.position + 1, body, true)
+                }
+                Ok(Flow::Reply(reply)) => BodyOutcome::Reply {
+                    filter: self.name(i),
+                    reply,
+                },
+                Ok(Flow::Close) => BodyOutcome::Fail(FilterFailure {
+                    filter: self.name(i),
+                    message: "the filter reset the stream".into(),
+                }),
+                Err(m) => match self.failed(i, m) {
+                    Some(f) => BodyOutcome::Fail(f),
+                    // `failure: open`: the body as it was when the filter paused.
+                    None => {
+                        let held = {
+                            let mut entries =
+                                self.entries.lock().unwrap_or_else(|p| p.into_inner());
+                            std::mem::take(&mut entries[i].paused_body)
+                        };
+                        self.body_from(pause.kind, pause.position + 1, held, true)
+                    }
+                },
+            };
+            match outcome {
+                BodyOutcome::Paused(next) => pause = next,
+                other => return other,
+            }
+        }
     }
 
     /// One Kafka request through the chain in order (`strait_on_kafka_request`): the first

@@ -27,6 +27,8 @@ pub mod kafka_env;
 /// - `/hello`: `hello, hello world` (with a content-length);
 /// - `/nocontent`: 204, no body;
 /// - `/check`: 200 if the request has `x-user: alice`, 403 otherwise (an authz service);
+/// - `/check-body`: 200 unless the request body contains `secret`, then 403 (a body-scanning
+///   authz service);
 /// - `/echo`: the request body back;
 /// - anything else: `ok`, with the request target in `x-upstream-path`.
 pub struct Upstream {
@@ -88,6 +90,20 @@ async fn upstream_handle(req: Request<Incoming>) -> Result<Response<Body>, Infal
     }
     if path == "/check" {
         let ok = req.headers().get("x-user").is_some_and(|v| v == "alice");
+        let mut r = Response::new(full(if ok { "allow" } else { "deny" }));
+        if !ok {
+            *r.status_mut() = http::StatusCode::FORBIDDEN;
+        }
+        return Ok(r);
+    }
+    if path == "/check-body" {
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let ok = !body.windows(6).any(|w| w == b"secret");
         let mut r = Response::new(full(if ok { "allow" } else { "deny" }));
         if !ok {
             *r.status_mut() = http::StatusCode::FORBIDDEN;

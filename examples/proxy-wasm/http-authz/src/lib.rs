@@ -3,13 +3,13 @@
 //! Configuration (JSON plugin configuration):
 //!
 //! ```json
-//! {"cluster":"authz","path":"/check","timeout_ms":500}
+//! {"cluster":"authz","path":"/check","timeout_ms":500,"check":"headers"}
 //! ```
 //!
-//! For every request, `on_http_request_headers` dispatches an HTTP callout to `cluster`:
-//! `GET <path>` with `:authority: <cluster>` plus `x-original-path` (the request's `:path`) and
-//! `x-user` copied from the request when present, and pauses the request. When the callout
-//! answers:
+//! With `check: headers` (the default), `on_http_request_headers` dispatches an HTTP callout to
+//! `cluster` for every request: `GET <path>` with `:authority: <cluster>` plus
+//! `x-original-path` (the request's `:path`) and `x-user` copied from the request when present,
+//! and pauses the request. When the callout answers:
 //!
 //! * status 200 → the request is resumed and goes upstream unchanged;
 //! * any other status → local response `403`, body `denied by authz`, header
@@ -18,6 +18,13 @@
 //!   callout could not be dispatched → local response `503`, body `authz unavailable`.
 //!
 //! Every local response also carries `x-denied-by: pw-http-authz`.
+//!
+//! With `check: request_body` the callout is a `POST` carrying the whole request body: the
+//! filter buffers the body (`Action::Pause` until the end of the stream) and calls out from
+//! the last body callback, pausing there; a request without a body is checked from its
+//! headers. With `check: response_body` the response body is buffered and sent the same way;
+//! a denial then comes after the response head, so the host resets the stream instead of
+//! answering 403.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -40,6 +47,21 @@ struct Config {
     path: String,
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
+    #[serde(default)]
+    check: Check,
+}
+
+/// What the callout is about.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Check {
+    /// The request head (the callout has no body).
+    #[default]
+    Headers,
+    /// The whole request body.
+    RequestBody,
+    /// The whole response body.
+    ResponseBody,
 }
 
 fn default_path() -> String {
@@ -150,7 +172,10 @@ impl Context for AuthzHttp {
         }
         self.pending = None;
         match self.get_http_call_response_header(":status") {
-            Some(status) if status == "200" => self.resume_http_request(),
+            Some(status) if status == "200" => match self.check() {
+                Check::ResponseBody => self.resume_http_response(),
+                _ => self.resume_http_request(),
+            },
             Some(status) => self.deny(403, "denied by authz", Some(&status)),
             None => {
                 log(
@@ -163,17 +188,18 @@ impl Context for AuthzHttp {
     }
 }
 
-impl HttpContext for AuthzHttp {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+impl AuthzHttp {
+    /// Sends the callout (with `body` as a POST) and records its token; a refusal denies.
+    fn call_out(&mut self, body: Option<&[u8]>) {
         let Some(config) = self.config.clone() else {
             self.deny(503, "authz unavailable", None);
-            return Action::Pause;
+            return;
         };
         let original_path = self.get_http_request_header(":path");
         let user = self.get_http_request_header("x-user");
 
         let mut headers = vec![
-            (":method", "GET"),
+            (":method", if body.is_some() { "POST" } else { "GET" }),
             (":path", config.path.as_str()),
             (":authority", config.cluster.as_str()),
         ];
@@ -187,7 +213,7 @@ impl HttpContext for AuthzHttp {
         match self.dispatch_http_call(
             &config.cluster,
             headers,
-            None,
+            body,
             vec![],
             Duration::from_millis(config.timeout_ms),
         ) {
@@ -202,6 +228,51 @@ impl HttpContext for AuthzHttp {
                 self.deny(503, "authz unavailable", None);
             }
         }
+    }
+
+    fn check(&self) -> Check {
+        self.config.as_ref().map_or(Check::Headers, |c| c.check)
+    }
+}
+
+impl HttpContext for AuthzHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if self.check() != Check::Headers && self.config.is_some() {
+            if self.check() == Check::RequestBody && end_of_stream {
+                // No body will come: check the request by its head.
+                self.call_out(Some(b""));
+                return Action::Pause;
+            }
+            return Action::Continue;
+        }
+        self.call_out(None);
+        Action::Pause
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.check() != Check::RequestBody {
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            // Buffer: the host calls again with everything so far.
+            return Action::Pause;
+        }
+        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        self.call_out(Some(&body));
+        Action::Pause
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.check() != Check::ResponseBody {
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let body = self
+            .get_http_response_body(0, body_size)
+            .unwrap_or_default();
+        self.call_out(Some(&body));
         Action::Pause
     }
 }
@@ -220,6 +291,11 @@ mod tests {
         );
         let c = Config::parse(br#"{"cluster":"authz"}"#).expect("valid");
         assert_eq!((c.path.as_str(), c.timeout_ms), ("/check", 500));
+        assert_eq!(c.check, Check::Headers);
+        let c = Config::parse(br#"{"cluster":"authz","check":"request_body"}"#).expect("valid");
+        assert_eq!(c.check, Check::RequestBody);
+        let c = Config::parse(br#"{"cluster":"authz","check":"response_body"}"#).expect("valid");
+        assert_eq!(c.check, Check::ResponseBody);
     }
 
     #[test]
@@ -232,6 +308,7 @@ mod tests {
             br#"{"cluster":"a","timeout_ms":0}"#,
             br#"{"cluster":"a","timeout_ms":99999999999}"#,
             br#"{"cluster":"a","extra":1}"#,
+            br#"{"cluster":"a","check":"body"}"#,
         ] {
             assert!(
                 Config::parse(raw).is_err(),

@@ -204,6 +204,9 @@ fn content_length(h: &HeaderMap) -> Option<u64> {
 fn body_stopped(outcome: BodyOutcome) -> Option<Stop> {
     match outcome {
         BodyOutcome::Emit(_) | BodyOutcome::Hold => None,
+        BodyOutcome::Paused(_) => Some(Stop::Abort(
+            "a filter paused the response body again after resuming it".into(),
+        )),
         BodyOutcome::Reply { filter, .. } => Some(Stop::Abort(format!(
             "filter `{filter}` sent a local response after the response head; the stream was reset"
         ))),
@@ -396,7 +399,15 @@ impl<S: AsyncStream> Conn<'_, S> {
                 Framing::Empty => (Bytes::new(), true),
             };
             if !data.is_empty() || eos {
-                match sf.body(BodyKind::Response, data, eos) {
+                let mut outcome = sf.body(BodyKind::Response, data, eos);
+                if let BodyOutcome::Paused(p) = outcome {
+                    // What the client has so far goes out before the wait.
+                    if !self.out.is_empty() {
+                        self.write_out().await?;
+                    }
+                    outcome = sf.resume_body(p).await;
+                }
+                match outcome {
                     BodyOutcome::Emit(b) => self.emit(out, &b, &mut emitted, guard)?,
                     other => {
                         if let Some(stop) = body_stopped(other) {
