@@ -103,7 +103,7 @@ async fn get(
     (s.as_u16(), h, b)
 }
 
-const BASICS_CONFIG: &str = r#"'{"add_request_headers":{"x-from-filter":"yes"},"add_response_headers":{"x-strait":"pw"},"deny_path":"/blocked","deny_status":403,"deny_body":"blocked by pw-basics","rewrite_body":{"from":"hello","to":"HOWDY!"},"tick_ms":20}'"#;
+const BASICS_CONFIG: &str = r#"'{"add_request_headers":{"x-from-filter":"yes"},"add_response_headers":{"x-strait":"pw"},"deny_path":"/blocked","deny_status":403,"deny_body":"blocked by pw-basics","rewrite_body":{"from":"hello","to":"HOWDY!"},"tick_ms":20,"access_log":true}'"#;
 
 async fn basics(file: &str) {
     for engine in ENGINES {
@@ -179,6 +179,31 @@ async fn basics_on(file: &str, engine: &str) {
         .iter()
         .filter(|f| f.path.as_deref() != Some("/blocked?x=1"))
         .all(|f| f.verdict == Verdict::Forwarded));
+
+    // `on_log` comes after the response: it still reads the request's pseudo-headers, the
+    // response's `:status` and `response.code`, for a forwarded and a denied request.
+    let tag = format!(
+        "{file}-{}",
+        if engine.contains("native") {
+            "native"
+        } else {
+            "hyper"
+        }
+    );
+    let (s, _, _) = get(web, &format!("/headers?t={tag}"), &[]).await;
+    assert_eq!(s, 200);
+    let (s, _, _) = get(web, &format!("/blocked?t={tag}"), &[]).await;
+    assert_eq!(s, 403);
+    for line in [
+        format!("pw-basics access: GET /headers?t={tag} status=200 code=200"),
+        format!("pw-basics access: GET /blocked?t={tag} status=403 code=403"),
+    ] {
+        let t = std::time::Instant::now();
+        while !logged(&line) && t.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(logged(&line), "no `{line}` in the log");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

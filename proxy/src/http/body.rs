@@ -16,7 +16,9 @@ use hyper::body::Incoming;
 
 use crate::flows::{FlowRecord, Flows, Verdict};
 use crate::io::Activity;
-use crate::wasm::{BodyKind, BodyOutcome, BodyPause, FilterFailure, Outcome, StreamFilters};
+use crate::wasm::{
+    BodyKind, BodyOutcome, BodyPause, FilterFailure, Outcome, StreamFilters, StreamInfo,
+};
 
 /// Errors of bodies strait produces: the peer's failure or a filter's verdict.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -207,6 +209,8 @@ pub struct FlowGuard {
     /// Built only when someone reads flow records.
     rec: Option<Box<FlowRecord>>,
     done: bool,
+    /// The stream's filter facts, told the response status for `proxy_on_log`.
+    stream: Option<Arc<StreamInfo>>,
 }
 
 /// Where a request came from and went to, for its flow record.
@@ -272,6 +276,7 @@ impl FlowGuard {
             received: rec.as_ref().map(|_| Arc::new(AtomicU64::new(0))),
             rec,
             done: false,
+            stream: None,
         }
     }
 
@@ -296,8 +301,16 @@ impl FlowGuard {
         self.grpc_status(headers);
     }
 
+    /// Tells the stream's filters the status of the response (see [`StreamInfo::status`]).
+    pub fn watch(&mut self, info: Arc<StreamInfo>) {
+        self.stream = Some(info);
+    }
+
     /// Records the response status (and the latency to it).
     pub fn status(&mut self, status: u16) {
+        if let Some(i) = &self.stream {
+            i.status.store(status, Ordering::Relaxed);
+        }
         let latency = self.start.elapsed().as_nanos() as u64;
         if let Some(r) = self.rec.as_mut() {
             r.status = Some(status);

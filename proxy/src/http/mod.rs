@@ -374,6 +374,7 @@ impl HttpProxy {
             let filters = self.stream_filters(&req, &conn);
             let mut guard = guard;
             if let Some(sf) = &filters {
+                guard.watch(sf.shared_info());
                 let eos = hyper::body::Body::is_end_stream(req.body());
                 let (parts, body) = req.into_parts();
                 let (parts, outcome) = match sf.request_headers(parts, eos) {
@@ -597,6 +598,7 @@ impl HttpProxy {
             request: Some(request),
             policy: Default::default(),
             wake: Default::default(),
+            status: Default::default(),
         }
     }
 

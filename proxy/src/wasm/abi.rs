@@ -19,6 +19,7 @@ use super::host::{
     BodyKind, HostState, KafkaTopics, LocalReply, Outbound, Props, RawFields,
 };
 use super::shared::{MetricKind, QueueOwner};
+use super::stream::StreamInfo;
 
 type C<'a> = Caller<'a, HostState>;
 type R = wasmtime::Result<u32>;
@@ -251,6 +252,30 @@ fn with_map_pairs<T>(c: &mut C<'_>, t: u32, f: impl FnOnce(&mut C<'_>, &[u8]) ->
     r
 }
 
+/// The status of the response the client got, once there is one.
+fn sent_status(i: &StreamInfo) -> Option<u16> {
+    Some(i.status.load(Ordering::Relaxed)).filter(|c| *c != 0)
+}
+
+/// A request pseudo-header from the request as it arrived, for callbacks after its head.
+fn past_request_pseudo(i: &StreamInfo, key: &str) -> Option<Vec<u8>> {
+    i.request.as_ref()?;
+    let v: &[u8] = match key {
+        ":path" => i.path().as_bytes(),
+        ":method" => i.method().as_bytes(),
+        ":authority" => i.host(),
+        ":scheme" => {
+            if i.tls {
+                b"https"
+            } else {
+                b"http"
+            }
+        }
+        _ => return None,
+    };
+    Some(v.to_vec())
+}
+
 fn map_value(st: &HostState, t: u32, key: &str) -> Option<Vec<u8>> {
     let join = |h: &HeaderMap| join_values(h.get_all(key).iter().map(|v| v.as_bytes()));
     match t {
@@ -258,7 +283,11 @@ fn map_value(st: &HostState, t: u32, key: &str) -> Option<Vec<u8>> {
             let s = st.streams.get(&st.effective)?;
             match t {
                 REQUEST_HEADERS => {
-                    let p = s.req.as_ref()?;
+                    let Some(p) = s.req.as_ref() else {
+                        // Outside the request-head callback (e.g. `proxy_on_log`): the
+                        // pseudo-headers as the request arrived; other fields are not kept.
+                        return past_request_pseudo(&s.info, key);
+                    };
                     match key {
                         ":authority" => s.request_authority().map(<[u8]>::to_vec),
                         ":path" => Some(
@@ -280,7 +309,13 @@ fn map_value(st: &HostState, t: u32, key: &str) -> Option<Vec<u8>> {
                     }
                 }
                 RESPONSE_HEADERS => {
-                    let p = s.resp.as_ref()?;
+                    let Some(p) = s.resp.as_ref() else {
+                        // After the response head (e.g. `proxy_on_log`): only its status.
+                        return (key == ":status")
+                            .then(|| sent_status(&s.info))
+                            .flatten()
+                            .map(|c| c.to_string().into_bytes());
+                    };
                     if key == ":status" {
                         return Some(p.status.as_str().as_bytes().to_vec());
                     }
@@ -554,7 +589,10 @@ fn property(st: &HostState, path: &[&str]) -> Option<Vec<u8>> {
         ["request", "duration"] => Some(int(SystemTime::now()
             .duration_since(i.start)
             .map_or(0, |d| d.as_nanos() as i64))),
-        ["response", "code"] => s.resp.as_ref().map(|r| int(i64::from(r.status.as_u16()))),
+        ["response", "code"] => match s.resp.as_ref() {
+            Some(r) => Some(int(i64::from(r.status.as_u16()))),
+            None => sent_status(i).map(|c| int(i64::from(c))),
+        },
         ["kafka", field] => {
             let k = s.kafka.as_deref()?;
             match *field {

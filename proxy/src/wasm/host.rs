@@ -621,6 +621,7 @@ mod tests {
             request: None,
             policy: Default::default(),
             wake: Default::default(),
+            status: Default::default(),
         }))
     }
 

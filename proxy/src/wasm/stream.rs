@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU16;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -40,6 +41,9 @@ pub struct StreamInfo {
     pub policy: std::sync::Mutex<Option<(Arc<str>, String)>>,
     /// Wakes the stream's task when a filter resumes or closes it while paused.
     pub wake: Notify,
+    /// The status of the response sent to the client (0 before there is one): `response.code`
+    /// and `:status` for callbacks after the response head (`proxy_on_log`).
+    pub status: AtomicU16,
 }
 
 /// An HTTP request's method, target and `host` header as they arrived.
@@ -438,6 +442,11 @@ impl StreamFilters {
     /// The facts the stream's filters see.
     pub fn info(&self) -> &StreamInfo {
         &self.info
+    }
+
+    /// [`Self::info`], shared: for the flow guard to record the response status in.
+    pub fn shared_info(&self) -> Arc<StreamInfo> {
+        self.info.clone()
     }
 
     /// Whether some filter of the chain has a callback for this body or its trailers; if

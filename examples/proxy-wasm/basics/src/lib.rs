@@ -7,7 +7,7 @@
 //!  "add_response_headers":{"x-strait":"pw"},
 //!  "deny_path":"/blocked","deny_status":403,"deny_body":"blocked by pw-basics",
 //!  "rewrite_body":{"from":"hello","to":"HOWDY"},
-//!  "tick_ms":50}
+//!  "tick_ms":50,"access_log":true}
 //! ```
 //!
 //! * request / response headers are set (replacing any existing value) from the two maps;
@@ -17,7 +17,10 @@
 //!   every occurrence of `from` is replaced by `to`; `content-length` is removed;
 //! * with `tick_ms > 0`, the root context ticks every `tick_ms` ms, each tick increments a
 //!   counter in shared data (compare-and-swap), and responses carry `x-ticks: <counter>`;
-//! * every request increments the counter metric `pw_basics_requests`.
+//! * every request increments the counter metric `pw_basics_requests`;
+//! * with `access_log`, `on_log` (after the response) logs one line per request,
+//!   `pw-basics access: <:method> <:path> status=<:status> code=<response.code>`, read from the
+//!   request and response headers and the `response.code` property at that point.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -57,6 +60,8 @@ struct Config {
     rewrite_body: Option<Rewrite>,
     #[serde(default)]
     tick_ms: u64,
+    #[serde(default)]
+    access_log: bool,
 }
 
 fn default_deny_status() -> u32 {
@@ -189,6 +194,26 @@ struct BasicsHttp {
 impl Context for BasicsHttp {}
 
 impl HttpContext for BasicsHttp {
+    fn on_log(&mut self) {
+        if !self.config.access_log {
+            return;
+        }
+        let method = self.get_http_request_header(":method").unwrap_or_default();
+        let path = self.get_http_request_header(":path").unwrap_or_default();
+        let status = self
+            .get_http_response_header(":status")
+            .unwrap_or_else(|| "-".to_string());
+        // Integer properties are 8 bytes, little-endian.
+        let code = self
+            .get_property(vec!["response", "code"])
+            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map_or_else(|| "-".to_string(), |b| i64::from_le_bytes(b).to_string());
+        log(
+            LogLevel::Info,
+            &format!("pw-basics access: {method} {path} status={status} code={code}"),
+        );
+    }
+
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         if let Some(metric) = self.requests_metric {
             let _ = hostcalls::increment_metric(metric, 1);
@@ -277,8 +302,9 @@ mod tests {
 
     #[test]
     fn parses_the_full_example_configuration() {
-        let raw = br#"{"add_request_headers":{"x-from-filter":"yes"},"add_response_headers":{"x-strait":"pw"},"deny_path":"/blocked","deny_status":403,"deny_body":"blocked by pw-basics","rewrite_body":{"from":"hello","to":"HOWDY"},"tick_ms":50}"#;
+        let raw = br#"{"add_request_headers":{"x-from-filter":"yes"},"add_response_headers":{"x-strait":"pw"},"deny_path":"/blocked","deny_status":403,"deny_body":"blocked by pw-basics","rewrite_body":{"from":"hello","to":"HOWDY"},"tick_ms":50,"access_log":true}"#;
         let c = Config::parse(raw).expect("valid");
+        assert!(c.access_log);
         assert_eq!(
             c.add_request_headers
                 .get("x-from-filter")
@@ -306,6 +332,7 @@ mod tests {
             assert_eq!(c.deny_body, "blocked by pw-basics");
             assert!(c.rewrite_body.is_none());
             assert_eq!(c.tick_ms, 0);
+            assert!(!c.access_log);
         }
     }
 

@@ -242,6 +242,7 @@ impl<S: AsyncStream> Conn<'_, S> {
         };
         let info = p.stream_info(self.peer, self.tls, "HTTP/1.1", line);
         let sf = StreamFilters::new(chain, info, p.pause_limit());
+        guard.watch(sf.shared_info());
         let eos = head.framing == Framing::Empty;
         // Matched here rather than awaited through a helper: the head and the outcome are a few
         // hundred bytes, and a helper future would copy them in and out again.

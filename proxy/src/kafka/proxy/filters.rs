@@ -128,6 +128,7 @@ impl ConnFilters {
                 request: None,
                 policy: Default::default(),
                 wake: Default::default(),
+                status: Default::default(),
             };
             // Dropping the old chain's contexts ends them (proxy_on_done / proxy_on_delete).
             self.current = Some(StreamFilters::new(chain, info, Duration::ZERO));
