@@ -1232,6 +1232,68 @@ async fn out_of_bounds_arguments_in_every_host_call() {
 
 /// Replaces the module file and the config while requests run: zero failed requests, the new
 /// behaviour takes over, a broken module is rejected and the old one keeps serving.
+/// Shared queues: every request enqueues, the root context that registered the queue drains it
+/// (`proxy_on_queue_ready`). After a reload the new VMs register the queue again and become its
+/// consumer: it keeps being drained once the old VMs are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_queues_keep_a_consumer_across_reloads() {
+    let _ = logs();
+    let Some(basics) = module("pw_basics.wasm") else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let yaml = |config: &str| {
+        format!(
+            "listeners:\n{}",
+            http_listener("web", up.addr, &filter_block("q", &basics, config, ""))
+        )
+    };
+    let (p, cfg_path) = Proxy::start_file(&yaml(r#"'{"queue":true}'"#)).await;
+    let web = p.addr("web");
+    // What the consumer has taken so far, and whether the config's generation is live.
+    let probe = || async move {
+        let (s, h, body) = get(web, "/headers", &[]).await;
+        assert_eq!(s, 200, "{body}");
+        let n: u64 = h["x-dequeued"].to_str().unwrap().parse().unwrap();
+        (n, body.contains("x-generation: two"))
+    };
+    // Waits until the consumer has taken at least `n` (each probe enqueues one more).
+    let reaches = |n: u64| async move {
+        for _ in 0..100 {
+            if probe().await.0 >= n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        false
+    };
+    assert!(reaches(10).await, "the queue is not drained");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "flows: {{ sink: none }}\nruntime: {{ shutdown_grace: 5s }}\n{}",
+            yaml(r#"'{"queue":true,"add_request_headers":{"x-generation":"two"}}'"#)
+        ),
+    )
+    .unwrap();
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if probe().await.1 {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reloaded, "the reload was not seen");
+    // Past the old generation's grace period: its VMs are gone.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (before, _) = probe().await;
+    assert!(
+        reaches(before + 20).await,
+        "after the reload the queue is no longer drained (stuck near {before})"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_reload_under_load_loses_no_request() {
     let _ = logs();

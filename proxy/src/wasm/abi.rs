@@ -1232,13 +1232,18 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
                 Err(s) => return s,
             };
             let id = {
-                let st = c.data();
+                let st = c.data_mut();
                 let owner = QueueOwner {
                     plugin: st.owner.clone(),
                     slot: st.slot,
                     incarnation: st.incarnation,
                 };
-                st.rt.queues.register(&st.plugin.vm_id, &name, owner)
+                let (id, waiting) = st.rt.queues.register(&st.plugin.vm_id, &name, owner);
+                if waiting {
+                    // Items that came while no live VM owned the queue.
+                    st.pending.push(Outbound::QueueReady { queue: id });
+                }
+                id
             };
             if store_u32(&mut c, rp, id) {
                 OK
@@ -1274,11 +1279,11 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
             };
             let st = c.data_mut();
             match st.rt.queues.enqueue(id, Bytes::from(v)) {
-                Ok(Some(_)) => {
+                Ok(true) => {
                     st.pending.push(Outbound::QueueReady { queue: id });
                     OK
                 }
-                Ok(None) => OK,
+                Ok(false) => OK,
                 Err(true) => NOT_FOUND,
                 Err(false) => INTERNAL_FAILURE,
             }

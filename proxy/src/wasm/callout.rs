@@ -342,22 +342,26 @@ fn pairs(h: &http::HeaderMap) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// Tells the root context that registered a queue that it has data.
-pub async fn queue_ready(owner: QueueOwner, queue: u32) {
-    let Some(plugin) = owner.plugin.upgrade() else {
+/// Tells the root context that registered a queue that it has data: the latest registration
+/// whose VM still runs (see [`super::shared::Queues::register`]).
+pub async fn queue_ready(owners: Vec<QueueOwner>, queue: u32) {
+    for owner in owners {
+        let Some(plugin) = owner.plugin.upgrade() else {
+            continue;
+        };
+        let mut g = plugin.lock(owner.slot);
+        let Some(vm) = g.as_mut().filter(|vm| vm.incarnation == owner.incarnation) else {
+            continue;
+        };
+        let Some(f) = vm.f.on_queue_ready.clone() else {
+            return;
+        };
+        let root = vm.root;
+        vm.store.data_mut().effective = root;
+        match vm.call(&f, (root, queue)) {
+            Ok(()) => plugin.after_callback(&mut g),
+            Err(m) => plugin.kill(&mut g, &format!("proxy_on_queue_ready: {m}")),
+        }
         return;
-    };
-    let mut g = plugin.lock(owner.slot);
-    let Some(vm) = g.as_mut().filter(|vm| vm.incarnation == owner.incarnation) else {
-        return;
-    };
-    let Some(f) = vm.f.on_queue_ready.clone() else {
-        return;
-    };
-    let root = vm.root;
-    vm.store.data_mut().effective = root;
-    match vm.call(&f, (root, queue)) {
-        Ok(()) => plugin.after_callback(&mut g),
-        Err(m) => plugin.kill(&mut g, &format!("proxy_on_queue_ready: {m}")),
     }
 }

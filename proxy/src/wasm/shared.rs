@@ -96,7 +96,8 @@ struct Queue {
     vm_id: String,
     name: String,
     items: VecDeque<Bytes>,
-    owner: Option<QueueOwner>,
+    /// The VMs that registered the queue, the latest last; one per plugin and worker slot.
+    owners: Vec<QueueOwner>,
 }
 
 /// Shared queues (`proxy_register_shared_queue` and friends).
@@ -109,26 +110,32 @@ pub struct Queues {
 const QUEUE_MAX: usize = 10_000;
 
 impl Queues {
-    /// Ids are index + 1 (0 is never a valid queue).
-    pub fn register(&self, vm_id: &str, name: &str, owner: QueueOwner) -> u32 {
+    /// Registers queue `name` of `vm_id` for `owner`. The latest registration's VM is told
+    /// first: a VM that replaces one (after a fault or a reload) registers again in its
+    /// `on_configure` and takes the queue over. Earlier owners stay as fallbacks while they
+    /// live (a reload whose new VMs are rejected leaves the queue to the old ones). Returns
+    /// the id (index + 1; 0 is never a valid queue) and whether items are already waiting.
+    pub fn register(&self, vm_id: &str, name: &str, owner: QueueOwner) -> (u32, bool) {
         let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = q.iter().position(|x| x.vm_id == vm_id && x.name == name) {
-            let alive = q[i]
-                .owner
-                .as_ref()
-                .is_some_and(|o| o.plugin.strong_count() > 0);
-            if !alive {
-                q[i].owner = Some(owner);
+        let i = match q.iter().position(|x| x.vm_id == vm_id && x.name == name) {
+            Some(i) => i,
+            None => {
+                q.push(Queue {
+                    vm_id: vm_id.to_owned(),
+                    name: name.to_owned(),
+                    items: VecDeque::new(),
+                    owners: Vec::new(),
+                });
+                q.len() - 1
             }
-            return i as u32 + 1;
-        }
-        q.push(Queue {
-            vm_id: vm_id.to_owned(),
-            name: name.to_owned(),
-            items: VecDeque::new(),
-            owner: Some(owner),
+        };
+        let queue = &mut q[i];
+        queue.owners.retain(|o| {
+            o.plugin.strong_count() > 0
+                && !(Weak::ptr_eq(&o.plugin, &owner.plugin) && o.slot == owner.slot)
         });
-        q.len() as u32
+        queue.owners.push(owner);
+        (i as u32 + 1, !queue.items.is_empty())
     }
 
     pub fn resolve(&self, vm_id: &str, name: &str) -> Option<u32> {
@@ -138,8 +145,9 @@ impl Queues {
             .map(|i| i as u32 + 1)
     }
 
-    /// `Err(true)`: no such queue; `Err(false)`: full.
-    pub fn enqueue(&self, id: u32, v: Bytes) -> Result<Option<QueueOwner>, bool> {
+    /// `Ok(true)`: some VM registered it (to be told); `Err(true)`: no such queue;
+    /// `Err(false)`: full.
+    pub fn enqueue(&self, id: u32, v: Bytes) -> Result<bool, bool> {
         let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let Some(queue) = q.get_mut((id as usize).wrapping_sub(1)) else {
             return Err(true);
@@ -148,13 +156,15 @@ impl Queues {
             return Err(false);
         }
         queue.items.push_back(v);
-        Ok(queue.owner.clone())
+        Ok(!queue.owners.is_empty())
     }
 
-    pub fn owner(&self, id: u32) -> Option<QueueOwner> {
+    /// Who may be told that queue `id` has data, the latest registration first.
+    pub fn owners(&self, id: u32) -> Vec<QueueOwner> {
         let q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         q.get((id as usize).wrapping_sub(1))
-            .and_then(|x| x.owner.clone())
+            .map(|x| x.owners.iter().rev().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// `Err(())`: no such queue; `Ok(None)`: empty.

@@ -611,9 +611,9 @@ impl Plugin {
         for p in pending {
             match p {
                 Outbound::QueueReady { queue } => {
-                    let owners = st.rt.queues_owner(queue);
-                    if let Some(o) = owners {
-                        handle.spawn(super::callout::queue_ready(o, queue));
+                    let owners = st.rt.queues.owners(queue);
+                    if !owners.is_empty() {
+                        handle.spawn(super::callout::queue_ready(owners, queue));
                     }
                 }
                 call => {
@@ -627,12 +627,6 @@ impl Plugin {
                 handle.spawn(ticker(owner, slot, inc));
             }
         }
-    }
-}
-
-impl RuntimeInner {
-    fn queues_owner(&self, queue: u32) -> Option<super::shared::QueueOwner> {
-        self.queues.owner(queue)
     }
 }
 

@@ -7,7 +7,7 @@
 //!  "add_response_headers":{"x-strait":"pw"},
 //!  "deny_path":"/blocked","deny_status":403,"deny_body":"blocked by pw-basics",
 //!  "rewrite_body":{"from":"hello","to":"HOWDY"},
-//!  "tick_ms":50,"access_log":true}
+//!  "tick_ms":50,"access_log":true,"queue":true}
 //! ```
 //!
 //! * request / response headers are set (replacing any existing value) from the two maps;
@@ -18,6 +18,10 @@
 //! * with `tick_ms > 0`, the root context ticks every `tick_ms` ms, each tick increments a
 //!   counter in shared data (compare-and-swap), and responses carry `x-ticks: <counter>`;
 //! * every request increments the counter metric `pw_basics_requests`;
+//! * with `queue`, the root context registers the shared queue `pw_basics.requests`; every
+//!   request enqueues its path there, the registering root context drains the queue in
+//!   `on_queue_ready` and counts what it took in shared data, and responses carry
+//!   `x-dequeued: <count>`;
 //! * with `access_log`, `on_log` (after the response) logs one line per request,
 //!   `pw-basics access: <:method> <:path> status=<:status> code=<response.code>`, read from the
 //!   request and response headers and the `response.code` property at that point.
@@ -35,6 +39,10 @@ use serde::Deserialize;
 const TICKS_KEY: &str = "pw_basics.ticks";
 /// Name of the request counter metric.
 const REQUESTS_METRIC: &str = "pw_basics_requests";
+/// Shared queue the requests' paths go to, with `queue`.
+const QUEUE_NAME: &str = "pw_basics.requests";
+/// Shared-data key of how many items the queue's consumer took (decimal UTF-8).
+const DEQUEUED_KEY: &str = "pw_basics.dequeued";
 /// How many times a tick retries its compare-and-swap before giving up for this tick.
 const CAS_RETRIES: usize = 8;
 
@@ -62,6 +70,8 @@ struct Config {
     tick_ms: u64,
     #[serde(default)]
     access_log: bool,
+    #[serde(default)]
+    queue: bool,
 }
 
 fn default_deny_status() -> u32 {
@@ -114,6 +124,31 @@ fn log(level: LogLevel, message: &str) {
 struct BasicsRoot {
     config: Rc<Config>,
     requests_metric: Option<u32>,
+    /// The queue this VM registered, with `queue`.
+    queue: Option<u32>,
+}
+
+/// Adds `n` to the decimal counter at shared-data `key` (compare-and-swap with retries).
+fn add_to_counter(ctx: &dyn Context, key: &str, n: u64) {
+    for _ in 0..CAS_RETRIES {
+        let (value, cas) = ctx.get_shared_data(key);
+        let next = parse_counter(value.as_deref()) + n;
+        match ctx.set_shared_data(key, Some(next.to_string().as_bytes()), cas) {
+            Ok(()) => return,
+            Err(Status::CasMismatch) => continue,
+            Err(status) => {
+                log(
+                    LogLevel::Warn,
+                    &format!("pw-basics: set_shared_data: {status:?}"),
+                );
+                return;
+            }
+        }
+    }
+    log(
+        LogLevel::Warn,
+        &format!("pw-basics: counter {key} CAS kept failing; update skipped"),
+    );
 }
 
 impl Context for BasicsRoot {}
@@ -132,6 +167,9 @@ impl RootContext for BasicsRoot {
         if config.tick_ms > 0 {
             self.set_tick_period(Duration::from_millis(config.tick_ms));
         }
+        if config.queue {
+            self.queue = Some(self.register_shared_queue(QUEUE_NAME));
+        }
         log(
             LogLevel::Info,
             &format!(
@@ -146,31 +184,34 @@ impl RootContext for BasicsRoot {
     }
 
     fn on_tick(&mut self) {
-        for _ in 0..CAS_RETRIES {
-            let (value, cas) = self.get_shared_data(TICKS_KEY);
-            let next = parse_counter(value.as_deref()) + 1;
-            match self.set_shared_data(TICKS_KEY, Some(next.to_string().as_bytes()), cas) {
-                Ok(()) => return,
-                Err(Status::CasMismatch) => continue,
+        add_to_counter(self, TICKS_KEY, 1);
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        let mut taken = 0;
+        loop {
+            match self.dequeue_shared_queue(queue_id) {
+                Ok(Some(_)) => taken += 1,
+                Ok(None) => break,
                 Err(status) => {
                     log(
                         LogLevel::Warn,
-                        &format!("pw-basics: set_shared_data: {status:?}"),
+                        &format!("pw-basics: dequeue_shared_queue: {status:?}"),
                     );
-                    return;
+                    break;
                 }
             }
         }
-        log(
-            LogLevel::Warn,
-            "pw-basics: tick counter CAS kept failing; tick skipped",
-        );
+        if taken > 0 {
+            add_to_counter(self, DEQUEUED_KEY, taken);
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(BasicsHttp {
             config: Rc::clone(&self.config),
             requests_metric: self.requests_metric,
+            queue: self.queue,
         }))
     }
 
@@ -189,6 +230,7 @@ fn parse_counter(value: Option<&[u8]>) -> u64 {
 struct BasicsHttp {
     config: Rc<Config>,
     requests_metric: Option<u32>,
+    queue: Option<u32>,
 }
 
 impl Context for BasicsHttp {}
@@ -218,6 +260,15 @@ impl HttpContext for BasicsHttp {
         if let Some(metric) = self.requests_metric {
             let _ = hostcalls::increment_metric(metric, 1);
         }
+        if let Some(queue) = self.queue {
+            let path = self.get_http_request_header(":path").unwrap_or_default();
+            if let Err(status) = self.enqueue_shared_queue(queue, Some(path.as_bytes())) {
+                log(
+                    LogLevel::Warn,
+                    &format!("pw-basics: enqueue_shared_queue: {status:?}"),
+                );
+            }
+        }
 
         if let Some(deny_path) = &self.config.deny_path {
             let path = self.get_http_request_header(":path").unwrap_or_default();
@@ -246,6 +297,11 @@ impl HttpContext for BasicsHttp {
             let (value, _cas) = self.get_shared_data(TICKS_KEY);
             let ticks = parse_counter(value.as_deref());
             self.set_http_response_header("x-ticks", Some(&ticks.to_string()));
+        }
+        if self.config.queue {
+            let (value, _cas) = self.get_shared_data(DEQUEUED_KEY);
+            let n = parse_counter(value.as_deref());
+            self.set_http_response_header("x-dequeued", Some(&n.to_string()));
         }
         if self.config.rewrite_body.is_some() {
             // The body length changes after the rewrite; headers cannot be changed once this
