@@ -727,6 +727,7 @@ fn stream_info(listener: &Arc<str>, req: &http::request::Parts) -> StreamInfo {
         request: Some(RequestLine::new(&req.method, &req.uri, &req.headers)),
         policy: Default::default(),
         wake: Default::default(),
+        status: Default::default(),
     }
 }
 
