@@ -671,8 +671,10 @@ async fn a_local_response_on_the_request_body_decides_the_response() {
     assert_eq!(denied.filter.as_deref(), Some("body_deny"));
 }
 
-/// `proxy_grpc_call` (unary) to a cluster: the response message and status come back through
-/// `proxy_on_grpc_receive` / `proxy_on_grpc_close` and decide the paused request.
+/// `proxy_grpc_call` (unary) to a cluster: a response message comes back through
+/// `proxy_on_grpc_receive` alone, a failure through `proxy_on_grpc_close` alone (as under
+/// Envoy), and either decides the paused request. The filter remembers a close after a
+/// success and then answers later requests 500.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_call_decides_a_paused_request() {
     let up = Upstream::start().await;
@@ -695,6 +697,7 @@ async fn grpc_call_decides_a_paused_request() {
   (global $bump (mut i32) (i32.const 4096))
   (global $method (mut i32) (i32.const 120))
   (global $got (mut i32) (i32.const -1))
+  (global $close_after_success (mut i32) (i32.const 0))
   (func (export "proxy_abi_version_0_2_1"))
   (func (export "proxy_on_memory_allocate") (param i32) (result i32)
     (local $p i32)
@@ -707,16 +710,24 @@ async fn grpc_call_decides_a_paused_request() {
     (if (i32.eq (local.get 1) (i32.const 4)) (then (global.set $method (i32.const 130))))
     (i32.const 1))
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (global.get $close_after_success)
+      (then (drop (call $local (i32.const 500) (i32.const 0) (i32.const 0)
+        (i32.const 150) (i32.const 5) (i32.const 140) (i32.const 4) (i32.const -1)))
+        (return (i32.const 1))))
     (drop (call $grpc (i32.const 100) (i32.const 4) (i32.const 110) (i32.const 9)
       (global.get $method) (i32.const 4) (i32.const 140) (i32.const 4) (i32.const 150) (i32.const 5)
       (i32.const 2000) (i32.const 200)))
     (i32.const 1))
   (func (export "proxy_on_grpc_receive") (param i32 i32 i32)
     (drop (call $getbuf (i32.const 5) (i32.const 0) (local.get 2) (i32.const 300) (i32.const 304)))
-    (global.set $got (i32.load (i32.const 304))))
-  (func (export "proxy_on_grpc_close") (param i32 i32 i32)
-    (if (i32.and (i32.eqz (local.get 2)) (i32.eq (global.get $got) (i32.const 5)))
+    (global.set $got (i32.load (i32.const 304)))
+    (if (i32.eq (global.get $got) (i32.const 5))
       (then (drop (call $cont (i32.const 0))))
+      (else (drop (call $local (i32.const 502) (i32.const 0) (i32.const 0)
+        (i32.const 150) (i32.const 5) (i32.const 140) (i32.const 4) (i32.const -1))))))
+  (func (export "proxy_on_grpc_close") (param i32 i32 i32)
+    (if (i32.eqz (local.get 2))
+      (then (global.set $close_after_success (i32.const 1)))
       (else (drop (call $local (i32.add (i32.const 400) (local.get 2)) (i32.const 0) (i32.const 0)
         (i32.const 150) (i32.const 5) (i32.const 140) (i32.const 4) (i32.const -1))))))
 )"#,
@@ -729,8 +740,11 @@ async fn grpc_call_decides_a_paused_request() {
         http_listener("fail", up.addr, &filter_block("g", &module, "'fail'", "")),
     ))
     .await;
-    let (s, _, body) = get(p.addr("ok"), "/", &[]).await;
-    assert_eq!((s, body.as_str()), (200, "ok"));
+    // More requests than worker VMs: a VM that got a close after a success answers 500.
+    for _ in 0..6 {
+        let (s, _, body) = get(p.addr("ok"), "/", &[]).await;
+        assert_eq!((s, body.as_str()), (200, "ok"));
+    }
     let (s, _, body) = get(p.addr("fail"), "/", &[]).await;
     assert_eq!(
         (s, body.as_str()),

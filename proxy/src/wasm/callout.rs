@@ -112,14 +112,17 @@ pub async fn run(owner: Weak<Plugin>, slot: usize, inc: u64, call: Outbound) {
             };
             drop(plugin);
             deliver(owner, slot, inc, context, resp, |vm, ctx, r| {
+                // As under Envoy: a unary call ends in `proxy_on_grpc_receive` when it
+                // succeeds and in `proxy_on_grpc_close` when it fails, never both (SDKs forget
+                // the token at the first).
                 let (code, _) = r.grpc.clone().unwrap_or((2, String::new()));
-                if code == 0 {
-                    if let Some(f) = vm.f.grpc_receive.clone() {
-                        vm.call(&f, (ctx, token, r.body))?;
-                    }
-                }
-                if let Some(f) = vm.f.grpc_close.clone() {
-                    vm.call(&f, (ctx, token, code))?;
+                let (f, args) = if code == 0 {
+                    (vm.f.grpc_receive.clone(), (ctx, token, r.body))
+                } else {
+                    (vm.f.grpc_close.clone(), (ctx, token, code))
+                };
+                if let Some(f) = f {
+                    vm.call(&f, args)?;
                 }
                 Ok(())
             });
