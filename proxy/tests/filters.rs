@@ -589,6 +589,60 @@ async fn a_pause_at_the_end_of_the_response_body_holds_it_until_resumed() {
     }
 }
 
+/// A resume that comes while nothing is paused (here: `continue_stream` for the response,
+/// called from the request headers) does not end a later pause at once: the response head's
+/// pause holds until the listener's request timeout, and the filter fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_resume_does_not_end_a_later_pause() {
+    let _ = logs();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("early.wat");
+    std::fs::write(
+        &module,
+        r#"(module
+  (import "env" "proxy_continue_stream" (func $cont (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $bump (mut i32) (i32.const 4096))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get 0)))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $cont (i32.const 1)))
+    (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (i32.const 1))
+)"#,
+    )
+    .unwrap();
+    let p = Proxy::start(&format!(
+        "listeners:\n{}",
+        http_listener(
+            "web",
+            up.addr,
+            &filter_block("early", &module, "''", "    timeouts: { request: 300ms }\n")
+        ),
+    ))
+    .await;
+    let t = std::time::Instant::now();
+    let (s, _, body) = get(p.addr("web"), "/", &[]).await;
+    assert_eq!(s, 503, "{body}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    let flows = p.flows(1).await;
+    let error = flows[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("did not resume it within 300ms"), "{error}");
+}
+
 /// A pause that is never resumed ends at the listener's request timeout: the filter fails
 /// (closed: 503) with a message saying so, and the proxy serves the next request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

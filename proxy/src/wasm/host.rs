@@ -263,6 +263,17 @@ impl StreamSlot {
 
     /// The request's authority (`:authority`): the target's, else the `host` field's, else
     /// empty; `None` without a request head.
+    /// Drops a resume of this direction that came while nothing was paused in it (a filter
+    /// may call `continue_stream` at any time), so that it cannot end a later pause at once.
+    /// Called before each head or body callback; a resume during the callback still counts.
+    pub fn forget_resume(&mut self, request: bool) {
+        if request {
+            self.resume_request = false;
+        } else {
+            self.resume_response = false;
+        }
+    }
+
     pub fn request_authority(&self) -> Option<&[u8]> {
         let p = self.req.as_ref()?;
         Some(super::stream::authority(

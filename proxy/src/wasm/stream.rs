@@ -597,6 +597,7 @@ impl StreamFilters {
                     return Ok(Flow::Next);
                 };
                 if let (Some(s), Some(p)) = (slot_of(vm, e.ctx), parts.take()) {
+                    s.forget_resume(H::REQUEST);
                     p.put(s);
                 }
                 let r = vm.headers(H::REQUEST, e.ctx, n, eos).unwrap_or(Ok(0));
@@ -753,6 +754,7 @@ impl StreamFilters {
                 };
                 let len = whole.len() as u32;
                 if let Some(s) = slot_of(vm, e.ctx) {
+                    s.forget_resume(request);
                     s.body = Some((kind, whole));
                 }
                 let r = vm
