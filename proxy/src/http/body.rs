@@ -37,6 +37,13 @@ struct BodyFilters {
     paused: Option<Box<Paused>>,
 }
 
+impl Drop for BodyFilters {
+    fn drop(&mut self) {
+        // Dropped while a filter still held some of it: the upstream exchange ended first.
+        self.filters.abandon_request_body();
+    }
+}
+
 /// A body whose end a filter holds ([`BodyOutcome::Paused`]): the wait, and the trailers that
 /// ended it (they go through the filters once the body has).
 struct Paused {
@@ -93,6 +100,7 @@ impl RequestBody {
             Outcome::Continue => String::new(),
         };
         f.filters.set_body_verdict(v);
+        f.filters.release_request_body();
         Box::new(StoppedByFilter(name))
     }
 }

@@ -450,7 +450,7 @@ impl HttpProxy {
                         // filter, not the upstream, ran out the time.
                         if let Some((sf, filter)) = filters
                             .as_ref()
-                            .and_then(|sf| sf.paused_in().map(|name| (sf, name)))
+                            .and_then(|sf| sf.request_body_paused_in().map(|name| (sf, name)))
                         {
                             sf.set_body_verdict(Outcome::Fail(FilterFailure {
                                 filter,
@@ -468,6 +468,13 @@ impl HttpProxy {
                     }),
                 None => self.send(out, route, &conn).await,
             };
+            // An answer that came while a filter held the request body waits for the filter's
+            // verdict on it (fail closed if there is none).
+            if let (Ok(_), Some(sf)) = (&result, filters.as_ref()) {
+                if let Some(ff) = sf.request_body_decided(self.pause_limit()).await {
+                    sf.set_body_verdict(Outcome::Fail(ff));
+                }
+            }
             // A filter that stopped the request body decides the response.
             let stopped = filters.as_ref().and_then(|f| f.take_body_verdict());
             if let Some(outcome) = stopped {

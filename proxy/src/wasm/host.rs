@@ -261,8 +261,6 @@ impl StreamSlot {
         }
     }
 
-    /// The request's authority (`:authority`): the target's, else the `host` field's, else
-    /// empty; `None` without a request head.
     /// Drops a resume of this direction that came while nothing was paused in it (a filter
     /// may call `continue_stream` at any time), so that it cannot end a later pause at once.
     /// Called before each head or body callback; a resume during the callback still counts.
@@ -274,6 +272,8 @@ impl StreamSlot {
         }
     }
 
+    /// The request's authority (`:authority`): the target's, else the `host` field's, else
+    /// empty; `None` without a request head.
     pub fn request_authority(&self) -> Option<&[u8]> {
         let p = self.req.as_ref()?;
         Some(super::stream::authority(

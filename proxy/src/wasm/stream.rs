@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU16;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -211,6 +211,13 @@ pub struct StreamFilters {
     /// What the filters decided while the request body streamed (only `Reply` or `Fail`),
     /// for the request path to answer with once the upstream exchange returns.
     body_verdict: Mutex<Option<Outcome>>,
+    /// The filter (index + 1; 0: none) holding request body bytes (buffering or paused at
+    /// the end): an upstream answer that comes meanwhile waits for its verdict.
+    request_held: AtomicUsize,
+    /// The filter (index + 1) that held the request body when the body was dropped unfinished.
+    request_abandoned: AtomicUsize,
+    /// Told when the request body stops being held.
+    request_released: Notify,
 }
 
 /// Chooses a VM's body callback (request or response) from its exports.
@@ -423,7 +430,65 @@ impl StreamFilters {
             entries: Mutex::new(entries),
             pause_limit,
             body_verdict: Mutex::new(None),
+            request_held: AtomicUsize::new(0),
+            request_abandoned: AtomicUsize::new(0),
+            request_released: Notify::const_new(),
         }
+    }
+
+    fn hold_request_body(&self, kind: BodyKind, i: usize) {
+        if kind == BodyKind::Request {
+            self.request_held.store(i + 1, Ordering::Release);
+        }
+    }
+
+    /// No filter holds request body bytes any more: they went on, or the filters' verdict on
+    /// them was recorded ([`Self::set_body_verdict`] first).
+    pub fn release_request_body(&self) {
+        if self.request_held.swap(0, Ordering::AcqRel) != 0 {
+            self.request_released.notify_waiters();
+        }
+    }
+
+    /// The request body was dropped (the upstream exchange ended) while a filter held it.
+    pub fn abandon_request_body(&self) {
+        let held = self.request_held.swap(0, Ordering::AcqRel);
+        if held != 0 {
+            self.request_abandoned.store(held, Ordering::Release);
+            self.request_released.notify_waiters();
+        }
+    }
+
+    /// For an upstream answer that came while a filter held the request body: waits (at most
+    /// `limit`) until the filters are done with it, so that their verdict, not the upstream's
+    /// answer, decides. A filter that did not decide (the body was dropped first, or it took
+    /// too long) fails the stream: the answer was given to a request it had not allowed.
+    pub async fn request_body_decided(&self, limit: Duration) -> Option<FilterFailure> {
+        let released = async {
+            loop {
+                let n = self.request_released.notified();
+                tokio::pin!(n);
+                n.as_mut().enable();
+                if self.request_held.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                n.await;
+            }
+        };
+        if tokio::time::timeout(limit, released).await.is_err() {
+            let held = self.request_held.load(Ordering::Acquire);
+            return (held != 0).then(|| FilterFailure {
+                filter: self.name(held - 1),
+                message: format!(
+                    "the upstream answered while the filter held the request body, and it did not decide on the body within {limit:?}"
+                ),
+            });
+        }
+        let abandoned = self.request_abandoned.swap(0, Ordering::AcqRel);
+        (abandoned != 0).then(|| FilterFailure {
+            filter: self.name(abandoned - 1),
+            message: "the upstream answered and stopped taking the request body before the filter decided on it".into(),
+        })
     }
 
     /// Records a verdict the filters reached on the request body.
@@ -459,11 +524,12 @@ impl StreamFilters {
         self.chain.plugins.is_empty()
     }
 
-    /// The name of the filter holding the stream paused, if one is.
-    pub fn paused_in(&self) -> Option<String> {
+    /// The name of the filter holding the request body paused at its end, if one is.
+    pub fn request_body_paused_in(&self) -> Option<String> {
+        let held = self.request_held.load(Ordering::Acquire);
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let i = entries.iter().position(|e| e.paused)?;
-        Some(self.name(i))
+        let e = entries.get(held.checked_sub(1)?)?;
+        (e.paused && !e.skip).then(|| self.name(held - 1))
     }
 
     /// Whether this stream runs `chain` (not one a reload has replaced since).
@@ -500,6 +566,7 @@ impl StreamFilters {
         };
         if e.ctx != 0 && vm.incarnation != e.incarnation {
             if e.paused {
+                e.paused = false;
                 return Some(Err(
                     "the filter's VM failed while this stream was paused in it".into(),
                 ));
@@ -546,6 +613,7 @@ impl StreamFilters {
                 tracing::warn!(filter = %name, listener = %self.info.listener, source = %self.info.source, "filter failed; skipping it for this stream (failure: open): {message}");
                 let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
                 entries[i].skip = true;
+                entries[i].paused = false;
                 None
             }
         }
@@ -798,13 +866,17 @@ impl StreamFilters {
             };
             match r {
                 Ok((Flow::Next, Some(out))) => chunk = out,
-                Ok((Flow::Next, None)) => return BodyOutcome::Hold,
+                Ok((Flow::Next, None)) => {
+                    self.hold_request_body(kind, i);
+                    return BodyOutcome::Hold;
+                }
                 Ok((Flow::Wait, _)) => {
+                    self.hold_request_body(kind, i);
                     return BodyOutcome::Paused(BodyPause {
                         kind,
                         position: k,
                         filter: i,
-                    })
+                    });
                 }
                 Ok((Flow::Reply(reply), _)) => {
                     return BodyOutcome::Reply {
@@ -823,6 +895,9 @@ impl StreamFilters {
                     None => chunk = self.held_and(i, input.take()),
                 },
             }
+        }
+        if request {
+            self.release_request_body();
         }
         BodyOutcome::Emit(chunk)
     }
@@ -847,7 +922,7 @@ impl StreamFilters {
     ///
     /// A pause not resumed within the pause limit, or a VM that fails while the stream waits
     /// in it, is a failure of that filter (its failure policy decides; with `open` the body
-    /// goes on as the filter last held it).
+    /// goes on as it was when the filter paused).
     pub async fn resume_body(&self, mut pause: BodyPause) -> BodyOutcome {
         let request = pause.kind == BodyKind::Request;
         loop {
@@ -875,19 +950,28 @@ impl StreamFilters {
                         self.pause_limit
                     ));
                 }
-                let f = self
-                    .run(i, |vm, e| {
-                        let f = settle(vm, e.ctx, true, request);
-                        if !matches!(f, Flow::Wait) {
-                            e.paused = false;
-                            e.paused_body = Bytes::new();
-                            if let Some((_, b)) = slot_of(vm, e.ctx).and_then(|s| s.body.take()) {
-                                body = b;
-                            }
-                        }
-                        Ok(f)
-                    })
-                    .unwrap_or(Ok(Flow::Next));
+                let f = self.run(i, |vm, e| {
+                    let f = settle(vm, e.ctx, true, request);
+                    if !matches!(f, Flow::Wait) {
+                        e.paused = false;
+                        let held = std::mem::take(&mut e.paused_body);
+                        // The filter's body, unless a callback of the other direction took
+                        // the slot meanwhile: then the body as it was at the pause.
+                        body = match slot_of(vm, e.ctx).and_then(|s| s.body.take()) {
+                            Some((k, b)) if k == pause.kind => b,
+                            _ => held,
+                        };
+                    }
+                    Ok(f)
+                });
+                let f = f.unwrap_or_else(|| {
+                    // Skipped meanwhile (it failed open in the other direction): the body
+                    // goes on as it was at the pause.
+                    let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+                    entries[i].paused = false;
+                    body = std::mem::take(&mut entries[i].paused_body);
+                    Ok(Flow::Next)
+                });
                 if !matches!(f, Ok(Flow::Wait)) {
                     break f;
                 }

@@ -128,6 +128,8 @@ impl RootContext for AuthzRoot {
         Some(Box::new(AuthzHttp {
             config: self.config.clone(),
             pending: None,
+            original_path: None,
+            user: None,
         }))
     }
 
@@ -140,6 +142,10 @@ struct AuthzHttp {
     config: Option<Rc<Config>>,
     /// Token of the outstanding callout, if any.
     pending: Option<u32>,
+    /// The request's `:path` and `x-user`, read with its headers (a host need not keep the
+    /// headers readable in the body callbacks that call out in the body modes).
+    original_path: Option<String>,
+    user: Option<String>,
 }
 
 impl AuthzHttp {
@@ -195,8 +201,7 @@ impl AuthzHttp {
             self.deny(503, "authz unavailable", None);
             return;
         };
-        let original_path = self.get_http_request_header(":path");
-        let user = self.get_http_request_header("x-user");
+        let (original_path, user) = (self.original_path.clone(), self.user.clone());
 
         let mut headers = vec![
             (":method", if body.is_some() { "POST" } else { "GET" }),
@@ -237,6 +242,8 @@ impl AuthzHttp {
 
 impl HttpContext for AuthzHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.original_path = self.get_http_request_header(":path");
+        self.user = self.get_http_request_header("x-user");
         if self.check() != Check::Headers && self.config.is_some() {
             if self.check() == Check::RequestBody && end_of_stream {
                 // No body will come: check the request by its head.
