@@ -360,7 +360,12 @@ impl<S: AsyncStream> Conn<'_, S> {
                     p.filter_reply_head(guard, false, Version::HTTP_11, &filter, reply);
                 Err(Stop::Reply(Box::new((resp, body))))
             }
-            Outcome::Fail(f) => Err(Stop::Fail(p.filter_failure(guard, &f), true)),
+            Outcome::Fail(f) => {
+                let failure = p.filter_failure(guard, &f);
+                // Now, while the stream's filters are still there to see it in `on_log`.
+                guard.status(failure.status.as_u16());
+                Err(Stop::Fail(failure, true))
+            }
         }
     }
 
