@@ -600,6 +600,18 @@ async fn a_pause_at_the_end_of_the_response_body_holds_it_until_resumed() {
         assert_eq!(resp.status(), 200, "{engine}");
         let got = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(got.len(), payload.len(), "{engine}");
+        // A request without a body stays on the listener's own engine (a POST goes to hyper
+        // when a filter reads request bodies): its response body is held and denied there too.
+        let mut send = common::h1_client(p.addr("web")).await;
+        let req = http::Request::get("/headers")
+            .header("host", "example.test")
+            .header("x-note", "a secret")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200, "{engine}");
+        let got = resp.into_body().collect().await;
+        assert!(got.is_err(), "{engine}: the denied body arrived: {got:?}");
     }
 }
 
