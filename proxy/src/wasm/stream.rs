@@ -698,6 +698,16 @@ impl StreamFilters {
         Heads::Done(parts.unwrap_or_else(H::placeholder), Outcome::Continue)
     }
 
+    /// Waits for a filter to wake the stream (resume, reply, close, or its VM's end); false
+    /// when `deadline` passes first.
+    async fn woken_before(&self, deadline: Instant) -> bool {
+        let left = deadline.saturating_duration_since(Instant::now());
+        !left.is_zero()
+            && tokio::time::timeout(left, self.info.wake.notified())
+                .await
+                .is_ok()
+    }
+
     /// Waits out filter `i`'s pause (at position `k`), then runs the rest of the chain.
     async fn resume_head<H: Head + Send>(
         &self,
@@ -711,12 +721,7 @@ impl StreamFilters {
         let mut flow = Ok(Flow::Wait);
         let deadline = Instant::now() + self.pause_limit;
         while let Ok(Flow::Wait) = flow {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero()
-                || tokio::time::timeout(left, self.info.wake.notified())
-                    .await
-                    .is_err()
-            {
+            if !self.woken_before(deadline).await {
                 // Take the head back out of the VM and treat the stuck pause as a failure.
                 let _ = self.run(i, |vm, e| {
                     e.paused = false;
@@ -930,12 +935,7 @@ impl StreamFilters {
             let deadline = Instant::now() + self.pause_limit;
             let mut body = Bytes::new();
             let flow = loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero()
-                    || tokio::time::timeout(left, self.info.wake.notified())
-                        .await
-                        .is_err()
-                {
+                if !self.woken_before(deadline).await {
                     // Leave the pause and treat it as a failure of the filter.
                     let _ = self.run(i, |vm, e| {
                         e.paused = false;

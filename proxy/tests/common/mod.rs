@@ -49,6 +49,24 @@ fn full(s: impl Into<Bytes>) -> Body {
     Full::new(s.into()).boxed_unsync()
 }
 
+/// An authz service's answer: 200 `allow` or 403 `deny`.
+fn authz_answer(ok: bool) -> Response<Body> {
+    let mut r = Response::new(full(if ok { "allow" } else { "deny" }));
+    if !ok {
+        *r.status_mut() = http::StatusCode::FORBIDDEN;
+    }
+    r
+}
+
+/// The request's whole body (empty if it fails).
+async fn whole_body(req: Request<Incoming>) -> Bytes {
+    req.into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default()
+}
+
 async fn upstream_handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     if path == "/headers" {
@@ -61,12 +79,7 @@ async fn upstream_handle(req: Request<Incoming>) -> Result<Response<Body>, Infal
     if let Some(method) = path.strip_prefix("/test.Echo/") {
         // A unary gRPC echo; method `Fail` answers PERMISSION_DENIED.
         let fail = method == "Fail";
-        let body = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = whole_body(req).await;
         let mut t = http::HeaderMap::new();
         t.insert("grpc-status", if fail { "7" } else { "0" }.parse().unwrap());
         let mut frames = vec![];
@@ -90,34 +103,14 @@ async fn upstream_handle(req: Request<Incoming>) -> Result<Response<Body>, Infal
     }
     if path == "/check" {
         let ok = req.headers().get("x-user").is_some_and(|v| v == "alice");
-        let mut r = Response::new(full(if ok { "allow" } else { "deny" }));
-        if !ok {
-            *r.status_mut() = http::StatusCode::FORBIDDEN;
-        }
-        return Ok(r);
+        return Ok(authz_answer(ok));
     }
     if path == "/check-body" {
-        let body = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let ok = !body.windows(6).any(|w| w == b"secret");
-        let mut r = Response::new(full(if ok { "allow" } else { "deny" }));
-        if !ok {
-            *r.status_mut() = http::StatusCode::FORBIDDEN;
-        }
-        return Ok(r);
+        let body = whole_body(req).await;
+        return Ok(authz_answer(!body.windows(6).any(|w| w == b"secret")));
     }
     if path == "/echo" {
-        let body = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        return Ok(Response::new(full(body)));
+        return Ok(Response::new(full(whole_body(req).await)));
     }
     if path == "/sink" {
         let mut body = req.into_body();
