@@ -235,6 +235,25 @@ impl AuthzHttp {
         }
     }
 
+    /// A body callback in mode `mode`: buffer until the end of the stream (the host calls
+    /// again with everything so far), then send the whole body (`read`) and pause.
+    fn check_body(
+        &mut self,
+        mode: Check,
+        end_of_stream: bool,
+        read: impl FnOnce(&Self) -> Option<Vec<u8>>,
+    ) -> Action {
+        if self.check() != mode {
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let body = read(self).unwrap_or_default();
+        self.call_out(Some(&body));
+        Action::Pause
+    }
+
     fn check(&self) -> Check {
         self.config.as_ref().map_or(Check::Headers, |c| c.check)
     }
@@ -257,30 +276,15 @@ impl HttpContext for AuthzHttp {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if self.check() != Check::RequestBody {
-            return Action::Continue;
-        }
-        if !end_of_stream {
-            // Buffer: the host calls again with everything so far.
-            return Action::Pause;
-        }
-        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
-        self.call_out(Some(&body));
-        Action::Pause
+        self.check_body(Check::RequestBody, end_of_stream, |c| {
+            c.get_http_request_body(0, body_size)
+        })
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if self.check() != Check::ResponseBody {
-            return Action::Continue;
-        }
-        if !end_of_stream {
-            return Action::Pause;
-        }
-        let body = self
-            .get_http_response_body(0, body_size)
-            .unwrap_or_default();
-        self.call_out(Some(&body));
-        Action::Pause
+        self.check_body(Check::ResponseBody, end_of_stream, |c| {
+            c.get_http_response_body(0, body_size)
+        })
     }
 }
 
