@@ -728,6 +728,7 @@ fn stream_info(listener: &Arc<str>, req: &http::request::Parts) -> StreamInfo {
         policy: Default::default(),
         wake: Default::default(),
         status: Default::default(),
+        past: Default::default(),
     }
 }
 

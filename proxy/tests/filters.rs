@@ -116,11 +116,20 @@ async fn basics_on(file: &str, engine: &str) {
     let Some(m) = module(file) else { return };
     let up = Upstream::start().await;
     let p = Proxy::start(&format!(
-        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n{}",
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n{}{}",
         http_listener(
             "web",
             up.addr,
             &format!("{engine}{}", filter_block("basics", &m, BASICS_CONFIG, ""))
+        ),
+        // Only logs: both heads pass unchanged (raw on the native engine).
+        http_listener(
+            "logged",
+            up.addr,
+            &format!(
+                "{engine}{}",
+                filter_block("basics", &m, r#"'{"access_log":true}'"#, "")
+            )
         )
     ))
     .await;
@@ -181,7 +190,9 @@ async fn basics_on(file: &str, engine: &str) {
         .all(|f| f.verdict == Verdict::Forwarded));
 
     // `on_log` comes after the response: it still reads the request's pseudo-headers, the
-    // response's `:status` and `response.code`, for a forwarded and a denied request.
+    // response's `:status` and `response.code`, and both heads' fields as the filters passed
+    // them on (here the filter removed the response's `content-length`), for a forwarded and a
+    // denied request; and the fields of heads that passed unchanged.
     let tag = format!(
         "{file}-{}",
         if engine.contains("native") {
@@ -190,13 +201,21 @@ async fn basics_on(file: &str, engine: &str) {
             "hyper"
         }
     );
-    let (s, _, _) = get(web, &format!("/headers?t={tag}"), &[]).await;
-    assert_eq!(s, 200);
-    let (s, _, _) = get(web, &format!("/blocked?t={tag}"), &[]).await;
+    let ua = [("user-agent", "strait-test/1")];
+    let (s, _, body) = get(web, &format!("/hello?t={tag}"), &ua).await;
+    assert_eq!((s, body.as_str()), (200, "HOWDY!, HOWDY! world"));
+    let (s, _, _) = get(web, &format!("/blocked?t={tag}"), &ua).await;
     assert_eq!(s, 403);
+    let (s, _, _) = get(p.addr("logged"), &format!("/hello?t={tag}"), &ua).await;
+    assert_eq!(s, 200);
     for line in [
-        format!("pw-basics access: GET /headers?t={tag} status=200 code=200"),
-        format!("pw-basics access: GET /blocked?t={tag} status=403 code=403"),
+        format!(
+            "pw-basics access: GET /hello?t={tag} status=200 code=200 ua=strait-test/1 length=- "
+        ),
+        format!("pw-basics access: GET /blocked?t={tag} status=403 code=403 ua=strait-test/1 "),
+        format!(
+            "pw-basics access: GET /hello?t={tag} status=200 code=200 ua=strait-test/1 length=18 "
+        ),
     ] {
         let t = std::time::Instant::now();
         while !logged(&line) && t.elapsed() < Duration::from_secs(5) {

@@ -385,6 +385,7 @@ impl HttpProxy {
                 if let Some((filter, decided)) = sf.info().take_policy() {
                     guard.policy(&filter, decided);
                 }
+                sf.info().past.keep_request(None, &parts.headers);
                 req = Request::from_parts(parts, body);
                 guard = match self.filter_stop(guard, grpc, down_version, outcome, filters.as_ref())
                 {
@@ -495,6 +496,12 @@ impl HttpProxy {
                         Heads::Done(parts, outcome) => (parts, outcome),
                         Heads::Paused(paused) => paused.await,
                     };
+                    if matches!(outcome, Outcome::Continue) {
+                        // The head the client gets, for the later callbacks.
+                        sf.info()
+                            .past
+                            .keep_response(None, &parts.headers, parts.status.as_u16());
+                    }
                     let guard =
                         match self.filter_stop(guard, grpc, down_version, outcome, Some(&sf)) {
                             Decided::Respond(resp) => return Ok(resp),
@@ -606,6 +613,7 @@ impl HttpProxy {
             policy: Default::default(),
             wake: Default::default(),
             status: Default::default(),
+            past: Default::default(),
         }
     }
 

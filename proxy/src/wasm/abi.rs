@@ -164,8 +164,21 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
     let stream = || st.streams.get(&st.effective);
     match t {
         REQUEST_HEADERS => {
-            let Some((s, p)) = stream().and_then(|s| s.req.as_ref().map(|p| (s, p))) else {
-                return false;
+            let Some(s) = stream() else { return false };
+            let Some(p) = s.req.as_ref() else {
+                // After the request-head callbacks: as [`map_value`] reads it.
+                let (Some((raw, map)), Some(i)) = (s.head_fields(true), s.info.request.as_ref())
+                else {
+                    return false;
+                };
+                let pseudo: [(&[u8], &[u8]); 4] = [
+                    (b":authority", i.host()),
+                    (b":path", i.path().as_bytes()),
+                    (b":method", i.method.as_str().as_bytes()),
+                    (b":scheme", scheme(s.info.tls)),
+                ];
+                head(out, pseudo, raw, map);
+                return true;
             };
             let tls = s.info.tls;
             let pseudo: [(&[u8], &[u8]); 4] = [
@@ -188,8 +201,19 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
             head(out, pseudo, s.req_fields.as_ref(), &p.headers);
         }
         RESPONSE_HEADERS => {
-            let Some((s, p)) = stream().and_then(|s| s.resp.as_ref().map(|p| (s, p))) else {
-                return false;
+            let Some(s) = stream() else { return false };
+            let Some(p) = s.resp.as_ref() else {
+                // After the response-head callbacks: as [`map_value`] reads it.
+                let past = s.info.past.get(false);
+                let Some(code) = sent_status(&s.info).or_else(|| past?.status()) else {
+                    return false;
+                };
+                let Some((raw, map)) = s.head_fields(false) else {
+                    return false;
+                };
+                let code = code.to_string();
+                head(out, [(b":status", code.as_bytes())], raw, map);
+                return true;
             };
             let status: [(&[u8], &[u8]); 1] = [(b":status", p.status.as_str().as_bytes())];
             head(out, status, s.resp_fields.as_ref(), &p.headers);
@@ -257,6 +281,14 @@ fn sent_status(i: &StreamInfo) -> Option<u16> {
     Some(i.status.load(Ordering::Relaxed)).filter(|c| *c != 0)
 }
 
+fn scheme(tls: bool) -> &'static [u8] {
+    if tls {
+        b"https"
+    } else {
+        b"http"
+    }
+}
+
 /// A request pseudo-header from the request as it arrived, for callbacks after its head.
 fn past_request_pseudo(i: &StreamInfo, key: &str) -> Option<Vec<u8>> {
     i.request.as_ref()?;
@@ -264,13 +296,7 @@ fn past_request_pseudo(i: &StreamInfo, key: &str) -> Option<Vec<u8>> {
         ":path" => i.path().as_bytes(),
         ":method" => i.method().as_bytes(),
         ":authority" => i.host(),
-        ":scheme" => {
-            if i.tls {
-                b"https"
-            } else {
-                b"http"
-            }
-        }
+        ":scheme" => scheme(i.tls),
         _ => return None,
     };
     Some(v.to_vec())
@@ -284,9 +310,13 @@ fn map_value(st: &HostState, t: u32, key: &str) -> Option<Vec<u8>> {
             match t {
                 REQUEST_HEADERS => {
                     let Some(p) = s.req.as_ref() else {
-                        // Outside the request-head callback (e.g. `proxy_on_log`): the
-                        // pseudo-headers as the request arrived; other fields are not kept.
-                        return past_request_pseudo(&s.info, key);
+                        // After the request-head callbacks (body callbacks, the response,
+                        // `proxy_on_log`): the pseudo-headers as the request arrived, the
+                        // fields as the chain passed them on.
+                        if key.starts_with(':') {
+                            return past_request_pseudo(&s.info, key);
+                        }
+                        return s.field_values(true, key);
                     };
                     match key {
                         ":authority" => s.request_authority().map(<[u8]>::to_vec),
@@ -310,11 +340,16 @@ fn map_value(st: &HostState, t: u32, key: &str) -> Option<Vec<u8>> {
                 }
                 RESPONSE_HEADERS => {
                     let Some(p) = s.resp.as_ref() else {
-                        // After the response head (e.g. `proxy_on_log`): only its status.
-                        return (key == ":status")
-                            .then(|| sent_status(&s.info))
-                            .flatten()
-                            .map(|c| c.to_string().into_bytes());
+                        // After the response-head callbacks (body callbacks, `proxy_on_log`):
+                        // the status the client got, the fields as the chain passed them on.
+                        if key.starts_with(':') {
+                            let past = || s.info.past.get(false)?.status();
+                            return (key == ":status")
+                                .then(|| sent_status(&s.info).or_else(past))
+                                .flatten()
+                                .map(|c| c.to_string().into_bytes());
+                        }
+                        return s.field_values(false, key);
                     };
                     if key == ":status" {
                         return Some(p.status.as_str().as_bytes().to_vec());
@@ -591,7 +626,9 @@ fn property(st: &HostState, path: &[&str]) -> Option<Vec<u8>> {
             .map_or(0, |d| d.as_nanos() as i64))),
         ["response", "code"] => match s.resp.as_ref() {
             Some(r) => Some(int(i64::from(r.status.as_u16()))),
-            None => sent_status(i).map(|c| int(i64::from(c))),
+            None => sent_status(i)
+                .or_else(|| i.past.get(false)?.status())
+                .map(|c| int(i64::from(c))),
         },
         ["kafka", field] => {
             let k = s.kafka.as_deref()?;

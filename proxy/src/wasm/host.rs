@@ -19,7 +19,7 @@ use smallvec::SmallVec;
 use wasmtime::{Memory, ResourceLimiter, TypedFunc};
 
 use super::shared::RuntimeInner;
-use super::stream::StreamInfo;
+use super::stream::{PastFields, StreamInfo};
 use super::vm::{Plugin, PluginInfo};
 
 /// proxy-wasm status codes (ABI 0.2.1).
@@ -282,15 +282,20 @@ impl StreamSlot {
         ))
     }
 
-    /// A head's raw fields (when still raw) and its `HeaderMap` (empty while raw).
+    /// A head's raw fields (when still raw) and its `HeaderMap` (empty while raw): the live
+    /// head during its own callbacks, else the fields the chain passed on
+    /// ([`super::stream::PastHeads`]); `None` before the chain is done with it.
     pub fn head_fields(&self, request: bool) -> Option<(Option<&RawFields>, &HeaderMap)> {
-        if request {
-            let p = self.req.as_ref()?;
-            Some((self.req_fields.as_ref(), &p.headers))
+        let live = if request {
+            self.req
+                .as_ref()
+                .map(|p| (self.req_fields.as_ref(), &p.headers))
         } else {
-            let p = self.resp.as_ref()?;
-            Some((self.resp_fields.as_ref(), &p.headers))
-        }
+            self.resp
+                .as_ref()
+                .map(|p| (self.resp_fields.as_ref(), &p.headers))
+        };
+        live.or_else(|| self.info.past.get(request).map(PastFields::fields))
     }
 
     pub fn new(info: Arc<StreamInfo>) -> Self {
@@ -633,6 +638,7 @@ mod tests {
             policy: Default::default(),
             wake: Default::default(),
             status: Default::default(),
+            past: Default::default(),
         }))
     }
 
@@ -679,6 +685,43 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(names, ["host", "x-a", "x-b", "x-a"]);
+    }
+
+    /// After a head's own callbacks its fields read as the chain passed them on: raw or a map,
+    /// each kept once; the live head, while there is one, comes first.
+    #[test]
+    fn past_heads_read_after_their_callbacks() {
+        let raw = raw_head(b"GET /p HTTP/1.1\r\nHost: h.example\r\nX-A: 1\r\n\r\n");
+        let s = slot();
+        assert_eq!(s.field_values(true, "x-a"), None, "nothing kept yet");
+        s.info
+            .past
+            .keep_request(Some(raw.clone()), &HeaderMap::new());
+        let mut later = HeaderMap::new();
+        later.insert("x-a", HeaderValue::from_static("2"));
+        s.info.past.keep_request(None, &later);
+        assert_eq!(
+            s.field_values(true, "x-a"),
+            Some(b"1".to_vec()),
+            "first kept"
+        );
+        assert_eq!(s.first_field(true, "host"), Some(&b"h.example"[..]));
+        assert_eq!(s.field_values(false, "x-a"), None, "no response kept");
+        s.info.past.keep_response(None, &later, 201);
+        assert_eq!(s.field_values(false, "x-a"), Some(b"2".to_vec()));
+        assert_eq!(
+            s.info.past.get(false).and_then(PastFields::status),
+            Some(201)
+        );
+
+        let mut live = slot();
+        live.info = s.info.clone();
+        live.req = Some(http::Request::new(()).into_parts().0);
+        assert_eq!(
+            live.field_values(true, "x-a"),
+            None,
+            "the live head, not the kept one"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -44,6 +44,80 @@ pub struct StreamInfo {
     /// The status of the response sent to the client (0 before there is one): `response.code`
     /// and `:status` for callbacks after the response head (`proxy_on_log`).
     pub status: AtomicU16,
+    /// Each head's fields as the chain left them, for the callbacks after the head's own.
+    pub past: PastHeads,
+}
+
+/// The request and response heads' fields as the filter chain passed them on, kept for the
+/// callbacks that come after a head's own (its body callbacks, the other direction's
+/// callbacks, `proxy_on_log`), where filters read them as under Envoy. Each is kept once,
+/// when the chain is done with the head, whatever its verdict. A head the native engine
+/// passes on unchanged is kept as its raw fields, moved rather than copied; an edited head
+/// costs a copy of its `HeaderMap`.
+#[derive(Debug, Default)]
+pub struct PastHeads {
+    request: OnceLock<PastFields>,
+    response: OnceLock<PastFields>,
+}
+
+/// One kept head's fields: raw ([`RawFields`]) or a `HeaderMap`.
+#[derive(Debug)]
+pub struct PastFields {
+    raw: Option<RawFields>,
+    headers: HeaderMap,
+    /// A response head's status (0 for a request head).
+    status: u16,
+}
+
+impl PastFields {
+    /// The raw fields, else the map (empty while raw), as [`StreamSlot::head_fields`] gives a
+    /// live head's.
+    pub fn fields(&self) -> (Option<&RawFields>, &HeaderMap) {
+        (self.raw.as_ref(), &self.headers)
+    }
+
+    /// A response head's status as the chain passed it on.
+    pub fn status(&self) -> Option<u16> {
+        Some(self.status).filter(|s| *s != 0)
+    }
+}
+
+impl PastHeads {
+    /// Keeps the request head's fields (`raw` when the native engine still has them raw,
+    /// else a copy of `headers`); only the first call counts.
+    pub fn keep_request(&self, raw: Option<RawFields>, headers: &HeaderMap) {
+        Self::keep(&self.request, raw, headers, 0);
+    }
+
+    /// [`Self::keep_request`] for the response head, with its status.
+    pub fn keep_response(&self, raw: Option<RawFields>, headers: &HeaderMap, status: u16) {
+        Self::keep(&self.response, raw, headers, status);
+    }
+
+    fn keep(cell: &OnceLock<PastFields>, raw: Option<RawFields>, headers: &HeaderMap, status: u16) {
+        if cell.get().is_some() {
+            return;
+        }
+        let headers = if raw.is_some() {
+            HeaderMap::new()
+        } else {
+            headers.clone()
+        };
+        let _ = cell.set(PastFields {
+            raw,
+            headers,
+            status,
+        });
+    }
+
+    /// The kept request (`request`) or response head's fields.
+    pub fn get(&self, request: bool) -> Option<&PastFields> {
+        if request {
+            self.request.get()
+        } else {
+            self.response.get()
+        }
+    }
 }
 
 /// An HTTP request's method, target and `host` header as they arrived.

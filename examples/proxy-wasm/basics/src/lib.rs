@@ -23,8 +23,10 @@
 //!   `on_queue_ready` and counts what it took in shared data, and responses carry
 //!   `x-dequeued: <count>`;
 //! * with `access_log`, `on_log` (after the response) logs one line per request,
-//!   `pw-basics access: <:method> <:path> status=<:status> code=<response.code>`, read from the
-//!   request and response headers and the `response.code` property at that point.
+//!   `pw-basics access: <:method> <:path> status=<:status> code=<response.code>
+//!   ua=<user-agent> length=<content-length>`, read from the request and response headers (as
+//!   the filters passed them on) and the `response.code` property at that point (`-` for
+//!   what is missing).
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -250,9 +252,17 @@ impl HttpContext for BasicsHttp {
             .get_property(vec!["response", "code"])
             .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
             .map_or_else(|| "-".to_string(), |b| i64::from_le_bytes(b).to_string());
+        let ua = self
+            .get_http_request_header("user-agent")
+            .unwrap_or_else(|| "-".to_string());
+        let length = self
+            .get_http_response_header("content-length")
+            .unwrap_or_else(|| "-".to_string());
         log(
             LogLevel::Info,
-            &format!("pw-basics access: {method} {path} status={status} code={code}"),
+            &format!(
+                "pw-basics access: {method} {path} status={status} code={code} ua={ua} length={length}"
+            ),
         );
     }
 

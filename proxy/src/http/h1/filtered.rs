@@ -246,15 +246,20 @@ impl<S: AsyncStream> Conn<'_, S> {
         let eos = head.framing == Framing::Empty;
         // Matched here rather than awaited through a helper: the head and the outcome are a few
         // hundred bytes, and a helper future would copy them in and out again.
-        let (native, outcome) = match sf.request_headers(native, eos) {
+        let (mut native, outcome) = match sf.request_headers(native, eos) {
             Heads::Done(h, outcome) => (h, outcome),
             Heads::Paused(paused) => paused.await,
         };
         if let Some((filter, decided)) = sf.info().take_policy() {
             guard.policy(&filter, decided);
         }
+        // For the later callbacks; raw fields are moved (what follows needs only `buf`).
+        let untouched = !native.touched();
+        sf.info()
+            .past
+            .keep_request(native.raw.take(), &native.parts.headers);
         self.decided(outcome, guard)?;
-        if !native.touched() {
+        if untouched {
             // No filter changed the head: it goes on as without filters.
             codec::write_request(
                 &mut self.out,
@@ -295,16 +300,23 @@ impl<S: AsyncStream> Conn<'_, S> {
         let native = response_head(&buf, resp)
             .map_err(|m| super::conn::upstream_failed(format!("invalid response head: {m}")))?;
         let eos = resp.framing == Framing::Empty;
-        let (native, outcome) = match sf.response_headers(native, eos) {
+        let (mut native, outcome) = match sf.response_headers(native, eos) {
             Heads::Done(h, outcome) => (h, outcome),
             Heads::Paused(paused) => paused.await,
         };
-        self.decided(outcome, guard)?;
         let status = native.parts.status.as_u16();
+        let untouched = !native.touched();
+        if matches!(outcome, Outcome::Continue) {
+            // The head the client gets, for the later callbacks (a local reply is not it).
+            sf.info()
+                .past
+                .keep_response(native.raw.take(), &native.parts.headers, status);
+        }
+        self.decided(outcome, guard)?;
         p.metrics.response(status);
         p.metrics.latency.observe(guard.elapsed().as_secs_f64());
         let body = resp.framing != Framing::Empty && sf.wants_body(BodyKind::Response);
-        if !native.touched() {
+        if untouched {
             // The head goes on as without filters; with body callbacks the body keeps its
             // framing, and a `content-length` must still add up.
             guard.status(status);

@@ -129,6 +129,7 @@ impl ConnFilters {
                 policy: Default::default(),
                 wake: Default::default(),
                 status: Default::default(),
+                past: Default::default(),
             };
             // Dropping the old chain's contexts ends them (proxy_on_done / proxy_on_delete).
             self.current = Some(StreamFilters::new(chain, info, Duration::ZERO));
