@@ -314,6 +314,14 @@ impl FlowGuard {
         self.stream = Some(info);
     }
 
+    /// Keeps the head of a local response (a filter's, strait's) for the later callbacks of
+    /// the stream's filters (`proxy_on_log`), as the head the client got.
+    pub fn local_head(&self, status: u16, headers: &HeaderMap) {
+        if let Some(i) = &self.stream {
+            i.past.keep_response(None, headers, status);
+        }
+    }
+
     /// Records the response status (and the latency to it).
     pub fn status(&mut self, status: u16) {
         if let Some(i) = &self.stream {

@@ -728,6 +728,7 @@ impl HttpProxy {
         self.metrics.response(status.as_u16());
         self.metrics.latency.observe(guard.elapsed().as_secs_f64());
         guard.response(status.as_u16(), resp.headers());
+        guard.local_head(status.as_u16(), resp.headers());
         guard.filter(filter);
         let why = if reply.details.is_empty() {
             format!("filter `{filter}` answered {}", reply.status)

@@ -140,6 +140,11 @@ const GRPC_TRAILING_METADATA: u32 = 5;
 const CALL_RESPONSE_HEADERS: u32 = 6;
 const CALL_RESPONSE_TRAILERS: u32 = 7;
 
+/// Whether `t` names a map of ABI 0.2.1 (an unknown `map_id` is `BAD_ARGUMENT`).
+fn known_map(t: u32) -> bool {
+    t <= CALL_RESPONSE_TRAILERS
+}
+
 /// Largest [`HostState::scratch`] kept between calls (a huge map's buffer is not held on to).
 const SCRATCH_KEEP: usize = 16 << 10;
 
@@ -879,6 +884,9 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
         "env",
         "proxy_get_header_map_pairs",
         |mut c: C<'_>, t: u32, pp: u32, sp: u32| -> R {
+            if !known_map(t) {
+                return Ok(BAD_ARGUMENT);
+            }
             with_map_pairs(&mut c, t, |c, data| give(c, data, pp, sp))
         },
     )?;
@@ -886,6 +894,9 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
         "env",
         "proxy_get_header_map_size",
         |mut c: C<'_>, t: u32, sp: u32| -> u32 {
+            if !known_map(t) {
+                return BAD_ARGUMENT;
+            }
             let n = with_map_pairs(&mut c, t, |_, d| d.len());
             if store_u32(&mut c, sp, n as u32) {
                 OK
@@ -911,6 +922,9 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
         "env",
         "proxy_get_header_map_value",
         |mut c: C<'_>, t: u32, kp: u32, kn: u32, pp: u32, sp: u32| -> R {
+            if !known_map(t) {
+                return Ok(BAD_ARGUMENT);
+            }
             let key = match read_str(&mut c, kp, kn) {
                 Ok(k) => k.to_ascii_lowercase(),
                 Err(s) => return Ok(s),

@@ -24,7 +24,7 @@
 //!   `x-dequeued: <count>`;
 //! * with `access_log`, `on_log` (after the response) logs one line per request,
 //!   `pw-basics access: <:method> <:path> status=<:status> code=<response.code>
-//!   ua=<user-agent> length=<content-length>`, read from the request and response headers (as
+//!   ua=<user-agent> type=<content-type> length=<content-length>`, read from the request and response headers (as
 //!   the filters passed them on) and the `response.code` property at that point (`-` for
 //!   what is missing).
 
@@ -255,13 +255,18 @@ impl HttpContext for BasicsHttp {
         let ua = self
             .get_http_request_header("user-agent")
             .unwrap_or_else(|| "-".to_string());
-        let length = self
-            .get_http_response_header("content-length")
-            .unwrap_or_else(|| "-".to_string());
+        let response_field = |name: &str| {
+            self.get_http_response_header(name)
+                .unwrap_or_else(|| "-".to_string())
+        };
+        let (ctype, length) = (
+            response_field("content-type"),
+            response_field("content-length"),
+        );
         log(
             LogLevel::Info,
             &format!(
-                "pw-basics access: {method} {path} status={status} code={code} ua={ua} length={length}"
+                "pw-basics access: {method} {path} status={status} code={code} ua={ua} type={ctype} length={length}"
             ),
         );
     }
