@@ -689,6 +689,31 @@ async fn an_early_resume_does_not_end_a_later_pause() {
     assert!(error.contains("did not resume it within 300ms"), "{error}");
 }
 
+/// An `http_call` with timeout 0 sets no timeout of its own, as under Envoy: a callout that
+/// takes 300 ms decides the request (it was cut at 1 ms before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_call_with_timeout_zero_waits_for_the_answer() {
+    let Some(authz) = module("pw_http_authz.wasm") else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let cfg = r#"'{"cluster":"authz","path":"/slow/300","timeout_ms":0}'"#;
+    let p = Proxy::start(&format!(
+        "clusters:\n  - {{ name: authz, address: {} }}\nlisteners:\n{}",
+        up.addr,
+        http_listener("web", up.addr, &filter_block("authz", &authz, cfg, "")),
+    ))
+    .await;
+    let t = std::time::Instant::now();
+    let (s, _, body) = get(p.addr("web"), "/headers", &[]).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
 /// A pause that is never resumed ends at the listener's request timeout: the filter fails
 /// (closed: 503) with a message saying so, and the proxy serves the next request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -140,6 +140,20 @@ const GRPC_TRAILING_METADATA: u32 = 5;
 const CALL_RESPONSE_HEADERS: u32 = 6;
 const CALL_RESPONSE_TRAILERS: u32 = 7;
 
+/// The longest an outbound call may take when the filter sets no timeout of its own.
+const CALL_TIMEOUT_UNSET: Duration = Duration::from_secs(60);
+
+/// An outbound call's `timeout` argument (ms). 0 sets none, as under Envoy (whose router
+/// starts no timer for a zero timeout); strait still ends such a call after
+/// [`CALL_TIMEOUT_UNSET`], so that a cluster that never answers cannot hold calls forever.
+fn call_timeout(ms: u32) -> Duration {
+    if ms == 0 {
+        CALL_TIMEOUT_UNSET
+    } else {
+        Duration::from_millis(u64::from(ms))
+    }
+}
+
 /// Whether `t` names a map of ABI 0.2.1 (an unknown `map_id` is `BAD_ARGUMENT`).
 fn known_map(t: u32) -> bool {
     t <= CALL_RESPONSE_TRAILERS
@@ -1136,7 +1150,7 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
                 headers,
                 body: Bytes::from(b),
                 trailers,
-                timeout: Duration::from_millis(u64::from(timeout.max(1))),
+                timeout: call_timeout(timeout),
             });
             give_token(&mut c, rt, token)
         },
@@ -1185,7 +1199,7 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
                 method: String::from_utf8_lossy(&m).into_owned(),
                 metadata,
                 message: Bytes::from(msg),
-                timeout: Duration::from_millis(u64::from(timeout.max(1))),
+                timeout: call_timeout(timeout),
             });
             give_token(&mut c, rt, token)
         },

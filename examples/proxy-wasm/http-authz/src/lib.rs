@@ -19,6 +19,9 @@
 //!
 //! Every local response also carries `x-denied-by: pw-http-authz`.
 //!
+//! `timeout_ms` (default 500) bounds the callout; 0 sets no bound of the filter's own, and the
+//! host's applies (under strait 60 s, and the listener's request timeout for a paused request).
+//!
 //! With `check: request_body` the callout is a `POST` carrying the whole request body: the
 //! filter buffers the body (`Action::Pause` until the end of the stream) and calls out from
 //! the last body callback, pausing there; a request without a body is checked from its
@@ -82,7 +85,7 @@ impl Config {
         if !config.path.starts_with('/') {
             return Err(format!("path {:?} must start with '/'", config.path));
         }
-        if config.timeout_ms == 0 || config.timeout_ms > u64::from(u32::MAX) {
+        if config.timeout_ms > u64::from(u32::MAX) {
             return Err(format!("timeout_ms {} is out of range", config.timeout_ms));
         }
         Ok(config)
@@ -316,7 +319,6 @@ mod tests {
             b"{}",
             br#"{"cluster":""}"#,
             br#"{"cluster":"a","path":"check"}"#,
-            br#"{"cluster":"a","timeout_ms":0}"#,
             br#"{"cluster":"a","timeout_ms":99999999999}"#,
             br#"{"cluster":"a","extra":1}"#,
             br#"{"cluster":"a","check":"body"}"#,
