@@ -1446,6 +1446,15 @@ async fn shared_queues_keep_a_consumer_across_reloads() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(reloaded, "the reload was not seen");
+    // The sections read at start only that the new config changed are named as such.
+    assert!(
+        logged("config section `flows` changed: it is read at start only; restart strait"),
+        "no restart notice for `flows`"
+    );
+    assert!(
+        !logged("config section `runtime` changed"),
+        "runtime did not change"
+    );
     // Give the old generation time to drain and go.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (before, _) = probe().await;

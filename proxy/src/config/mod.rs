@@ -155,12 +155,12 @@ impl Default for WasmConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConfig {
     pub address: SocketAddr,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
     /// Tokio worker threads; defaults to the number of CPUs.
     pub workers: usize,
@@ -175,7 +175,7 @@ pub enum FlowSink {
     None,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowsConfig {
     pub sink: FlowSink,
     /// Records buffered between the request path and the writer; beyond it they are dropped

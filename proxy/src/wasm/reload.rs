@@ -66,6 +66,8 @@ fn watched_paths(config_file: &Path, cfg: &Config) -> Vec<PathBuf> {
 pub struct ReloadReport {
     pub reloaded: Vec<String>,
     pub rejected: Vec<String>,
+    /// Config sections that changed but are read at start only (logged as needing a restart).
+    pub need_restart: Vec<String>,
 }
 
 impl Reloader {
@@ -122,6 +124,13 @@ impl Reloader {
             }
         };
         self.runtime.set_clusters(cfg.clusters.clone());
+        for section in sections_changed(&self.config, &cfg) {
+            tracing::warn!(
+                section,
+                "config section `{section}` changed: it is read at start only; restart strait to apply it"
+            );
+            report.need_restart.push(section.to_owned());
+        }
         for l in &cfg.listeners {
             let Some(w) = self
                 .listeners
@@ -180,6 +189,22 @@ impl Reloader {
         self.config = cfg;
         report
     }
+}
+
+/// The sections read at start only that differ between `a` and `b`.
+fn sections_changed(a: &Config, b: &Config) -> Vec<&'static str> {
+    [
+        ("admin", a.admin != b.admin),
+        ("runtime", a.runtime != b.runtime),
+        ("flows", a.flows != b.flows),
+        ("wasm", a.wasm != b.wasm),
+        ("endpoints", a.endpoints != b.endpoints),
+        ("datapath", a.datapath != b.datapath),
+        ("sockmap", a.sockmap != b.sockmap),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
 }
 
 /// Whether a listener's settings other than its filters changed (those need a restart).
