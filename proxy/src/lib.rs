@@ -209,6 +209,7 @@ impl Server {
             Some((runtime, _)) if config.wasm.reload => Some(wasm::reload::Reloader {
                 runtime,
                 config: config.clone(),
+                started: config.clone(),
                 listeners: config
                     .listeners
                     .iter()

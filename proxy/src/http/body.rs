@@ -314,8 +314,8 @@ impl FlowGuard {
         self.stream = Some(info);
     }
 
-    /// Keeps the head of a local response (a filter's, strait's) for the later callbacks of
-    /// the stream's filters (`proxy_on_log`), as the head the client got.
+    /// Keeps the head of a filter's local response for the later callbacks of the stream's
+    /// filters (`proxy_on_log`), as the head the client got.
     pub fn local_head(&self, status: u16, headers: &HeaderMap) {
         if let Some(i) = &self.stream {
             i.past.keep_response(None, headers, status);

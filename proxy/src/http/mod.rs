@@ -385,7 +385,11 @@ impl HttpProxy {
                 if let Some((filter, decided)) = sf.info().take_policy() {
                     guard.policy(&filter, decided);
                 }
-                sf.info().past.keep_request(None, &parts.headers);
+                sf.info().past.keep_request(
+                    None,
+                    &parts.headers,
+                    Some((&parts.method, &parts.uri)),
+                );
                 req = Request::from_parts(parts, body);
                 guard = match self.filter_stop(guard, grpc, down_version, outcome, filters.as_ref())
                 {

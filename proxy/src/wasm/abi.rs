@@ -16,7 +16,7 @@ use wasmtime::{Caller, Linker};
 
 use super::host::{
     join_values, parse_pairs, serialize_pairs_into, serialize_pairs_lower_into, status::*,
-    BodyKind, HostState, KafkaTopics, LocalReply, Outbound, Props, RawFields,
+    BodyKind, HostState, KafkaTopics, LocalReply, Outbound, Props, RawFields, StreamSlot,
 };
 use super::shared::{MetricKind, QueueOwner};
 use super::stream::StreamInfo;
@@ -184,40 +184,21 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
     match t {
         REQUEST_HEADERS => {
             let Some(s) = stream() else { return false };
-            let Some(p) = s.req.as_ref() else {
-                // After the request-head callbacks: as [`map_value`] reads it.
-                let (Some((raw, map)), Some(i)) = (s.head_fields(true), s.info.request.as_ref())
-                else {
-                    return false;
-                };
-                let pseudo: [(&[u8], &[u8]); 4] = [
-                    (b":authority", i.host()),
-                    (b":path", i.path().as_bytes()),
-                    (b":method", i.method.as_str().as_bytes()),
-                    (b":scheme", scheme(s.info.tls)),
-                ];
-                head(out, pseudo, raw, map);
-                return true;
+            let Some((method, uri)) = s.request_line() else {
+                return false;
             };
-            let tls = s.info.tls;
+            let empty = HeaderMap::new();
+            let (raw, map) = s.head_fields(true).unwrap_or((None, &empty));
             let pseudo: [(&[u8], &[u8]); 4] = [
                 (b":authority", s.request_authority().unwrap_or(b"")),
-                (
-                    b":path",
-                    p.uri
-                        .path_and_query()
-                        .map_or(b"/", |x| x.as_str().as_bytes()),
-                ),
-                (b":method", p.method.as_str().as_bytes()),
+                (b":path", path_of(uri)),
+                (b":method", method.as_str().as_bytes()),
                 (
                     b":scheme",
-                    p.uri
-                        .scheme_str()
-                        .unwrap_or(if tls { "https" } else { "http" })
-                        .as_bytes(),
+                    uri.scheme_str().map_or(scheme(s.info.tls), str::as_bytes),
                 ),
             ];
-            head(out, pseudo, s.req_fields.as_ref(), &p.headers);
+            head(out, pseudo, raw, map);
         }
         RESPONSE_HEADERS => {
             let Some(s) = stream() else { return false };
@@ -227,9 +208,9 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
                 let Some(code) = sent_status(&s.info).or_else(|| past?.status()) else {
                     return false;
                 };
-                let Some((raw, map)) = s.head_fields(false) else {
-                    return false;
-                };
+                // A response strait answered for a failure keeps only its status.
+                let empty = HeaderMap::new();
+                let (raw, map) = s.head_fields(false).unwrap_or((None, &empty));
                 let code = code.to_string();
                 head(out, [(b":status", code.as_bytes())], raw, map);
                 return true;
@@ -308,14 +289,20 @@ fn scheme(tls: bool) -> &'static [u8] {
     }
 }
 
-/// A request pseudo-header from the request as it arrived, for callbacks after its head.
-fn past_request_pseudo(i: &StreamInfo, key: &str) -> Option<Vec<u8>> {
-    i.request.as_ref()?;
+/// A target's path and query (`/` when it has none), as `:path` reads it.
+fn path_of(uri: &Uri) -> &[u8] {
+    uri.path_and_query().map_or(b"/", |x| x.as_str().as_bytes())
+}
+
+/// A request pseudo-header from the head [`StreamSlot::request_line`] reads: the live head
+/// during its callbacks, then as the chain passed it on.
+fn request_pseudo(s: &StreamSlot, key: &str) -> Option<Vec<u8>> {
+    let (method, uri) = s.request_line()?;
     let v: &[u8] = match key {
-        ":path" => i.path().as_bytes(),
-        ":method" => i.method().as_bytes(),
-        ":authority" => i.host(),
-        ":scheme" => scheme(i.tls),
+        ":path" => path_of(uri),
+        ":method" => method.as_str().as_bytes(),
+        ":authority" => s.request_authority()?,
+        ":scheme" => uri.scheme_str().map_or(scheme(s.info.tls), str::as_bytes),
         _ => return None,
     };
     Some(v.to_vec())
@@ -328,33 +315,10 @@ fn map_value(st: &HostState, t: u32, key: &str) -> Option<Vec<u8>> {
             let s = st.streams.get(&st.effective)?;
             match t {
                 REQUEST_HEADERS => {
-                    let Some(p) = s.req.as_ref() else {
-                        // After the request-head callbacks (body callbacks, the response,
-                        // `proxy_on_log`): the pseudo-headers as the request arrived, the
-                        // fields as the chain passed them on.
-                        if key.starts_with(':') {
-                            return past_request_pseudo(&s.info, key);
-                        }
-                        return s.field_values(true, key);
-                    };
-                    match key {
-                        ":authority" => s.request_authority().map(<[u8]>::to_vec),
-                        ":path" => Some(
-                            p.uri
-                                .path_and_query()
-                                .map_or("/", |x| x.as_str())
-                                .as_bytes()
-                                .to_vec(),
-                        ),
-                        ":method" => Some(p.method.as_str().as_bytes().to_vec()),
-                        ":scheme" => Some(
-                            p.uri
-                                .scheme_str()
-                                .unwrap_or(if s.info.tls { "https" } else { "http" })
-                                .as_bytes()
-                                .to_vec(),
-                        ),
-                        _ => s.field_values(true, key),
+                    if key.starts_with(':') {
+                        request_pseudo(s, key)
+                    } else {
+                        s.field_values(true, key)
                     }
                 }
                 RESPONSE_HEADERS => {
@@ -444,6 +408,9 @@ fn edit_headers(h: &mut HeaderMap, op: Edit, key: &str, value: &[u8]) -> u32 {
 }
 
 fn edit_map(st: &mut HostState, t: u32, op: Edit, key: &str, value: &[u8]) -> u32 {
+    if !known_map(t) {
+        return BAD_ARGUMENT;
+    }
     fields(st, t);
     let Some(s) = st.streams.get_mut(&st.effective) else {
         return NOT_FOUND;
@@ -536,7 +503,7 @@ fn edit_map(st: &mut HostState, t: u32, op: Edit, key: &str, value: &[u8]) -> u3
 }
 
 fn set_map(st: &mut HostState, t: u32, pairs: Vec<(String, Vec<u8>)>) -> u32 {
-    if pairs.len() > MAX_HEADERS {
+    if !known_map(t) || pairs.len() > MAX_HEADERS {
         return BAD_ARGUMENT;
     }
     fields(st, t);
@@ -588,8 +555,8 @@ fn property(st: &HostState, path: &[&str]) -> Option<Vec<u8>> {
         return st.root_props.get(&key).map(|b| b.to_vec());
     };
     let i = &s.info;
-    let req = s.req.as_ref();
-    // Request headers are readable while the request head is in the filter's hands.
+    let line = s.request_line();
+    // Request headers: the live head's during its callbacks, then as the chain passed them on.
     let header = |name: &str| -> Option<Vec<u8>> { s.first_field(true, name).map(<[u8]>::to_vec) };
     let v = match path {
         ["strait", "source_identity"] => i.identity.map(|x| x.to_string().into_bytes()),
@@ -605,33 +572,11 @@ fn property(st: &HostState, path: &[&str]) -> Option<Vec<u8>> {
         ["connection", "tls"] => Some(vec![u8::from(i.tls)]),
         ["request", "protocol"] => Some(i.protocol.as_bytes().to_vec()),
         ["request", "scheme"] => Some(if i.tls { &b"https"[..] } else { &b"http"[..] }.to_vec()),
-        ["request", "path"] => Some(match req {
-            Some(r) => r
-                .uri
-                .path_and_query()
-                .map_or("/", |x| x.as_str())
-                .as_bytes()
-                .to_vec(),
-            None => i.path().as_bytes().to_vec(),
-        }),
-        ["request", "url_path"] => Some(match req {
-            Some(r) => r.uri.path().as_bytes().to_vec(),
-            None => i
-                .path()
-                .split('?')
-                .next()
-                .unwrap_or("/")
-                .as_bytes()
-                .to_vec(),
-        }),
-        ["request", "method"] => Some(match req {
-            Some(r) => r.method.as_str().as_bytes().to_vec(),
-            None => i.method().as_bytes().to_vec(),
-        }),
-        ["request", "host"] => Some(match s.request_authority() {
-            Some(a) => a.to_vec(),
-            None => i.host().to_vec(),
-        }),
+        // From the head `request_line` reads (live, passed on, or arrived); empty for Kafka.
+        ["request", "path"] => Some(line.map_or(&b""[..], |(_, u)| path_of(u)).to_vec()),
+        ["request", "url_path"] => Some(line.map_or("", |(_, u)| u.path()).as_bytes().to_vec()),
+        ["request", "method"] => Some(line.map_or("", |(m, _)| m.as_str()).as_bytes().to_vec()),
+        ["request", "host"] => Some(s.request_authority().unwrap_or_default().to_vec()),
         ["request", "id"] => header("x-request-id"),
         ["request", "referer"] => header("referer"),
         ["request", "useragent"] => header("user-agent"),

@@ -105,6 +105,15 @@ impl RawFields {
         self.spans.len()
     }
 
+    /// The same fields in a copy of their bytes, so that keeping them does not keep the
+    /// buffer they were read into (which the connection reuses once nothing else holds it).
+    pub fn unshared(self) -> Self {
+        Self {
+            buf: Bytes::copy_from_slice(&self.buf),
+            spans: self.spans,
+        }
+    }
+
     /// The fields in the order they arrived, names as sent (any case).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.spans
@@ -273,13 +282,33 @@ impl StreamSlot {
     }
 
     /// The request's authority (`:authority`): the target's, else the `host` field's, else
-    /// empty; `None` without a request head.
+    /// empty; from the head [`Self::request_line`] reads; `None` without a request.
     pub fn request_authority(&self) -> Option<&[u8]> {
-        let p = self.req.as_ref()?;
-        Some(super::stream::authority(
-            &p.uri,
-            self.first_field(true, "host"),
-        ))
+        let (_, uri) = self.request_line()?;
+        let host = match self.head_fields(true) {
+            Some(_) => self.first_field(true, "host"),
+            // Before the chain is done with the head (a root context's call).
+            None => self
+                .info
+                .request
+                .as_ref()
+                .and_then(|r| r.host.as_ref())
+                .map(|h| h.as_bytes()),
+        };
+        Some(super::stream::authority(uri, host))
+    }
+
+    /// The request's method and target: the live head's during its callbacks, then as the
+    /// chain passed them on, else as they arrived; `None` without a request (Kafka).
+    pub fn request_line(&self) -> Option<(&http::Method, &http::Uri)> {
+        if let Some(p) = &self.req {
+            return Some((&p.method, &p.uri));
+        }
+        self.info
+            .past
+            .get(true)
+            .and_then(PastFields::line)
+            .or_else(|| self.info.request.as_ref().map(|r| (&r.method, &r.uri)))
     }
 
     /// A head's raw fields (when still raw) and its `HeaderMap` (empty while raw): the live
@@ -694,18 +723,23 @@ mod tests {
         let raw = raw_head(b"GET /p HTTP/1.1\r\nHost: h.example\r\nX-A: 1\r\n\r\n");
         let s = slot();
         assert_eq!(s.field_values(true, "x-a"), None, "nothing kept yet");
-        s.info
-            .past
-            .keep_request(Some(raw.clone()), &HeaderMap::new());
+        let uri = http::Uri::from_static("/p?q");
+        s.info.past.keep_request(
+            Some(raw.clone()),
+            &HeaderMap::new(),
+            Some((&http::Method::POST, &uri)),
+        );
         let mut later = HeaderMap::new();
         later.insert("x-a", HeaderValue::from_static("2"));
-        s.info.past.keep_request(None, &later);
+        s.info.past.keep_request(None, &later, None);
         assert_eq!(
             s.field_values(true, "x-a"),
             Some(b"1".to_vec()),
             "first kept"
         );
         assert_eq!(s.first_field(true, "host"), Some(&b"h.example"[..]));
+        assert_eq!(s.request_line(), Some((&http::Method::POST, &uri)));
+        assert_eq!(s.request_authority(), Some(&b"h.example"[..]));
         assert_eq!(s.field_values(false, "x-a"), None, "no response kept");
         s.info.past.keep_response(None, &later, 201);
         assert_eq!(s.field_values(false, "x-a"), Some(b"2".to_vec()));

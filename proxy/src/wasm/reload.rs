@@ -21,7 +21,10 @@ pub struct Watched {
 
 pub struct Reloader {
     pub runtime: Runtime,
+    /// The config last loaded.
     pub config: Config,
+    /// The config strait started with: what the sections read at start only still run on.
+    pub started: Config,
     pub listeners: Vec<Watched>,
     pub interval: Duration,
 }
@@ -124,7 +127,8 @@ impl Reloader {
             }
         };
         self.runtime.set_clusters(cfg.clusters.clone());
-        for section in sections_changed(&self.config, &cfg) {
+        // Against what runs: a file put back to it is quiet, one still off is named again.
+        for section in sections_changed(&self.started, &cfg) {
             tracing::warn!(
                 section,
                 "config section `{section}` changed: it is read at start only; restart strait to apply it"

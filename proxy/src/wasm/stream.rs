@@ -67,6 +67,9 @@ pub struct PastFields {
     headers: HeaderMap,
     /// A response head's status (0 for a request head).
     status: u16,
+    /// A request head's method and target when they may differ from the arrived ones
+    /// ([`StreamInfo::request`]); `None`: as they arrived.
+    line: Option<(http::Method, http::Uri)>,
 }
 
 impl PastFields {
@@ -80,21 +83,42 @@ impl PastFields {
     pub fn status(&self) -> Option<u16> {
         Some(self.status).filter(|s| *s != 0)
     }
+
+    /// A request head's method and target as the chain passed them on, when they may differ
+    /// from the arrived ones.
+    pub fn line(&self) -> Option<(&http::Method, &http::Uri)> {
+        self.line.as_ref().map(|(m, u)| (m, u))
+    }
 }
 
 impl PastHeads {
     /// Keeps the request head's fields (`raw` when the native engine still has them raw,
-    /// else a copy of `headers`); only the first call counts.
-    pub fn keep_request(&self, raw: Option<RawFields>, headers: &HeaderMap) {
-        Self::keep(&self.request, raw, headers, 0);
+    /// else a copy of `headers`), with its method and target when a filter may have changed
+    /// them (`line`); only the first call counts.
+    pub fn keep_request(
+        &self,
+        raw: Option<RawFields>,
+        headers: &HeaderMap,
+        line: Option<(&http::Method, &http::Uri)>,
+    ) {
+        if self.request.get().is_none() {
+            let line = line.map(|(m, u)| (m.clone(), u.clone()));
+            Self::keep(&self.request, raw, headers, 0, line);
+        }
     }
 
     /// [`Self::keep_request`] for the response head, with its status.
     pub fn keep_response(&self, raw: Option<RawFields>, headers: &HeaderMap, status: u16) {
-        Self::keep(&self.response, raw, headers, status);
+        Self::keep(&self.response, raw, headers, status, None);
     }
 
-    fn keep(cell: &OnceLock<PastFields>, raw: Option<RawFields>, headers: &HeaderMap, status: u16) {
+    fn keep(
+        cell: &OnceLock<PastFields>,
+        raw: Option<RawFields>,
+        headers: &HeaderMap,
+        status: u16,
+        line: Option<(http::Method, http::Uri)>,
+    ) {
         if cell.get().is_some() {
             return;
         }
@@ -107,6 +131,7 @@ impl PastHeads {
             raw,
             headers,
             status,
+            line,
         });
     }
 

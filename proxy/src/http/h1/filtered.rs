@@ -253,11 +253,13 @@ impl<S: AsyncStream> Conn<'_, S> {
         if let Some((filter, decided)) = sf.info().take_policy() {
             guard.policy(&filter, decided);
         }
-        // For the later callbacks; raw fields are moved (what follows needs only `buf`).
+        // For the later callbacks; raw fields are moved (what follows needs only `buf`, which
+        // the stream's `RequestLine` holds anyway). An unchanged head's line is as it arrived.
         let untouched = !native.touched();
+        let line = (!untouched).then_some((&native.parts.method, &native.parts.uri));
         sf.info()
             .past
-            .keep_request(native.raw.take(), &native.parts.headers);
+            .keep_request(native.raw.take(), &native.parts.headers, line);
         self.decided(outcome, guard)?;
         if untouched {
             // No filter changed the head: it goes on as without filters.
@@ -308,9 +310,11 @@ impl<S: AsyncStream> Conn<'_, S> {
         let untouched = !native.touched();
         if matches!(outcome, Outcome::Continue) {
             // The head the client gets, for the later callbacks (a local reply is not it).
+            // Copied: held raw, they would keep `up.buf`'s block from being reused.
+            let raw = native.raw.take().map(RawFields::unshared);
             sf.info()
                 .past
-                .keep_response(native.raw.take(), &native.parts.headers, status);
+                .keep_response(raw, &native.parts.headers, status);
         }
         self.decided(outcome, guard)?;
         p.metrics.response(status);
