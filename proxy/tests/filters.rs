@@ -116,7 +116,7 @@ async fn basics_on(file: &str, engine: &str) {
     let Some(m) = module(file) else { return };
     let up = Upstream::start().await;
     let p = Proxy::start(&format!(
-        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n{}{}{}",
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n{}{}{}{}",
         http_listener(
             "web",
             up.addr,
@@ -144,6 +144,24 @@ async fn basics_on(file: &str, engine: &str) {
                     &format!(
                         "      - name: basics\n        module: {}\n        config: '{{\"access_log\":true}}'\n",
                         m.display()
+                    )
+                )
+            )
+        ),
+        // A filter after it traps on the request head (its VM goes, and the head with it):
+        // the log reads the request line as it arrived, and no fields.
+        http_listener(
+            "failing",
+            up.addr,
+            &format!(
+                "{engine}{}",
+                filter_block(
+                    "basics",
+                    &m,
+                    r#"'{"access_log":true}'"#,
+                    &format!(
+                        "      - name: trap\n        module: {}\n        config: trap\n",
+                        module("hostile.wasm").unwrap().display()
                     )
                 )
             )
@@ -226,6 +244,8 @@ async fn basics_on(file: &str, engine: &str) {
     assert_eq!(s, 403);
     let (s, _, _) = get(p.addr("logged"), &format!("/hello?t={tag}"), &ua).await;
     assert_eq!(s, 200);
+    let (s, _, _) = get(p.addr("failing"), &format!("/fail?t={tag}"), &ua).await;
+    assert_eq!(s, 503);
     let (s, h, _) = get(p.addr("rewritten"), &format!("/old/x?t={tag}"), &ua).await;
     assert_eq!(
         (s, h["x-upstream-path"].to_str().unwrap()),
@@ -241,6 +261,9 @@ async fn basics_on(file: &str, engine: &str) {
         ),
         format!(
             "pw-basics access: GET /new/x?t={tag} status=200 code=200 ua=strait-test/1 type=- length=2 "
+        ),
+        format!(
+            "pw-basics access: GET /fail?t={tag} status=503 code=503 ua=- type=- length=- "
         ),
     ] {
         let t = std::time::Instant::now();

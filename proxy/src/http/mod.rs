@@ -385,11 +385,14 @@ impl HttpProxy {
                 if let Some((filter, decided)) = sf.info().take_policy() {
                     guard.policy(&filter, decided);
                 }
-                sf.info().past.keep_request(
-                    None,
-                    &parts.headers,
-                    Some((&parts.method, &parts.uri)),
-                );
+                if !matches!(outcome, Outcome::Fail(_)) {
+                    // For the later callbacks (a failed chain's head may be a stand-in).
+                    sf.info().past.keep_request(
+                        None,
+                        &parts.headers,
+                        Some((&parts.method, &parts.uri)),
+                    );
+                }
                 req = Request::from_parts(parts, body);
                 guard = match self.filter_stop(guard, grpc, down_version, outcome, filters.as_ref())
                 {

@@ -51,9 +51,11 @@ pub struct StreamInfo {
 /// The request and response heads' fields as the filter chain passed them on, kept for the
 /// callbacks that come after a head's own (its body callbacks, the other direction's
 /// callbacks, `proxy_on_log`), where filters read them as under Envoy. Each is kept once,
-/// when the chain is done with the head, whatever its verdict. A head the native engine
-/// passes on unchanged is kept as its raw fields, moved rather than copied; an edited head
-/// costs a copy of its `HeaderMap`.
+/// when the chain is done with the head: a request head unless a filter failed on it (then
+/// the request reads as it arrived), a response head when it goes to the client (a filter's
+/// local response is kept instead). A request head the native engine passes on unchanged is
+/// kept as its raw fields, moved rather than copied; a response head's raw fields are copied
+/// off the upstream buffer; an edited head costs a copy of its `HeaderMap`.
 #[derive(Debug, Default)]
 pub struct PastHeads {
     request: OnceLock<PastFields>,

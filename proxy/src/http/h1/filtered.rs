@@ -255,11 +255,14 @@ impl<S: AsyncStream> Conn<'_, S> {
         }
         // For the later callbacks; raw fields are moved (what follows needs only `buf`, which
         // the stream's `RequestLine` holds anyway). An unchanged head's line is as it arrived.
+        // A failed chain's head may be a stand-in: then the arrived request is what they read.
         let untouched = !native.touched();
-        let line = (!untouched).then_some((&native.parts.method, &native.parts.uri));
-        sf.info()
-            .past
-            .keep_request(native.raw.take(), &native.parts.headers, line);
+        if !matches!(outcome, Outcome::Fail(_)) {
+            let line = (!untouched).then_some((&native.parts.method, &native.parts.uri));
+            sf.info()
+                .past
+                .keep_request(native.raw.take(), &native.parts.headers, line);
+        }
         self.decided(outcome, guard)?;
         if untouched {
             // No filter changed the head: it goes on as without filters.
