@@ -204,8 +204,7 @@ fn map_pairs(st: &HostState, t: u32, out: &mut Vec<u8>) -> bool {
             let Some(s) = stream() else { return false };
             let Some(p) = s.resp.as_ref() else {
                 // After the response-head callbacks: as [`map_value`] reads it.
-                let past = s.info.past.get(false);
-                let Some(code) = sent_status(&s.info).or_else(|| past?.status()) else {
+                let Some(code) = sent_status(&s.info) else {
                     return false;
                 };
                 // A response strait answered for a failure keeps only its status.
@@ -276,9 +275,11 @@ fn with_map_pairs<T>(c: &mut C<'_>, t: u32, f: impl FnOnce(&mut C<'_>, &[u8]) ->
     r
 }
 
-/// The status of the response the client got, once there is one.
+/// The status of the response the client got, once there is one (else the kept head's).
 fn sent_status(i: &StreamInfo) -> Option<u16> {
-    Some(i.status.load(Ordering::Relaxed)).filter(|c| *c != 0)
+    Some(i.status.load(Ordering::Relaxed))
+        .filter(|c| *c != 0)
+        .or_else(|| i.past.get(false)?.status())
 }
 
 fn scheme(tls: bool) -> &'static [u8] {
@@ -326,9 +327,8 @@ fn map_value(st: &HostState, t: u32, key: &str) -> Option<Vec<u8>> {
                         // After the response-head callbacks (body callbacks, `proxy_on_log`):
                         // the status the client got, the fields as the chain passed them on.
                         if key.starts_with(':') {
-                            let past = || s.info.past.get(false)?.status();
                             return (key == ":status")
-                                .then(|| sent_status(&s.info).or_else(past))
+                                .then(|| sent_status(&s.info))
                                 .flatten()
                                 .map(|c| c.to_string().into_bytes());
                         }
@@ -590,9 +590,7 @@ fn property(st: &HostState, path: &[&str]) -> Option<Vec<u8>> {
             .map_or(0, |d| d.as_nanos() as i64))),
         ["response", "code"] => match s.resp.as_ref() {
             Some(r) => Some(int(i64::from(r.status.as_u16()))),
-            None => sent_status(i)
-                .or_else(|| i.past.get(false)?.status())
-                .map(|c| int(i64::from(c))),
+            None => sent_status(i).map(|c| int(i64::from(c))),
         },
         ["kafka", field] => {
             let k = s.kafka.as_deref()?;

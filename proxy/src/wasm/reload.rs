@@ -69,8 +69,6 @@ fn watched_paths(config_file: &Path, cfg: &Config) -> Vec<PathBuf> {
 pub struct ReloadReport {
     pub reloaded: Vec<String>,
     pub rejected: Vec<String>,
-    /// Config sections that changed but are read at start only (logged as needing a restart).
-    pub need_restart: Vec<String>,
 }
 
 impl Reloader {
@@ -133,7 +131,6 @@ impl Reloader {
                 section,
                 "config section `{section}` changed: it is read at start only; restart strait to apply it"
             );
-            report.need_restart.push(section.to_owned());
         }
         for l in &cfg.listeners {
             let Some(w) = self

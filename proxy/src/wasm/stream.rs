@@ -103,10 +103,7 @@ impl PastHeads {
         headers: &HeaderMap,
         line: Option<(&http::Method, &http::Uri)>,
     ) {
-        if self.request.get().is_none() {
-            let line = line.map(|(m, u)| (m.clone(), u.clone()));
-            Self::keep(&self.request, raw, headers, 0, line);
-        }
+        Self::keep(&self.request, raw, headers, 0, line);
     }
 
     /// [`Self::keep_request`] for the response head, with its status.
@@ -119,11 +116,12 @@ impl PastHeads {
         raw: Option<RawFields>,
         headers: &HeaderMap,
         status: u16,
-        line: Option<(http::Method, http::Uri)>,
+        line: Option<(&http::Method, &http::Uri)>,
     ) {
         if cell.get().is_some() {
             return;
         }
+        let line = line.map(|(m, u)| (m.clone(), u.clone()));
         let headers = if raw.is_some() {
             HeaderMap::new()
         } else {
