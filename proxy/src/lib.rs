@@ -79,6 +79,8 @@ pub struct Server {
     admin: Option<(tokio::net::TcpListener, admin::Admin)>,
     ready: Arc<AtomicBool>,
     reloader: Option<wasm::reload::Reloader>,
+    /// The filter runtime and every listener's chain, to unload the filters at shutdown.
+    filters: Option<(wasm::Runtime, Vec<wasm::ChainHandle>)>,
     enforcement: policy::watch::Enforcement,
     identities: Arc<policy::Identities>,
 }
@@ -205,6 +207,9 @@ impl Server {
         } else {
             None
         };
+        let filters = loaded
+            .as_ref()
+            .map(|(runtime, _)| (runtime.clone(), chains.clone()));
         let reloader = match loaded {
             Some((runtime, _)) if config.wasm.reload => Some(wasm::reload::Reloader {
                 runtime,
@@ -249,6 +254,7 @@ impl Server {
             admin,
             ready,
             reloader,
+            filters,
             enforcement: policy::watch::Enforcement { datapath, sockmap },
             identities,
         })
@@ -314,6 +320,11 @@ impl Server {
                 connections = tasks.len(),
                 "shutdown grace expired; closing remaining connections"
             );
+        }
+        // The filters' root contexts end (`proxy_on_done`; those with work to finish get up
+        // to `wasm.done_timeout` to call `proxy_done`).
+        if let Some((runtime, chains)) = &self.filters {
+            runtime.unload(chains).await;
         }
         admin_stop.cancel();
         if let Some(task) = policy_watch {

@@ -1230,6 +1230,18 @@ async fn broken_modules_are_refused_at_load() {
     let scratch = tempfile::tempdir().unwrap();
     let garbage = scratch.path().join("garbage.wasm");
     std::fs::write(&garbage, b"\0asm\x01\0\0\0garbage").unwrap();
+    // A WASI reactor whose `main` is not `main(argc, argv) -> i32`: Envoy refuses it too.
+    let bad_main = scratch.path().join("bad-main.wat");
+    std::fs::write(
+        &bad_main,
+        std::fs::read_to_string(wat("root-end.wat"))
+            .unwrap()
+            .replace(
+                r#"(func (export "main") (param i32 i32) (result i32)"#,
+                r#"(func (export "main") (result i32)"#,
+            ),
+    )
+    .unwrap();
     let cases: Vec<(PathBuf, &str, &str, &str)> = vec![
         (
             garbage,
@@ -1256,6 +1268,7 @@ async fn broken_modules_are_refused_at_load() {
             "exports no known proxy-wasm ABI version",
         ),
         (wat("missing-exports.wat"), "''", "", "lacks the export"),
+        (bad_main, "''", "", "export `main` has the wrong type"),
         (wat("no-memory.wat"), "''", "", "lacks the export `memory`"),
     ];
     for (module, config, extra, want) in cases {
@@ -1282,6 +1295,108 @@ async fn broken_modules_are_refused_at_load() {
         }
         assert_eq!(errs[0], errs[1], "{}", module.display());
     }
+}
+
+/// The lines logged for filter `name`, in order.
+fn filter_log(name: &str) -> Vec<String> {
+    let tag = format!("filter={name} ");
+    String::from_utf8_lossy(&logs().lock().unwrap())
+        .lines()
+        .filter(|l| l.contains(&tag))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An unloaded filter's root contexts end as under Envoy: `proxy_on_done`, then, when it
+/// returned false, timers and calls go on until the filter calls `proxy_done` (`OK`; before
+/// and after that, `NOT_FOUND`), then `proxy_on_delete`. A filter that never calls
+/// `proxy_done` is dropped after `wasm.done_timeout` with a warning. A reload ends the plugin
+/// it replaced; shutdown ends the current one. The module also checks that a reactor's `main`
+/// runs after `_initialize`. `root-end.wat` takes its mode from its configuration's length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unloaded_filters_end_their_root_contexts() {
+    let _ = logs();
+    let up = Upstream::start().await;
+    let yaml = format!(
+        "wasm: {{ done_timeout: 300ms }}\nlisteners:\n{}",
+        http_listener(
+            "web",
+            up.addr,
+            &filter_block("ending", &wat("root-end.wat"), "'22'", "")
+        )
+    );
+    let (p, cfg_path) = Proxy::start_file(&yaml).await;
+    let count = |what: &str| {
+        filter_log("ending")
+            .iter()
+            .filter(|l| l.contains(what))
+            .count()
+    };
+    let first = |what: &str| filter_log("ending").iter().position(|l| l.contains(what));
+    let (s, _, body) = get(p.addr("web"), "/", &[]).await;
+    assert_eq!((s, body.as_str()), (200, "ok"));
+    // One root context per VM (one VM per worker).
+    let vms = count("main ran after _initialize mode=2");
+    assert!(vms >= 1, "{:?}", filter_log("ending"));
+    assert_eq!(count("main did not run"), 0);
+    assert_eq!(count("early proxy_done: not_found mode=2"), vms);
+    assert_eq!(
+        count("on_done root"),
+        0,
+        "nothing ends while the filter serves"
+    );
+    let reload = |from: &str, to: &str| {
+        let text = std::fs::read_to_string(&cfg_path).unwrap();
+        assert!(text.contains(from));
+        std::fs::write(&cfg_path, text.replace(from, to)).unwrap();
+    };
+    let until = |what: &'static str, n: usize| async move {
+        for _ in 0..250 {
+            if count(what) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{what} not logged {n} times: {:#?}", filter_log("ending"));
+    };
+
+    // Mode 2 replaced: its root contexts finish on a tick, then are deleted.
+    reload("config: '22'", "config: '1'");
+    until("on_delete root mode=2", vms).await;
+    assert_eq!(count("main ran after _initialize mode=1"), vms);
+    assert_eq!(count("on_done root mode=2"), vms);
+    assert_eq!(count("proxy_done: ok mode=2"), vms);
+    assert_eq!(count("second proxy_done: not_found mode=2"), vms);
+    assert_eq!(count("unexpected"), 0, "{:#?}", filter_log("ending"));
+    assert!(first("proxy_done: ok mode=2") < first("on_delete root mode=2"));
+    assert!(first("on_done root mode=2") < first("proxy_done: ok mode=2"));
+    let (s, _, _) = get(p.addr("web"), "/", &[]).await;
+    assert_eq!(s, 200);
+
+    // Mode 1 replaced: done at once, deleted without waiting.
+    reload("config: '1'", "config: '333'");
+    until("on_delete root mode=1", vms).await;
+    assert_eq!(count("on_done root mode=1"), vms);
+    assert_eq!(count("proxy_done: ok mode=1"), 0);
+    let (s, _, _) = get(p.addr("web"), "/", &[]).await;
+    assert_eq!(s, 200);
+
+    // Shutdown ends mode 3, which never calls proxy_done: dropped after done_timeout.
+    p.stop.cancel();
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), p.done)
+        .await
+        .expect("shutdown hangs")
+        .unwrap();
+    assert_eq!(count("on_done root mode=3"), vms);
+    assert_eq!(count("on_delete root mode=3"), 0);
+    assert_eq!(
+        count("without calling proxy_done within 300ms"),
+        1,
+        "{:#?}",
+        filter_log("ending")
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
 }
 
 /// Every host function called with out-of-bounds pointers and lengths: each returns a status

@@ -138,6 +138,9 @@ pub struct WasmConfig {
     pub max_vms: u32,
     /// Watch module files and the config file (and SIGHUP) to reload filters.
     pub reload: bool,
+    /// How long a filter whose root context's `proxy_on_done` returned false has to call
+    /// `proxy_done` when it is unloaded (after a reload replaced it, or at shutdown).
+    pub done_timeout: Duration,
     /// Where compiled modules are kept, as unnamed files mapped into the process, while they
     /// are loaded (see `wasm::compile`).
     pub artifact_dir: PathBuf,
@@ -150,6 +153,7 @@ impl Default for WasmConfig {
             memory_limit: 64 << 20,
             max_vms: 256,
             reload: true,
+            done_timeout: Duration::from_secs(10),
             artifact_dir: PathBuf::from("/var/tmp"),
         }
     }
@@ -810,11 +814,19 @@ impl Validator {
         if max_vms == 0 {
             self.err("wasm.max_vms", "must be at least 1");
         }
+        let done_timeout = self
+            .duration(
+                "wasm.done_timeout",
+                w.done_timeout.as_deref(),
+                d.done_timeout,
+            )
+            .unwrap_or(d.done_timeout);
         WasmConfig {
             callback_deadline,
             memory_limit,
             max_vms: max_vms.max(1),
             reload: w.reload.unwrap_or(true),
+            done_timeout,
             artifact_dir: w
                 .artifact_dir
                 .as_deref()

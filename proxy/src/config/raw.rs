@@ -128,6 +128,7 @@ pub struct RawWasm {
     pub memory_limit: Option<String>,
     pub max_vms: Option<u32>,
     pub reload: Option<bool>,
+    pub done_timeout: Option<String>,
     pub artifact_dir: Option<String>,
 }
 

@@ -16,7 +16,7 @@ use wasmtime::{Caller, Linker};
 
 use super::host::{
     join_values, parse_pairs, serialize_pairs_into, serialize_pairs_lower_into, status::*,
-    BodyKind, HostState, KafkaTopics, LocalReply, Outbound, Props, RawFields, StreamSlot,
+    BodyKind, HostState, KafkaTopics, LocalReply, Outbound, Props, RawFields, RootEnd, StreamSlot,
 };
 use super::shared::{MetricKind, QueueOwner};
 use super::stream::StreamInfo;
@@ -756,7 +756,17 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
             }
         },
     )?;
-    l.wrap("env", "proxy_done", |_c: C<'_>| -> u32 { OK })?;
+    // Ends a root context's `proxy_on_done` that returned false (Envoy: `NOT_FOUND` when the
+    // root context is not waiting to end).
+    l.wrap("env", "proxy_done", |mut c: C<'_>| -> u32 {
+        let st = c.data_mut();
+        if st.root_end == RootEnd::Pending {
+            st.root_end = RootEnd::Done;
+            OK
+        } else {
+            NOT_FOUND
+        }
+    })?;
     l.wrap(
         "env",
         "proxy_call_foreign_function",

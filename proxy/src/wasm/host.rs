@@ -446,6 +446,21 @@ pub struct HostState {
     pub budget: Duration,
     pub call_start_ms: u64,
     pub cpu_mark: Option<Duration>,
+    /// Where the root context is in its end (see `wasm::unload`).
+    pub root_end: RootEnd,
+}
+
+/// The end of a VM's root context, as Envoy runs it when a plugin goes away: `proxy_on_done`;
+/// if it returned false, the guest finishes its work and calls `proxy_done`; then
+/// `proxy_on_delete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootEnd {
+    /// Serving; `proxy_done` has nothing to finish (`NOT_FOUND`).
+    Live,
+    /// `proxy_on_done` returned false: timers and calls go on until `proxy_done`.
+    Pending,
+    /// `proxy_done` was called: `proxy_on_delete` comes next.
+    Done,
 }
 
 impl HostState {
@@ -481,6 +496,7 @@ impl HostState {
             budget: Duration::from_secs(1),
             call_start_ms: 0,
             cpu_mark: None,
+            root_end: RootEnd::Live,
         }
     }
 

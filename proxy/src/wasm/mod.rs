@@ -21,6 +21,7 @@ mod host;
 pub mod reload;
 mod shared;
 mod stream;
+mod unload;
 mod vm;
 
 use std::path::PathBuf;
@@ -85,11 +86,18 @@ impl Chain {
         })
     }
 
-    /// Stops the timers of plugins that `next` does not reuse.
+    /// Retires the plugins that `next` does not reuse: their timers stop, and their root
+    /// contexts end once the streams that started with them have finished (`unload.rs`).
+    /// Must run inside the tokio runtime.
     fn retire_unused(&self, next: &Chain) {
         for p in &self.plugins {
             if !next.plugins.iter().any(|n| Arc::ptr_eq(n, p)) {
                 p.retired.store(true, Ordering::Relaxed);
+                let rt = p.runtime();
+                let mut retiring = rt.retiring.lock().unwrap_or_else(|e| e.into_inner());
+                retiring.retain(|w| w.strong_count() > 0);
+                retiring.push(Arc::downgrade(p));
+                tokio::spawn(unload::after_streams(p.clone()));
             }
         }
     }
@@ -136,6 +144,7 @@ impl Runtime {
                 callouts: Default::default(),
                 clock,
                 vms: AtomicU64::new(0),
+                retiring: Default::default(),
             }),
         })
     }
@@ -183,6 +192,29 @@ impl Runtime {
             "strait_wasm_vms {}\n",
             self.inner.vms.load(Ordering::Relaxed)
         ));
+    }
+
+    /// Unloads every filter, at shutdown: the plugins of `chains` and those a reload retired
+    /// that still serve old streams. Each root context gets `proxy_on_done` (and, when the
+    /// filter has work to finish, up to `wasm.done_timeout` to call `proxy_done`), then
+    /// `proxy_on_delete`.
+    pub async fn unload(&self, chains: &[ChainHandle]) {
+        let mut plugins: Vec<Arc<Plugin>> = Vec::new();
+        let retiring = std::mem::take(
+            &mut *self
+                .inner
+                .retiring
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        let current = chains.iter().flat_map(|c| c.load().plugins.clone());
+        for p in current.chain(retiring.iter().filter_map(|w| w.upgrade())) {
+            if !plugins.iter().any(|q| Arc::ptr_eq(q, &p)) {
+                plugins.push(p);
+            }
+        }
+        let ends = plugins.iter().map(unload::end);
+        futures_util::future::join_all(ends).await;
     }
 
     /// Live VMs across all filters.

@@ -30,6 +30,9 @@ pub struct RuntimeInner {
     pub clock: Arc<super::epoch::EpochClock>,
     /// Live VMs, bounded by `max_vms`.
     pub vms: AtomicU64,
+    /// Plugins a reload retired, still serving the streams that started with them; shutdown
+    /// ends them with the current ones (`unload.rs`).
+    pub retiring: Mutex<Vec<Weak<Plugin>>>,
 }
 
 impl Drop for RuntimeInner {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use wasmtime::{InstancePre, Store, Trap, TypedFunc, WasmParams, WasmResults};
 
-use super::host::{HostState, Outbound};
+use super::host::{HostState, Outbound, RootEnd};
 use super::shared::RuntimeInner;
 use super::WasmError;
 use crate::config::{FailurePolicy, FilterConfig};
@@ -232,6 +232,8 @@ pub struct Plugin {
     pub slots: Box<[VmSlot]>,
     /// Set when a reload replaced this plugin: timers stop, streams in flight finish.
     pub retired: AtomicBool,
+    /// Set when its root contexts' end began (`unload.rs`): no replacement VMs any more.
+    pub unloading: AtomicBool,
     /// Module bytes and settings, to tell whether a reload changes anything.
     pub fingerprint: (u64, FilterConfig),
     /// The module exports a request (response) body or trailers callback. When no filter of
@@ -395,6 +397,7 @@ impl Plugin {
             rt: rt.clone(),
             slots,
             retired: AtomicBool::new(false),
+            unloading: AtomicBool::new(false),
             fingerprint: (fnv(&bytes), fc.clone()),
         });
         for i in 0..plugin.slots.len() {
@@ -471,17 +474,38 @@ impl Plugin {
         };
         store.data_mut().memory = Some(memory);
         store.data_mut().alloc = Some(Arc::new(alloc));
-        for init in ["_initialize", "_start"] {
-            if let Some(f) = optional_export::<(), ()>(&inst, &mut store, init) {
-                if let Err(e) = f.call(&mut store, ()) {
-                    // `proc_exit(0)` from a command's `_start` is a normal end.
-                    if store.data().fault.as_deref() != Some("proc_exit(0)") {
-                        return Err(fail(&store, init, e));
-                    }
-                    store.data_mut().fault = None;
-                }
-                break;
+        // As Envoy: a WASI reactor gets `_initialize`, then `main(0, 0)` when it exports one
+        // (where some toolchains' modules set their SDK up); a command gets `_start`.
+        // `proc_exit(0)` is a normal end of either.
+        let ended = |store: &mut Store<HostState>, r: wasmtime::Result<()>, what: &str| match r {
+            Err(_) if store.data().fault.as_deref() == Some("proc_exit(0)") => {
+                store.data_mut().fault = None;
+                Ok(())
             }
+            Err(e) => Err(fail(store, what, e)),
+            Ok(()) => Ok(()),
+        };
+        if let Some(f) = optional_export::<(), ()>(&inst, &mut store, "_initialize") {
+            let r = f.call(&mut store, ());
+            ended(&mut store, r, "_initialize")?;
+            if let Some(main) = inst.get_func(&mut store, "main") {
+                let main = match main.typed::<(i32, i32), i32>(&store) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        return Err(fail(
+                            &store,
+                            "export `main` has the wrong type (a reactor's `main` is called \
+                             as `main(argc: i32, argv: i32) -> i32`)",
+                            e,
+                        ))
+                    }
+                };
+                let r = main.call(&mut store, (0, 0)).map(drop);
+                ended(&mut store, r, "main")?;
+            }
+        } else if let Some(f) = optional_export::<(), ()>(&inst, &mut store, "_start") {
+            let r = f.call(&mut store, ());
+            ended(&mut store, r, "_start")?;
         }
         macro_rules! opt {
             ($name:literal) => {
@@ -572,6 +596,9 @@ impl Plugin {
         slot: usize,
     ) -> Result<&'g mut Vm, String> {
         if g.is_none() {
+            if self.unloading.load(Ordering::Relaxed) {
+                return Err("the filter is being unloaded".to_owned());
+            }
             let vm = self.instantiate(slot).map_err(|e| e.to_string())?;
             tracing::info!(filter = %self.info.name, listener = %self.info.listener, slot, "started a replacement VM");
             **g = Some(vm);
@@ -654,13 +681,19 @@ async fn ticker(plugin: std::sync::Weak<Plugin>, slot: usize, inc: u64) {
         };
         tokio::time::sleep(period).await;
         let Some(p) = plugin.upgrade() else { return };
-        if p.retired.load(Ordering::Relaxed) {
-            return;
-        }
         let mut g = p.lock(slot);
         let Some(vm) = g.as_mut().filter(|vm| vm.incarnation == inc) else {
             return;
         };
+        // A retired plugin's timers stop, but for a root context that finishes its work
+        // before `proxy_done` (`unload.rs`).
+        if p.retired.load(Ordering::Relaxed) && vm.store.data().root_end != RootEnd::Pending {
+            let _ =
+                p.slots[slot]
+                    .ticker
+                    .compare_exchange(inc, 0, Ordering::Relaxed, Ordering::Relaxed);
+            return;
+        }
         let Some(tick) = vm.f.on_tick.clone() else {
             return;
         };
