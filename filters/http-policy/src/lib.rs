@@ -43,6 +43,8 @@
 //! with `grpc-status: 7` (PERMISSION_DENIED). Every decision sets the `strait.policy` property to
 //! the rule(s) that decided, which strait writes into the request's flow record.
 
+mod re2;
+
 use std::cell::RefCell;
 
 use regex::bytes::{Regex, RegexBuilder};
@@ -304,10 +306,12 @@ pub struct HttpPolicy {
     allowed: Counter,
 }
 
-/// Compiles `pattern` to match a whole value, as Cilium's regexes do. The pattern must be a
+/// Compiles `pattern` to match a whole value, as Cilium's regexes do (`\d`, `\w`, `\s`, `\b`
+/// in ASCII, as RE2 reads them: `re2.rs`). The pattern must be a
 /// regex on its own first: `/x)|(.*` is refused, where wrapped it would read as
 /// `^(?:/x)|(.*)$` and match everything.
 pub fn full_match(pattern: &str) -> Result<Regex, regex::Error> {
+    let pattern = &*re2::ascii_perl_classes(pattern);
     let build = |p: &str| {
         RegexBuilder::new(p)
             .size_limit(REGEX_SIZE_LIMIT)
@@ -395,7 +399,7 @@ fn compile_direction(d: DirectionConfig) -> Result<Direction, ConfigError> {
         let (rule, path) = compile_rule(r)?;
         match path {
             Some(p) => {
-                patterns.push(format!("^(?:{p})$"));
+                patterns.push(format!("^(?:{})$", re2::ascii_perl_classes(&p)));
                 with_path.push(i);
             }
             None => any_path.push(i),

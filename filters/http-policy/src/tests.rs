@@ -179,6 +179,51 @@ fn patterns_must_stand_alone() {
     assert!(crate::full_match("/x|/y").is_ok_and(|r| r.is_match(b"/y") && !r.is_match(b"/x/y")));
 }
 
+/// `\d`, `\w`, `\s` and `\b` are ASCII, as under Cilium (Go's regexp validates rules, Envoy's
+/// RE2 matches them): a rule for `/users/\d+` does not allow Arabic-Indic digits, nor `\w+` a
+/// Cyrillic host, on the path set and on single regexes (host) alike.
+#[test]
+fn perl_classes_are_ascii_as_in_re2() {
+    use crate::re2::ascii_perl_classes as ascii;
+    for (pattern, want) in [
+        (r"/users/\d+", r"/users/[0-9]+"),
+        (r"\D\W\S", r"[^0-9][^0-9A-Za-z_][^\t\n\x0C\r ]"),
+        (r"[\w.-]+", r"[0-9A-Za-z_.-]+"),
+        (r"[^\s]", r"[^\t\n\x0C\r ]"),
+        (r"[a\D]", r"[a[^0-9]]"),
+        (r"\bx\B", r"(?-u:\b)x(?-u:\B)"),
+        // An escaped backslash followed by `d` is no class.
+        (r"\\d", r"\\d"),
+        (r"/plain/.*", r"/plain/.*"),
+        // Not a regex: left alone for the compiler to refuse.
+        (r"(\d", r"(\d"),
+    ] {
+        assert_eq!(ascii(pattern), want, "{pattern}");
+    }
+    let mut h = one_direction(vec![
+        rule("p/ids", json!({"path": r"/users/\d+"})),
+        rule("p/host", json!({"path": "/h", "host": r"\w+\.test"})),
+        rule("p/words", json!({"path": r"/w/[\w-]+\s?"})),
+    ]);
+    for allowed in [
+        TestRequest::get("/users/123"),
+        TestRequest::get("/h").header(":authority", "api_1.test"),
+        TestRequest::get("/w/a-b_c "),
+    ] {
+        assert!(h.request(allowed).allowed());
+    }
+    for denied in [
+        TestRequest::get("/users/\u{661}\u{662}\u{663}"),
+        TestRequest::get("/users/\u{ff11}"),
+        TestRequest::get("/h").header(":authority", "\u{430}\u{43f}\u{438}.test"),
+        TestRequest::get("/w/caf\u{e9}"),
+        TestRequest::get("/w/a\u{a0}"),
+    ] {
+        assert_eq!(h.request(denied).status(), Some(403));
+    }
+    assert!(crate::full_match(r"\d+").is_ok_and(|r| !r.is_match("\u{661}".as_bytes())));
+}
+
 #[test]
 fn header_match_mismatch_actions_change_the_request() {
     let mut h = one_direction(vec![rule(
