@@ -36,7 +36,8 @@
 //!   query string) and `:authority`; each `headers` entry must be present (with exactly `value`
 //!   when given); each `header_matches` entry without `mismatch` must be present with exactly
 //!   `value`. A `header_matches` entry *with* `mismatch` never stops the rule from matching: when
-//!   the header is absent or differs, the matching rule applies the action — `LOG` (a log line),
+//!   the header is absent or differs, every matching rule (not only the one that decides)
+//!   applies its action — `LOG` (a log line),
 //!   `ADD` (add `value`), `DELETE` (remove the header), `REPLACE` (set it to `value`).
 //!
 //! Denied requests get Cilium's answer: `403` with body `Access denied`, or for gRPC HTTP 200
@@ -191,6 +192,10 @@ struct Rule {
     headers: Vec<(String, Option<Vec<u8>>)>,
     /// (lower-case name, value, action on mismatch; `None`: must match)
     header_matches: Vec<(String, Vec<u8>, Option<Mismatch>)>,
+    /// The rule's own `path` regex, kept only for a rule with mismatch actions: those run for
+    /// every matching rule, not only the one that decides (the others are matched in the
+    /// direction's path set).
+    own_path: Option<Regex>,
 }
 
 /// A compiled direction: its rules' paths in one regex set.
@@ -204,6 +209,8 @@ struct Direction {
     paths: PathSet,
     /// Rule indices without a `path` (they match every path).
     any_path: Vec<usize>,
+    /// Rule indices with mismatch actions, in policy order.
+    with_actions: Vec<usize>,
 }
 
 /// The `path` patterns of a direction's rules. Built as `regex::bytes::RegexSet` builds its
@@ -352,10 +359,11 @@ fn compile_rule(r: RuleConfig) -> Result<(Rule, Option<String>), ConfigError> {
     };
     let method = compile("method", &r.method)?;
     let host = compile("host", &r.host)?;
-    if let Some(p) = r.path.as_deref().filter(|p| !p.is_empty()) {
-        // Checked alone first, so an error names the rule rather than the set.
-        compile_regex(&r.name, "path", p)?;
-    }
+    // Checked alone first, so an error names the rule rather than the set.
+    let own_path = match r.path.as_deref().filter(|p| !p.is_empty()) {
+        Some(p) => Some(compile_regex(&r.name, "path", p)?),
+        None => None,
+    };
     let mut headers = Vec::with_capacity(r.headers.len());
     for h in r.headers {
         if h.name.is_empty() {
@@ -378,6 +386,7 @@ fn compile_rule(r: RuleConfig) -> Result<(Rule, Option<String>), ConfigError> {
         ));
     }
     let path = r.path.filter(|p| !p.is_empty());
+    let actions = header_matches.iter().any(|(_, _, m)| m.is_some());
     Ok((
         Rule {
             name: r.name,
@@ -385,6 +394,7 @@ fn compile_rule(r: RuleConfig) -> Result<(Rule, Option<String>), ConfigError> {
             host,
             headers,
             header_matches,
+            own_path: own_path.filter(|_| actions),
         },
         path,
     ))
@@ -395,8 +405,12 @@ fn compile_direction(d: DirectionConfig) -> Result<Direction, ConfigError> {
     let mut patterns = Vec::new();
     let mut with_path = Vec::new();
     let mut any_path = Vec::new();
+    let mut with_actions = Vec::new();
     for (i, r) in d.rules.into_iter().enumerate() {
         let (rule, path) = compile_rule(r)?;
+        if rule.has_actions() {
+            with_actions.push(i);
+        }
         match path {
             Some(p) => {
                 patterns.push(format!("^(?:{})$", re2::ascii_perl_classes(&p)));
@@ -415,6 +429,7 @@ fn compile_direction(d: DirectionConfig) -> Result<Direction, ConfigError> {
         with_path,
         paths,
         any_path,
+        with_actions,
     })
 }
 
@@ -485,6 +500,10 @@ impl Rule {
                 .all(|(n, val, _)| header_is(v, n, (!val.is_empty()).then_some(val)))
     }
 
+    fn has_actions(&self) -> bool {
+        self.header_matches.iter().any(|(_, _, m)| m.is_some())
+    }
+
     /// Applies the mismatch actions of this (matching) rule.
     fn apply_mismatches(&self, v: &View<'_>, req: &mut Request<'_>) {
         for (name, value, action) in &self.header_matches {
@@ -526,6 +545,16 @@ impl Direction {
             false
         });
         best.map(|i| &self.rules[i])
+    }
+
+    /// The rules with mismatch actions that match, in policy order: Cilium runs the actions
+    /// of every matching rule, whichever decided.
+    fn apply_mismatches(&self, v: &View<'_>, req: &mut Request<'_>) {
+        for r in self.with_actions.iter().map(|&i| &self.rules[i]) {
+            if r.own_path.as_ref().is_none_or(|p| p.is_match(v.path)) && r.matches(v) {
+                r.apply_mismatches(v, req);
+            }
+        }
     }
 }
 
@@ -594,10 +623,10 @@ impl Filter for HttpPolicy {
         let view = View::read(&raw);
         // What decided, joined with " + " for the flow record. Allocated only when more than
         // one direction decides (a policy at each end of the connection); so is `apply`, only
-        // for rules with mismatch actions.
+        // for directions with mismatch actions.
         let mut first: Option<&str> = None;
         let mut joined = String::new();
-        let mut apply: Vec<&Rule> = Vec::new();
+        let mut apply: Vec<&Direction> = Vec::new();
         for d in &set.directions {
             if let Some(why) = &d.deny {
                 self.denied.increment(1);
@@ -608,8 +637,8 @@ impl Filter for HttpPolicy {
             } else {
                 match d.first_match(&view) {
                     Some(rule) => {
-                        if rule.header_matches.iter().any(|(_, _, m)| m.is_some()) {
-                            apply.push(rule);
+                        if !d.with_actions.is_empty() {
+                            apply.push(d);
                         }
                         rule.name.as_str()
                     }
@@ -630,8 +659,8 @@ impl Filter for HttpPolicy {
                 }
             }
         }
-        for rule in apply {
-            rule.apply_mismatches(&view, req);
+        for d in apply {
+            d.apply_mismatches(&view, req);
         }
         self.allowed.increment(1);
         let decided = if joined.is_empty() {

@@ -271,6 +271,51 @@ fn header_match_mismatch_actions_change_the_request() {
     assert!(hs.iter().any(|(k, v)| k == "x-del" && v == "keep"));
 }
 
+/// As under Cilium, the mismatch actions of every matching rule run, not only those of the
+/// rule that decides; rules that do not match (by path, method or a required header) add
+/// nothing.
+#[test]
+fn mismatch_actions_of_every_matching_rule_run() {
+    let add = |name: &str| json!([{"name": name, "value": "1", "mismatch": "ADD"}]);
+    let mut h = one_direction(vec![
+        rule(
+            "first",
+            json!({"path": "/a.*", "header_matches": add("x-first")}),
+        ),
+        rule("no-actions", json!({"path": "/ab"})),
+        rule(
+            "also",
+            json!({"path": "/ab", "header_matches": add("x-also")}),
+        ),
+        rule(
+            "any-path",
+            json!({"method": "GET", "header_matches": add("x-any")}),
+        ),
+        rule(
+            "other-path",
+            json!({"path": "/zz", "header_matches": add("x-other-path")}),
+        ),
+        rule(
+            "other-method",
+            json!({"method": "POST", "header_matches": add("x-other-method")}),
+        ),
+        rule(
+            "needs-header",
+            json!({"path": "/ab", "headers": [{"name": "x-need"}], "header_matches": add("x-needs")}),
+        ),
+    ]);
+    let out = h.request(TestRequest::get("/ab"));
+    assert!(out.allowed());
+    assert_eq!(policy(&out), "first");
+    let added: Vec<String> = out
+        .request_headers()
+        .iter()
+        .filter(|(k, v)| k.starts_with("x-") && v == "1")
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(added, ["x-first", "x-also", "x-any"]);
+}
+
 #[test]
 fn grpc_denials_are_permission_denied() {
     let mut h = one_direction(vec![rule(
