@@ -79,8 +79,10 @@ pub struct Server {
     admin: Option<(tokio::net::TcpListener, admin::Admin)>,
     ready: Arc<AtomicBool>,
     reloader: Option<wasm::reload::Reloader>,
-    /// The filter runtime and every listener's chain, to unload the filters at shutdown.
-    filters: Option<(wasm::Runtime, Vec<wasm::ChainHandle>)>,
+    /// The filter runtime (once there is one) and every listener's chain, to unload the
+    /// filters at shutdown.
+    runtime: wasm::reload::RuntimeSlot,
+    chains: Vec<wasm::ChainHandle>,
     enforcement: policy::watch::Enforcement,
     identities: Arc<policy::Identities>,
 }
@@ -131,7 +133,7 @@ impl Server {
         let metrics = metrics::Metrics::new();
         let flows =
             flows::Flows::start(&config.flows, metrics.clone()).map_err(ServeError::FlowSink)?;
-        let loaded = load_filters(&config, compile).await?;
+        let loaded = load_filters(&config, compile.clone()).await?;
         let chains: Vec<wasm::ChainHandle> = match &loaded {
             Some((rt, chains)) => {
                 metrics.set_wasm(rt.clone());
@@ -207,27 +209,29 @@ impl Server {
         } else {
             None
         };
-        let filters = loaded
-            .as_ref()
-            .map(|(runtime, _)| (runtime.clone(), chains.clone()));
-        let reloader = match loaded {
-            Some((runtime, _)) if config.wasm.reload => Some(wasm::reload::Reloader {
-                runtime,
-                config: config.clone(),
-                started: config.clone(),
-                listeners: config
-                    .listeners
-                    .iter()
-                    .zip(&chains)
-                    .map(|(l, c)| wasm::reload::Watched {
-                        listener: l.clone(),
-                        chain: c.clone(),
-                    })
-                    .collect(),
-                interval: std::time::Duration::from_secs(1),
-            }),
-            _ => None,
-        };
+        let runtime = wasm::reload::RuntimeSlot::default();
+        if let Some((rt, _)) = loaded {
+            let _ = runtime.set(rt);
+        }
+        // The watcher runs whether or not the config has filters now: a reload can bring the
+        // first ones (the runtime starts then).
+        let reloader = config.wasm.reload.then(|| wasm::reload::Reloader {
+            runtime: runtime.clone(),
+            compile: compile.clone(),
+            metrics: metrics.clone(),
+            config: config.clone(),
+            started: config.clone(),
+            listeners: config
+                .listeners
+                .iter()
+                .zip(&chains)
+                .map(|(l, c)| wasm::reload::Watched {
+                    listener: l.clone(),
+                    chain: c.clone(),
+                })
+                .collect(),
+            interval: std::time::Duration::from_secs(1),
+        });
         let ready = Arc::new(AtomicBool::new(false));
         let admin = match &config.admin {
             Some(a) => {
@@ -254,7 +258,8 @@ impl Server {
             admin,
             ready,
             reloader,
-            filters,
+            runtime,
+            chains,
             enforcement: policy::watch::Enforcement { datapath, sockmap },
             identities,
         })
@@ -323,8 +328,8 @@ impl Server {
         }
         // The filters' root contexts end (`proxy_on_done`; those with work to finish get up
         // to `wasm.done_timeout` to call `proxy_done`).
-        if let Some((runtime, chains)) = &self.filters {
-            runtime.unload(chains).await;
+        if let Some(runtime) = self.runtime.get() {
+            runtime.unload(&self.chains).await;
         }
         admin_stop.cancel();
         if let Some(task) = policy_watch {

@@ -1623,6 +1623,53 @@ async fn shared_queues_keep_a_consumer_across_reloads() {
     );
 }
 
+/// A config that starts without filters is watched too: the reload that adds the first filter
+/// starts the filter runtime, the running listener applies the filter to its next request, and
+/// the filter's metrics show on `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_the_first_filter() {
+    let _ = logs();
+    let Some(basics) = module("pw_basics.wasm") else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let (p, cfg_path) = Proxy::start_file(&format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n{}",
+        http_listener("web", up.addr, "")
+    ))
+    .await;
+    let web = p.addr("web");
+    let (s, _, body) = get(web, "/headers", &[]).await;
+    assert_eq!(s, 200);
+    assert!(!body.contains("x-generation"), "{body}");
+    // The listener is the file's last block: the filters go under it.
+    let text = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(
+        &cfg_path,
+        text + &filter_block(
+            "first",
+            &basics,
+            r#"'{"add_request_headers":{"x-generation":"one"}}'"#,
+            "",
+        ),
+    )
+    .unwrap();
+    let mut applied = false;
+    for _ in 0..100 {
+        let (s, _, body) = get(web, "/headers", &[]).await;
+        assert_eq!(s, 200, "{body}");
+        if body.contains("x-generation: one") {
+            applied = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(applied, "the filter added by the reload never ran");
+    assert!(logged("filter runtime started: the config now has filters or clusters"));
+    let (_, _, metrics) = get(p.admin.unwrap(), "/metrics", &[]).await;
+    assert!(metrics.contains("pw_basics_requests"), "{metrics}");
+}
+
 /// Replaces the module file and the config while requests run: zero failed requests, the new
 /// behaviour takes over, a broken module is rejected and the old one keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,10 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::{Chain, ChainHandle, Runtime};
+
+/// The filter runtime once there is one, shared by the server (which unloads the filters at
+/// shutdown) and the reloader.
+pub type RuntimeSlot = Arc<std::sync::OnceLock<Runtime>>;
 use crate::config::{Config, ListenerConfig};
 
 /// One listener's chain and the configuration it was built from.
@@ -20,7 +24,14 @@ pub struct Watched {
 }
 
 pub struct Reloader {
-    pub runtime: Runtime,
+    /// The filter runtime, created at start when the config has filters or clusters, else by
+    /// the first reload that brings some.
+    pub runtime: RuntimeSlot,
+    /// Where a runtime created by a reload is built from (`wasm` and `runtime.workers` are
+    /// read at start only) and compiles its modules.
+    pub compile: super::CompileMode,
+    /// Told about a runtime created by a reload, for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     /// The config last loaded.
     pub config: Config,
     /// The config strait started with: what the sections read at start only still run on.
@@ -124,29 +135,48 @@ impl Reloader {
                 return report;
             }
         };
-        self.runtime.set_clusters(cfg.clusters.clone());
-        // Against what runs: a file put back to it is quiet, one still off is named again.
-        for section in sections_changed(&self.started, &cfg) {
-            tracing::warn!(
-                section,
-                "config section `{section}` changed: it is read at start only; restart strait to apply it"
-            );
-        }
+        self.notices(&cfg);
+        let runtime = match self.runtime.get() {
+            Some(rt) => rt.clone(),
+            None if cfg.clusters.is_empty()
+                && cfg.listeners.iter().all(|l| l.filters.is_empty()) =>
+            {
+                // Still nothing to run.
+                self.config = cfg;
+                return report;
+            }
+            None => match Runtime::new(
+                &self.started.wasm,
+                self.started.runtime.workers,
+                cfg.clusters.clone(),
+                self.compile.clone(),
+            ) {
+                Ok(rt) => {
+                    tracing::info!(
+                        "filter runtime started: the config now has filters or clusters"
+                    );
+                    self.metrics.set_wasm(rt.clone());
+                    self.runtime.get_or_init(|| rt).clone()
+                }
+                Err(e) => {
+                    tracing::error!("config reload rejected, cannot start the filter runtime: {e}");
+                    report.rejected.push(format!("runtime: {e}"));
+                    return report;
+                }
+            },
+        };
+        runtime.set_clusters(cfg.clusters.clone());
         for l in &cfg.listeners {
             let Some(w) = self
                 .listeners
                 .iter_mut()
                 .find(|w| w.listener.name == l.name)
             else {
-                tracing::warn!(listener = %l.name, "new listener in the config: restart strait to start it");
                 continue;
             };
-            if listener_changed(&w.listener, l) {
-                tracing::warn!(listener = %l.name, "listener settings changed: only filters are reloaded live; restart strait to apply the rest");
-            }
             let old = w.chain.load_full();
             let (rt, name, filters, prev) = (
-                self.runtime.clone(),
+                runtime.clone(),
                 l.name.clone(),
                 l.filters.clone(),
                 old.clone(),
@@ -182,13 +212,36 @@ impl Reloader {
                 }
             }
         }
+        self.config = cfg;
+        report
+    }
+
+    /// What a reload cannot apply: sections read at start only, listener settings, new and
+    /// removed listeners. Against what runs: a file put back to it is quiet, one still off is
+    /// named again.
+    fn notices(&self, cfg: &Config) {
+        for section in sections_changed(&self.started, cfg) {
+            tracing::warn!(
+                section,
+                "config section `{section}` changed: it is read at start only; restart strait to apply it"
+            );
+        }
+        for l in &cfg.listeners {
+            match self.listeners.iter().find(|w| w.listener.name == l.name) {
+                None => {
+                    tracing::warn!(listener = %l.name, "new listener in the config: restart strait to start it");
+                }
+                Some(w) if listener_changed(&w.listener, l) => {
+                    tracing::warn!(listener = %l.name, "listener settings changed: only filters are reloaded live; restart strait to apply the rest");
+                }
+                Some(_) => {}
+            }
+        }
         for w in &self.listeners {
             if !cfg.listeners.iter().any(|l| l.name == w.listener.name) {
                 tracing::warn!(listener = %w.listener.name, "listener removed from the config: it keeps serving until strait restarts");
             }
         }
-        self.config = cfg;
-        report
     }
 }
 
