@@ -1312,7 +1312,8 @@ fn filter_log(name: &str) -> Vec<String> {
 /// and after that, `NOT_FOUND`), then `proxy_on_delete`. A filter that never calls
 /// `proxy_done` is dropped after `wasm.done_timeout` with a warning. A reload ends the plugin
 /// it replaced; shutdown ends the current one. The module also checks that a reactor's `main`
-/// runs after `_initialize`. `root-end.wat` takes its mode from its configuration's length.
+/// runs after `_initialize`, and that a timer shortened in `proxy_on_done` applies at once
+/// (mode 2 had a 60 s timer). `root-end.wat` takes its mode from its configuration's length.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unloaded_filters_end_their_root_contexts() {
     let _ = logs();
@@ -1397,6 +1398,7 @@ async fn unloaded_filters_end_their_root_contexts() {
         filter_log("ending")
     );
     assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(count("unexpected"), 0, "{:#?}", filter_log("ending"));
 }
 
 /// Every host function called with out-of-bounds pointers and lengths: each returns a status
@@ -1665,7 +1667,9 @@ async fn a_reload_adds_the_first_filter() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(applied, "the filter added by the reload never ran");
-    assert!(logged("filter runtime started: the config now has filters or clusters"));
+    assert!(logged(
+        "filter runtime started: the config now has filters or clusters"
+    ));
     let (_, _, metrics) = get(p.admin.unwrap(), "/metrics", &[]).await;
     assert!(metrics.contains("pw_basics_requests"), "{metrics}");
 }

@@ -36,24 +36,18 @@ pub fn ascii_perl_classes(pattern: &str) -> Cow<'_, str> {
 /// The spans to replace, with their replacement.
 struct Edits(Vec<(usize, usize, &'static str)>);
 
-/// The members of each class, to go inside brackets.
-fn members(kind: &ClassPerlKind) -> &'static str {
-    match kind {
-        ClassPerlKind::Digit => "0-9",
-        ClassPerlKind::Word => "0-9A-Za-z_",
-        ClassPerlKind::Space => r"\t\n\x0C\r ",
-    }
-}
-
-/// A class on its own: `\d` → `[0-9]`, `\D` → `[^0-9]`.
+/// A class as a bracketed class: `\d` → `[0-9]`, `\D` → `[^0-9]`. Inside brackets too, as a
+/// nested class: `[\w-x]` → `[[0-9A-Za-z_]-x]`, where the `-` stays a literal (as Go reads
+/// `[\w-x]`), which bare members (`[0-9A-Za-z_-x]`) would turn into a range. The space is
+/// `\x20`, which `(?x)` does not drop.
 fn class(kind: &ClassPerlKind, negated: bool) -> &'static str {
     match (kind, negated) {
         (ClassPerlKind::Digit, false) => "[0-9]",
         (ClassPerlKind::Digit, true) => "[^0-9]",
         (ClassPerlKind::Word, false) => "[0-9A-Za-z_]",
         (ClassPerlKind::Word, true) => "[^0-9A-Za-z_]",
-        (ClassPerlKind::Space, false) => r"[\t\n\x0C\r ]",
-        (ClassPerlKind::Space, true) => r"[^\t\n\x0C\r ]",
+        (ClassPerlKind::Space, false) => r"[\t\n\x0C\r\x20]",
+        (ClassPerlKind::Space, true) => r"[^\t\n\x0C\r\x20]",
     }
 }
 
@@ -81,14 +75,12 @@ impl ast::Visitor for Edits {
 
     fn visit_class_set_item_pre(&mut self, item: &ClassSetItem) -> Result<(), ()> {
         if let ClassSetItem::Perl(c) = item {
-            // Inside brackets: the members themselves, or a nested class for a negated one
-            // (`[a\D]` → `[a[^0-9]]`).
-            let with = if c.negated {
-                class(&c.kind, true)
-            } else {
-                members(&c.kind)
-            };
-            self.0.push((c.span.start.offset, c.span.end.offset, with));
+            // Inside brackets: a nested class (`[a\D]` → `[a[^0-9]]`).
+            self.0.push((
+                c.span.start.offset,
+                c.span.end.offset,
+                class(&c.kind, c.negated),
+            ));
         }
         Ok(())
     }

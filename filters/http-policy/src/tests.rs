@@ -187,9 +187,9 @@ fn perl_classes_are_ascii_as_in_re2() {
     use crate::re2::ascii_perl_classes as ascii;
     for (pattern, want) in [
         (r"/users/\d+", r"/users/[0-9]+"),
-        (r"\D\W\S", r"[^0-9][^0-9A-Za-z_][^\t\n\x0C\r ]"),
-        (r"[\w.-]+", r"[0-9A-Za-z_.-]+"),
-        (r"[^\s]", r"[^\t\n\x0C\r ]"),
+        (r"\D\W\S", r"[^0-9][^0-9A-Za-z_][^\t\n\x0C\r\x20]"),
+        (r"[\w.-]+", r"[[0-9A-Za-z_].-]+"),
+        (r"[^\s]", r"[^[\t\n\x0C\r\x20]]"),
         (r"[a\D]", r"[a[^0-9]]"),
         (r"\bx\B", r"(?-u:\b)x(?-u:\B)"),
         // An escaped backslash followed by `d` is no class.
@@ -222,6 +222,14 @@ fn perl_classes_are_ascii_as_in_re2() {
         assert_eq!(h.request(denied).status(), Some(403));
     }
     assert!(crate::full_match(r"\d+").is_ok_and(|r| !r.is_match("\u{661}".as_bytes())));
+    // Classes inside brackets keep their neighbours' meaning.
+    let re = crate::full_match(r"[\w.-]+").unwrap();
+    assert!(re.is_match(b"a-b.c_d") && !re.is_match(b"a/b"));
+    // A class as a range's end is refused before and after the rewrite (Go reads `[\w-_]` as
+    // `\w`, `-`, `_`; Rust's parser refuses it, and so does strait, with the error).
+    assert!(crate::full_match(r"[\w-_]").is_err());
+    // `(?x)` ignores spaces in the pattern, not in what `\s` matches.
+    assert!(crate::full_match(r"(?x) a \s b").is_ok_and(|r| r.is_match(b"a b")));
 }
 
 #[test]

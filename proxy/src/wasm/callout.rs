@@ -56,10 +56,15 @@ impl Clients {
 
 /// Runs one outbound call and delivers its result to the context that made it.
 pub async fn run(owner: Weak<Plugin>, slot: usize, inc: u64, call: Outbound) {
-    let Some(plugin) = owner.upgrade() else {
+    // Only the runtime and the filter's name are held across the call: a strong reference to
+    // the plugin would keep a retired plugin from ever being unloaded (`unload.rs` waits for
+    // the last one) while it keeps making calls.
+    let Some((rt, name)) = owner
+        .upgrade()
+        .map(|p| (plugin_rt(&p), p.info.name.clone()))
+    else {
         return;
     };
-    let rt = plugin_rt(&plugin);
     match call {
         Outbound::Http {
             token,
@@ -79,10 +84,9 @@ pub async fn run(owner: Weak<Plugin>, slot: usize, inc: u64, call: Outbound) {
                 None => Err(format!("unknown cluster `{cluster}`")),
             };
             let resp = resp.unwrap_or_else(|e| {
-                tracing::info!(filter = %plugin.info.name, cluster, "http_call failed: {e}");
+                tracing::info!(filter = %name, cluster, "http_call failed: {e}");
                 CallResponse::default()
             });
-            drop(plugin);
             deliver(owner, slot, inc, context, resp, |vm, ctx, r| {
                 let Some(f) = vm.f.http_call_response.clone() else {
                     return Ok(());
@@ -110,7 +114,6 @@ pub async fn run(owner: Weak<Plugin>, slot: usize, inc: u64, call: Outbound) {
                     ..Default::default()
                 },
             };
-            drop(plugin);
             deliver(owner, slot, inc, context, resp, |vm, ctx, r| {
                 // As under Envoy: a unary call ends in `proxy_on_grpc_receive` when it
                 // succeeds and in `proxy_on_grpc_close` when it fails, never both (SDKs forget

@@ -18,8 +18,9 @@ use tokio::time::Instant;
 use super::host::RootEnd;
 use super::vm::{Plugin, Vm};
 
-/// How often the end of a plugin checks for its streams and for `proxy_done`.
+/// How often the end of a plugin checks for `proxy_done`, and for its streams.
 const POLL: Duration = Duration::from_millis(20);
+const STREAMS_POLL: Duration = Duration::from_millis(100);
 
 /// Ends `plugin`'s root contexts once no stream uses it any more (its `Arc` is the last one:
 /// streams hold the chain they started with). For a plugin a reload retired.
@@ -29,17 +30,25 @@ pub async fn after_streams(plugin: Arc<Plugin>) {
             // Shutdown ended it meanwhile.
             return;
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(STREAMS_POLL).await;
     }
     end(&plugin).await;
 }
 
 /// Ends `plugin`'s root contexts now (shutdown: the streams have drained or are past their
-/// grace). Does nothing when the plugin's end has already begun.
+/// grace). When its end has already begun (a reload retired it), waits for that one.
 pub async fn end(plugin: &Arc<Plugin>) {
     if plugin.unloading.swap(true, Ordering::AcqRel) {
+        while !plugin.unloaded.load(Ordering::Acquire) {
+            tokio::time::sleep(POLL).await;
+        }
         return;
     }
+    finish(plugin).await;
+    plugin.unloaded.store(true, Ordering::Release);
+}
+
+async fn finish(plugin: &Arc<Plugin>) {
     let done_timeout = plugin.runtime().settings.done_timeout;
     plugin.retired.store(true, Ordering::Relaxed);
     let mut pending = Vec::new();
@@ -75,7 +84,7 @@ pub async fn end(plugin: &Arc<Plugin>) {
                  proxy_on_done returning false (wasm.done_timeout); its VMs are dropped"
             );
             for (slot, _) in pending {
-                plugin.lock(slot).take();
+                drop_vm(&mut plugin.lock(slot));
             }
             return;
         }
@@ -104,8 +113,9 @@ fn on_done(plugin: &Plugin, g: &mut MutexGuard<'_, Option<Vm>>) -> Option<u64> {
     }
     let st = vm.store.data_mut();
     st.root_end = RootEnd::Pending;
-    // Its timer goes on: start a ticker again if the retirement stopped it.
-    st.tick_changed = st.tick_period.is_some();
+    // Its timer goes on, from now: a new ticker (the retirement may have stopped the old one,
+    // or it may sleep for a long period the filter just shortened).
+    st.tick_changed |= st.tick_period.is_some();
     let inc = vm.incarnation;
     plugin.after_callback(g);
     Some(inc)
@@ -119,5 +129,15 @@ fn on_delete(plugin: &Plugin, g: &mut MutexGuard<'_, Option<Vm>>) {
     if let Some(Err(m)) = vm.call_export(|x| x.on_delete.as_ref(), root) {
         plugin.kill(g, &format!("proxy_on_delete (root): {m}"));
     }
-    g.take();
+    drop_vm(g);
+}
+
+/// Drops the VM of a slot. Streams paused in it (only past the shutdown grace) are woken to
+/// find it gone, as after a fault.
+fn drop_vm(g: &mut MutexGuard<'_, Option<Vm>>) {
+    if let Some(vm) = g.take() {
+        for s in vm.store.data().streams.values() {
+            s.info.wake.notify_one();
+        }
+    }
 }

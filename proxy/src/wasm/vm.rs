@@ -221,7 +221,11 @@ impl Vm {
 pub struct VmSlot {
     pub vm: Mutex<Option<Vm>>,
     next_incarnation: AtomicU64,
+    /// The id of the slot's live ticker task (0: none). A new tick period starts a new
+    /// ticker, and the old one (maybe asleep for the old period) ends when it sees the id
+    /// change, so a new period applies at once, as under Envoy.
     ticker: AtomicU64,
+    ticker_seq: AtomicU64,
 }
 
 /// A loaded filter: its compiled module, its configuration and its VMs.
@@ -234,6 +238,8 @@ pub struct Plugin {
     pub retired: AtomicBool,
     /// Set when its root contexts' end began (`unload.rs`): no replacement VMs any more.
     pub unloading: AtomicBool,
+    /// Set when that end is over.
+    pub unloaded: AtomicBool,
     /// Module bytes and settings, to tell whether a reload changes anything.
     pub fingerprint: (u64, FilterConfig),
     /// The module exports a request (response) body or trailers callback. When no filter of
@@ -385,6 +391,7 @@ impl Plugin {
                 vm: Mutex::new(None),
                 next_incarnation: AtomicU64::new(1),
                 ticker: AtomicU64::new(0),
+                ticker_seq: AtomicU64::new(0),
             })
             .collect();
         let exports = |names: [&str; 2]| names.iter().any(|n| module.get_export(n).is_some());
@@ -398,6 +405,7 @@ impl Plugin {
             slots,
             retired: AtomicBool::new(false),
             unloading: AtomicBool::new(false),
+            unloaded: AtomicBool::new(false),
             fingerprint: (fnv(&bytes), fc.clone()),
         });
         for i in 0..plugin.slots.len() {
@@ -648,21 +656,36 @@ impl Plugin {
                 }
             }
         }
-        if std::mem::take(&mut st.tick_changed) && st.tick_period.is_some() {
-            let t = &self.slots[slot].ticker;
-            if t.swap(inc, Ordering::Relaxed) != inc {
-                handle.spawn(ticker(owner, slot, inc));
+        if std::mem::take(&mut st.tick_changed) {
+            let s = &self.slots[slot];
+            if st.tick_period.is_some() {
+                let id = s.ticker_seq.fetch_add(1, Ordering::Relaxed) + 1;
+                s.ticker.store(id, Ordering::Relaxed);
+                handle.spawn(ticker(owner, slot, inc, id));
+            } else {
+                s.ticker.store(0, Ordering::Relaxed);
             }
         }
     }
 }
 
-/// Calls `proxy_on_tick` on one VM every tick period until the VM or its plugin goes away.
-async fn ticker(plugin: std::sync::Weak<Plugin>, slot: usize, inc: u64) {
+/// Calls `proxy_on_tick` on one VM every tick period until the VM or its plugin goes away,
+/// or a newer ticker (a new period) replaces this one, `id`.
+async fn ticker(plugin: std::sync::Weak<Plugin>, slot: usize, inc: u64, id: u64) {
+    // Checked under the slot lock, which `after_callback` holds when it starts a ticker.
+    let live = |p: &Plugin| p.slots[slot].ticker.load(Ordering::Relaxed) == id;
+    let stop = |p: &Plugin| {
+        let _ = p.slots[slot]
+            .ticker
+            .compare_exchange(id, 0, Ordering::Relaxed, Ordering::Relaxed);
+    };
     loop {
         let period = {
             let Some(p) = plugin.upgrade() else { return };
             let g = p.lock(slot);
+            if !live(&p) {
+                return;
+            }
             match g.as_ref() {
                 Some(vm) if vm.incarnation == inc => vm.store.data().tick_period,
                 _ => None,
@@ -670,28 +693,23 @@ async fn ticker(plugin: std::sync::Weak<Plugin>, slot: usize, inc: u64) {
         };
         let Some(period) = period else {
             if let Some(p) = plugin.upgrade() {
-                let _ = p.slots[slot].ticker.compare_exchange(
-                    inc,
-                    0,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
+                stop(&p);
             }
             return;
         };
         tokio::time::sleep(period).await;
         let Some(p) = plugin.upgrade() else { return };
         let mut g = p.lock(slot);
+        if !live(&p) {
+            return;
+        }
         let Some(vm) = g.as_mut().filter(|vm| vm.incarnation == inc) else {
             return;
         };
         // A retired plugin's timers stop, but for a root context that finishes its work
         // before `proxy_done` (`unload.rs`).
         if p.retired.load(Ordering::Relaxed) && vm.store.data().root_end != RootEnd::Pending {
-            let _ =
-                p.slots[slot]
-                    .ticker
-                    .compare_exchange(inc, 0, Ordering::Relaxed, Ordering::Relaxed);
+            stop(&p);
             return;
         }
         let Some(tick) = vm.f.on_tick.clone() else {

@@ -2,8 +2,10 @@
 ;; unloaded_filters_end_their_root_contexts), and the start of a WASI reactor with a `main`.
 ;; The plugin configuration's length picks how the root context ends:
 ;;   1 byte:  proxy_on_done returns true (done at once);
-;;   2 bytes: proxy_on_done returns false and sets a 20 ms timer; the first tick calls
-;;            proxy_done (which must answer OK), then again (NOT_FOUND: nothing left to end);
+;;   2 bytes: a 60 s timer from the start; proxy_on_done returns false and sets the timer to
+;;            20 ms, which must apply at once (not after the 60 s the old one sleeps); the
+;;            first tick after that calls proxy_done (which must answer OK), then again
+;;            (NOT_FOUND: nothing left to end);
 ;;   3 bytes: proxy_on_done returns false and the filter never calls proxy_done.
 ;; Every step is logged at info with the mode, so the test reads the order from the log.
 ;; Streams pass untouched (no request callbacks); their contexts end at once.
@@ -17,6 +19,7 @@
   (global $main (mut i32) (i32.const 0))
   (global $mode (mut i32) (i32.const 0))
   (global $ticked (mut i32) (i32.const 0))
+  (global $ending (mut i32) (i32.const 0))
   ;; Messages: offset, then length in the calls below. Each ends with " mode=", then the
   ;; mode digit is written after it.
   (data (i32.const 100) "main ran after _initialize mode=")          ;; 32
@@ -55,16 +58,19 @@
     (if (i32.eq (call $done) (i32.const 1))
       (then (call $say (i32.const 300) (i32.const 33)))
       (else (call $say (i32.const 400) (i32.const 34))))
+    (if (i32.eq (global.get $mode) (i32.const 2))
+      (then (drop (call $tick (i32.const 60000)))))
     (i32.const 1))
   (func (export "proxy_on_done") (param $ctx i32) (result i32)
     (if (i32.ne (local.get $ctx) (i32.const 1)) (then (return (i32.const 1))))
     (call $say (i32.const 500) (i32.const 18))
+    (global.set $ending (i32.const 1))
     (if (i32.eq (global.get $mode) (i32.const 1)) (then (return (i32.const 1))))
     (if (i32.eq (global.get $mode) (i32.const 2))
       (then (drop (call $tick (i32.const 20)))))
     (i32.const 0))
   (func (export "proxy_on_tick") (param $ctx i32)
-    (if (global.get $ticked) (then (return)))
+    (if (i32.or (global.get $ticked) (i32.eqz (global.get $ending))) (then (return)))
     (global.set $ticked (i32.const 1))
     (if (i32.eqz (call $done))
       (then (call $say (i32.const 600) (i32.const 20)))

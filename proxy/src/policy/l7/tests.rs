@@ -435,6 +435,9 @@ fn selectors_peers_and_l7_ports_cilium_refuses_are_refused() {
 #[test]
 fn patterns_that_do_not_stand_alone_are_refused() {
     assert!(full_match("/x)|(.*").is_err());
+    // The filter's ASCII reading of Perl classes and word boundaries applies here too.
+    let re = full_match(r"\bapi\b/\d+\s?[\w.]+").unwrap();
+    assert!(re.is_match("api/12 a_b.c") && !re.is_match("api/\u{661}"));
     let e = errors(&format!("{HEAD}        http: [{{ path: \"/x)|(.*\" }}]\n"));
     assert!(
         e.iter()
