@@ -386,18 +386,18 @@ fn compile_rule(r: RuleConfig) -> Result<(Rule, Option<String>), ConfigError> {
         ));
     }
     let path = r.path.filter(|p| !p.is_empty());
-    let actions = header_matches.iter().any(|(_, _, m)| m.is_some());
-    Ok((
-        Rule {
-            name: r.name,
-            method,
-            host,
-            headers,
-            header_matches,
-            own_path: own_path.filter(|_| actions),
-        },
-        path,
-    ))
+    let mut rule = Rule {
+        name: r.name,
+        method,
+        host,
+        headers,
+        header_matches,
+        own_path,
+    };
+    if !rule.has_actions() {
+        rule.own_path = None;
+    }
+    Ok((rule, path))
 }
 
 fn compile_direction(d: DirectionConfig) -> Result<Direction, ConfigError> {
@@ -547,8 +547,8 @@ impl Direction {
         best.map(|i| &self.rules[i])
     }
 
-    /// The rules with mismatch actions that match, in policy order: Cilium runs the actions
-    /// of every matching rule, whichever decided.
+    /// Applies the mismatch actions of every rule that matches, in policy order: Cilium runs
+    /// them for each matching rule, not only the one that decided.
     fn apply_mismatches(&self, v: &View<'_>, req: &mut Request<'_>) {
         for r in self.with_actions.iter().map(|&i| &self.rules[i]) {
             if r.own_path.as_ref().is_none_or(|p| p.is_match(v.path)) && r.matches(v) {
