@@ -1798,3 +1798,138 @@ async fn hot_reload_under_load_loses_no_request() {
     );
     let _ = std::io::stdout().flush();
 }
+
+/// Pauses in both directions of one stream (an HTTP/2 stream whose response body ended while
+/// its request body was still coming) are woken separately: the filter resumes only the
+/// request, and the request goes on at once. With one wake-up for the whole stream, the
+/// response's pause (waiting first) took it, and the request waited out its pause limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pauses_in_both_directions_are_woken_separately() {
+    use strait::wasm::{BodyKind, BodyOutcome, Outcome, RequestLine, StreamFilters, StreamInfo};
+    let _ = logs();
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("bidi.wat");
+    // Pauses at the end of both bodies; its timer resumes a paused request body only.
+    std::fs::write(
+        &module,
+        r#"(module
+  (import "env" "proxy_continue_stream" (func $cont (param i32) (result i32)))
+  (import "env" "proxy_set_effective_context" (func $eff (param i32) (result i32)))
+  (import "env" "proxy_set_tick_period_milliseconds" (func $tick (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $bump (mut i32) (i32.const 4096))
+  (global $waiting (mut i32) (i32.const 0))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get 0)))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $tick (i32.const 20)))
+    (i32.const 1))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (global.set $waiting (local.get 0))
+    (i32.const 1))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+    (i32.const 1))
+  (func (export "proxy_on_tick") (param i32)
+    (if (global.get $waiting)
+      (then
+        (drop (call $eff (global.get $waiting)))
+        (drop (call $cont (i32.const 0)))
+        (global.set $waiting (i32.const 0)))))
+)"#,
+    )
+    .unwrap();
+    let yaml = format!(
+        "listeners:\n{}",
+        http_listener(
+            "web",
+            "127.0.0.1:9".parse().unwrap(),
+            &filter_block("bidi", &module, "''", "")
+        )
+    );
+    let cfg = strait::config::Config::parse(std::path::Path::new("bidi.yaml"), &yaml).unwrap();
+    let runtime = strait::wasm::Runtime::new(
+        &cfg.wasm,
+        1,
+        cfg.clusters.clone(),
+        strait::wasm::CompileMode::InProcess,
+    )
+    .unwrap();
+    let chain = Arc::new(
+        runtime
+            .load_chain("web", &cfg.listeners[0].filters, None)
+            .unwrap(),
+    );
+    let (req, ()) = http::Request::post("/pkg.Svc/Chat")
+        .version(http::Version::HTTP_2)
+        .header("content-type", "application/grpc")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let (resp, ()) = http::Response::builder()
+        .status(200)
+        .body(())
+        .unwrap()
+        .into_parts();
+    let info = StreamInfo {
+        listener: Arc::from("web"),
+        source: "127.0.0.1:40000".parse().unwrap(),
+        destination: "127.0.0.1:9".parse().unwrap(),
+        upstream: Arc::from("127.0.0.1:9"),
+        protocol: "HTTP/2",
+        tls: false,
+        identity: None,
+        destination_identity: None,
+        start: std::time::SystemTime::now(),
+        request: Some(RequestLine::new(&req.method, &req.uri, &req.headers)),
+        policy: Default::default(),
+        wake: Default::default(),
+        status: Default::default(),
+        past: Default::default(),
+    };
+    let limit = Duration::from_secs(5);
+    let sf = Arc::new(StreamFilters::new(chain, info, limit));
+    let (_, o) = sf.request_headers(req, false).finish().await;
+    assert!(matches!(o, Outcome::Continue), "{o:?}");
+    let (_, o) = sf.response_headers(resp, false).finish().await;
+    assert!(matches!(o, Outcome::Continue), "{o:?}");
+
+    // The response body ends first and pauses; its wait starts before the request's.
+    let BodyOutcome::Paused(pause) = sf.body(BodyKind::Response, Bytes::from_static(b"r"), true)
+    else {
+        panic!("the response body did not pause");
+    };
+    let response = tokio::spawn({
+        let sf = sf.clone();
+        async move { sf.resume_body(pause).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!response.is_finished(), "the response pause ended early");
+
+    let t = std::time::Instant::now();
+    let BodyOutcome::Paused(pause) = sf.body(BodyKind::Request, Bytes::from_static(b"q"), true)
+    else {
+        panic!("the request body did not pause");
+    };
+    match tokio::time::timeout(limit, sf.resume_body(pause)).await {
+        Ok(BodyOutcome::Emit(b)) => assert_eq!(&b[..], b"q"),
+        Ok(other) => panic!("request body after the resume: {other:?}"),
+        Err(_) => panic!("the request body was not resumed"),
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "the request body waited {:?} for a resume its filter made within 20 ms",
+        t.elapsed()
+    );
+    // The response was never resumed: it still waits.
+    assert!(
+        !response.is_finished(),
+        "the response pause ended without a resume"
+    );
+    response.abort();
+}

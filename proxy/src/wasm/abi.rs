@@ -677,12 +677,15 @@ fn wake_stream(st: &mut HostState, request: bool, close: bool) -> u32 {
     };
     if close {
         s.close = true;
-    } else if request {
-        s.resume_request = true;
+        s.info.wake.all();
     } else {
-        s.resume_response = true;
+        if request {
+            s.resume_request = true;
+        } else {
+            s.resume_response = true;
+        }
+        s.info.wake.resume(request);
     }
-    s.info.wake.notify_one();
     OK
 }
 
@@ -1054,7 +1057,7 @@ fn env(l: &mut Reg<'_>) -> wasmtime::Result<()> {
                 headers,
                 grpc_status: u32::try_from(grpc).ok(),
             });
-            s.info.wake.notify_one();
+            s.info.wake.all();
             OK
         },
     )?;

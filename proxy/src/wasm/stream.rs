@@ -40,12 +40,42 @@ pub struct StreamInfo {
     /// `proxy_set_property`), with that filter's name; for the flow record.
     pub policy: std::sync::Mutex<Option<(Arc<str>, String)>>,
     /// Wakes the stream's task when a filter resumes or closes it while paused.
-    pub wake: Notify,
+    pub wake: Wakes,
     /// The status of the response sent to the client (0 before there is one): `response.code`
     /// and `:status` for callbacks after the response head (`proxy_on_log`).
     pub status: AtomicU16,
     /// Each head's fields as the chain left them, for the callbacks after the head's own.
     pub past: PastHeads,
+}
+
+/// A paused stream's wake-ups, one per direction: a bidirectional stream can be paused in
+/// both at once (a response body held while the request body streams on, on HTTP/2), and each
+/// pause needs its own wake-up (`Notify::notify_one` wakes a single waiter).
+#[derive(Debug, Default)]
+pub struct Wakes {
+    request: Notify,
+    response: Notify,
+}
+
+impl Wakes {
+    /// A filter resumed the stream in one direction.
+    pub fn resume(&self, request: bool) {
+        self.of(request).notify_one();
+    }
+
+    /// A filter replied or closed the stream, or its VM ended: every pause learns of it.
+    pub fn all(&self) {
+        self.request.notify_one();
+        self.response.notify_one();
+    }
+
+    fn of(&self, request: bool) -> &Notify {
+        if request {
+            &self.request
+        } else {
+            &self.response
+        }
+    }
 }
 
 /// The request and response heads' fields as the filter chain passed them on, kept for the
@@ -805,10 +835,10 @@ impl StreamFilters {
 
     /// Waits for a filter to wake the stream (resume, reply, close, or its VM's end); false
     /// when `deadline` passes first.
-    async fn woken_before(&self, deadline: Instant) -> bool {
+    async fn woken_before(&self, request: bool, deadline: Instant) -> bool {
         let left = deadline.saturating_duration_since(Instant::now());
         !left.is_zero()
-            && tokio::time::timeout(left, self.info.wake.notified())
+            && tokio::time::timeout(left, self.info.wake.of(request).notified())
                 .await
                 .is_ok()
     }
@@ -826,7 +856,7 @@ impl StreamFilters {
         let mut flow = Ok(Flow::Wait);
         let deadline = Instant::now() + self.pause_limit;
         while let Ok(Flow::Wait) = flow {
-            if !self.woken_before(deadline).await {
+            if !self.woken_before(H::REQUEST, deadline).await {
                 // Take the head back out of the VM and treat the stuck pause as a failure.
                 let _ = self.run(i, |vm, e| {
                     e.paused = false;
@@ -1040,7 +1070,7 @@ impl StreamFilters {
             let deadline = Instant::now() + self.pause_limit;
             let mut body = Bytes::new();
             let flow = loop {
-                if !self.woken_before(deadline).await {
+                if !self.woken_before(request, deadline).await {
                     // Leave the pause and treat it as a failure of the filter.
                     let _ = self.run(i, |vm, e| {
                         e.paused = false;

@@ -137,7 +137,7 @@ fn on_delete(plugin: &Plugin, g: &mut MutexGuard<'_, Option<Vm>>) {
 fn drop_vm(g: &mut MutexGuard<'_, Option<Vm>>) {
     if let Some(vm) = g.take() {
         for s in vm.store.data().streams.values() {
-            s.info.wake.notify_one();
+            s.info.wake.all();
         }
     }
 }

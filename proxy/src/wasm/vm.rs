@@ -624,7 +624,7 @@ impl Plugin {
                 "filter VM discarded: {reason}"
             );
             for s in vm.store.data().streams.values() {
-                s.info.wake.notify_one();
+                s.info.wake.all();
             }
         }
     }
