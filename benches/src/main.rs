@@ -12,6 +12,7 @@
 //! to the broker. See benches/README.md.
 
 mod configs;
+mod cpucap;
 mod filters;
 mod halfclose;
 mod kafka;

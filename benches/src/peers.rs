@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::configs;
+use crate::cpucap::CpuCap;
 use crate::load::{self, LoadResult, LoadSpec, Proto};
 use crate::procs::{self, Service, TempDir};
 use crate::report;
@@ -131,6 +132,11 @@ pub struct PeersArgs {
     /// CPU pinning (taskset).
     #[arg(long, value_enum, default_value = "auto")]
     pub pin: Pin,
+    /// Cap every proxy at this many cores (a CFS quota on a cgroup of its own, the same for
+    /// every target), so the proxy, not the load generator and upstream, limits rps.
+    /// Latency under a quota includes the throttled time; read p50/p99 from uncapped runs.
+    #[arg(long)]
+    pub proxy_cpu: Option<f64>,
     /// JSON output path [default: benches/results/peers-<date>.json].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -322,6 +328,7 @@ struct Ctx {
     proxy_cpus: Option<String>,
     strait_bin: Option<PathBuf>,
     clk_tck: u64,
+    cap: Option<CpuCap>,
 }
 
 pub fn run(args: PeersArgs) -> Result<()> {
@@ -359,6 +366,7 @@ pub fn run(args: PeersArgs) -> Result<()> {
     };
 
     let (proxy_cpus, client_cpus) = plan_cpus(args.pin, args.workers)?;
+    let cap = args.proxy_cpu.map(CpuCap::create).transpose()?;
     let tmp = TempDir::new("strait-bench", args.keep_tmp)?;
     // Run a private copy so a rebuild of target/release/strait mid-session cannot mix versions.
     let strait_copy = match &strait_bin {
@@ -401,6 +409,7 @@ pub fn run(args: PeersArgs) -> Result<()> {
         proxy_cpus,
         strait_bin: strait_copy,
         clk_tck: procs::clk_tck(),
+        cap,
         args,
     };
 
@@ -588,6 +597,12 @@ fn print_plan(
         ctx.proxy_cpus.as_deref().unwrap_or("unpinned"),
         ctx.spec.cpus.as_deref().unwrap_or("unpinned")
     );
+    if let Some(cap) = &ctx.cap {
+        eprintln!(
+            "  every proxy capped at {} cores (CFS quota on a cgroup of its own)",
+            cap.cores()
+        );
+    }
     for v in &meta.versions {
         eprintln!("  {}: {}", v.tool, v.version);
     }
@@ -817,6 +832,11 @@ fn start_proxy(
     let log = ctx
         .dir
         .join(format!("run{seq}-{}.log", target_slug(target)));
+    // Every proxy joins the capped cgroup, when there is one.
+    let spawn = |name: &str, cmd: Command, log: &Path| match &ctx.cap {
+        Some(cap) => Service::spawn(name, cap.wrap(&cmd), log),
+        None => Service::spawn(name, cmd, log),
+    };
     let svc = match target {
         Target::Direct => return Ok(None),
         Target::Strait => {
@@ -834,7 +854,7 @@ fn start_proxy(
                 "--config".into(),
                 conf.display().to_string(),
             ];
-            Service::spawn(
+            spawn(
                 "strait",
                 pinned(cpus, &bin.display().to_string(), &args),
                 &log,
@@ -849,7 +869,7 @@ fn start_proxy(
                 &conf,
                 configs::nginx_proxy(&ctx.dir, w, port, h2, upstream_port),
             )?;
-            Service::spawn(
+            spawn(
                 "nginx",
                 pinned(cpus, "nginx", &nginx_args(&ctx.dir, &conf, "proxy")),
                 &log,
@@ -862,7 +882,7 @@ fn start_proxy(
                 configs::haproxy(w, port, h2, upstream_port, upstream_h2),
             )?;
             let args = vec!["-db".to_string(), "-f".into(), conf.display().to_string()];
-            Service::spawn("haproxy", pinned(cpus, "haproxy", &args), &log)?
+            spawn("haproxy", pinned(cpus, "haproxy", &args), &log)?
         }
     };
     Ok(Some(svc))

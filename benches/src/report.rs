@@ -393,6 +393,15 @@ pub fn markdown(
             UpstreamProto::Http2 => "h2c (nginx skipped)",
         }
     );
+    if let Some(c) = args.proxy_cpu {
+        let _ = writeln!(
+            s,
+            "Every proxy ran capped at {c} cores (CFS quota, {} ms period, on a cgroup of its \
+             own): rps is what each proxy serves on that budget. Latencies include the \
+             throttled time and compare only capped runs with each other.\n",
+            crate::cpucap::PERIOD_US / 1000
+        );
+    }
     let mut protos: Vec<Proto> = summary.iter().map(|r| r.protocol).collect();
     protos.dedup();
     for proto in protos {
