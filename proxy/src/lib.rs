@@ -30,10 +30,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use config::Config;
-use listener::{BindError, Listener};
+use listener::{BindError, Listener, Live};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -75,14 +74,15 @@ impl ServeError {
 /// A server with every socket bound, not yet accepting.
 pub struct Server {
     config: Config,
-    listeners: Vec<Listener>,
+    /// Bound at start, each with its filter chain; they accept once `run` starts them.
+    listeners: Vec<(Listener, wasm::ChainHandle)>,
+    /// The listeners serving (those a reload adds too), and their connections.
+    live: Live,
     admin: Option<(tokio::net::TcpListener, admin::Admin)>,
     ready: Arc<AtomicBool>,
     reloader: Option<wasm::reload::Reloader>,
-    /// The filter runtime (once there is one) and every listener's chain, to unload the
-    /// filters at shutdown.
+    /// The filter runtime (once there is one), to unload the filters at shutdown.
     runtime: wasm::reload::RuntimeSlot,
-    chains: Vec<wasm::ChainHandle>,
     enforcement: policy::watch::Enforcement,
     identities: Arc<policy::Identities>,
 }
@@ -146,14 +146,13 @@ impl Server {
                 .collect(),
         };
         let identities = Arc::new(policy::Identities::from_endpoints(&config.endpoints));
+        let live = Live::new(flows.clone(), metrics.clone(), identities.clone());
         let listeners = config
             .listeners
             .iter()
             .zip(&chains)
-            .map(|(l, c)| {
-                Listener::bind(l.clone(), &flows, &metrics, c.clone(), identities.clone())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(l, c)| Ok((live.bind(l.clone(), c.clone())?, c.clone())))
+            .collect::<Result<Vec<_>, BindError>>()?;
         let state = if config.datapath.enabled {
             let policies = policy::load(&config.policies)?;
             let hosts = datapath::host_addresses();
@@ -163,7 +162,7 @@ impl Server {
         };
         let datapath = if let Some(state) = &state {
             let mut dp = datapath::Datapath::start(&config.datapath, state, identities.clone())?;
-            for l in listeners.iter().filter(|l| l.is_transparent()) {
+            for (l, _) in listeners.iter().filter(|(l, _)| l.is_transparent()) {
                 let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
                 dp.register_listener(port, l.socket())?;
             }
@@ -230,6 +229,7 @@ impl Server {
                     chain: c.clone(),
                 })
                 .collect(),
+            live: live.clone(),
             interval: std::time::Duration::from_secs(1),
         });
         let ready = Arc::new(AtomicBool::new(false));
@@ -255,11 +255,11 @@ impl Server {
         Ok(Self {
             config,
             listeners,
+            live,
             admin,
             ready,
             reloader,
             runtime,
-            chains,
             enforcement: policy::watch::Enforcement { datapath, sockmap },
             identities,
         })
@@ -269,8 +269,8 @@ impl Server {
     pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
         self.listeners
             .iter()
-            .find(|l| l.name() == name)
-            .and_then(|l| l.local_addr().ok())
+            .find(|(l, _)| l.name() == name)
+            .and_then(|(l, _)| l.local_addr().ok())
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
@@ -280,7 +280,7 @@ impl Server {
     /// Serves until `shutdown` is cancelled, then stops accepting and drains in-flight streams
     /// for at most `runtime.shutdown_grace`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let tasks = TaskTracker::new();
+        let tasks = self.live.tasks().clone();
         let admin_stop = CancellationToken::new();
         if let Some((sock, admin)) = self.admin {
             tokio::spawn(admin.run(sock, admin_stop.clone()));
@@ -302,21 +302,14 @@ impl Server {
             } else {
                 (Some(self.enforcement), None)
             };
-        let mut accept_loops = Vec::new();
-        for l in self.listeners {
-            tracing::info!(
-                listener = l.name(),
-                address = %l.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
-                "listening"
-            );
-            accept_loops.push(tokio::spawn(l.run(shutdown.clone(), tasks.clone())));
+        for (l, chain) in self.listeners {
+            self.live.start(l, chain, &shutdown);
         }
         self.ready.store(true, Ordering::Release);
         shutdown.cancelled().await;
         self.ready.store(false, Ordering::Release);
-        for a in accept_loops {
-            let _ = a.await;
-        }
+        let chains = self.live.chains();
+        self.live.join().await;
         tasks.close();
         let grace = self.config.runtime.shutdown_grace;
         tracing::info!(connections = tasks.len(), ?grace, "draining");
@@ -329,7 +322,7 @@ impl Server {
         // The filters' root contexts end (`proxy_on_done`; those with work to finish get up
         // to `wasm.done_timeout` to call `proxy_done`).
         if let Some(runtime) = self.runtime.get() {
-            runtime.unload(&self.chains).await;
+            runtime.unload(&chains).await;
         }
         admin_stop.cancel();
         if let Some(task) = policy_watch {

@@ -1,10 +1,11 @@
 //! Accept loops: one per configured listener, TLS termination, dispatch to the listener's flow.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -133,6 +134,19 @@ impl Listener {
                 address: cfg.address,
                 source,
             })?;
+        Ok(Self::on(cfg, socket, flows, metrics, filters, identities))
+    }
+
+    /// The listener `cfg` on a socket already bound (a reload's new settings on the socket
+    /// the listener had).
+    fn on(
+        cfg: Arc<ListenerConfig>,
+        socket: TcpListener,
+        flows: &Flows,
+        metrics: &Metrics,
+        filters: ChainHandle,
+        identities: Arc<Identities>,
+    ) -> Self {
         let lm = metrics.listener(&cfg.name);
         let flow = match (&cfg.upstream, cfg.protocol) {
             (Upstream::OriginalDestination { source }, _) => {
@@ -175,12 +189,12 @@ impl Listener {
                 .with_filters(filters, Default::default(), (None, None)),
             )),
         };
-        Ok(Self {
+        Self {
             cfg,
             socket,
             flow,
             metrics: lm,
-        })
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -200,12 +214,20 @@ impl Listener {
         self.cfg.upstream.is_transparent()
     }
 
-    /// Accepts until `shutdown`; connection tasks are tracked by `tasks` for draining.
-    pub async fn run(self, shutdown: CancellationToken, tasks: TaskTracker) {
+    /// Accepts until `stop` (a child of `shutdown`: the listener was stopped or strait shuts
+    /// down), then gives its socket back. Connection tasks are tracked by `tasks` for draining.
+    /// HTTP and Kafka connections drain when `stop` comes (they finish the requests in flight);
+    /// TCP relays run on until they end or `shutdown`.
+    pub async fn run(
+        self,
+        stop: CancellationToken,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> TcpListener {
         let tls = self.cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         loop {
             let (stream, peer) = tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = stop.cancelled() => break,
                 r = self.socket.accept() => match r {
                     Ok(x) => x,
                     Err(e) => {
@@ -220,7 +242,7 @@ impl Listener {
             // What the client dialled: the address a Kafka listener advertises.
             let local = stream.local_addr().unwrap_or(self.cfg.address);
             let metrics = self.metrics.clone();
-            let shutdown = shutdown.clone();
+            let (stop, shutdown) = (stop.clone(), shutdown.clone());
             let tls = tls.clone();
             let cfg = self.cfg.clone();
             let flow = match &self.flow {
@@ -240,9 +262,9 @@ impl Listener {
                     active.dec();
                 });
                 match (tls, flow) {
-                    (None, Flow::Http(p)) => p.serve(stream, peer, false, shutdown).await,
+                    (None, Flow::Http(p)) => p.serve(stream, peer, false, stop).await,
                     (None, Flow::Tcp(p)) => p.serve(stream, peer, shutdown).await,
-                    (None, Flow::Kafka(p)) => p.serve(stream, peer, local, shutdown).await,
+                    (None, Flow::Kafka(p)) => p.serve(stream, peer, local, stop).await,
                     (_, Flow::Transparent(_)) => unreachable_flow(&cfg.name),
                     (Some(acceptor), flow) => {
                         let s = match tokio::time::timeout(cfg.timeouts.header_read, acceptor.accept(stream)).await {
@@ -259,14 +281,152 @@ impl Listener {
                             }
                         };
                         match flow {
-                            Flow::Http(p) => p.serve(s, peer, true, shutdown).await,
+                            Flow::Http(p) => p.serve(s, peer, true, stop).await,
                             Flow::Tcp(p) => p.serve(s, peer, shutdown).await,
-                            Flow::Kafka(p) => p.serve(s, peer, local, shutdown).await,
+                            Flow::Kafka(p) => p.serve(s, peer, local, stop).await,
                             Flow::Transparent(_) => unreachable_flow(&cfg.name),
                         }
                     }
                 }
             });
+        }
+        self.socket
+    }
+}
+
+/// The listeners serving now. A config reload starts, replaces and stops them through this;
+/// transparent listeners only at start (the datapath holds their sockets).
+#[derive(Clone)]
+pub struct Live {
+    running: Arc<Mutex<Vec<Running>>>,
+    flows: Flows,
+    metrics: Metrics,
+    identities: Arc<Identities>,
+    tasks: TaskTracker,
+}
+
+struct Running {
+    cfg: Arc<ListenerConfig>,
+    chain: ChainHandle,
+    /// Ends the accept loop and drains its HTTP and Kafka connections.
+    stop: CancellationToken,
+    /// The accept loop; it gives its socket back when it ends.
+    task: JoinHandle<TcpListener>,
+}
+
+impl Live {
+    pub fn new(flows: Flows, metrics: Metrics, identities: Arc<Identities>) -> Self {
+        Self {
+            running: Default::default(),
+            flows,
+            metrics,
+            identities,
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// The connections of every listener, for draining at shutdown.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    pub fn bind(
+        &self,
+        cfg: Arc<ListenerConfig>,
+        chain: ChainHandle,
+    ) -> Result<Listener, BindError> {
+        Listener::bind(
+            cfg,
+            &self.flows,
+            &self.metrics,
+            chain,
+            self.identities.clone(),
+        )
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, Vec<Running>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Accepts on `l` until it is stopped or `shutdown`. `chain` is the handle its filters
+    /// are in (kept for unloading them at shutdown).
+    pub fn start(&self, l: Listener, chain: ChainHandle, shutdown: &CancellationToken) {
+        tracing::info!(
+            listener = l.name(),
+            address = %l.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
+            "listening"
+        );
+        let stop = shutdown.child_token();
+        let cfg = l.cfg.clone();
+        let task = tokio::spawn(l.run(stop.clone(), shutdown.clone(), self.tasks.clone()));
+        self.running().push(Running {
+            cfg,
+            chain,
+            stop,
+            task,
+        });
+    }
+
+    /// Stops listener `name`: it accepts no more connections, and its HTTP and Kafka
+    /// connections finish what is in flight and close. Its socket, if the accept loop ended
+    /// cleanly.
+    pub async fn stop(&self, name: &str) -> Option<TcpListener> {
+        let r = {
+            let mut running = self.running();
+            let i = running.iter().position(|r| r.cfg.name == name)?;
+            running.remove(i)
+        };
+        r.stop.cancel();
+        r.task.await.ok()
+    }
+
+    /// Runs listener `name` with the settings `cfg` from now on. On the same address the
+    /// socket is kept (connections wait in its backlog for the moment it takes); on another
+    /// the new one is bound first, and if that fails the listener serves on as it was.
+    /// Connections already open finish on the old settings.
+    pub async fn replace(
+        &self,
+        cfg: Arc<ListenerConfig>,
+        chain: ChainHandle,
+        shutdown: &CancellationToken,
+    ) -> Result<(), BindError> {
+        let same_address = self
+            .running()
+            .iter()
+            .any(|r| r.cfg.name == cfg.name && r.cfg.address == cfg.address);
+        let l = if same_address {
+            match self.stop(&cfg.name).await {
+                Some(socket) => Listener::on(
+                    cfg,
+                    socket,
+                    &self.flows,
+                    &self.metrics,
+                    chain.clone(),
+                    self.identities.clone(),
+                ),
+                // The accept loop panicked and took its socket: bind again.
+                None => self.bind(cfg, chain.clone())?,
+            }
+        } else {
+            let l = self.bind(cfg, chain.clone())?;
+            self.stop(&l.cfg.name).await;
+            l
+        };
+        self.start(l, chain, shutdown);
+        Ok(())
+    }
+
+    /// The filter chains of the listeners serving now.
+    pub fn chains(&self) -> Vec<ChainHandle> {
+        self.running().iter().map(|r| r.chain.clone()).collect()
+    }
+
+    /// Waits for every accept loop to end (after `shutdown`).
+    pub async fn join(&self) {
+        let tasks: Vec<JoinHandle<TcpListener>> =
+            self.running().drain(..).map(|r| r.task).collect();
+        for t in tasks {
+            let _ = t.await;
         }
     }
 }

@@ -1933,3 +1933,110 @@ async fn pauses_in_both_directions_are_woken_separately() {
     );
     response.abort();
 }
+
+/// A config reload starts new listeners (with their filters), restarts changed ones on the
+/// socket they have (a request in flight finishes; later ones get the new settings), and stops
+/// removed ones. A new listener that cannot bind is refused and the others serve on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_starts_restarts_and_stops_listeners() {
+    let _ = logs();
+    let Some(basics) = module("pw_basics.wasm") else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let (p, cfg_path) = Proxy::start_file(&format!(
+        "listeners:\n{}",
+        http_listener("web", up.addr, "")
+    ))
+    .await;
+    let web = p.addr("web");
+    // Everything before `listeners:` (flows, runtime) stays as the harness wrote it.
+    let head = {
+        let text = std::fs::read_to_string(&cfg_path).unwrap();
+        text[..text.find("listeners:").unwrap()].to_owned()
+    };
+    let rewrite = |listeners: String| {
+        std::fs::write(&cfg_path, format!("{head}listeners:\n{listeners}")).unwrap();
+    };
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let big = [("x-big", "b".repeat(2000))];
+    let big: Vec<(&str, &str)> = big.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s, _, _) = get(web, "/", &big).await;
+    assert_eq!(s, 200);
+
+    // A slow request in flight on `web` while it restarts.
+    let slow = tokio::spawn(async move { get(web, "/slow/800", &[]).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let extra_port = free_port();
+    let extra = format!(
+        "  - name: extra\n    address: 127.0.0.1:{extra_port}\n    protocol: http\n    upstream: {}\n{}",
+        up.addr,
+        filter_block(
+            "gen",
+            &basics,
+            r#"'{"add_request_headers":{"x-generation":"extra"}}'"#,
+            ""
+        )
+    );
+    rewrite(format!(
+        "{}{extra}",
+        http_listener("web", up.addr, "    max_header_bytes: 1024\n")
+    ));
+    let extra_addr: SocketAddr = format!("127.0.0.1:{extra_port}").parse().unwrap();
+    let mut started = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(extra_addr).await.is_ok() {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started, "the new listener never started");
+    let (s, _, body) = get(extra_addr, "/headers", &[]).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("x-generation: extra"), "{body}");
+    // `web` runs on its new settings, on the same port.
+    let mut restarted = false;
+    for _ in 0..100 {
+        let (s, _, _) = get(web, "/", &big).await;
+        if s == 431 {
+            restarted = true;
+            break;
+        }
+        assert_eq!(s, 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(restarted, "web never applied max_header_bytes");
+    let (s, _, body) = slow.await.unwrap();
+    assert_eq!((s, body.as_str()), (200, "slow ok"));
+
+    // `extra` goes; a new listener on web's port cannot bind and is refused.
+    rewrite(format!(
+        "{}  - name: clash\n    address: {web}\n    protocol: http\n    upstream: {}\n",
+        http_listener("web", up.addr, "    max_header_bytes: 1024\n"),
+        up.addr
+    ));
+    let mut stopped = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(extra_addr).await.is_err() {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stopped, "the removed listener still accepts");
+    let t = std::time::Instant::now();
+    while !logged("new listener not started") && t.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(logged("new listener not started"));
+    let (s, _, _) = get(web, "/", &[]).await;
+    assert_eq!(s, 200);
+}

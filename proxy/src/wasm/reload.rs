@@ -1,8 +1,9 @@
-//! Hot reload of filters: module files and the config file are polled (and SIGHUP forces a
-//! check). A changed filter gets new VMs; streams in flight keep the chain they started with.
-//! A module that fails to compile or start is rejected with a log line and the old chain keeps
-//! serving. Other config changes (listeners, addresses, timeouts) need a restart and are
-//! reported as such.
+//! Hot reload: module files and the config file are polled (and SIGHUP forces a check). A
+//! changed filter gets new VMs; streams in flight keep the chain they started with. A module
+//! that fails to compile or start is rejected with a log line and the old chain keeps serving.
+//! Listeners new in the config start, removed ones stop, and changed ones restart with their
+//! new settings (`listener::Live`); transparent listeners and the sections read at start only
+//! need a restart of strait, and are reported as such.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,7 +37,10 @@ pub struct Reloader {
     pub config: Config,
     /// The config strait started with: what the sections read at start only still run on.
     pub started: Config,
+    /// The listeners this reloader manages: all but the transparent ones are started,
+    /// restarted and stopped as the config says.
     pub listeners: Vec<Watched>,
+    pub live: crate::listener::Live,
     pub interval: Duration,
 }
 
@@ -80,6 +84,8 @@ fn watched_paths(config_file: &Path, cfg: &Config) -> Vec<PathBuf> {
 pub struct ReloadReport {
     pub reloaded: Vec<String>,
     pub rejected: Vec<String>,
+    /// Listeners started, restarted or stopped.
+    pub listeners: Vec<String>,
 }
 
 impl Reloader {
@@ -112,9 +118,13 @@ impl Reloader {
             // before reading, so a change made during the reload is seen by the next poll.
             tokio::time::sleep(Duration::from_millis(100)).await;
             last = stamp(&watched_paths(&self.config.source, &self.config));
-            let report = self.reload().await;
-            if !report.reloaded.is_empty() || !report.rejected.is_empty() || forced {
-                tracing::info!(reloaded = ?report.reloaded, rejected = ?report.rejected, forced, "filter reload finished");
+            let report = self.reload(&shutdown).await;
+            if !report.reloaded.is_empty()
+                || !report.rejected.is_empty()
+                || !report.listeners.is_empty()
+                || forced
+            {
+                tracing::info!(reloaded = ?report.reloaded, rejected = ?report.rejected, listeners = ?report.listeners, forced, "reload finished");
             }
             // A reload can change the set of module files: watch the new ones from now on.
             let after = watched_paths(&self.config.source, &self.config);
@@ -124,8 +134,9 @@ impl Reloader {
         }
     }
 
-    /// Re-reads the config file and rebuilds the chains whose filters changed.
-    pub async fn reload(&mut self) -> ReloadReport {
+    /// Re-reads the config file, rebuilds the chains whose filters changed, and starts,
+    /// restarts and stops listeners as the config now says.
+    pub async fn reload(&mut self, shutdown: &CancellationToken) -> ReloadReport {
         let mut report = ReloadReport::default();
         let cfg = match Config::load(&self.config.source) {
             Ok(c) => c,
@@ -137,13 +148,12 @@ impl Reloader {
         };
         self.notices(&cfg);
         let runtime = match self.runtime.get() {
-            Some(rt) => rt.clone(),
+            Some(rt) => Some(rt.clone()),
+            // Still no filters to run.
             None if cfg.clusters.is_empty()
                 && cfg.listeners.iter().all(|l| l.filters.is_empty()) =>
             {
-                // Still nothing to run.
-                self.config = cfg;
-                return report;
+                None
             }
             None => match Runtime::new(
                 &self.started.wasm,
@@ -156,7 +166,7 @@ impl Reloader {
                         "filter runtime started: the config now has filters or clusters"
                     );
                     self.metrics.set_wasm(rt.clone());
-                    self.runtime.get_or_init(|| rt).clone()
+                    Some(self.runtime.get_or_init(|| rt).clone())
                 }
                 Err(e) => {
                     tracing::error!("config reload rejected, cannot start the filter runtime: {e}");
@@ -165,24 +175,37 @@ impl Reloader {
                 }
             },
         };
-        runtime.set_clusters(cfg.clusters.clone());
+        if let Some(rt) = &runtime {
+            rt.set_clusters(cfg.clusters.clone());
+        }
+        // Listeners new in the config (transparent ones excepted, see `notices`) start with an
+        // empty chain, which the filter pass below fills.
+        let mut fresh: Vec<Watched> = cfg
+            .listeners
+            .iter()
+            .filter(|l| {
+                !l.upstream.is_transparent()
+                    && !self.listeners.iter().any(|w| w.listener.name == l.name)
+            })
+            .map(|l| Watched {
+                listener: l.clone(),
+                chain: empty(),
+            })
+            .collect();
+        // Listeners whose filters failed to load: a new one does not start without them.
+        let mut failed: Vec<String> = Vec::new();
         for l in &cfg.listeners {
             let Some(w) = self
                 .listeners
                 .iter_mut()
+                .chain(fresh.iter_mut())
                 .find(|w| w.listener.name == l.name)
             else {
                 continue;
             };
             let old = w.chain.load_full();
-            let (rt, name, filters, prev) = (
-                runtime.clone(),
-                l.name.clone(),
-                l.filters.clone(),
-                old.clone(),
-            );
-            let unchanged = filters.len() == old.plugins.len()
-                && filters.iter().zip(&old.plugins).all(|(f, p)| {
+            let unchanged = l.filters.len() == old.plugins.len()
+                && l.filters.iter().zip(&old.plugins).all(|(f, p)| {
                     p.fingerprint.1 == *f
                         && super::builtin::read_module(&f.module)
                             .map(|b| super::vm::fnv(&b) == p.fingerprint.0)
@@ -191,6 +214,9 @@ impl Reloader {
             if unchanged {
                 continue;
             }
+            // A listener with filters means there is a runtime (it was created above).
+            let Some(rt) = runtime.clone() else { continue };
+            let (name, filters, prev) = (l.name.clone(), l.filters.clone(), old.clone());
             let built =
                 tokio::task::spawn_blocking(move || rt.load_chain(&name, &filters, Some(&prev)))
                     .await;
@@ -198,27 +224,106 @@ impl Reloader {
                 Ok(Ok(chain)) => {
                     old.retire_unused(&chain);
                     w.chain.store(Arc::new(chain));
-                    w.listener = l.clone();
                     tracing::info!(listener = %l.name, filters = l.filters.len(), "filters reloaded");
                     report.reloaded.push(l.name.clone());
                 }
                 Ok(Err(e)) => {
                     tracing::error!(listener = %l.name, "filter reload rejected, the old filters keep serving: {e}");
                     report.rejected.push(format!("{}: {e}", l.name));
+                    failed.push(l.name.clone());
                 }
                 Err(e) => {
                     tracing::error!(listener = %l.name, "filter reload task failed: {e}");
                     report.rejected.push(format!("{}: {e}", l.name));
+                    failed.push(l.name.clone());
                 }
             }
         }
+        fresh.retain(|w| {
+            let ok = !failed.contains(&w.listener.name);
+            if !ok {
+                tracing::error!(listener = %w.listener.name, "new listener not started: its filters did not load");
+            }
+            ok
+        });
+        self.apply_listeners(&cfg, fresh, &mut report, shutdown)
+            .await;
         self.config = cfg;
         report
     }
 
-    /// What a reload cannot apply: sections read at start only, listener settings, new and
-    /// removed listeners. Against what runs: a file put back to it is quiet, one still off is
-    /// named again.
+    /// Stops the listeners gone from `cfg`, restarts those whose settings changed, and starts
+    /// `fresh` (the new ones). Transparent listeners are left as they run (`notices`).
+    async fn apply_listeners(
+        &mut self,
+        cfg: &Config,
+        fresh: Vec<Watched>,
+        report: &mut ReloadReport,
+        shutdown: &CancellationToken,
+    ) {
+        let mut kept = Vec::with_capacity(self.listeners.len());
+        for w in std::mem::take(&mut self.listeners) {
+            let name = &w.listener.name;
+            if w.listener.upstream.is_transparent() || cfg.listeners.iter().any(|l| &l.name == name)
+            {
+                kept.push(w);
+                continue;
+            }
+            self.live.stop(name).await;
+            w.chain.load_full().retire_unused(&Chain::default());
+            tracing::info!(listener = %name, "listener stopped: it is no longer in the config (its open connections finish the requests in flight)");
+            report.listeners.push(format!("stopped {name}"));
+        }
+        self.listeners = kept;
+        for w in &mut self.listeners {
+            let Some(l) = cfg.listeners.iter().find(|l| l.name == w.listener.name) else {
+                continue;
+            };
+            if !listener_changed(&w.listener, l) {
+                w.listener = l.clone();
+                continue;
+            }
+            if w.listener.upstream.is_transparent() || l.upstream.is_transparent() {
+                continue;
+            }
+            match self
+                .live
+                .replace(l.clone(), w.chain.clone(), shutdown)
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(listener = %l.name, "listener restarted with its new settings (open connections finish on the old ones)");
+                    report.listeners.push(format!("restarted {}", l.name));
+                    w.listener = l.clone();
+                }
+                Err(e) => {
+                    tracing::error!(listener = %l.name, "listener change rejected, it serves on as it was: {e}");
+                    report.rejected.push(format!("{}: {e}", l.name));
+                }
+            }
+        }
+        for w in fresh {
+            match self.live.bind(w.listener.clone(), w.chain.clone()) {
+                Ok(l) => {
+                    self.live.start(l, w.chain.clone(), shutdown);
+                    tracing::info!(listener = %w.listener.name, "listener started: new in the config");
+                    report
+                        .listeners
+                        .push(format!("started {}", w.listener.name));
+                    self.listeners.push(w);
+                }
+                Err(e) => {
+                    tracing::error!(listener = %w.listener.name, "new listener not started: {e}");
+                    report.rejected.push(format!("{}: {e}", w.listener.name));
+                    w.chain.load_full().retire_unused(&Chain::default());
+                }
+            }
+        }
+    }
+
+    /// What a reload cannot apply: sections read at start only, and transparent listeners
+    /// (new, changed or removed). Against what runs: a file put back to it is quiet, one still
+    /// off is named again.
     fn notices(&self, cfg: &Config) {
         for section in sections_changed(&self.started, cfg) {
             tracing::warn!(
@@ -228,18 +333,24 @@ impl Reloader {
         }
         for l in &cfg.listeners {
             match self.listeners.iter().find(|w| w.listener.name == l.name) {
-                None => {
-                    tracing::warn!(listener = %l.name, "new listener in the config: restart strait to start it");
+                None if l.upstream.is_transparent() => {
+                    tracing::warn!(listener = %l.name, "new transparent listener in the config: restart strait to start it (the datapath registers transparent listeners at start)");
                 }
-                Some(w) if listener_changed(&w.listener, l) => {
-                    tracing::warn!(listener = %l.name, "listener settings changed: only filters are reloaded live; restart strait to apply the rest");
+                Some(w)
+                    if listener_changed(&w.listener, l)
+                        && (w.listener.upstream.is_transparent()
+                            || l.upstream.is_transparent()) =>
+                {
+                    tracing::warn!(listener = %l.name, "transparent listener settings changed: only filters are reloaded live; restart strait to apply the rest");
                 }
-                Some(_) => {}
+                _ => {}
             }
         }
         for w in &self.listeners {
-            if !cfg.listeners.iter().any(|l| l.name == w.listener.name) {
-                tracing::warn!(listener = %w.listener.name, "listener removed from the config: it keeps serving until strait restarts");
+            if w.listener.upstream.is_transparent()
+                && !cfg.listeners.iter().any(|l| l.name == w.listener.name)
+            {
+                tracing::warn!(listener = %w.listener.name, "transparent listener removed from the config: it keeps serving until strait restarts");
             }
         }
     }
