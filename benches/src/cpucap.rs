@@ -28,12 +28,12 @@ pub struct CpuCap {
 }
 
 impl CpuCap {
-    /// Creates the cgroup `strait-bench-<pid>` limited to `cores` (0.01 up to the machine's
-    /// CPUs), under cgroup v1's `cpu` hierarchy or, without it, under cgroup v2 when its
-    /// root delegates the `cpu` controller.
+    /// Creates the cgroup `strait-bench-<pid>` limited to `cores` (at least 0.1: the kernel
+    /// takes no quota under 1 ms a period), under cgroup v1's `cpu` hierarchy or, without it,
+    /// under cgroup v2 when its root delegates the `cpu` controller.
     pub fn create(cores: f64) -> Result<Self> {
-        if !(0.01..=1024.0).contains(&cores) {
-            bail!("--proxy-cpu must be between 0.01 and 1024 cores, got {cores}");
+        if !(0.1..=1024.0).contains(&cores) {
+            bail!("--proxy-cpu must be between 0.1 and 1024 cores, got {cores}");
         }
         let quota = (cores * PERIOD_US as f64).round() as u64;
         let name = format!("strait-bench-{}", std::process::id());

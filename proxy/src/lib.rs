@@ -285,9 +285,6 @@ impl Server {
         if let Some((sock, admin)) = self.admin {
             tokio::spawn(admin.run(sock, admin_stop.clone()));
         }
-        if let Some(r) = self.reloader {
-            tokio::spawn(r.run(shutdown.clone()));
-        }
         // Policy files are watched while the datapath enforces them.
         let (mut enforcement, policy_watch) =
             if self.enforcement.datapath.is_some() && !self.config.policies.is_empty() {
@@ -305,9 +302,16 @@ impl Server {
         for (l, chain) in self.listeners {
             self.live.start(l, chain, &shutdown);
         }
+        // After the listeners: a reload restarts listeners that run.
+        let reloader = self.reloader.map(|r| tokio::spawn(r.run(shutdown.clone())));
         self.ready.store(true, Ordering::Release);
         shutdown.cancelled().await;
         self.ready.store(false, Ordering::Release);
+        // A reload under way finishes first (it starts no listener now): then the listeners
+        // and filters below are all there are.
+        if let Some(r) = reloader {
+            let _ = r.await;
+        }
         let chains = self.live.chains();
         self.live.join().await;
         tasks.close();

@@ -227,6 +227,8 @@ impl Listener {
         let tls = self.cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         loop {
             let (stream, peer) = tokio::select! {
+                // A stopped listener accepts nothing more, even with connections waiting.
+                biased;
                 _ = stop.cancelled() => break,
                 r = self.socket.accept() => match r {
                     Ok(x) => x,
@@ -307,6 +309,8 @@ pub struct Live {
 
 struct Running {
     cfg: Arc<ListenerConfig>,
+    /// The address bound (the port a `:0` address got).
+    local: Option<SocketAddr>,
     chain: ChainHandle,
     /// Ends the accept loop and drains its HTTP and Kafka connections.
     stop: CancellationToken,
@@ -358,9 +362,11 @@ impl Live {
         );
         let stop = shutdown.child_token();
         let cfg = l.cfg.clone();
+        let local = l.local_addr().ok();
         let task = tokio::spawn(l.run(stop.clone(), shutdown.clone(), self.tasks.clone()));
         self.running().push(Running {
             cfg,
+            local,
             chain,
             stop,
             task,
@@ -380,21 +386,29 @@ impl Live {
         r.task.await.ok()
     }
 
-    /// Runs listener `name` with the settings `cfg` from now on. On the same address the
-    /// socket is kept (connections wait in its backlog for the moment it takes); on another
-    /// the new one is bound first, and if that fails the listener serves on as it was.
+    /// Whether listener `cfg.name` runs on `cfg.address` already (as configured, or as
+    /// bound): a restart with `cfg` keeps its socket.
+    pub fn keeps_socket(&self, cfg: &ListenerConfig) -> bool {
+        self.running().iter().any(|r| {
+            r.cfg.name == cfg.name && (r.cfg.address == cfg.address || r.local == Some(cfg.address))
+        })
+    }
+
+    /// Runs listener `cfg.name` with the settings `cfg` from now on: on `moved`, the socket
+    /// of its new address bound beforehand ([`Self::bind`]), or else on the socket it has
+    /// ([`Self::keeps_socket`]; connections wait in its backlog for the moment it takes).
     /// Connections already open finish on the old settings.
     pub async fn replace(
         &self,
         cfg: Arc<ListenerConfig>,
         chain: ChainHandle,
+        moved: Option<Listener>,
         shutdown: &CancellationToken,
     ) -> Result<(), BindError> {
-        let same_address = self
-            .running()
-            .iter()
-            .any(|r| r.cfg.name == cfg.name && r.cfg.address == cfg.address);
-        let l = if same_address {
+        let l = if let Some(l) = moved {
+            self.stop(&cfg.name).await;
+            l
+        } else {
             match self.stop(&cfg.name).await {
                 Some(socket) => Listener::on(
                     cfg,
@@ -407,10 +421,6 @@ impl Live {
                 // The accept loop panicked and took its socket: bind again.
                 None => self.bind(cfg, chain.clone())?,
             }
-        } else {
-            let l = self.bind(cfg, chain.clone())?;
-            self.stop(&l.cfg.name).await;
-            l
         };
         self.start(l, chain, shutdown);
         Ok(())

@@ -1936,7 +1936,8 @@ async fn pauses_in_both_directions_are_woken_separately() {
 
 /// A config reload starts new listeners (with their filters), restarts changed ones on the
 /// socket they have (a request in flight finishes; later ones get the new settings), and stops
-/// removed ones. A new listener that cannot bind is refused and the others serve on.
+/// removed ones. A new listener that cannot bind is refused, and a changed one whose new
+/// filters do not load keeps its old settings too; the others serve on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_starts_restarts_and_stops_listeners() {
     let _ = logs();
@@ -1958,51 +1959,24 @@ async fn a_reload_starts_restarts_and_stops_listeners() {
     let rewrite = |listeners: String| {
         std::fs::write(&cfg_path, format!("{head}listeners:\n{listeners}")).unwrap();
     };
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+    let wait_for = |what: &'static str| async move {
+        let t = std::time::Instant::now();
+        while !logged(what) && t.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(logged(what), "no `{what}` in the log");
     };
     let big = [("x-big", "b".repeat(2000))];
     let big: Vec<(&str, &str)> = big.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (s, _, _) = get(web, "/", &big).await;
     assert_eq!(s, 200);
 
-    // A slow request in flight on `web` while it restarts.
-    let slow = tokio::spawn(async move { get(web, "/slow/800", &[]).await });
+    // 1. `web` restarts with a smaller head limit, on its port, while a request is in flight
+    // (the reload takes at most about 1.1 s: a poll, then 100 ms for the writer).
+    let slow = tokio::spawn(async move { get(web, "/slow/3000", &[]).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
-
-    let extra_port = free_port();
-    let extra = format!(
-        "  - name: extra\n    address: 127.0.0.1:{extra_port}\n    protocol: http\n    upstream: {}\n{}",
-        up.addr,
-        filter_block(
-            "gen",
-            &basics,
-            r#"'{"add_request_headers":{"x-generation":"extra"}}'"#,
-            ""
-        )
-    );
-    rewrite(format!(
-        "{}{extra}",
-        http_listener("web", up.addr, "    max_header_bytes: 1024\n")
-    ));
-    let extra_addr: SocketAddr = format!("127.0.0.1:{extra_port}").parse().unwrap();
-    let mut started = false;
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(extra_addr).await.is_ok() {
-            started = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(started, "the new listener never started");
-    let (s, _, body) = get(extra_addr, "/headers", &[]).await;
-    assert_eq!(s, 200, "{body}");
-    assert!(body.contains("x-generation: extra"), "{body}");
-    // `web` runs on its new settings, on the same port.
+    let limited = http_listener("web", up.addr, "    max_header_bytes: 1024\n");
+    rewrite(limited.clone());
     let mut restarted = false;
     for _ in 0..100 {
         let (s, _, _) = get(web, "/", &big).await;
@@ -2014,13 +1988,46 @@ async fn a_reload_starts_restarts_and_stops_listeners() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(restarted, "web never applied max_header_bytes");
+    assert!(
+        !slow.is_finished(),
+        "the slow request ended before the restart: nothing was in flight"
+    );
     let (s, _, body) = slow.await.unwrap();
     assert_eq!((s, body.as_str()), (200, "slow ok"));
 
-    // `extra` goes; a new listener on web's port cannot bind and is refused.
+    // 2. A new listener with a filter.
+    let extra_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let extra_addr: SocketAddr = format!("127.0.0.1:{extra_port}").parse().unwrap();
     rewrite(format!(
-        "{}  - name: clash\n    address: {web}\n    protocol: http\n    upstream: {}\n",
-        http_listener("web", up.addr, "    max_header_bytes: 1024\n"),
+        "{limited}  - name: extra\n    address: {extra_addr}\n    protocol: http\n    upstream: {}\n{}",
+        up.addr,
+        filter_block(
+            "gen",
+            &basics,
+            r#"'{"add_request_headers":{"x-generation":"extra"}}'"#,
+            ""
+        )
+    ));
+    let mut started = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(extra_addr).await.is_ok() {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started, "the new listener never started");
+    let (s, _, body) = get(extra_addr, "/headers", &[]).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("x-generation: extra"), "{body}");
+
+    // 3. `extra` goes; a new listener on web's port cannot bind and is refused.
+    rewrite(format!(
+        "{limited}  - name: clash\n    address: {web}\n    protocol: http\n    upstream: {}\n",
         up.addr
     ));
     let mut stopped = false;
@@ -2032,11 +2039,24 @@ async fn a_reload_starts_restarts_and_stops_listeners() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(stopped, "the removed listener still accepts");
-    let t = std::time::Instant::now();
-    while !logged("new listener not started") && t.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(logged("new listener not started"));
+    wait_for("new listener not started").await;
     let (s, _, _) = get(web, "/", &[]).await;
     assert_eq!(s, 200);
+
+    // 4. A change of `web` that comes with a filter that does not load is rejected whole: the
+    // head limit stays (not fail open on the new settings without the new filter).
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.wasm");
+    std::fs::write(&broken, b"not wasm").unwrap();
+    rewrite(http_listener(
+        "web",
+        up.addr,
+        &filter_block("broken", &broken, "''", ""),
+    ));
+    wait_for("filter reload rejected").await;
+    // The listener change is decided right after the filters: give it a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, _, _) = get(web, "/", &big).await;
+    assert_eq!(s, 431, "web runs the change whose filters did not load");
+    assert!(logged("its new filters did not load"));
 }

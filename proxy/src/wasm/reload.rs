@@ -192,9 +192,35 @@ impl Reloader {
                 chain: empty(),
             })
             .collect();
-        // Listeners whose filters failed to load: a new one does not start without them.
+        // Listeners that move to another address get their new socket before anything else of
+        // theirs changes: if it cannot be bound, the listener's whole change (its filters too)
+        // is rejected, and it serves on as it was.
+        let mut moved: Vec<crate::listener::Listener> = Vec::new();
+        let mut held: Vec<String> = Vec::new();
+        for w in &self.listeners {
+            let Some(l) = cfg.listeners.iter().find(|l| l.name == w.listener.name) else {
+                continue;
+            };
+            if !listener_changed(&w.listener, l)
+                || w.listener.upstream.is_transparent()
+                || l.upstream.is_transparent()
+                || self.live.keeps_socket(l)
+            {
+                continue;
+            }
+            match self.live.bind(l.clone(), w.chain.clone()) {
+                Ok(s) => moved.push(s),
+                Err(e) => {
+                    tracing::error!(listener = %l.name, "listener change rejected, it serves on as it was: {e}");
+                    report.rejected.push(format!("{}: {e}", l.name));
+                    held.push(l.name.clone());
+                }
+            }
+        }
+        // Listeners whose filters failed to load: a new one does not start without them, and
+        // a changed one keeps its old settings with its old filters.
         let mut failed: Vec<String> = Vec::new();
-        for l in &cfg.listeners {
+        for l in cfg.listeners.iter().filter(|l| !held.contains(&l.name)) {
             let Some(w) = self
                 .listeners
                 .iter_mut()
@@ -246,21 +272,31 @@ impl Reloader {
             }
             ok
         });
-        self.apply_listeners(&cfg, fresh, &mut report, shutdown)
+        self.apply_listeners(&cfg, fresh, moved, &failed, &mut report, shutdown)
             .await;
         self.config = cfg;
         report
     }
 
-    /// Stops the listeners gone from `cfg`, restarts those whose settings changed, and starts
-    /// `fresh` (the new ones). Transparent listeners are left as they run (`notices`).
+    /// Stops the listeners gone from `cfg`, restarts those whose settings changed (on the
+    /// sockets in `moved` when their address changed), and starts `fresh` (the new ones).
+    /// Transparent listeners are left as they run (`notices`); so are listeners whose new
+    /// filters `failed`. Nothing starts once strait shuts down.
     async fn apply_listeners(
         &mut self,
         cfg: &Config,
         fresh: Vec<Watched>,
+        mut moved: Vec<crate::listener::Listener>,
+        failed: &[String],
         report: &mut ReloadReport,
         shutdown: &CancellationToken,
     ) {
+        if shutdown.is_cancelled() {
+            for w in fresh {
+                w.chain.load_full().retire_unused(&Chain::default());
+            }
+            return;
+        }
         let mut kept = Vec::with_capacity(self.listeners.len());
         for w in std::mem::take(&mut self.listeners) {
             let name = &w.listener.name;
@@ -286,9 +322,21 @@ impl Reloader {
             if w.listener.upstream.is_transparent() || l.upstream.is_transparent() {
                 continue;
             }
+            let socket = moved
+                .iter()
+                .position(|m| m.name() == l.name)
+                .map(|i| moved.swap_remove(i));
+            if failed.contains(&l.name) {
+                tracing::error!(listener = %l.name, "listener change rejected, it serves on as it was: its new filters did not load");
+                continue;
+            }
+            if socket.is_none() && !self.live.keeps_socket(l) {
+                // Its new address could not be bound (logged above).
+                continue;
+            }
             match self
                 .live
-                .replace(l.clone(), w.chain.clone(), shutdown)
+                .replace(l.clone(), w.chain.clone(), socket, shutdown)
                 .await
             {
                 Ok(()) => {

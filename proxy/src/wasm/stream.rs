@@ -63,7 +63,8 @@ impl Wakes {
         self.of(request).notify_one();
     }
 
-    /// A filter replied or closed the stream, or its VM ended: every pause learns of it.
+    /// A filter replied or closed the stream, or its VM ended: the pause of each direction
+    /// is woken to look (a local reply goes to the first that does, see `settle`).
     pub fn all(&self) {
         self.request.notify_one();
         self.response.notify_one();
