@@ -72,6 +72,15 @@ fn logged(needle: &str) -> bool {
     String::from_utf8_lossy(&logs().lock().unwrap()).contains(needle)
 }
 
+/// Whether `needle` is logged within `limit` (log lines of other tasks come a little later).
+async fn logged_within(needle: &str, limit: Duration) -> bool {
+    let t = std::time::Instant::now();
+    while !logged(needle) && t.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    logged(needle)
+}
+
 fn filter_block(name: &str, module: &std::path::Path, config: &str, extra: &str) -> String {
     format!(
         "    filters:\n      - name: {name}\n        module: {}\n        config: {config}\n{extra}",
@@ -266,11 +275,7 @@ async fn basics_on(file: &str, engine: &str) {
             "pw-basics access: GET /fail?t={tag} status=503 code=503 ua=- type=- length=- "
         ),
     ] {
-        let t = std::time::Instant::now();
-        while !logged(&line) && t.elapsed() < Duration::from_secs(5) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(logged(&line), "no `{line}` in the log: {}", String::from_utf8_lossy(&logs().lock().unwrap()).lines().filter(|l| l.contains("access") || l.contains("rewrit")).collect::<Vec<_>>().join("\n"));
+        assert!(logged_within(&line, Duration::from_secs(5)).await, "no `{line}` in the log: {}", String::from_utf8_lossy(&logs().lock().unwrap()).lines().filter(|l| l.contains("access") || l.contains("rewrit")).collect::<Vec<_>>().join("\n"));
     }
 }
 
@@ -1960,11 +1965,10 @@ async fn a_reload_starts_restarts_and_stops_listeners() {
         std::fs::write(&cfg_path, format!("{head}listeners:\n{listeners}")).unwrap();
     };
     let wait_for = |what: &'static str| async move {
-        let t = std::time::Instant::now();
-        while !logged(what) && t.elapsed() < Duration::from_secs(10) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(logged(what), "no `{what}` in the log");
+        assert!(
+            logged_within(what, Duration::from_secs(10)).await,
+            "no `{what}` in the log"
+        );
     };
     let big = [("x-big", "b".repeat(2000))];
     let big: Vec<(&str, &str)> = big.iter().map(|(k, v)| (*k, v.as_str())).collect();
