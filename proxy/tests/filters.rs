@@ -580,8 +580,10 @@ async fn a_pause_at_the_end_of_the_request_body_holds_it_until_resumed() {
         (403, "denied by authz".to_owned())
     );
     // An upstream that answers without waiting for the body (`/` answers at once) does not
-    // get its answer past the filter: it stops taking the body, so the filter never decides,
-    // and the stream fails closed (before, the upstream's 200 went to the client).
+    // get its answer past the filter (before, the upstream's 200 went to the client). Either
+    // it stops taking the body first, so the filter never decides and the stream fails closed
+    // (503), or the filter's callout is quicker and its deny comes first (403): a race between
+    // two local servers, with the client denied either way.
     let mut send = common::h1_client(p.addr("web")).await;
     let req = http::Request::post("/")
         .header("host", "example.test")
@@ -593,8 +595,11 @@ async fn a_pause_at_the_end_of_the_request_body_holds_it_until_resumed() {
     let status = resp.status().as_u16();
     let got = resp.into_body().collect().await.unwrap().to_bytes();
     let got = String::from_utf8_lossy(&got);
-    assert_eq!(status, 503, "{got}");
-    assert!(got.contains("before the filter decided on it"), "{got}");
+    match status {
+        503 => assert!(got.contains("before the filter decided on it"), "{got}"),
+        403 => assert_eq!(got, "denied by authz"),
+        _ => panic!("the upstream's early answer got past the filter: {status} {got}"),
+    }
     // Never resumed: the stream fails (closed: 503) at the listener's request timeout.
     let t = std::time::Instant::now();
     let (s, _) = post("slow", allowed).await;
@@ -608,9 +613,12 @@ async fn a_pause_at_the_end_of_the_request_body_holds_it_until_resumed() {
         .iter()
         .filter(|f| f.verdict == Verdict::Denied)
         .collect();
-    assert_eq!(denied.len(), 1, "{flows:?}");
-    assert_eq!(denied[0].status, Some(403));
-    assert_eq!(denied[0].filter.as_deref(), Some("authz"));
+    // The secret body, and the early answer if the filter's deny came first.
+    assert_eq!(denied.len(), if status == 403 { 2 } else { 1 }, "{flows:?}");
+    for d in &denied {
+        assert_eq!(d.status, Some(403));
+        assert_eq!(d.filter.as_deref(), Some("authz"));
+    }
     let errors: Vec<_> = flows.iter().filter_map(|f| f.error.as_deref()).collect();
     assert!(
         errors.iter().any(
