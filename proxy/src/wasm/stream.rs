@@ -370,10 +370,18 @@ fn settle(vm: &mut Vm, ctx: u32, paused: bool, request: bool) -> Flow {
         return Flow::Next;
     };
     if let Some(l) = s.local.take() {
+        s.answered = Some(Box::new(l.clone()));
         return Flow::Reply(l);
     }
     if s.close {
         return Flow::Close;
+    }
+    // The other direction took the reply: this pause ends with it (a response head not yet
+    // sent goes out as the reply; elsewhere the stream is reset, see the callers).
+    if paused {
+        if let Some(l) = &s.answered {
+            return Flow::Reply(LocalReply::clone(l));
+        }
     }
     let resumed = if request {
         std::mem::take(&mut s.resume_request)
