@@ -108,7 +108,12 @@ pub struct Listener {
     socket: TcpListener,
     flow: Flow,
     metrics: ListenerMetrics,
+    tls: Option<TlsCell>,
 }
+
+/// A TLS listener's server config: each handshake takes the one in force, and a reload swaps
+/// in a rotated certificate ([`Live::rotate_tls`]).
+type TlsCell = Arc<arc_swap::ArcSwap<rustls::ServerConfig>>;
 
 /// Why a listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -189,11 +194,16 @@ impl Listener {
                 .with_filters(filters, Default::default(), (None, None)),
             )),
         };
+        let tls = cfg
+            .tls
+            .as_ref()
+            .map(|t| Arc::new(arc_swap::ArcSwap::new(t.config.clone())));
         Self {
             cfg,
             socket,
             flow,
             metrics: lm,
+            tls,
         }
     }
 
@@ -224,7 +234,6 @@ impl Listener {
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> TcpListener {
-        let tls = self.cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         loop {
             let (stream, peer) = tokio::select! {
                 // A stopped listener accepts nothing more, even with connections waiting.
@@ -245,7 +254,10 @@ impl Listener {
             let local = stream.local_addr().unwrap_or(self.cfg.address);
             let metrics = self.metrics.clone();
             let (stop, shutdown) = (stop.clone(), shutdown.clone());
-            let tls = tls.clone();
+            let tls = self
+                .tls
+                .as_ref()
+                .map(|t| tokio_rustls::TlsAcceptor::from(t.load_full()));
             let cfg = self.cfg.clone();
             let flow = match &self.flow {
                 Flow::Transparent(t) => match stream.local_addr() {
@@ -312,6 +324,7 @@ struct Running {
     /// The address bound (the port a `:0` address got).
     local: Option<SocketAddr>,
     chain: ChainHandle,
+    tls: Option<TlsCell>,
     /// Ends the accept loop and drains its HTTP and Kafka connections.
     stop: CancellationToken,
     /// The accept loop; it gives its socket back when it ends.
@@ -363,11 +376,13 @@ impl Live {
         let stop = shutdown.child_token();
         let cfg = l.cfg.clone();
         let local = l.local_addr().ok();
+        let tls = l.tls.clone();
         let task = tokio::spawn(l.run(stop.clone(), shutdown.clone(), self.tasks.clone()));
         self.running().push(Running {
             cfg,
             local,
             chain,
+            tls,
             stop,
             task,
         });
@@ -424,6 +439,25 @@ impl Live {
         };
         self.start(l, chain, shutdown);
         Ok(())
+    }
+
+    /// Swaps listener `cfg.name`'s TLS server config for `cfg`'s (a rotated certificate): new
+    /// handshakes use it, connections already open keep theirs. False when the listener does
+    /// not run with TLS (then nothing changed).
+    pub fn rotate_tls(&self, cfg: &ListenerConfig) -> bool {
+        let Some(new) = &cfg.tls else {
+            return false;
+        };
+        let running = self.running();
+        let Some(cell) = running
+            .iter()
+            .find(|r| r.cfg.name == cfg.name)
+            .and_then(|r| r.tls.as_ref())
+        else {
+            return false;
+        };
+        cell.store(new.config.clone());
+        true
     }
 
     /// The filter chains of the listeners serving now.

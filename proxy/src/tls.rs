@@ -1,7 +1,6 @@
 //! TLS material: server configs for listeners (ALPN h2 + http/1.1) and client configs for
 //! upstream TLS origination. Loaded once, at config time, so `strait check` catches bad files.
 
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -31,17 +30,34 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn open(path: &Path) -> Result<BufReader<std::fs::File>, TlsError> {
-    std::fs::File::open(path)
-        .map(BufReader::new)
-        .map_err(|source| TlsError::Read {
-            path: path.to_owned(),
-            source,
-        })
+/// The files a TLS setting was read from, and a digest of what they held then: a reload tells
+/// a rotated certificate (same paths, new contents) by it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub paths: Vec<PathBuf>,
+    pub digest: u64,
 }
 
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = rustls_pemfile::certs(&mut open(path)?)
+impl TlsFiles {
+    /// Reads `path`, adding it and its contents to the digest.
+    fn read(&mut self, path: &Path) -> Result<Vec<u8>, TlsError> {
+        use std::hash::{Hash, Hasher};
+        let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.digest.hash(&mut h);
+        path.hash(&mut h);
+        bytes.hash(&mut h);
+        self.digest = h.finish();
+        self.paths.push(path.to_owned());
+        Ok(bytes)
+    }
+}
+
+fn certs(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = rustls_pemfile::certs(&mut &pem[..])
         .collect::<Result<Vec<_>, _>>()
         .map_err(|source| TlsError::Read {
             path: path.to_owned(),
@@ -55,10 +71,20 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
-/// A listener's TLS config with ALPN `h2`, `http/1.1`.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let chain = certs(cert)?;
-    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut open(key)?)
+/// A listener's TLS: the server config, and the files it was built from.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub config: Arc<rustls::ServerConfig>,
+    pub files: TlsFiles,
+}
+
+/// A listener's TLS config with ALPN `h2`, `http/1.1`. The key must belong to the (first)
+/// certificate: a half-rotated pair is refused.
+pub fn server_config(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
+    let mut files = TlsFiles::default();
+    let chain = certs(cert, &files.read(cert)?)?;
+    let key_pem = files.read(key)?;
+    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut &key_pem[..])
         .map_err(|source| TlsError::Read {
             path: key.to_owned(),
             source,
@@ -71,7 +97,10 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    Ok(ServerTls {
+        config: Arc::new(cfg),
+        files,
+    })
 }
 
 /// TLS origination towards an upstream: the SNI to send and one client config per ALPN.
@@ -83,6 +112,8 @@ pub struct UpstreamTls {
     pub both: Arc<rustls::ClientConfig>,
     /// No ALPN, for TCP relays.
     pub plain: Arc<rustls::ClientConfig>,
+    /// The CA bundle read (none: the system's roots, read once).
+    pub files: TlsFiles,
 }
 
 impl UpstreamTls {
@@ -91,9 +122,10 @@ impl UpstreamTls {
         let server_name = ServerName::try_from(sni.to_owned())
             .map_err(|_| TlsError::BadServerName(sni.to_owned()))?;
         let mut roots = rustls::RootCertStore::empty();
+        let mut files = TlsFiles::default();
         match ca {
             Some(path) => {
-                for c in certs(path)? {
+                for c in certs(path, &files.read(path)?)? {
                     roots.add(c)?;
                 }
             }
@@ -122,6 +154,7 @@ impl UpstreamTls {
             http2: with_alpn(&[b"h2"]),
             both: with_alpn(&[b"h2", b"http/1.1"]),
             plain: Arc::new(base.clone()),
+            files,
         })
     }
 }

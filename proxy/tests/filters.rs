@@ -1812,51 +1812,15 @@ async fn hot_reload_under_load_loses_no_request() {
     let _ = std::io::stdout().flush();
 }
 
-/// Pauses in both directions of one stream (an HTTP/2 stream whose response body ended while
-/// its request body was still coming) are woken separately: the filter resumes only the
-/// request, and the request goes on at once. With one wake-up for the whole stream, the
-/// response's pause (waiting first) took it, and the request waited out its pause limit.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pauses_in_both_directions_are_woken_separately() {
-    use strait::wasm::{BodyKind, BodyOutcome, Outcome, RequestLine, StreamFilters, StreamInfo};
-    let _ = logs();
-    let dir = tempfile::tempdir().unwrap();
-    let module = dir.path().join("bidi.wat");
-    // Pauses at the end of both bodies; its timer resumes a paused request body only.
-    std::fs::write(
-        &module,
-        r#"(module
-  (import "env" "proxy_continue_stream" (func $cont (param i32) (result i32)))
-  (import "env" "proxy_set_effective_context" (func $eff (param i32) (result i32)))
-  (import "env" "proxy_set_tick_period_milliseconds" (func $tick (param i32) (result i32)))
-  (memory (export "memory") 1)
-  (global $bump (mut i32) (i32.const 4096))
-  (global $waiting (mut i32) (i32.const 0))
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $bump))
-    (global.set $bump (i32.add (global.get $bump) (local.get 0)))
-    (local.get $p))
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32)
-    (drop (call $tick (i32.const 20)))
-    (i32.const 1))
-  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
-    (global.set $waiting (local.get 0))
-    (i32.const 1))
-  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
-    (i32.const 1))
-  (func (export "proxy_on_tick") (param i32)
-    (if (global.get $waiting)
-      (then
-        (drop (call $eff (global.get $waiting)))
-        (drop (call $cont (i32.const 0)))
-        (global.set $waiting (i32.const 0)))))
-)"#,
-    )
-    .unwrap();
+/// A bidirectional HTTP/2 stream's filters (one filter, WAT `module_text`), past both heads.
+async fn bidi_stream(
+    dir: &std::path::Path,
+    module_text: &str,
+    limit: Duration,
+) -> Arc<strait::wasm::StreamFilters> {
+    use strait::wasm::{Outcome, RequestLine, StreamFilters, StreamInfo};
+    let module = dir.join("bidi.wat");
+    std::fs::write(&module, module_text).unwrap();
     let yaml = format!(
         "listeners:\n{}",
         http_listener(
@@ -1905,12 +1869,67 @@ async fn pauses_in_both_directions_are_woken_separately() {
         status: Default::default(),
         past: Default::default(),
     };
-    let limit = Duration::from_secs(5);
     let sf = Arc::new(StreamFilters::new(chain, info, limit));
     let (_, o) = sf.request_headers(req, false).finish().await;
     assert!(matches!(o, Outcome::Continue), "{o:?}");
     let (_, o) = sf.response_headers(resp, false).finish().await;
     assert!(matches!(o, Outcome::Continue), "{o:?}");
+    sf
+}
+
+/// A WAT filter that pauses at the end of both bodies and, from its 20 ms timer, does `act`
+/// (WAT instructions) on the paused request's context (`$waiting`).
+fn bidi_module(act: &str) -> String {
+    format!(
+        r#"(module
+  (import "env" "proxy_continue_stream" (func $cont (param i32) (result i32)))
+  (import "env" "proxy_send_local_response"
+    (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_effective_context" (func $eff (param i32) (result i32)))
+  (import "env" "proxy_set_tick_period_milliseconds" (func $tick (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "denied")
+  (global $bump (mut i32) (i32.const 4096))
+  (global $waiting (mut i32) (i32.const 0))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get 0)))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $tick (i32.const 20)))
+    (i32.const 1))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (global.set $waiting (local.get 0))
+    (i32.const 1))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+    (i32.const 1))
+  (func (export "proxy_on_tick") (param i32)
+    (if (global.get $waiting)
+      (then
+        (drop (call $eff (global.get $waiting)))
+        {act}
+        (global.set $waiting (i32.const 0)))))
+)"#
+    )
+}
+
+/// Pauses in both directions of one stream (an HTTP/2 stream whose response body ended while
+/// its request body was still coming) are woken separately: the filter resumes only the
+/// request, and the request goes on at once. With one wake-up for the whole stream, the
+/// response's pause (waiting first) took it, and the request waited out its pause limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pauses_in_both_directions_are_woken_separately() {
+    use strait::wasm::{BodyKind, BodyOutcome};
+    let _ = logs();
+    let dir = tempfile::tempdir().unwrap();
+    let limit = Duration::from_secs(5);
+    // Its timer resumes a paused request body only.
+    let module = bidi_module("(drop (call $cont (i32.const 0)))");
+    let sf = bidi_stream(dir.path(), &module, limit).await;
 
     // The response body ends first and pauses; its wait starts before the request's.
     let BodyOutcome::Paused(pause) = sf.body(BodyKind::Response, Bytes::from_static(b"r"), true)
@@ -1945,6 +1964,169 @@ async fn pauses_in_both_directions_are_woken_separately() {
         "the response pause ended without a resume"
     );
     response.abort();
+}
+
+/// A local reply on a stream paused in both directions ends both pauses: the stream is
+/// answered, and nothing will resume the other direction. Before, the first pause to look took
+/// the reply and the other waited out its pause limit, then failed the filter for not resuming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_reply_ends_the_pauses_of_both_directions() {
+    use strait::wasm::{BodyKind, BodyOutcome};
+    let _ = logs();
+    let dir = tempfile::tempdir().unwrap();
+    let limit = Duration::from_secs(5);
+    // Its timer answers 403 on the paused request's context.
+    let module = bidi_module(
+        "(drop (call $reply (i32.const 403) (i32.const 0) (i32.const 6) (i32.const 0) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const -1)))",
+    );
+    let sf = bidi_stream(dir.path(), &module, limit).await;
+    let t = std::time::Instant::now();
+    let BodyOutcome::Paused(response) = sf.body(BodyKind::Response, Bytes::from_static(b"r"), true)
+    else {
+        panic!("the response body did not pause");
+    };
+    let BodyOutcome::Paused(request) = sf.body(BodyKind::Request, Bytes::from_static(b"q"), true)
+    else {
+        panic!("the request body did not pause");
+    };
+    let (response, request) = tokio::time::timeout(
+        limit + Duration::from_secs(1),
+        futures_util::future::join(sf.resume_body(response), sf.resume_body(request)),
+    )
+    .await
+    .expect("the pauses outlived their limit");
+    for (what, outcome) in [("response", response), ("request", request)] {
+        match outcome {
+            BodyOutcome::Reply { reply, .. } => assert_eq!(reply.status, 403, "{what}"),
+            other => panic!("{what} body after the reply: {other:?}"),
+        }
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "the pauses took {:?} to end after a reply made within 20 ms",
+        t.elapsed()
+    );
+}
+
+/// A TLS client that trusts `roots` (DER): the certificate the listener at `addr` served,
+/// and an HTTP/1.1 connection over it.
+async fn tls_connect(
+    addr: SocketAddr,
+    roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> (
+    Vec<u8>,
+    hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>,
+) {
+    let mut store = rustls::RootCertStore::empty();
+    for r in roots {
+        store.add(r.clone()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let served = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    (served, send)
+}
+
+async fn send_get(
+    send: &mut hyper::client::conn::http1::SendRequest<http_body_util::Empty<Bytes>>,
+) -> u16 {
+    let req = http::Request::get("/headers")
+        .header("host", "localhost")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .unwrap();
+    let r = send.send_request(req).await.unwrap();
+    let status = r.status().as_u16();
+    let _ = r.into_body().collect().await;
+    status
+}
+
+/// A rotated certificate is taken on the reload its files trigger, without a restart: new
+/// handshakes get it, a connection already open goes on. A half-written rotation (a new
+/// certificate with the old key) is refused and the certificate in force stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_is_served_without_a_restart() {
+    let _ = logs();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pair = || rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (a, b, c) = (pair(), pair(), pair());
+    let roots: Vec<_> = [&a, &b, &c].iter().map(|k| k.cert.der().clone()).collect();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    // As a rotation tool does: each file replaced whole (write, then rename).
+    let put = |path: &std::path::Path, text: String| {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    };
+    put(&cert, a.cert.pem());
+    put(&key, a.key_pair.serialize_pem());
+    let tls = format!(
+        "    tls: {{ cert: {}, key: {} }}\n",
+        cert.display(),
+        key.display()
+    );
+    let (p, cfg) = Proxy::start_file(&format!(
+        "listeners:\n{}",
+        http_listener("rotating", up.addr, &tls)
+    ))
+    .await;
+    let addr = p.addr("rotating");
+    let (served, mut open) = tls_connect(addr, &roots).await;
+    assert_eq!(served, a.cert.der().to_vec(), "the first certificate");
+    assert_eq!(send_get(&mut open).await, 200);
+
+    put(&cert, b.cert.pem());
+    put(&key, b.key_pair.serialize_pem());
+    assert!(
+        logged_within("TLS certificate reloaded", Duration::from_secs(10)).await,
+        "no reload of the certificate was logged"
+    );
+    let (served, mut fresh) = tls_connect(addr, &roots).await;
+    assert_eq!(
+        served,
+        b.cert.der().to_vec(),
+        "a new handshake after the rotation"
+    );
+    assert_eq!(send_get(&mut fresh).await, 200);
+    assert_eq!(
+        send_get(&mut open).await,
+        200,
+        "the connection open before goes on"
+    );
+    let restarted = String::from_utf8_lossy(&logs().lock().unwrap())
+        .lines()
+        .any(|l| l.contains("listener restarted") && l.contains("listener=rotating"));
+    assert!(!restarted, "a certificate rotation restarted the listener");
+
+    // Half a rotation: the certificate of `c` with the key of `b` does not load. The reload
+    // is refused, naming this config file.
+    put(&cert, c.cert.pem());
+    assert!(
+        logged_within(&cfg.display().to_string(), Duration::from_secs(10)).await,
+        "the mismatched pair was not refused"
+    );
+    assert!(logged("certificate/key rejected"), "the refusal says why");
+    let (served, mut fresh) = tls_connect(addr, &roots).await;
+    assert_eq!(
+        served,
+        b.cert.der().to_vec(),
+        "the certificate in force stays"
+    );
+    assert_eq!(send_get(&mut fresh).await, 200);
 }
 
 /// A config reload starts new listeners (with their filters), restarts changed ones on the

@@ -268,8 +268,9 @@ pub struct ListenerConfig {
     pub name: String,
     pub address: SocketAddr,
     pub protocol: Protocol,
-    /// Server-side TLS, loaded and checked at config time.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Server-side TLS, loaded and checked at config time (a reload swaps in a rotated
+    /// certificate without a restart).
+    pub tls: Option<tls::ServerTls>,
     /// Where connections go.
     pub upstream: Upstream,
     /// Client-side TLS towards the upstream, loaded and checked at config time.

@@ -76,6 +76,23 @@ fn watched_paths(config_file: &Path, cfg: &Config) -> Vec<PathBuf> {
             }
         }
     }
+    // Certificate and CA files: a rotated certificate is swapped in, a new CA bundle
+    // restarts its listener (clusters take it on the reload).
+    let tls_files = cfg.listeners.iter().flat_map(|l| {
+        let server = l.tls.as_ref().map(|t| &t.files.paths);
+        let upstream = l.upstream_tls.as_ref().map(|t| &t.files.paths);
+        server.into_iter().chain(upstream).flatten()
+    });
+    let cluster_files = cfg
+        .clusters
+        .iter()
+        .filter_map(|c| c.tls.as_ref())
+        .flat_map(|t| &t.files.paths);
+    for p in tls_files.chain(cluster_files) {
+        if !v.contains(p) {
+            v.push(p.clone());
+        }
+    }
     v
 }
 
@@ -141,7 +158,7 @@ impl Reloader {
         let cfg = match Config::load(&self.config.source) {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!("config reload rejected, the running filters keep serving:\n{e}");
+                tracing::error!("config reload rejected, strait serves on with the config it has (filters, listeners, certificates):\n{e}");
                 report.rejected.push(format!("config: {e}"));
                 return report;
             }
@@ -316,6 +333,17 @@ impl Reloader {
                 continue;
             };
             if !listener_changed(&w.listener, l) {
+                if certificate_changed(&w.listener, l) {
+                    if self.live.rotate_tls(l) {
+                        tracing::info!(listener = %l.name, "TLS certificate reloaded: new handshakes use it, open connections keep the one they have");
+                        report
+                            .listeners
+                            .push(format!("certificate reloaded {}", l.name));
+                    } else {
+                        // Not running (its start failed): the next start reads the files.
+                        tracing::warn!(listener = %l.name, "TLS certificate changed, but the listener is not running");
+                    }
+                }
                 w.listener = l.clone();
                 continue;
             }
@@ -421,8 +449,14 @@ fn sections_changed(a: &Config, b: &Config) -> Vec<&'static str> {
 }
 
 /// Whether a listener's settings other than its filters changed (those need a restart).
-/// TLS is compared by presence only: certificate files are read once, at start.
+/// Server TLS is compared by presence only: a new certificate (other files, or new contents)
+/// is swapped in live ([`certificate_changed`]). Upstream TLS by its server name and CA files.
 fn listener_changed(a: &ListenerConfig, b: &ListenerConfig) -> bool {
+    let upstream_tls = |l: &ListenerConfig| {
+        l.upstream_tls
+            .as_ref()
+            .map(|t| (t.server_name.clone(), t.files.clone()))
+    };
     a.address != b.address
         || a.protocol != b.protocol
         || a.upstream != b.upstream
@@ -432,7 +466,15 @@ fn listener_changed(a: &ListenerConfig, b: &ListenerConfig) -> bool {
         || a.max_header_bytes != b.max_header_bytes
         || a.kafka != b.kafka
         || a.tls.is_some() != b.tls.is_some()
-        || a.upstream_tls.is_some() != b.upstream_tls.is_some()
+        || upstream_tls(a) != upstream_tls(b)
+}
+
+/// Whether a TLS listener's certificate files (paths or contents) changed.
+fn certificate_changed(a: &ListenerConfig, b: &ListenerConfig) -> bool {
+    match (&a.tls, &b.tls) {
+        (Some(a), Some(b)) => a.files != b.files,
+        _ => false,
+    }
 }
 
 /// An empty chain for listeners without filters.

@@ -176,7 +176,7 @@ impl Upstream {
 
     /// The same upstream behind TLS (ALPN h2 + http/1.1) with `cert`/`key` PEM files.
     pub async fn start_tls(cert: &Path, key: &Path) -> Self {
-        Self::start_with(Some(strait::tls::server_config(cert, key).unwrap())).await
+        Self::start_with(Some(strait::tls::server_config(cert, key).unwrap().config)).await
     }
 
     async fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
