@@ -324,7 +324,8 @@ struct Running {
     /// The address bound (the port a `:0` address got).
     local: Option<SocketAddr>,
     chain: ChainHandle,
-    tls: Option<TlsCell>,
+    /// The TLS config handshakes take, and the certificate files it was built from.
+    tls: Option<(TlsCell, crate::tls::TlsFiles)>,
     /// Ends the accept loop and drains its HTTP and Kafka connections.
     stop: CancellationToken,
     /// The accept loop; it gives its socket back when it ends.
@@ -376,7 +377,10 @@ impl Live {
         let stop = shutdown.child_token();
         let cfg = l.cfg.clone();
         let local = l.local_addr().ok();
-        let tls = l.tls.clone();
+        let tls = l
+            .tls
+            .clone()
+            .zip(l.cfg.tls.as_ref().map(|t| t.files.clone()));
         let task = tokio::spawn(l.run(stop.clone(), shutdown.clone(), self.tasks.clone()));
         self.running().push(Running {
             cfg,
@@ -441,22 +445,27 @@ impl Live {
         Ok(())
     }
 
-    /// Swaps listener `cfg.name`'s TLS server config for `cfg`'s (a rotated certificate): new
-    /// handshakes use it, connections already open keep theirs. False when the listener does
-    /// not run with TLS (then nothing changed).
+    /// When `cfg` names other certificate files, or the same ones with new contents, than
+    /// listener `cfg.name` serves with: swaps in `cfg`'s TLS server config (a rotated
+    /// certificate). New handshakes use it, connections already open keep theirs. False when
+    /// nothing changed, or the listener does not run with TLS.
     pub fn rotate_tls(&self, cfg: &ListenerConfig) -> bool {
         let Some(new) = &cfg.tls else {
             return false;
         };
-        let running = self.running();
-        let Some(cell) = running
-            .iter()
+        let mut running = self.running();
+        let Some((cell, files)) = running
+            .iter_mut()
             .find(|r| r.cfg.name == cfg.name)
-            .and_then(|r| r.tls.as_ref())
+            .and_then(|r| r.tls.as_mut())
         else {
             return false;
         };
+        if *files == new.files {
+            return false;
+        }
         cell.store(new.config.clone());
+        *files = new.files.clone();
         true
     }
 

@@ -22,18 +22,35 @@ const MAX_CALL_BODY: usize = 4 << 20;
 
 type HttpClient = Client<UpstreamConnector, Full<Bytes>>;
 
-/// Pooled clients per cluster (and protocol).
+/// Pooled clients per cluster (and protocol), each with what it was built for: a reload that
+/// changes a cluster's address or TLS (server name, CA bundle contents) replaces its client.
 #[derive(Default)]
 pub struct Clients {
-    map: Mutex<HashMap<(String, String, bool), HttpClient>>,
+    map: Mutex<HashMap<(String, bool), (ClientKey, HttpClient)>>,
+}
+
+/// A cluster's address, connect timeout and TLS identity, as a client was built for them.
+#[derive(PartialEq, Eq)]
+struct ClientKey {
+    address: String,
+    connect_timeout: Duration,
+    tls: Option<(String, u64)>,
 }
 
 impl Clients {
     fn get(&self, c: &ClusterConfig, h2: bool) -> HttpClient {
-        let key = (c.name.clone(), c.address.to_string(), h2);
+        let key = ClientKey {
+            address: c.address.to_string(),
+            connect_timeout: c.connect_timeout,
+            tls: c
+                .tls
+                .as_ref()
+                .map(|t| (t.server_name.to_str().into_owned(), t.files.digest)),
+        };
         let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(key)
-            .or_insert_with(|| {
+        match m.get(&(c.name.clone(), h2)) {
+            Some((k, client)) if *k == key => client.clone(),
+            _ => {
                 let alpn = if h2 { Alpn::Http2 } else { Alpn::Http1 };
                 let conn = UpstreamConnector::to(
                     c.address.as_str(),
@@ -48,9 +65,11 @@ impl Clients {
                 if h2 {
                     b.http2_only(true);
                 }
-                b.build(conn)
-            })
-            .clone()
+                let client = b.build(conn);
+                m.insert((c.name.clone(), h2), (key, client.clone()));
+                client
+            }
+        }
     }
 }
 
@@ -369,5 +388,64 @@ pub async fn queue_ready(owners: Vec<QueueOwner>, queue: u32) {
             Err(m) => plugin.kill(&mut g, &format!("proxy_on_queue_ready: {m}")),
         }
         return;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    type Key = (String, Duration, Option<(String, u64)>);
+
+    fn cluster(ca: &std::path::Path, connect_timeout: Duration) -> ClusterConfig {
+        ClusterConfig {
+            name: "authz".into(),
+            address: http::uri::Authority::from_static("127.0.0.1:9"),
+            tls: Some(crate::tls::UpstreamTls::new("localhost", Some(ca)).unwrap()),
+            protocol: UpstreamProtocol::Auto,
+            connect_timeout,
+        }
+    }
+
+    fn key_of(clients: &Clients) -> Option<Key> {
+        let m = clients.map.lock().unwrap();
+        assert!(m.len() <= 1, "one client per cluster and protocol");
+        m.get(&("authz".to_owned(), false))
+            .map(|(k, _)| (k.address.clone(), k.connect_timeout, k.tls.clone()))
+    }
+
+    /// A reload that rotates a cluster's CA bundle (or changes its connect timeout) replaces
+    /// the cluster's client; the same settings keep it.
+    #[tokio::test]
+    async fn a_changed_cluster_gets_a_new_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let pem = || {
+            rcgen::generate_simple_self_signed(vec!["localhost".into()])
+                .unwrap()
+                .cert
+                .pem()
+        };
+        std::fs::write(&ca, pem()).unwrap();
+        let clients = Clients::default();
+        let first = cluster(&ca, Duration::from_secs(1));
+        clients.get(&first, false);
+        let k1 = key_of(&clients).unwrap();
+        clients.get(&cluster(&ca, Duration::from_secs(1)), false);
+        assert_eq!(key_of(&clients).unwrap(), k1, "same settings, same client");
+
+        std::fs::write(&ca, pem()).unwrap();
+        let rotated = cluster(&ca, Duration::from_secs(1));
+        assert_ne!(
+            rotated.tls.as_ref().unwrap().files,
+            first.tls.as_ref().unwrap().files
+        );
+        clients.get(&rotated, false);
+        let k2 = key_of(&clients).unwrap();
+        assert_ne!(k2.2, k1.2, "a rotated CA bundle gets a new client");
+
+        clients.get(&cluster(&ca, Duration::from_secs(3)), false);
+        assert_eq!(key_of(&clients).unwrap().1, Duration::from_secs(3));
     }
 }

@@ -177,10 +177,6 @@ pub struct StreamSlot {
     /// Values stored with `proxy_set_property` (filter state).
     pub props: Props,
     pub local: Option<LocalReply>,
-    /// The local reply one direction took while the stream may be paused in the other (an
-    /// HTTP/2 stream): a pause there ends with it too, instead of waiting for a resume that
-    /// cannot come. Read by paused waits only.
-    pub answered: Option<Box<LocalReply>>,
     pub resume_request: bool,
     pub resume_response: bool,
     /// `proxy_close_stream`: reset the stream.
@@ -343,7 +339,6 @@ impl StreamSlot {
             body: None,
             props: Props::default(),
             local: None,
-            answered: None,
             resume_request: false,
             resume_response: false,
             close: false,

@@ -332,18 +332,15 @@ impl Reloader {
             let Some(l) = cfg.listeners.iter().find(|l| l.name == w.listener.name) else {
                 continue;
             };
+            // A rotated certificate goes in first, whatever else changed: also when the rest
+            // of the change waits for a restart (transparent) or is rejected below.
+            if self.live.rotate_tls(l) {
+                tracing::info!(listener = %l.name, "TLS certificate reloaded: new handshakes use it, open connections keep the one they have");
+                report
+                    .listeners
+                    .push(format!("certificate reloaded {}", l.name));
+            }
             if !listener_changed(&w.listener, l) {
-                if certificate_changed(&w.listener, l) {
-                    if self.live.rotate_tls(l) {
-                        tracing::info!(listener = %l.name, "TLS certificate reloaded: new handshakes use it, open connections keep the one they have");
-                        report
-                            .listeners
-                            .push(format!("certificate reloaded {}", l.name));
-                    } else {
-                        // Not running (its start failed): the next start reads the files.
-                        tracing::warn!(listener = %l.name, "TLS certificate changed, but the listener is not running");
-                    }
-                }
                 w.listener = l.clone();
                 continue;
             }
@@ -450,7 +447,7 @@ fn sections_changed(a: &Config, b: &Config) -> Vec<&'static str> {
 
 /// Whether a listener's settings other than its filters changed (those need a restart).
 /// Server TLS is compared by presence only: a new certificate (other files, or new contents)
-/// is swapped in live ([`certificate_changed`]). Upstream TLS by its server name and CA files.
+/// is swapped in live (`Live::rotate_tls`). Upstream TLS by its server name and CA files.
 fn listener_changed(a: &ListenerConfig, b: &ListenerConfig) -> bool {
     let upstream_tls = |l: &ListenerConfig| {
         l.upstream_tls
@@ -467,14 +464,6 @@ fn listener_changed(a: &ListenerConfig, b: &ListenerConfig) -> bool {
         || a.kafka != b.kafka
         || a.tls.is_some() != b.tls.is_some()
         || upstream_tls(a) != upstream_tls(b)
-}
-
-/// Whether a TLS listener's certificate files (paths or contents) changed.
-fn certificate_changed(a: &ListenerConfig, b: &ListenerConfig) -> bool {
-    match (&a.tls, &b.tls) {
-        (Some(a), Some(b)) => a.files != b.files,
-        _ => false,
-    }
 }
 
 /// An empty chain for listeners without filters.

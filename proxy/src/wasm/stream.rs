@@ -50,11 +50,14 @@ pub struct StreamInfo {
 
 /// A paused stream's wake-ups, one per direction: a bidirectional stream can be paused in
 /// both at once (a response body held while the request body streams on, on HTTP/2), and each
-/// pause needs its own wake-up (`Notify::notify_one` wakes a single waiter).
+/// pause needs its own wake-up (`Notify::notify_one` wakes a single waiter). Also the stream's
+/// answer: the first local reply a filter made, which ends every pause of the stream, in any
+/// filter and either direction (nothing will resume them).
 #[derive(Debug, Default)]
 pub struct Wakes {
     request: Notify,
     response: Notify,
+    answered: OnceLock<LocalReply>,
 }
 
 impl Wakes {
@@ -64,10 +67,18 @@ impl Wakes {
     }
 
     /// A filter replied or closed the stream, or its VM ended: the pause of each direction
-    /// is woken to look (a local reply goes to the first that does, see `settle`).
+    /// is woken to look (each ends with a local reply, see `settle`).
     pub fn all(&self) {
         self.request.notify_one();
         self.response.notify_one();
+    }
+
+    /// Records the stream's local reply (the first one stays), and wakes the pauses again: a
+    /// pause woken by the reply may have looked before it was taken (in another filter's VM).
+    fn answer(&self, reply: &LocalReply) {
+        if self.answered.set(reply.clone()).is_ok() {
+            self.all();
+        }
     }
 
     fn of(&self, request: bool) -> &Notify {
@@ -370,17 +381,18 @@ fn settle(vm: &mut Vm, ctx: u32, paused: bool, request: bool) -> Flow {
         return Flow::Next;
     };
     if let Some(l) = s.local.take() {
-        s.answered = Some(Box::new(l.clone()));
+        s.info.wake.answer(&l);
         return Flow::Reply(l);
     }
     if s.close {
         return Flow::Close;
     }
-    // The other direction took the reply: this pause ends with it (a response head not yet
-    // sent goes out as the reply; elsewhere the stream is reset, see the callers).
+    // The stream was answered elsewhere (the other direction, or another filter): this pause
+    // ends with the reply (a response head not yet sent goes out as it; after the head, the
+    // stream is reset, see the callers).
     if paused {
-        if let Some(l) = &s.answered {
-            return Flow::Reply(LocalReply::clone(l));
+        if let Some(l) = s.info.wake.answered.get() {
+            return Flow::Reply(l.clone());
         }
     }
     let resumed = if request {
@@ -1234,7 +1246,9 @@ impl StreamFilters {
                         BodyKind::Request => s.req_trailers.take(),
                         BodyKind::Response => s.resp_trailers.take(),
                     };
-                    if s.local.take().is_some() {
+                    if let Some(l) = s.local.take() {
+                        // Too late for this direction, but it ends the stream's pauses.
+                        s.info.wake.answer(&l);
                         verdict = Some("it sent a local response from a trailers callback, after the head went on");
                     } else if s.close {
                         verdict = Some("it reset the stream from a trailers callback");
