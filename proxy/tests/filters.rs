@@ -69,16 +69,26 @@ fn logs() -> &'static Mutex<Vec<u8>> {
 }
 
 fn logged(needle: &str) -> bool {
-    String::from_utf8_lossy(&logs().lock().unwrap()).contains(needle)
+    logged_since(0, needle)
+}
+
+/// Whether `needle` is in the log from byte `mark` on (a mark: the log's length earlier).
+fn logged_since(mark: usize, needle: &str) -> bool {
+    String::from_utf8_lossy(&logs().lock().unwrap()[mark..]).contains(needle)
 }
 
 /// Whether `needle` is logged within `limit` (log lines of other tasks come a little later).
 async fn logged_within(needle: &str, limit: Duration) -> bool {
+    logged_within_since(0, needle, limit).await
+}
+
+/// [`logged_within`], looking only at the log from byte `mark` on.
+async fn logged_within_since(mark: usize, needle: &str, limit: Duration) -> bool {
     let t = std::time::Instant::now();
-    while !logged(needle) && t.elapsed() < limit {
+    while !logged_since(mark, needle) && t.elapsed() < limit {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    logged(needle)
+    logged_since(mark, needle)
 }
 
 fn filter_block(name: &str, module: &std::path::Path, config: &str, extra: &str) -> String {
@@ -2133,18 +2143,15 @@ async fn a_rotated_certificate_is_served_without_a_restart() {
     // is refused, naming this config file (looked for in the log from here on: a poll between
     // the two writes above may have refused a mixed pair already).
     let mark = logs().lock().unwrap().len();
-    let since =
-        |needle: &str| String::from_utf8_lossy(&logs().lock().unwrap()[mark..]).contains(needle);
     put(&cert, c.cert.pem());
-    let t = std::time::Instant::now();
-    while !since(&cfg.display().to_string()) && t.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     assert!(
-        since(&cfg.display().to_string()),
+        logged_within_since(mark, &cfg.display().to_string(), Duration::from_secs(10)).await,
         "the mismatched pair was not refused"
     );
-    assert!(since("certificate/key rejected"), "the refusal says why");
+    assert!(
+        logged_since(mark, "certificate/key rejected"),
+        "the refusal says why"
+    );
     let (served, mut fresh) = tls_connect(addr, &roots).await;
     assert_eq!(
         served,
