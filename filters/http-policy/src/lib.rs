@@ -313,12 +313,12 @@ pub struct HttpPolicy {
     allowed: Counter,
 }
 
-/// Compiles `pattern` to match a whole value, as Cilium's regexes do (`\d`, `\w`, `\s`, `\b`
-/// in ASCII, as RE2 reads them: `re2.rs`). The pattern must be a
+/// Compiles `pattern` to match a whole value, as Cilium's regexes do (read as RE2 reads them:
+/// Go's literals, `\d`, `\w`, `\s`, `\b` in ASCII; `re2.rs`). The pattern must be a
 /// regex on its own first: `/x)|(.*` is refused, where wrapped it would read as
 /// `^(?:/x)|(.*)$` and match everything.
 pub fn full_match(pattern: &str) -> Result<Regex, regex::Error> {
-    let pattern = &*re2::ascii_perl_classes(pattern);
+    let pattern = &*re2::from_re2(pattern);
     let build = |p: &str| {
         RegexBuilder::new(p)
             .size_limit(REGEX_SIZE_LIMIT)
@@ -413,7 +413,7 @@ fn compile_direction(d: DirectionConfig) -> Result<Direction, ConfigError> {
         }
         match path {
             Some(p) => {
-                patterns.push(format!("^(?:{})$", re2::ascii_perl_classes(&p)));
+                patterns.push(format!("^(?:{})$", re2::from_re2(&p)));
                 with_path.push(i);
             }
             None => any_path.push(i),

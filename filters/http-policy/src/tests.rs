@@ -225,11 +225,77 @@ fn perl_classes_are_ascii_as_in_re2() {
     // Classes inside brackets keep their neighbours' meaning.
     let re = crate::full_match(r"[\w.-]+").unwrap();
     assert!(re.is_match(b"a-b.c_d") && !re.is_match(b"a/b"));
-    // A class as a range's end is refused before and after the rewrite (Go reads `[\w-_]` as
-    // `\w`, `-`, `_`; Rust's parser refuses it, and so does strait, with the error).
-    assert!(crate::full_match(r"[\w-_]").is_err());
+    // A class as a range's end is refused, as Go refuses it.
+    assert!(crate::full_match(r"[a-\w]").is_err());
     // `(?x)` ignores spaces in the pattern, not in what `\s` matches.
     assert!(crate::full_match(r"(?x) a \s b").is_ok_and(|r| r.is_match(b"a b")));
+}
+
+/// Go's `regexp` (which validates Cilium's rules) and RE2 read some characters as literals
+/// that Rust's parser takes as operators or refuses. They are escaped before the pattern is
+/// compiled, so a policy Cilium takes is taken here too and means what it means there.
+#[test]
+fn go_literals_are_escaped_for_rust() {
+    use crate::re2::go_syntax;
+    for (pattern, want) in [
+        // `-` after a class in brackets is a literal in Go; a range boundary error in Rust.
+        (r"[\w-_]", r"[\w\-_]"),
+        (r"[\pL-z]", r"[\pL\-z]"),
+        (r"[\p{Greek}-]", r"[\p{Greek}\-]"),
+        (r"[[:alpha:]-z]", r"[[:alpha:]\-z]"),
+        (r"[a-z0-9._-]+", r"[a-z0-9._\-]+"),
+        (r"[^-a]", r"[^\-a]"),
+        (r"[!--]", r"[!-\-]"),
+        // `[` in brackets opens no nested class in Go; `&&` and `~~` are no set operators.
+        (r"[[a]", r"[\[a]"),
+        (r"[]a]", r"[\]a]"),
+        (r"[a&&b]", r"[a\&\&b]"),
+        (r"[a~~b]", r"[a\~\~b]"),
+        // A `{` that starts no repetition is a literal in Go.
+        (r"/users/{id}", r"/users/\{id}"),
+        (r"a{,3}", r"a\{,3}"),
+        (r"a{", r"a\{"),
+        (r"a{2}b{1,}c{1,3}", r"a{2}b{1,}c{1,3}"),
+        (r"\p{Greek}{2}\x{41}", r"\p{Greek}{2}\x{41}"),
+        // `\Q…\E` quotes, to the end when there is no `\E`.
+        (r"\Qa.b*\E+", r"a\.b\*+"),
+        (r"x\Q[y", r"x\[y"),
+        // Escapes stay as they are; so does what both read alike.
+        (r"\[\{\\Q", r"\[\{\\Q"),
+        (r"[\w.\-]+/(a|b)?$", r"[\w.\-]+/(a|b)?$"),
+        (r"/plain/.*", r"/plain/.*"),
+    ] {
+        assert_eq!(go_syntax(pattern), want, "{pattern}");
+    }
+    let cases: [(&str, &[&str], &[&str]); 6] = [
+        (r"[\w-_]+", &["a-b_c"], &["a/b"]),
+        (r"/users/{id}", &["/users/{id}"], &["/users/7", "/users/"]),
+        (r"[a&&b]", &["&", "a", "b"], &["ab"]),
+        (r"[[a]", &["[", "a"], &["b"]),
+        (r"\Qa.b\E", &["a.b"], &["axb"]),
+        (r"x{2}", &["xx"], &["x{2}"]),
+    ];
+    for (pattern, matching, not) in cases {
+        let re = crate::full_match(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+        for m in matching {
+            assert!(re.is_match(m.as_bytes()), "{pattern} must match {m}");
+        }
+        for n in not {
+            assert!(!re.is_match(n.as_bytes()), "{pattern} must not match {n}");
+        }
+    }
+    // Through the filter: the path set and single regexes (host) alike.
+    let mut h = one_direction(vec![rule(
+        "p/go",
+        json!({"path": r"/v1/{name}/[\w-_]+", "host": r"\Qapi.test\E"}),
+    )]);
+    let req = |path: &str, host: &str| TestRequest::get(path).header(":authority", host);
+    assert!(h.request(req("/v1/{name}/a-b", "api.test")).allowed());
+    assert_eq!(h.request(req("/v1/x/a-b", "api.test")).status(), Some(403));
+    assert_eq!(
+        h.request(req("/v1/{name}/a-b", "apixtest")).status(),
+        Some(403)
+    );
 }
 
 #[test]

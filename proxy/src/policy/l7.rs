@@ -40,16 +40,17 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Longest Kafka topic name.
 const MAX_TOPIC_LEN: usize = 249;
 
-/// The built-in HTTP policy filter's reading of `\d`, `\w`, `\s`, `\b` (ASCII, as RE2): one
-/// source file for the filter and for this check, so both accept the same patterns.
+/// The built-in HTTP policy filter's reading of RE2 patterns (Go's literals, ASCII `\d`, `\w`,
+/// `\s`, `\b`): one source file for the filter and for this check, so both accept the same
+/// patterns.
 #[path = "../../../filters/http-policy/src/re2.rs"]
 mod re2;
 
 /// Compiles `pattern` to match a whole value, as Cilium's regexes do (and as the filter will,
-/// with the same rewrite of Perl classes). The pattern must be a regex on its own first:
+/// with the same rewrite from RE2). The pattern must be a regex on its own first:
 /// `/x)|(.*` is refused, where wrapped it would read as `^(?:/x)|(.*)$` and match everything.
 pub fn full_match(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    let pattern = &*re2::ascii_perl_classes(pattern);
+    let pattern = &*re2::from_re2(pattern);
     let build = |p: &str| {
         regex::RegexBuilder::new(p)
             .size_limit(REGEX_SIZE_LIMIT)

@@ -445,3 +445,18 @@ fn patterns_that_do_not_stand_alone_are_refused() {
         "{e:?}"
     );
 }
+
+/// A policy Cilium takes (its rules validated by Go's `regexp`) is taken here too, read the
+/// same way: a `-` after `\w` in brackets, a `{` that repeats nothing, `\Q…\E`.
+#[test]
+fn patterns_in_go_syntax_are_taken_as_go_reads_them() {
+    let src = format!(
+        "{HEAD}        http:\n        - path: '/users/{{id}}/[\\w-_]+'\n          host: '\\Qapi.test\\E'\n"
+    );
+    assert_eq!(policies(&src).len(), 1);
+    let re = full_match(r"/users/{id}/[\w-_]+").unwrap();
+    assert!(re.is_match("/users/{id}/a-b_c"));
+    assert!(!re.is_match("/users/7/a") && !re.is_match("/users/{id}/a/b"));
+    let re = full_match(r"\Qapi.test\E").unwrap();
+    assert!(re.is_match("api.test") && !re.is_match("apixtest"));
+}
