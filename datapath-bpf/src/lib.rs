@@ -297,7 +297,8 @@ pub struct Event {
     pub action: u8,
     pub proto: u8,
     pub family: u8,
-    /// 0: from-endpoint (tc ingress), 1: to-endpoint (tc egress).
+    /// 0: from-endpoint (tc ingress), 1: to-endpoint (tc egress), 2: from-uplink (tc ingress
+    /// of an uplink).
     pub hook: u8,
     pub sport: u16,
     pub dport: u16,

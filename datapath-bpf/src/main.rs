@@ -72,6 +72,7 @@ mod prog {
     const TCP_TIME_WAIT: u32 = 6;
     const HOOK_FROM_EP: u8 = 0;
     const HOOK_TO_EP: u8 = 1;
+    const HOOK_FROM_UPLINK: u8 = 2;
 
     /// A parsed packet: the parts policy needs.
     struct Pkt {
@@ -845,7 +846,7 @@ mod prog {
             // SAFETY: helper without arguments.
             created_ns: unsafe { bpf_ktime_get_ns() },
         };
-        let ifx = if hook == HOOK_FROM_EP { ifs.0 } else { ifs.1 };
+        let ifx = if hook == HOOK_TO_EP { ifs.1 } else { ifs.0 };
         let _ = CT.insert(key, &e, 0);
         count(counter::CT_CREATED, 1);
         emit(
@@ -995,6 +996,65 @@ mod prog {
         );
         count(counter::ALLOWED, 1);
         Ok(TC_ACT_OK)
+    }
+
+    /// tc ingress of an uplink (`datapath.uplinks`): packets from other nodes. Only connections
+    /// to a local endpoint whose ingress policy sends them to strait's L7 listener are handled
+    /// here (`bpf_sk_assign` works on ingress only, so `strait_to_ep` cannot redirect them);
+    /// everything else passes, and `strait_to_ep` judges it on the endpoint's interface as
+    /// before.
+    #[classifier]
+    pub fn strait_from_uplink(ctx: TcContext) -> i32 {
+        match from_uplink(&ctx) {
+            Ok(v) | Err(v) => v,
+        }
+    }
+
+    #[inline(always)]
+    fn from_uplink(ctx: &TcContext) -> Result<i32, i32> {
+        // Not counted as the endpoints' packets unless they are: an uplink carries the node's
+        // own traffic too.
+        let p = match parse(ctx) {
+            Parsed::Ip(p) if p.proto == PROTO_TCP => p,
+            _ => return Ok(TC_ACT_OK),
+        };
+        let dst = match lookup(&ENDPOINTS, &ep_key(p.family, &p.daddr)) {
+            Some(ep) if ep.flags & EP_ENFORCE_INGRESS != 0 => ep,
+            _ => return Ok(TC_ACT_OK),
+        };
+        let ifx = ifindex(ctx);
+        let (key, src_lo) = ct_key(&p);
+        if !is_syn(&p) {
+            if let Some(e) = ct_get(&key) {
+                if e.action == ACTION_REDIRECT && from_orig(&e, src_lo) {
+                    count(counter::PACKETS, 1);
+                    count(counter::BYTES, ctx.len() as u64);
+                    count(counter::CT_HITS, 1);
+                    return finish(ctx, &p, &e, HOOK_FROM_UPLINK, ifx);
+                }
+                return Ok(TC_ACT_OK);
+            }
+        }
+        let src_id = identity_of(p.family, &p.saddr);
+        let (action, proxy_port, rule) =
+            policy(dst.identity, src_id, p.dport_host(), p.proto, DIR_INGRESS);
+        if action != ACTION_REDIRECT {
+            return Ok(TC_ACT_OK);
+        }
+        count(counter::PACKETS, 1);
+        count(counter::BYTES, ctx.len() as u64);
+        let e = new_flow(
+            &p,
+            (&key, src_lo),
+            action,
+            proxy_port,
+            src_id,
+            dst.identity,
+            rule,
+            HOOK_FROM_UPLINK,
+            (ifx, dst.ifindex),
+        );
+        finish(ctx, &p, &e, HOOK_FROM_UPLINK, ifx)
     }
 
     #[panic_handler]

@@ -66,7 +66,10 @@ impl ServeError {
             self,
             ServeError::Filter { .. }
                 | ServeError::Policy(_)
-                | ServeError::Datapath(datapath::DatapathError::NoInterface { .. })
+                | ServeError::Datapath(
+                    datapath::DatapathError::NoInterface { .. }
+                        | datapath::DatapathError::NoUplink(_)
+                )
         )
     }
 }
@@ -156,7 +159,9 @@ impl Server {
         let state = if config.datapath.enabled {
             let policies = policy::load(&config.policies)?;
             let hosts = datapath::host_addresses();
-            Some(policy::compile(&config, &identities, &policies, &hosts)?)
+            let state = policy::compile(&config, &identities, &policies, &hosts)?;
+            identities.set_ipcache(&state.ipcache);
+            Some(state)
         } else {
             None
         };

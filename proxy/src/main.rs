@@ -396,6 +396,16 @@ fn check_datapath(c: &Config) -> Result<(), ExitCode> {
                 return Err(ExitCode::from(EXIT_CONFIG));
             }
         }
+        for up in &c.datapath.uplinks {
+            if strait::datapath::ifindex(up).is_none() {
+                eprintln!(
+                    "{}: {}",
+                    c.source.display(),
+                    strait::datapath::DatapathError::NoUplink(up.clone())
+                );
+                return Err(ExitCode::from(EXIT_CONFIG));
+            }
+        }
     }
     Ok(())
 }

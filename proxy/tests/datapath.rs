@@ -554,6 +554,230 @@ fn l3_l4_policy_l7_redirect_restart_and_cleanup() {
     assert_eq!(leftovers(&w), Vec::<String>::new(), "left behind");
 }
 
+/// A node beyond an uplink: a network namespace behind a veth pair whose host side is the
+/// uplink, `10.233.<subnet>.2/24` inside and `.1/24` on the host side. Removed on drop.
+struct RemoteNode {
+    netns: String,
+    uplink: String,
+    address: IpAddr,
+}
+
+impl RemoteNode {
+    fn up(tag: &str, subnet: u8) -> RemoteNode {
+        let pid = std::process::id() % 10000;
+        let node = RemoteNode {
+            netns: format!("dt-{tag}-rem-{pid}"),
+            uplink: format!("dt{tag}u{pid}"),
+            address: IpAddr::from([10, 233, subnet, 2]),
+        };
+        let peer = format!("dt{tag}p{pid}");
+        let ns = &node.netns;
+        for args in [
+            format!("netns add {ns}"),
+            format!("link add {} type veth peer name {peer}", node.uplink),
+            format!("link set {peer} netns {ns}"),
+            format!("addr add 10.233.{subnet}.1/24 dev {}", node.uplink),
+            format!("link set {} up", node.uplink),
+            format!("-n {ns} link set lo up"),
+            format!("-n {ns} addr add 10.233.{subnet}.2/24 dev {peer}"),
+            format!("-n {ns} link set {peer} up"),
+            format!("-n {ns} route add default via 10.233.{subnet}.1"),
+        ] {
+            let st = Command::new("ip")
+                .args(args.split(' '))
+                .status()
+                .expect("ip");
+            assert!(st.success(), "ip {args}");
+        }
+        node
+    }
+
+    fn curl(&self, url: &str, extra: &[&str]) -> (i32, String) {
+        let out = exec_in(&self.netns, "curl")
+            .args(["-s", "-m", "3"])
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("curl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+}
+
+impl Drop for RemoteNode {
+    fn drop(&mut self) {
+        // The namespace takes its end of the veth pair, and the pair goes with it.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.uplink])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Connections from another node (through an uplink, not from a local endpoint) to a port with
+/// L7 policy reach strait's listener through `strait_from_uplink` and are judged per request;
+/// L3/L4 verdicts for them stay with `strait_to_ep`. Without the uplink they are dropped
+/// (`REDIRECT_UNSUPPORTED`), never let through unjudged.
+#[test]
+fn l7_policy_applies_to_connections_from_other_nodes_through_an_uplink() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged() {
+        return;
+    }
+    let subnet = 14;
+    let w = world("u", subnet, false);
+    let remote = RemoteNode::up("u", subnet);
+    std::fs::write(
+        w.dir.path().join("policy.yaml"),
+        format!(
+            r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: server-ingress
+spec:
+  endpointSelector:
+    matchLabels: {{app: server}}
+  ingress:
+    - fromCIDR: ["10.233.{subnet}.0/24"]
+      toPorts:
+        - ports: [{{port: "80", protocol: TCP}}]
+          rules:
+            http: [{{method: GET, path: "/ok.*"}}]
+        - ports: [{{port: "8080", protocol: TCP}}]
+"#
+        ),
+    )
+    .expect("policy");
+    let without = std::fs::read_to_string(&w.config).expect("config");
+    let with = without.replace(
+        "datapath: {pin_dir: ",
+        &format!("datapath: {{uplinks: [{}], pin_dir: ", remote.uplink),
+    );
+    assert_ne!(with, without, "the config's datapath line changed shape");
+    {
+        let _dp = DatapathGuard(w.pin_dir.clone());
+        let _lab = Lab::up(vec![w.cli.clone(), w.srv.clone()]).expect("lab up");
+        let _servers = w.servers();
+        let srv = w.srv.addresses[0];
+        // A missing uplink is a configuration error (exit 64), before anything is attached.
+        let missing = w.dir.path().join("missing-uplink.yaml");
+        std::fs::write(
+            &missing,
+            with.replace(
+                &format!("uplinks: [{}]", remote.uplink),
+                "uplinks: [dt-nonesuch]",
+            ),
+        )
+        .expect("config");
+        let out = Command::new(env!("CARGO_BIN_EXE_strait"))
+            .args(["check", "-c"])
+            .arg(&missing)
+            .output()
+            .expect("strait check");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{err}");
+        assert!(
+            err.contains("datapath.uplinks: interface `dt-nonesuch` does not exist"),
+            "{err}"
+        );
+
+        // Without an uplink: dropped on the server's interface, not let through unjudged.
+        let strait = w.strait();
+        let before = w.metric("strait_datapath_drops_total{reason=\"REDIRECT_UNSUPPORTED\"}");
+        let (rc, body) = remote.curl(&format!("http://{srv}/ok-no-uplink"), &["-m", "1"]);
+        assert_ne!(
+            rc, 0,
+            "L7 traffic from another node passed unjudged: {body}"
+        );
+        let after = w.metric("strait_datapath_drops_total{reason=\"REDIRECT_UNSUPPORTED\"}");
+        assert!(after > before, "not dropped as REDIRECT_UNSUPPORTED");
+        strait.sigterm();
+
+        std::fs::write(&w.config, &with).expect("config");
+        let _strait = w.strait();
+        // L7: allowed by path, and the server sees the other node's address.
+        let (rc, body) = remote.curl(&format!("http://{srv}/ok-1"), &[]);
+        assert_eq!(rc, 0, "L7 request from another node failed");
+        assert!(
+            body.contains(&format!("client={} ", remote.address)) && body.contains("path=/ok-1"),
+            "server saw: {body}\nflows: {:#?}",
+            w.flows()
+        );
+        // Keep-alive: the second request on the same connection is judged too (curl reuses
+        // the connection for two URLs).
+        let (rc, body) = remote.curl(
+            &format!("http://{srv}/denied-path"),
+            &[&format!("http://{srv}/ok-2")],
+        );
+        assert_eq!(rc, 0);
+        assert!(
+            body.contains("path=/ok-2") && body.ends_with("Access denied\r\n"),
+            "{body}"
+        );
+        // Denied by method, answered by strait.
+        let (rc, body) = remote.curl(&format!("http://{srv}/ok-post"), &["-X", "POST"]);
+        assert_eq!((rc, body.as_str()), (0, "Access denied\r\n"));
+        // L3/L4: the allowed port passes in the kernel, the other one is dropped.
+        let (rc, body) = remote.curl(&format!("http://{srv}:8080/l4"), &[]);
+        assert_eq!(rc, 0, "L4-allowed port from another node failed");
+        assert!(
+            body.contains(&format!("client={} ", remote.address)),
+            "{body}"
+        );
+        let (rc, _) = remote.curl(&format!("http://{srv}:9090/denied"), &["-m", "1"]);
+        assert_ne!(rc, 0, "a port the policy does not allow answered");
+        // The node's own traffic through the uplink is left alone (a connection to the host).
+        let own = std::net::TcpListener::bind((IpAddr::from([10, 233, subnet, 1]), 0))
+            .expect("bind on the uplink address");
+        let port = own.local_addr().expect("local address").port();
+        let out = exec_in(&remote.netns, "python3")
+            .arg("-c")
+            .arg(format!(
+                "import socket; socket.create_connection(('10.233.{subnet}.1', {port}), 2)"
+            ))
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "the node's own traffic was disturbed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        std::thread::sleep(Duration::from_millis(300));
+        let flows = w.flows();
+        let l7 = flows
+            .iter()
+            .find(|f| f.listener == "l7" && f.path.as_deref() == Some("/ok-1"))
+            .unwrap_or_else(|| panic!("no L7 flow in {flows:#?}"));
+        assert_eq!(l7.source.ip(), remote.address);
+        assert_eq!(l7.destination, format!("{srv}:80"), "original destination");
+        let denied = flows
+            .iter()
+            .find(|f| f.listener == "l7" && f.path.as_deref() == Some("/denied-path"))
+            .unwrap_or_else(|| panic!("no denied L7 flow in {flows:#?}"));
+        assert_eq!(denied.verdict, Verdict::Denied);
+        assert_eq!(denied.status, Some(403));
+        assert!(
+            flows.iter().any(|f| f.listener == "datapath:from-uplink"
+                && f.verdict == Verdict::Redirected
+                && f.destination == format!("{srv}:80")),
+            "no REDIRECTED event from the uplink in {flows:#?}"
+        );
+    }
+    let uplink = remote.uplink.clone();
+    drop(remote);
+    let mut left = leftovers(&w);
+    if Path::new("/sys/class/net").join(&uplink).exists() {
+        left.push(format!("interface {uplink}"));
+    }
+    assert_eq!(left, Vec::<String>::new(), "left behind");
+}
+
 /// Runs the Kafka client driver in `netns`: whether it succeeded, and its JSON line.
 fn kafka_peer(netns: &str, args: &[&str]) -> (bool, serde_json::Value) {
     let out = exec_in(netns, "python3")

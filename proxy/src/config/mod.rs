@@ -410,6 +410,9 @@ pub struct DatapathConfig {
     pub pin_dir: PathBuf,
     pub on_exit: OnExit,
     pub host_routing: HostRouting,
+    /// Interfaces where traffic from other nodes arrives (`strait_from_uplink` on their tc
+    /// ingress): what L7 policy redirects from there reaches strait instead of being dropped.
+    pub uplinks: Vec<String>,
 }
 
 /// How packets that policy allows from one local endpoint to another reach the destination.
@@ -560,7 +563,7 @@ impl Validator {
         let endpoints = self.endpoints(raw.endpoints);
         let policies: Vec<PathBuf> = raw.policies.iter().map(|p| self.path(p)).collect();
         let rd = raw.datapath.unwrap_or_default();
-        let datapath = DatapathConfig {
+        let mut datapath = DatapathConfig {
             enabled: rd.enabled.unwrap_or(!endpoints.is_empty()),
             pin_dir: rd
                 .pin_dir
@@ -574,7 +577,29 @@ impl Validator {
                 Some(RawHostRouting::Kernel) => HostRouting::Kernel,
                 _ => HostRouting::Bpf,
             },
+            uplinks: Vec::new(),
         };
+        for (i, name) in rd.uplinks.into_iter().enumerate() {
+            let f = format!("datapath.uplinks[{i}]");
+            if name.is_empty() || name.len() > 15 || name.contains('/') {
+                self.err(
+                    &f,
+                    format!("`{name}` is not an interface name (1-15 bytes, no `/`)"),
+                );
+            } else if let Some(e) = endpoints.iter().find(|e| e.interface == name) {
+                self.err(
+                    &f,
+                    format!(
+                        "interface `{name}` is endpoint `{}`'s; an uplink is where other nodes' traffic arrives",
+                        e.name
+                    ),
+                );
+            } else if datapath.uplinks.contains(&name) {
+                self.err(&f, format!("interface `{name}` is listed twice"));
+            } else {
+                datapath.uplinks.push(name);
+            }
+        }
         if datapath.enabled && endpoints.is_empty() {
             self.err(
                 "datapath.enabled",
@@ -1511,6 +1536,30 @@ mod tests {
             "{}",
             d[0]
         );
+    }
+
+    #[test]
+    fn datapath_uplinks_are_interface_names_not_endpoints_and_not_twice() {
+        let eps = "endpoints:\n  - name: c\n    interface: lxc-c\n    addresses: [10.200.0.2]\n    labels: {app: client}\n";
+        let c = parse(&format!(
+            "{OK}{eps}datapath:\n  uplinks: [eth0, bond0.100]\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.datapath.uplinks, ["eth0", "bond0.100"]);
+        let c = parse(&format!("{OK}{eps}")).expect("valid");
+        assert!(c.datapath.uplinks.is_empty());
+        for (uplinks, want) in [
+            ("[lxc-c]", "is endpoint `c`'s"),
+            ("[eth0, eth0]", "listed twice"),
+            ("[\"\"]", "is not an interface name"),
+            ("[a-name-of-16-byt]", "is not an interface name"),
+        ] {
+            let d = diag(&format!("{OK}{eps}datapath:\n  uplinks: {uplinks}\n"));
+            assert_eq!(d.len(), 1, "{uplinks}: {d:?}");
+            assert!(d[0].field.starts_with("datapath.uplinks["), "{}", d[0]);
+            assert_eq!(d[0].line, 12, "{}", d[0]);
+            assert!(d[0].message.contains(want), "{uplinks}: {}", d[0]);
+        }
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub struct RawDatapath {
     /// How packets allowed between two local endpoints reach the destination: `bpf` (default:
     /// straight to its interface) or `kernel` (the host's IP forwarding and netfilter).
     pub host_routing: Option<RawHostRouting>,
+    /// Interfaces where traffic from other nodes arrives: connections from there to a local
+    /// endpoint are redirected to strait's L7 listeners when policy says so.
+    #[serde(default)]
+    pub uplinks: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]

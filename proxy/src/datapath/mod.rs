@@ -39,6 +39,7 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/da
 
 const PROG_FROM_EP: &str = "strait_from_ep";
 const PROG_TO_EP: &str = "strait_to_ep";
+const PROG_FROM_UPLINK: &str = "strait_from_uplink";
 /// Magic of a bpffs mount (statfs f_type).
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
@@ -72,6 +73,8 @@ pub enum DatapathError {
     },
     #[error("endpoint `{endpoint}`: interface `{interface}` does not exist (run `strait lab up` or create the veth first)")]
     NoInterface { endpoint: String, interface: String },
+    #[error("datapath.uplinks: interface `{0}` does not exist")]
+    NoUplink(String),
     #[error("map {map}: {source}")]
     Map { map: &'static str, source: MapError },
     #[error("map {0} missing from the eBPF object")]
@@ -221,6 +224,9 @@ impl Datapath {
         }
         // Interfaces first: a missing one is a configuration error, before anything changes.
         let ifaces = endpoint_ifaces(state)?;
+        for up in &cfg.uplinks {
+            ifindex(up).ok_or_else(|| DatapathError::NoUplink(up.clone()))?;
+        }
         check_bpffs(&cfg.pin_dir)?;
         let maps_dir = cfg.pin_dir.join("maps");
         let links_dir = cfg.pin_dir.join("links");
@@ -269,7 +275,7 @@ impl Datapath {
             identities,
         };
         dp.sync(state, &ifaces)?;
-        for name in [PROG_FROM_EP, PROG_TO_EP] {
+        for name in [PROG_FROM_EP, PROG_TO_EP, PROG_FROM_UPLINK] {
             let prog: &mut SchedClassifier = dp
                 .ebpf
                 .program_mut(name)
@@ -292,6 +298,11 @@ impl Datapath {
                 wanted.insert(pin.clone());
                 dp.attach(name, iface, hook, &pin)?;
             }
+        }
+        for iface in &cfg.uplinks {
+            let pin = links_dir.join(format!("uplink-{}", iface.replace('.', "_")));
+            wanted.insert(pin.clone());
+            dp.attach(PROG_FROM_UPLINK, iface, TcAttachType::Ingress, &pin)?;
         }
         // Links of interfaces no longer configured: detach.
         if let Ok(rd) = std::fs::read_dir(&links_dir) {
@@ -710,10 +721,10 @@ pub fn event_flow(ev: &Event, rules: &[String], ids: &Identities) -> FlowRecord 
         17 => "UDP".to_owned(),
         p => format!("IP/{p}"),
     };
-    let listener = if ev.hook == 0 {
-        "datapath:from-endpoint"
-    } else {
-        "datapath:to-endpoint"
+    let listener = match ev.hook {
+        0 => "datapath:from-endpoint",
+        2 => "datapath:from-uplink",
+        _ => "datapath:to-endpoint",
     };
     FlowRecord {
         source_identity: Some(ev.src_identity).filter(|i| *i != 0),

@@ -12,13 +12,17 @@
 //! rule at all means the pair is not allowed at L3/L4, and every request is refused.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use serde::Serialize;
 
 use super::cnp::{self, HttpRule, KafkaRule, L7Rules, PortRule, Selector};
-use datapath_bpf::{DIR_EGRESS, DIR_INGRESS};
+use datapath_bpf::{DIR_EGRESS, DIR_INGRESS, IDENTITY_HOST, IDENTITY_WORLD};
 
-use super::{port_protocols, sections, Identities, Labels, Peers, Policy, PROTO_TCP};
+use super::{
+    cidr_identities, parse_cidr, port_protocols, sections, Identities, Labels, Peers, Policy,
+    IDENTITY_FIRST_CIDR, PROTO_TCP,
+};
 
 /// Name of the built-in HTTP policy filter in a listener's chain (and in flow records).
 pub const HTTP_POLICY_FILTER: &str = "strait.http-policy";
@@ -447,18 +451,62 @@ fn describe(labels: &Labels) -> String {
         .join(",")
 }
 
-/// Whether a rule's peer part selects an endpoint with `labels`. CIDR peers and the `world` /
-/// `host` entities never select a labelled endpoint.
-fn peer_matches(r: &Peers<'_>, labels: &Labels) -> bool {
+/// The client of a connection as the rules see it.
+#[derive(Debug, Clone, Copy)]
+enum Remote<'a> {
+    /// A local endpoint with these labels.
+    Endpoint(&'a Labels),
+    /// Not an endpoint (another node's address, the host): its identity (`world`, `host`, or a
+    /// CIDR identity with its prefix), as the datapath resolves it.
+    Other {
+        identity: u32,
+        cidr: Option<(IpAddr, u8)>,
+    },
+}
+
+impl Remote<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Remote::Endpoint(labels) => describe(labels),
+            Remote::Other {
+                cidr: Some((a, p)), ..
+            } => format!("cidr:{a}/{p}"),
+            Remote::Other { identity, .. } if *identity == IDENTITY_HOST => "reserved:host".into(),
+            Remote::Other { .. } => "reserved:world".into(),
+        }
+    }
+}
+
+/// Whether a rule's peer part selects `remote`, as the datapath's policy map does: CIDR peers
+/// and the `world` / `host` entities never select a labelled endpoint; a CIDR selects the
+/// addresses that resolve to its own CIDR identity; `world` takes in every CIDR identity.
+fn peer_matches(r: &Peers<'_>, remote: Remote<'_>) -> bool {
     if !r.any_peer() {
         // Only `toPorts`: every peer on those ports. Nothing at all (`{}`): no peer, as in
         // Cilium, where `ingress: [{}]` is the default-deny idiom.
         return r.has_ports();
     }
-    r.endpoints
-        .is_some_and(|sels| sels.iter().any(|s: &Selector| s.matches(labels)))
-        || r.entities
-            .is_some_and(|es| es.iter().any(|e| e == "all" || e == "cluster"))
+    match remote {
+        Remote::Endpoint(labels) => {
+            r.endpoints
+                .is_some_and(|sels| sels.iter().any(|s: &Selector| s.matches(labels)))
+                || r.entities
+                    .is_some_and(|es| es.iter().any(|e| e == "all" || e == "cluster"))
+        }
+        Remote::Other { identity, cidr } => {
+            let entity = |e: &String| match e.as_str() {
+                "all" => true,
+                "world" => identity == IDENTITY_WORLD || identity >= IDENTITY_FIRST_CIDR,
+                "host" | "cluster" => identity == IDENTITY_HOST,
+                _ => false,
+            };
+            let named = |c: &str| cidr.is_some() && parse_cidr(c) == cidr;
+            r.entities.is_some_and(|es| es.iter().any(entity))
+                || r.cidr.is_some_and(|cs| cs.iter().any(|c| named(c)))
+                || r.cidr_set
+                    .is_some_and(|cs| cs.iter().any(|c| named(&c.cidr)))
+        }
+    }
 }
 
 /// What the matching port rules of a peer rule say about `port`.
@@ -541,15 +589,17 @@ pub fn filter_config<R: L7Rule>(
             source_identity: None,
             destination_identity: None,
             port: None,
-            directions: directions(&selected, &lp.client, &lp.server, port),
+            directions: directions(&selected, Remote::Endpoint(&lp.client), &lp.server, port),
         }],
     }
 }
 
 /// A policy filter's configuration for a transparent listener: one set per (source identity,
-/// destination identity, port) of local endpoints that some rule of the filter's protocol
-/// covers, in that order (sets for rules without ports last). Connections no set covers — a
-/// destination that is not a local endpoint, for instance — are denied by the filter.
+/// destination identity, port) that some rule of the filter's protocol covers, in that order
+/// (sets for rules without ports last). Destinations are local endpoints; sources are local
+/// endpoints and, for connections from other nodes (`datapath.uplinks`), `world`, `host` and
+/// the policies' CIDR identities. Connections no set covers — a destination that is not a
+/// local endpoint, for instance — are denied by the filter.
 pub fn filter_config_transparent<R: L7Rule>(
     policies: &[Policy],
     ids: &Identities,
@@ -581,12 +631,26 @@ pub fn filter_config_transparent<R: L7Rule>(
         }
     }
     let all: Vec<&Policy> = policies.iter().collect();
+    let others: Vec<(Remote<'_>, u32)> = [IDENTITY_WORLD, IDENTITY_HOST]
+        .into_iter()
+        .map(|identity| (identity, None))
+        .chain(
+            cidr_identities(policies)
+                .into_iter()
+                .map(|(c, identity)| (identity, Some(c))),
+        )
+        .map(|(identity, cidr)| (Remote::Other { identity, cidr }, identity))
+        .collect();
     let mut sets = Vec::new();
     // Specific ports first: the filter takes the first set that matches.
     for &port in ports.iter().filter(|p| **p != 0).chain(ports.get(&0)) {
-        for (src_labels, src) in ids.iter() {
+        let sources = ids
+            .iter()
+            .map(|(labels, id)| (Remote::Endpoint(labels), id))
+            .chain(others.iter().copied());
+        for (src_remote, src) in sources {
             for (dst_labels, dst) in ids.iter() {
-                let directions = directions(&all, src_labels, dst_labels, port);
+                let directions = directions(&all, src_remote, dst_labels, port);
                 if directions.is_empty() {
                     continue;
                 }
@@ -606,12 +670,17 @@ pub fn filter_config_transparent<R: L7Rule>(
 /// `client` to `server` on `port`.
 fn directions<R: L7Rule>(
     policies: &[&Policy],
-    client: &Labels,
+    client: Remote<'_>,
     server: &Labels,
     port: u16,
 ) -> Vec<DirectionConfig<R>> {
     let mut directions = Vec::new();
-    for (dir, local, remote) in [(DIR_INGRESS, server, client), (DIR_EGRESS, client, server)] {
+    let mut sides = vec![(DIR_INGRESS, server, client)];
+    // Egress is enforced at a local client only.
+    if let Remote::Endpoint(labels) = client {
+        sides.push((DIR_EGRESS, labels, Remote::Endpoint(server)));
+    }
+    for (dir, local, remote) in sides {
         let mut enforced = false;
         let mut deny: Option<String> = None;
         let mut allow_all: Option<String> = None;
@@ -668,7 +737,7 @@ fn directions<R: L7Rule>(
         if deny.is_none() && allow_all.is_none() && rules.is_empty() {
             deny = Some(format!(
                 "{name}: no rule allows {} to port {port}",
-                describe(remote)
+                remote.describe()
             ));
         }
         directions.push(DirectionConfig {

@@ -13,6 +13,9 @@ pub mod watch;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use datapath_bpf::{
     PolicyEntry, PolicyKey, ACTION_ALLOW, ACTION_DENY, ACTION_REDIRECT, DIR_EGRESS, DIR_INGRESS,
@@ -39,6 +42,9 @@ const PROTO_UDP: u8 = 17;
 pub struct Identities {
     by_labels: BTreeMap<Labels, u32>,
     by_addr: HashMap<IpAddr, u32>,
+    /// The datapath's ipcache (host addresses, policy CIDRs), longest prefix first, as the
+    /// policy in force has it: for peers that are no endpoint ([`Identities::of_peer`]).
+    ipcache: Arc<ArcSwap<Vec<IpcacheEntry>>>,
 }
 
 impl Identities {
@@ -53,7 +59,36 @@ impl Identities {
                 by_addr.insert(*a, id);
             }
         }
-        Self { by_labels, by_addr }
+        Self {
+            by_labels,
+            by_addr,
+            ipcache: Arc::default(),
+        }
+    }
+
+    /// Takes the ipcache of the policy now in force (at start and on every policy change).
+    pub fn set_ipcache(&self, entries: &[IpcacheEntry]) {
+        let mut v = entries.to_vec();
+        v.sort_by_key(|e| std::cmp::Reverse(e.prefix));
+        self.ipcache.store(Arc::new(v));
+    }
+
+    /// Identity of any peer address, as the datapath resolves it: an endpoint's, else the
+    /// longest ipcache prefix that holds it (the host, a policy CIDR), else `world`.
+    /// An IPv4-mapped IPv6 address (a dual-stack socket's IPv4 peer) is taken as IPv4.
+    pub fn of_peer(&self, ip: IpAddr) -> u32 {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        if let Some(id) = self.of_addr(ip) {
+            return id;
+        }
+        self.ipcache
+            .load()
+            .iter()
+            .find(|e| in_prefix(ip, e.addr, e.prefix))
+            .map_or(IDENTITY_WORLD, |e| e.identity)
     }
 
     /// Identity of an endpoint address.
@@ -86,6 +121,25 @@ impl Identities {
                 None => id.to_string(),
             },
         }
+    }
+}
+
+/// Whether `ip` is in `addr/prefix` (of the same family).
+fn in_prefix(ip: IpAddr, addr: IpAddr, prefix: u8) -> bool {
+    match (ip, addr) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
     }
 }
 
@@ -310,6 +364,26 @@ impl PolicyKeyOrd {
     }
 }
 
+/// The CIDR identities of `policies`: every distinct CIDR their rules name as a peer
+/// (`fromCIDR`/`toCIDR` and the `cidr` of the `…CIDRSet` forms, not `except`), numbered from
+/// [`IDENTITY_FIRST_CIDR`] in address order. The datapath's ipcache and policy map and the
+/// transparent listeners' L7 policy filter number them alike.
+pub fn cidr_identities(policies: &[Policy]) -> BTreeMap<(IpAddr, u8), u32> {
+    let mut all = BTreeSet::new();
+    for p in policies {
+        for spec in l7::specs(&p.doc) {
+            for sec in sections(spec) {
+                for r in &sec.peers {
+                    let plain = r.cidr.into_iter().flatten().map(String::as_str);
+                    let sets = r.cidr_set.into_iter().flatten().map(|c| c.cidr.as_str());
+                    all.extend(plain.chain(sets).filter_map(parse_cidr));
+                }
+            }
+        }
+    }
+    all.into_iter().zip(IDENTITY_FIRST_CIDR..).collect()
+}
+
 /// Compiles endpoints + policies. `host_addrs` become the host identity in the ipcache.
 pub fn compile(
     config: &Config,
@@ -320,7 +394,7 @@ pub fn compile(
     let mut c = Compiler {
         ids: identities,
         st: MapState::default(),
-        cidrs: BTreeMap::new(),
+        cidrs: cidr_identities(policies),
         errors: Vec::new(),
         proxy_ports: config
             .listeners
@@ -629,15 +703,27 @@ impl Compiler<'_> {
                 );
                 return None;
             };
-            let next = IDENTITY_FIRST_CIDR + self.cidrs.len() as u32;
-            let id = *self.cidrs.entry((addr, prefix)).or_insert_with(|| {
+            // Numbered for every CIDR of the policies up front (`cidr_identities`).
+            let Some(&id) = self.cidrs.get(&(addr, prefix)) else {
+                self.err(
+                    p,
+                    &format!("{field}.cidr[{i}]"),
+                    format!("`{cidr}` has no CIDR identity (internal error)"),
+                );
+                return None;
+            };
+            if !self
+                .st
+                .ipcache
+                .iter()
+                .any(|e| e.addr == addr && e.prefix == prefix && e.identity == id)
+            {
                 self.st.ipcache.push(IpcacheEntry {
                     addr,
                     prefix,
-                    identity: next,
+                    identity: id,
                 });
-                next
-            });
+            }
             out.insert(id);
             for ex in except {
                 let Some((ea, ep)) = parse_cidr(&ex) else {

@@ -67,6 +67,7 @@ pub async fn run(
                 continue;
             }
         }
+        identities.set_ipcache(&state.ipcache);
         if let Some(sm) = &mut enf.sockmap {
             if let Err(e) = sm.policy_changed() {
                 tracing::error!(error = %e, "telling sockmap about the new policy failed");

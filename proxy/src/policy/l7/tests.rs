@@ -460,3 +460,105 @@ fn patterns_in_go_syntax_are_taken_as_go_reads_them() {
     let re = full_match(r"\Qapi.test\E").unwrap();
     assert!(re.is_match("api.test") && !re.is_match("apixtest"));
 }
+
+/// Connections from other nodes (`datapath.uplinks`) carry the identity the datapath resolves
+/// for their address (a policy CIDR's, `world`, `host`): the transparent sets cover those too,
+/// with the server's ingress alone (no local client enforces egress), and `world` takes in the
+/// CIDR identities as in the policy map.
+#[test]
+fn transparent_sets_cover_peers_from_other_nodes() {
+    use crate::config::EndpointConfig;
+    use crate::policy::{cidr_identities, IpcacheEntry, IDENTITY_FIRST_CIDR};
+    use datapath_bpf::{IDENTITY_HOST, IDENTITY_WORLD};
+    let api_ep = EndpointConfig {
+        name: "api".into(),
+        interface: "veth-api".into(),
+        netns: "ns-api".into(),
+        addresses: vec![std::net::IpAddr::from([10, 0, 0, 2])],
+        labels: labels_of(&[("app", "api")]),
+        splice: true,
+    };
+    let ids = crate::policy::Identities::from_endpoints(&[api_ep]);
+    let api = ids.of_labels(&labels_of(&[("app", "api")])).unwrap();
+    let ps = policies(
+        "apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: api }
+spec:
+  endpointSelector: { matchLabels: { app: api } }
+  ingress:
+  - fromCIDRSet: [{ cidr: 192.0.2.0/24, except: [192.0.2.128/25] }]
+    toPorts:
+    - ports: [{ port: \"80\", protocol: TCP }]
+      rules:
+        http: [{ method: GET }]
+  - fromEntities: [world]
+    toPorts:
+    - ports: [{ port: \"80\", protocol: TCP }]
+      rules:
+        http: [{ path: /public }]
+",
+    );
+    let cidr_id = IDENTITY_FIRST_CIDR;
+    assert_eq!(
+        cidr_identities(&ps).into_iter().collect::<Vec<_>>(),
+        vec![(("192.0.2.0".parse().unwrap(), 24), cidr_id)]
+    );
+    let c = filter_config_transparent::<RuleConfig>(&ps, &ids);
+    let set = |src: u32| {
+        c.sets
+            .iter()
+            .find(|s| s.source_identity == Some(u64::from(src)))
+            .unwrap_or_else(|| panic!("no set for {src}: {:?}", c.sets))
+    };
+    let from_cidr = set(cidr_id);
+    assert_eq!(from_cidr.destination_identity, Some(u64::from(api)));
+    assert_eq!(from_cidr.port, Some(80));
+    assert_eq!(from_cidr.directions.len(), 1, "ingress only");
+    assert_eq!(
+        from_cidr.directions[0].rules.len(),
+        2,
+        "the CIDR's and world's"
+    );
+    assert_eq!(set(IDENTITY_WORLD).directions[0].rules.len(), 1);
+    assert_eq!(
+        set(IDENTITY_HOST).directions[0].deny.as_deref(),
+        Some("ingress of app=api: no rule allows reserved:host to port 80")
+    );
+
+    // The proxy resolves a peer as the datapath does: endpoint, longest ipcache prefix, world.
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    assert_eq!(
+        ids.of_peer(ip("192.0.2.7")),
+        IDENTITY_WORLD,
+        "no ipcache yet"
+    );
+    ids.set_ipcache(&[
+        IpcacheEntry {
+            addr: ip("192.0.2.0"),
+            prefix: 24,
+            identity: cidr_id,
+        },
+        IpcacheEntry {
+            addr: ip("192.0.2.128"),
+            prefix: 25,
+            identity: IDENTITY_WORLD,
+        },
+        IpcacheEntry {
+            addr: ip("10.9.9.9"),
+            prefix: 32,
+            identity: IDENTITY_HOST,
+        },
+    ]);
+    for (peer, want) in [
+        ("192.0.2.7", cidr_id),
+        ("::ffff:192.0.2.7", cidr_id),
+        ("192.0.2.200", IDENTITY_WORLD),
+        ("10.9.9.9", IDENTITY_HOST),
+        ("10.0.0.2", api),
+        ("198.51.100.1", IDENTITY_WORLD),
+        ("2001:db8::1", IDENTITY_WORLD),
+    ] {
+        assert_eq!(ids.of_peer(ip(peer)), want, "{peer}");
+    }
+}
