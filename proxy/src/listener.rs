@@ -63,7 +63,7 @@ impl TransparentCtx {
                 self.filters.clone(),
                 orig_dst,
                 target,
-                Some(self.identities.of_peer(peer.ip())),
+                self.identities.of_peer(peer.ip()),
                 self.identities.of_addr(orig_dst.ip()),
             ))),
             Protocol::Tcp => Flow::Tcp(Arc::new(TcpProxy::new(
@@ -86,7 +86,7 @@ impl TransparentCtx {
                     self.filters.clone(),
                     self.topic_names.clone(),
                     (
-                        Some(self.identities.of_peer(peer.ip())),
+                        self.identities.of_peer(peer.ip()),
                         self.identities.of_addr(orig_dst.ip()),
                     ),
                 ),

@@ -41,6 +41,11 @@ pub fn go_syntax(pattern: &str) -> Cow<'_, str> {
                 out.push_str(&regex_syntax::escape(text));
                 rest = after;
             }
+            // Go: an escaped `<` or `>` is that character; Rust: a word-boundary assertion.
+            '\\' if rest.starts_with("\\<") || rest.starts_with("\\>") => {
+                out.push_str(&rest[1..2]);
+                rest = &rest[2..];
+            }
             '\\' => {
                 let n = escape_len(rest);
                 out.push_str(&rest[..n]);
@@ -91,14 +96,20 @@ fn escape_len(s: &str) -> usize {
 /// starts none, and Go reads it as a literal.
 fn repetition_len(s: &str) -> usize {
     let b = s.as_bytes();
-    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
-    let lo = digits(1);
-    if lo == 0 {
+    // Go takes no leading zeros (`a{01}` is literal text): such a count makes no repetition.
+    let digits = |from: usize| -> Option<usize> {
+        let n = b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+        (n < 2 || b[from] != b'0').then_some(n)
+    };
+    let Some(lo) = digits(1).filter(|n| *n > 0) else {
         return 0;
-    }
+    };
     let mut at = 1 + lo;
     if b.get(at) == Some(&b',') {
-        at += 1 + digits(at + 1);
+        let Some(hi) = digits(at + 1) else {
+            return 0;
+        };
+        at += 1 + hi;
     }
     if b.get(at) == Some(&b'}') {
         at + 1
@@ -163,6 +174,10 @@ fn class_char<'a>(s: &'a str, out: &mut String) -> &'a str {
     let Some(c) = s.chars().next() else {
         return s;
     };
+    if s.starts_with("\\<") || s.starts_with("\\>") {
+        out.push_str(&s[1..2]);
+        return &s[2..];
+    }
     if c == '\\' {
         let n = escape_len(s);
         out.push_str(&s[..n]);

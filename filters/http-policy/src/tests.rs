@@ -256,6 +256,10 @@ fn go_literals_are_escaped_for_rust() {
         (r"a{,3}", r"a\{,3}"),
         (r"a{", r"a\{"),
         (r"a{2}b{1,}c{1,3}", r"a{2}b{1,}c{1,3}"),
+        // Go takes no leading zeros in a count: `{01}` is text.
+        (r"a{01}b{1,02}c{0,1}", r"a\{01}b\{1,02}c{0,1}"),
+        // An escaped `<` / `>` is the character in Go, a word boundary in Rust.
+        (r"\<a\>[\<]", r"<a>[<]"),
         (r"\p{Greek}{2}\x{41}", r"\p{Greek}{2}\x{41}"),
         // `\Q…\E` quotes, to the end when there is no `\E`.
         (r"\Qa.b*\E+", r"a\.b\*+"),
@@ -267,13 +271,14 @@ fn go_literals_are_escaped_for_rust() {
     ] {
         assert_eq!(go_syntax(pattern), want, "{pattern}");
     }
-    let cases: [(&str, &[&str], &[&str]); 6] = [
+    let cases: [(&str, &[&str], &[&str]); 7] = [
         (r"[\w-_]+", &["a-b_c"], &["a/b"]),
         (r"/users/{id}", &["/users/{id}"], &["/users/7", "/users/"]),
         (r"[a&&b]", &["&", "a", "b"], &["ab"]),
         (r"[[a]", &["[", "a"], &["b"]),
         (r"\Qa.b\E", &["a.b"], &["axb"]),
         (r"x{2}", &["xx"], &["x{2}"]),
+        (r"/\<admin", &["/<admin"], &["/admin"]),
     ];
     for (pattern, matching, not) in cases {
         let re = crate::full_match(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 
 use datapath_bpf::{
     PolicyEntry, PolicyKey, ACTION_ALLOW, ACTION_DENY, ACTION_REDIRECT, DIR_EGRESS, DIR_INGRESS,
@@ -44,7 +44,7 @@ pub struct Identities {
     by_addr: HashMap<IpAddr, u32>,
     /// The datapath's ipcache (host addresses, policy CIDRs), longest prefix first, as the
     /// policy in force has it: for peers that are no endpoint ([`Identities::of_peer`]).
-    ipcache: Arc<ArcSwap<Vec<IpcacheEntry>>>,
+    ipcache: Arc<ArcSwapOption<Vec<IpcacheEntry>>>,
 }
 
 impl Identities {
@@ -70,25 +70,29 @@ impl Identities {
     pub fn set_ipcache(&self, entries: &[IpcacheEntry]) {
         let mut v = entries.to_vec();
         v.sort_by_key(|e| std::cmp::Reverse(e.prefix));
-        self.ipcache.store(Arc::new(v));
+        self.ipcache.store(Some(Arc::new(v)));
     }
 
     /// Identity of any peer address, as the datapath resolves it: an endpoint's, else the
-    /// longest ipcache prefix that holds it (the host, a policy CIDR), else `world`.
+    /// longest ipcache prefix that holds it (the host, a policy CIDR), else `world`; `None` for
+    /// a peer that is no endpoint while no ipcache was set (no datapath: nothing resolves it).
     /// An IPv4-mapped IPv6 address (a dual-stack socket's IPv4 peer) is taken as IPv4.
-    pub fn of_peer(&self, ip: IpAddr) -> u32 {
+    pub fn of_peer(&self, ip: IpAddr) -> Option<u32> {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
         if let Some(id) = self.of_addr(ip) {
-            return id;
+            return Some(id);
         }
-        self.ipcache
-            .load()
-            .iter()
-            .find(|e| in_prefix(ip, e.addr, e.prefix))
-            .map_or(IDENTITY_WORLD, |e| e.identity)
+        let cache = self.ipcache.load();
+        let entries = cache.as_deref()?;
+        Some(
+            entries
+                .iter()
+                .find(|e| in_prefix(ip, e.addr, e.prefix))
+                .map_or(IDENTITY_WORLD, |e| e.identity),
+        )
     }
 
     /// Identity of an endpoint address.
@@ -365,9 +369,13 @@ impl PolicyKeyOrd {
 }
 
 /// The CIDR identities of `policies`: every distinct CIDR their rules name as a peer
-/// (`fromCIDR`/`toCIDR` and the `cidr` of the `…CIDRSet` forms, not `except`), numbered from
-/// [`IDENTITY_FIRST_CIDR`] in address order. The datapath's ipcache and policy map and the
-/// transparent listeners' L7 policy filter number them alike.
+/// (`fromCIDR`/`toCIDR` and the `cidr` of the `…CIDRSet` forms, not `except`), each numbered
+/// from the CIDR alone (a hash into [`IDENTITY_FIRST_CIDR`]`..`; the next free number on the
+/// rare collision). The datapath's ipcache and policy map and the transparent listeners' L7
+/// policy filter are built by different reloads; a number that depended on the other CIDRs
+/// (their order, say) would shift when one is added, and for a moment one CIDR's peers would
+/// be judged by another's rules. Stable numbers leave only a CIDR the other side does not know
+/// yet, which matches no rule set and is denied.
 pub fn cidr_identities(policies: &[Policy]) -> BTreeMap<(IpAddr, u8), u32> {
     let mut all = BTreeSet::new();
     for p in policies {
@@ -381,7 +389,26 @@ pub fn cidr_identities(policies: &[Policy]) -> BTreeMap<(IpAddr, u8), u32> {
             }
         }
     }
-    all.into_iter().zip(IDENTITY_FIRST_CIDR..).collect()
+    let span = u64::from(u32::MAX - IDENTITY_FIRST_CIDR) + 1;
+    let mut out = BTreeMap::new();
+    let mut taken = BTreeSet::new();
+    for (addr, prefix) in all {
+        // FNV-1a over the address bytes and the prefix: the same number in every process.
+        let bytes: Vec<u8> = match addr {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in bytes.iter().chain([&prefix]) {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let mut id = IDENTITY_FIRST_CIDR + (h % span) as u32;
+        while !taken.insert(id) {
+            id = id.checked_add(1).unwrap_or(IDENTITY_FIRST_CIDR);
+        }
+        out.insert((addr, prefix), id);
+    }
+    out
 }
 
 /// Compiles endpoints + policies. `host_addrs` become the host identity in the ipcache.

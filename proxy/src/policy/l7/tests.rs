@@ -499,11 +499,21 @@ spec:
         http: [{ path: /public }]
 ",
     );
-    let cidr_id = IDENTITY_FIRST_CIDR;
-    assert_eq!(
-        cidr_identities(&ps).into_iter().collect::<Vec<_>>(),
-        vec![(("192.0.2.0".parse().unwrap(), 24), cidr_id)]
-    );
+    let ids_of = |ps: &[Policy]| cidr_identities(ps).into_iter().collect::<Vec<_>>();
+    let numbered = ids_of(&ps);
+    assert_eq!(numbered.len(), 1);
+    assert_eq!(numbered[0].0, ("192.0.2.0".parse().unwrap(), 24));
+    let cidr_id = numbered[0].1;
+    assert!(cidr_id >= IDENTITY_FIRST_CIDR);
+    // A CIDR's number does not depend on the others: adding one (lower in address order)
+    // leaves it as it is.
+    let more = policies(&format!(
+        "{HEAD}        http: [{{ method: GET }}]\n  - fromCIDR: [10.0.0.0/8, 172.16.0.0/12]\n"
+    ));
+    let both: Vec<_> = ps.iter().chain(&more).cloned().collect();
+    let numbered = ids_of(&both);
+    assert_eq!(numbered.len(), 3, "{numbered:?}");
+    assert!(numbered.contains(&(("192.0.2.0".parse().unwrap(), 24), cidr_id)));
     let c = filter_config_transparent::<RuleConfig>(&ps, &ids);
     let set = |src: u32| {
         c.sets
@@ -528,11 +538,9 @@ spec:
 
     // The proxy resolves a peer as the datapath does: endpoint, longest ipcache prefix, world.
     let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-    assert_eq!(
-        ids.of_peer(ip("192.0.2.7")),
-        IDENTITY_WORLD,
-        "no ipcache yet"
-    );
+    // Without a datapath (no ipcache), a peer that is no endpoint has no identity.
+    assert_eq!(ids.of_peer(ip("192.0.2.7")), None);
+    assert_eq!(ids.of_peer(ip("10.0.0.2")), Some(api));
     ids.set_ipcache(&[
         IpcacheEntry {
             addr: ip("192.0.2.0"),
@@ -559,6 +567,6 @@ spec:
         ("198.51.100.1", IDENTITY_WORLD),
         ("2001:db8::1", IDENTITY_WORLD),
     ] {
-        assert_eq!(ids.of_peer(ip(peer)), want, "{peer}");
+        assert_eq!(ids.of_peer(ip(peer)), Some(want), "{peer}");
     }
 }
