@@ -308,16 +308,7 @@ impl World {
 
     /// curl from the client namespace: (exit code, body).
     fn curl(&self, url: &str, extra: &[&str]) -> (i32, String) {
-        let out = exec_in(&self.cli.netns, "curl")
-            .args(["-s", "-m", "3"])
-            .args(extra)
-            .arg(url)
-            .output()
-            .expect("curl");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        curl_in(&self.cli.netns, url, extra)
     }
 
     fn servers(&self) -> Vec<Proc> {
@@ -361,6 +352,20 @@ impl World {
         }
         panic!("test servers did not start");
     }
+}
+
+/// curl in `netns` (3 s limit unless `extra` sets another): (exit code, body).
+fn curl_in(netns: &str, url: &str, extra: &[&str]) -> (i32, String) {
+    let out = exec_in(netns, "curl")
+        .args(["-s", "-m", "3"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("curl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 fn leftovers(w: &World) -> Vec<String> {
@@ -593,16 +598,7 @@ impl RemoteNode {
     }
 
     fn curl(&self, url: &str, extra: &[&str]) -> (i32, String) {
-        let out = exec_in(&self.netns, "curl")
-            .args(["-s", "-m", "3"])
-            .args(extra)
-            .arg(url)
-            .output()
-            .expect("curl");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        curl_in(&self.netns, url, extra)
     }
 }
 
