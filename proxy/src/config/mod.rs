@@ -581,11 +581,8 @@ impl Validator {
         };
         for (i, name) in rd.uplinks.into_iter().enumerate() {
             let f = format!("datapath.uplinks[{i}]");
-            if name.is_empty() || name.len() > 15 || name.contains('/') {
-                self.err(
-                    &f,
-                    format!("`{name}` is not an interface name (1-15 bytes, no `/`)"),
-                );
+            if let Some(why) = bad_interface_name(&name) {
+                self.err(&f, why);
             } else if let Some(e) = endpoints.iter().find(|e| e.interface == name) {
                 self.err(
                     &f,
@@ -596,9 +593,27 @@ impl Validator {
                 );
             } else if datapath.uplinks.contains(&name) {
                 self.err(&f, format!("interface `{name}` is listed twice"));
+            } else if let Some(o) = datapath
+                .uplinks
+                .iter()
+                .find(|o| link_pin_name(o) == link_pin_name(&name))
+            {
+                self.err(
+                    &f,
+                    format!(
+                        "uplinks `{o}` and `{name}` would share the pinned tc link name `{}` (bpffs refuses dots in names, so `.` pins as `_`); rename one of them",
+                        link_pin_name(&name)
+                    ),
+                );
             } else {
                 datapath.uplinks.push(name);
             }
+        }
+        if !datapath.enabled && !datapath.uplinks.is_empty() {
+            self.err(
+                "datapath.uplinks",
+                "uplinks need the datapath, which is off here (`datapath.enabled: false`, or no `endpoints:`)",
+            );
         }
         if datapath.enabled && endpoints.is_empty() {
             self.err(
@@ -755,14 +770,8 @@ impl Validator {
                     format!("duplicate endpoint `{}`", e.name),
                 );
             }
-            if e.interface.is_empty() || e.interface.len() > 15 || e.interface.contains('/') {
-                self.err(
-                    &format!("{f}.interface"),
-                    format!(
-                        "`{}` is not an interface name (1-15 bytes, no `/`)",
-                        e.interface
-                    ),
-                );
+            if let Some(why) = bad_interface_name(&e.interface) {
+                self.err(&format!("{f}.interface"), why);
             }
             if let Some(o) = out.iter().find(|o| o.interface == e.interface) {
                 self.err(
@@ -770,6 +779,20 @@ impl Validator {
                     format!(
                         "interface `{}` is already endpoint `{}`'s",
                         e.interface, o.name
+                    ),
+                );
+            } else if let Some(o) = out
+                .iter()
+                .find(|o| link_pin_name(&o.interface) == link_pin_name(&e.interface))
+            {
+                self.err(
+                    &format!("{f}.interface"),
+                    format!(
+                        "interfaces `{}` (endpoint `{}`) and `{}` would share the pinned tc link name `{}` (bpffs refuses dots in names, so `.` pins as `_`); rename one of them",
+                        o.interface,
+                        o.name,
+                        e.interface,
+                        link_pin_name(&e.interface)
                     ),
                 );
             }
@@ -1415,6 +1438,30 @@ impl Validator {
 }
 
 /// Parses `512KiB`, `64MiB`, `1GiB` or a plain byte count.
+/// Why `name` cannot be a Linux interface name (as the kernel's `dev_valid_name`: 1-15 bytes,
+/// not `.` or `..`, no `/`, `:` or white space), or `None`.
+fn bad_interface_name(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace());
+    (!ok).then(|| {
+        format!(
+            "`{name}` is not an interface name (1-15 bytes, not `.` or `..`, no `/`, `:` or white space)"
+        )
+    })
+}
+
+/// The name an interface's tc links are pinned under (with a prefix) in the datapath's pin
+/// directory. bpffs refuses dots in names, so `eth0.100` pins as `eth0_100`; the config refuses
+/// two interfaces with the same pin name.
+pub fn link_pin_name(iface: &str) -> String {
+    iface.replace('.', "_")
+}
+
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -1553,6 +1600,13 @@ mod tests {
             ("[eth0, eth0]", "listed twice"),
             ("[\"\"]", "is not an interface name"),
             ("[a-name-of-16-byt]", "is not an interface name"),
+            ("[\"..\"]", "is not an interface name"),
+            ("[\"eth 0\"]", "is not an interface name"),
+            ("[\"eth0:1\"]", "is not an interface name"),
+            (
+                "[eth0.100, eth0_100]",
+                "would share the pinned tc link name `eth0_100`",
+            ),
         ] {
             let d = diag(&format!("{OK}{eps}datapath:\n  uplinks: {uplinks}\n"));
             assert_eq!(d.len(), 1, "{uplinks}: {d:?}");
@@ -1560,6 +1614,27 @@ mod tests {
             assert_eq!(d[0].line, 12, "{}", d[0]);
             assert!(d[0].message.contains(want), "{uplinks}: {}", d[0]);
         }
+        // Without the datapath, uplinks would do nothing: refused, not ignored.
+        let d = diag(&format!(
+            "{OK}{eps}datapath:\n  enabled: false\n  uplinks: [eth0]\n"
+        ));
+        assert!(
+            d.iter()
+                .any(|d| d.field == "datapath.uplinks" && d.message.contains("need the datapath")),
+            "{d:?}"
+        );
+        // Two endpoints whose interfaces would pin under one name.
+        let d = diag(&format!(
+            "{OK}{eps}  - name: d\n    interface: lxc.c\n    addresses: [10.200.0.3]\n    labels: {{app: d}}\n  - name: e\n    interface: lxc_c\n    addresses: [10.200.0.4]\n    labels: {{app: e}}\n"
+        ));
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].field, "endpoints[2].interface", "{}", d[0]);
+        assert!(
+            d[0].message
+                .contains("would share the pinned tc link name `lxc_c`"),
+            "{}",
+            d[0]
+        );
     }
 
     #[test]

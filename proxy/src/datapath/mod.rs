@@ -29,7 +29,7 @@ use datapath_bpf::{
     PolicyKey, FAMILY_V4, FAMILY_V6,
 };
 
-use crate::config::{DatapathConfig, HostRouting};
+use crate::config::{link_pin_name, DatapathConfig, HostRouting};
 use crate::flows::{FlowRecord, Flows, Verdict};
 use crate::policy::{Identities, MapState};
 use netlink::{NetlinkError, PolicyRoute};
@@ -293,14 +293,13 @@ impl Datapath {
                 (PROG_FROM_EP, TcAttachType::Ingress, "ingress"),
                 (PROG_TO_EP, TcAttachType::Egress, "egress"),
             ] {
-                // bpffs refuses names with dots (reserved): `eth0.100` pins as `eth0_100`.
-                let pin = links_dir.join(format!("{suffix}-{}", iface.replace('.', "_")));
+                let pin = links_dir.join(format!("{suffix}-{}", link_pin_name(iface)));
                 wanted.insert(pin.clone());
                 dp.attach(name, iface, hook, &pin)?;
             }
         }
         for iface in &cfg.uplinks {
-            let pin = links_dir.join(format!("uplink-{}", iface.replace('.', "_")));
+            let pin = links_dir.join(format!("uplink-{}", link_pin_name(iface)));
             wanted.insert(pin.clone());
             dp.attach(PROG_FROM_UPLINK, iface, TcAttachType::Ingress, &pin)?;
         }

@@ -20,8 +20,8 @@ use super::cnp::{self, HttpRule, KafkaRule, L7Rules, PortRule, Selector};
 use datapath_bpf::{DIR_EGRESS, DIR_INGRESS, IDENTITY_HOST, IDENTITY_WORLD};
 
 use super::{
-    cidr_identities, parse_cidr, port_protocols, sections, Identities, Labels, Peers, Policy,
-    IDENTITY_FIRST_CIDR, PROTO_TCP,
+    cidr_identities, cidr_selects, parse_cidr, port_protocols, sections, Identities, Labels, Peers,
+    Policy, IDENTITY_FIRST_CIDR, PROTO_TCP,
 };
 
 /// Name of the built-in HTTP policy filter in a listener's chain (and in flow records).
@@ -479,7 +479,8 @@ impl Remote<'_> {
 
 /// Whether a rule's peer part selects `remote`, as the datapath's policy map does: CIDR peers
 /// and the `world` / `host` entities never select a labelled endpoint; a CIDR selects the
-/// addresses that resolve to its own CIDR identity; `world` takes in every CIDR identity.
+/// addresses that resolve to a CIDR identity inside it and outside its excepts; `world` takes
+/// in every CIDR identity.
 fn peer_matches(r: &Peers<'_>, remote: Remote<'_>) -> bool {
     if !r.any_peer() {
         // Only `toPorts`: every peer on those ports. Nothing at all (`{}`): no peer, as in
@@ -500,11 +501,17 @@ fn peer_matches(r: &Peers<'_>, remote: Remote<'_>) -> bool {
                 "host" | "cluster" => identity == IDENTITY_HOST,
                 _ => false,
             };
-            let named = |c: &str| cidr.is_some() && parse_cidr(c) == cidr;
+            // As `remotes()`: a CIDR selects the CIDR identities inside it, but none inside
+            // one of its excepts.
+            let selects = |c: &str, except: &[String]| {
+                let excepts: Vec<_> = except.iter().filter_map(|e| parse_cidr(e)).collect();
+                matches!((parse_cidr(c), cidr), (Some(sel), Some(inner))
+                    if cidr_selects(sel, &excepts, inner))
+            };
             r.entities.is_some_and(|es| es.iter().any(entity))
-                || r.cidr.is_some_and(|cs| cs.iter().any(|c| named(c)))
+                || r.cidr.is_some_and(|cs| cs.iter().any(|c| selects(c, &[])))
                 || r.cidr_set
-                    .is_some_and(|cs| cs.iter().any(|c| named(&c.cidr)))
+                    .is_some_and(|cs| cs.iter().any(|c| selects(&c.cidr, &c.except)))
         }
     }
 }

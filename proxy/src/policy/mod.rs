@@ -739,19 +739,8 @@ impl Compiler<'_> {
                 );
                 return None;
             };
-            if !self
-                .st
-                .ipcache
-                .iter()
-                .any(|e| e.addr == addr && e.prefix == prefix && e.identity == id)
-            {
-                self.st.ipcache.push(IpcacheEntry {
-                    addr,
-                    prefix,
-                    identity: id,
-                });
-            }
-            out.insert(id);
+            self.ipcache_entry(addr, prefix, id);
+            let mut excepts = Vec::with_capacity(except.len());
             for ex in except {
                 let Some((ea, ep)) = parse_cidr(&ex) else {
                     self.err(
@@ -761,21 +750,39 @@ impl Compiler<'_> {
                     );
                     return None;
                 };
-                if !self
-                    .st
-                    .ipcache
-                    .iter()
-                    .any(|e| e.addr == ea && e.prefix == ep)
-                {
-                    self.st.ipcache.push(IpcacheEntry {
-                        addr: ea,
-                        prefix: ep,
-                        identity: IDENTITY_WORLD,
-                    });
-                }
+                // The longest prefix must land on something this rule does not select: the
+                // except's own CIDR identity when another rule names it, else `world`.
+                let identity = self.cidrs.get(&(ea, ep)).copied().unwrap_or(IDENTITY_WORLD);
+                self.ipcache_entry(ea, ep, identity);
+                excepts.push((ea, ep));
             }
+            // As Cilium's `cidr:` labels: a CIDR selects every CIDR identity inside it (its
+            // own and the more specific ones other rules name), but none inside an except.
+            out.extend(
+                self.cidrs
+                    .iter()
+                    .filter(|(inner, _)| cidr_selects((addr, prefix), &excepts, **inner))
+                    .map(|(_, id)| *id),
+            );
         }
         Some(out.into_iter().collect())
+    }
+
+    /// Adds `addr/prefix → identity` to the ipcache once. Every prefix has one identity (its
+    /// CIDR identity, else `world` for an except), so a second entry would only repeat it.
+    fn ipcache_entry(&mut self, addr: IpAddr, prefix: u8, identity: u32) {
+        if !self
+            .st
+            .ipcache
+            .iter()
+            .any(|e| e.addr == addr && e.prefix == prefix)
+        {
+            self.st.ipcache.push(IpcacheEntry {
+                addr,
+                prefix,
+                identity,
+            });
+        }
     }
 
     /// `(port, proto)` pairs of one ports entry; port 0 means all ports of the protocol(s).
@@ -924,7 +931,8 @@ fn egress_peers(rules: Option<&[cnp::EgressRule]>) -> Vec<Peers<'_>> {
         .collect()
 }
 
-/// `10.0.0.0/8`, `fd00::/64` or a bare address (host prefix).
+/// `10.0.0.0/8`, `fd00::/64` or a bare address (host prefix). Host bits are cleared, as Go's
+/// `net.ParseCIDR` (Cilium) does: `10.1.2.3/16` is `10.1.0.0/16`.
 pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     let (a, p) = match s.split_once('/') {
         Some((a, p)) => (a, Some(p)),
@@ -936,7 +944,35 @@ pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
         Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
         None => max,
     };
-    Some((addr, prefix))
+    Some((network(addr, prefix), prefix))
+}
+
+/// `addr` with the bits after the first `prefix` cleared.
+fn network(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::from((u32::from(a) & mask).to_be_bytes())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::from((u128::from(a) & mask).to_be_bytes())
+        }
+    }
+}
+
+/// Whether the prefix `inner` lies inside `outer` (or is it). Different families never nest.
+pub fn cidr_contains(outer: (IpAddr, u8), inner: (IpAddr, u8)) -> bool {
+    outer.0.is_ipv4() == inner.0.is_ipv4()
+        && outer.1 <= inner.1
+        && network(inner.0, outer.1) == network(outer.0, outer.1)
+}
+
+/// Whether a CIDR peer (`cidr` with its `except` prefixes) selects the CIDR identity of
+/// `inner`: as Cilium's `cidr:` labels, every identity whose prefix lies inside the CIDR and
+/// inside none of the excepts.
+pub fn cidr_selects(cidr: (IpAddr, u8), excepts: &[(IpAddr, u8)], inner: (IpAddr, u8)) -> bool {
+    cidr_contains(cidr, inner) && !excepts.iter().any(|e| cidr_contains(*e, inner))
 }
 
 #[cfg(test)]
@@ -1007,6 +1043,116 @@ spec:
         assert_eq!(w.map(|e| e.action), Some(ACTION_DENY));
         let flags: Vec<u32> = st.endpoints.iter().map(|(_, _, f)| *f).collect();
         assert_eq!(flags, vec![0, EP_ENFORCE_INGRESS, EP_ENFORCE_INGRESS]);
+    }
+
+    /// CIDR peers nest as Cilium's `cidr:` labels do: a CIDR selects the identities of the more
+    /// specific CIDRs other rules name, but not those inside one of its excepts; an except a
+    /// rule names keeps that rule's identity in the ipcache (one entry per prefix), and host
+    /// bits are cleared. The L7 filter's sets agree with the policy map.
+    #[test]
+    fn cidr_peers_nest_as_in_cilium() {
+        let c = cfg(BASE);
+        let ids = Identities::from_endpoints(&c.endpoints);
+        let server = ids
+            .of_labels(&[("app".into(), "server".into())].into())
+            .unwrap_or(0);
+        let head = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: n\nspec:\n  endpointSelector:\n    matchLabels: {app: server}\n  ingress:\n";
+        let port = |p: u16| {
+            format!(
+                "      toPorts: [{{ports: [{{port: \"{p}\", protocol: TCP}}], rules: {{http: [{{method: GET}}]}}}}]\n"
+            )
+        };
+        // The except comes first, so its prefix is seen before the rule that names it.
+        let body = format!(
+            "    - fromCIDRSet: [{{cidr: 10.0.0.0/8, except: [10.1.0.0/16]}}]\n{}\
+             \x20   - fromCIDR: [10.1.0.0/16]\n{}\
+             \x20   - fromCIDR: [10.2.3.4/16]\n{}",
+            port(80),
+            port(81),
+            port(82)
+        );
+        let pols = parse(Path::new("p.yaml"), &format!("{head}{body}")).expect("policy");
+        let cidrs = cidr_identities(&pols);
+        let id = |a: [u8; 4], p: u8| cidrs.get(&(IpAddr::from(a), p)).copied().unwrap_or(0);
+        let (wide, excepted, inner) = (
+            id([10, 0, 0, 0], 8),
+            id([10, 1, 0, 0], 16),
+            id([10, 2, 0, 0], 16),
+        );
+        assert!(
+            [wide, excepted, inner]
+                .iter()
+                .all(|i| *i >= IDENTITY_FIRST_CIDR),
+            "{cidrs:?}"
+        );
+        let st = compile(&c, &ids, &pols, &[]).expect("compile");
+        let allows = |remote: u32, dport: u16| {
+            st.policy
+                .get(&PolicyKeyOrd(server, remote, dport, PROTO_TCP, DIR_INGRESS))
+                .is_some_and(|e| e.action == ACTION_REDIRECT)
+        };
+        // 10.0.0.0/8 except 10.1.0.0/16: its own identity and 10.2.0.0/16's, not 10.1's.
+        assert!(allows(wide, 80) && allows(inner, 80) && !allows(excepted, 80));
+        // The narrower rules select only their own prefix.
+        assert!(allows(excepted, 81) && !allows(wide, 81) && !allows(inner, 81));
+        assert!(allows(inner, 82) && !allows(wide, 82) && !allows(excepted, 82));
+        // One ipcache entry per prefix, with the CIDR's identity (not `world` from the except).
+        let mut entries: Vec<_> = st
+            .ipcache
+            .iter()
+            .map(|e| (e.addr, e.prefix, e.identity))
+            .collect();
+        entries.sort();
+        assert_eq!(
+            entries,
+            [
+                (IpAddr::from([10, 0, 0, 0]), 8, wide),
+                (IpAddr::from([10, 1, 0, 0]), 16, excepted),
+                (IpAddr::from([10, 2, 0, 0]), 16, inner),
+            ]
+        );
+        // The transparent listener's L7 sets judge the same peers the same way.
+        let l7 = l7::filter_config_transparent::<l7::RuleConfig>(&pols, &ids);
+        let has_set = |src: u32, port: u16| {
+            l7.sets.iter().any(|s| {
+                s.source_identity == Some(u64::from(src))
+                    && s.port == Some(port)
+                    && s.directions.iter().any(|d| d.deny.is_none())
+            })
+        };
+        for (src, port, want) in [
+            (wide, 80, true),
+            (inner, 80, true),
+            (excepted, 80, false),
+            (excepted, 81, true),
+            (inner, 81, false),
+        ] {
+            assert_eq!(
+                has_set(src, port),
+                want,
+                "source {src}, port {port}: {:?}",
+                l7.sets
+            );
+        }
+        // A peer address lands on the longest prefix.
+        ids.set_ipcache(&st.ipcache);
+        let peer = |s: &str| ids.of_peer(s.parse().unwrap_or(IpAddr::from([0; 4])));
+        assert_eq!(peer("10.1.9.9"), Some(excepted));
+        assert_eq!(peer("10.2.9.9"), Some(inner));
+        assert_eq!(peer("10.3.9.9"), Some(wide));
+        assert_eq!(peer("11.0.0.1"), Some(IDENTITY_WORLD));
+        assert_eq!(
+            parse_cidr("fd00::1/64"),
+            Some(("fd00::".parse().unwrap_or(IpAddr::from([0; 4])), 64))
+        );
+        assert_eq!(
+            parse_cidr("10.1.2.3/0"),
+            Some((IpAddr::from([0, 0, 0, 0]), 0))
+        );
+        assert!(!cidr_contains(
+            (IpAddr::from([0; 4]), 0),
+            ("::".parse().unwrap_or(IpAddr::from([0; 4])), 0)
+        ));
     }
 
     /// The datapath reads the empty forms as Cilium does: `ingress: [{}]` enforces ingress
