@@ -153,6 +153,21 @@ pub const MINIMAL: FilterSpec = FilterSpec {
     file: "pw_basics.wasm",
     config: "'{}'",
 };
+/// The minimal filter's work (one counter increment per request) written against the ABI
+/// itself, with no SDK: `benches/filters/abi_minimal.wat`. What the host alone costs per request.
+pub const ABI_MINIMAL: FilterSpec = FilterSpec {
+    name: "abi_minimal",
+    // An absolute path: `--filters-dir` does not apply to it.
+    file: concat!(env!("CARGO_MANIFEST_DIR"), "/filters/abi_minimal.wat"),
+    config: "''",
+};
+/// [`ABI_MINIMAL`] with only the callbacks it needs (context create, request headers, delete),
+/// as a strait-sdk filter that looks at requests only: `benches/filters/abi_request_only.wat`.
+pub const ABI_REQUEST_ONLY: FilterSpec = FilterSpec {
+    name: "abi_request_only",
+    file: concat!(env!("CARGO_MANIFEST_DIR"), "/filters/abi_request_only.wat"),
+    config: "''",
+};
 /// Adds one response header.
 pub const HOSTILE: FilterSpec = FilterSpec {
     name: "hostile",
@@ -224,6 +239,10 @@ fn http_policy_100(name: &'static str, mut last: serde_json::Value) -> FilterSpe
 pub enum RpsFilter {
     /// pw_basics `{}` (the minimal filter, public SDK).
     Minimal,
+    /// The same work written against the ABI with no SDK (`benches/filters/abi_minimal.wat`).
+    AbiMinimal,
+    /// The same with three callbacks per request (`benches/filters/abi_request_only.wat`).
+    AbiRequestOnly,
     /// builtin:http-policy with 100 rules, wrk's `GET /` matching only the last.
     #[value(name = "http-policy-100")]
     #[serde(rename = "http-policy-100")]
@@ -234,6 +253,8 @@ impl RpsFilter {
     fn spec(self) -> &'static FilterSpec {
         match self {
             RpsFilter::Minimal => &MINIMAL,
+            RpsFilter::AbiMinimal => &ABI_MINIMAL,
+            RpsFilter::AbiRequestOnly => &ABI_REQUEST_ONLY,
             RpsFilter::HttpPolicy100 => &HTTP_POLICY_100_RPS,
         }
     }
@@ -242,6 +263,10 @@ impl RpsFilter {
     fn label(self) -> &'static str {
         match self {
             RpsFilter::Minimal => "one minimal filter",
+            RpsFilter::AbiMinimal => "one minimal filter without an SDK (abi_minimal.wat)",
+            RpsFilter::AbiRequestOnly => {
+                "one minimal filter, request callbacks only (abi_request_only.wat)"
+            }
             RpsFilter::HttpPolicy100 => "builtin:http-policy, 100 rules,",
         }
     }
@@ -250,6 +275,8 @@ impl RpsFilter {
     fn counter(self) -> &'static str {
         match self {
             RpsFilter::Minimal => "strait_wasm_pw_basics_requests_total",
+            RpsFilter::AbiMinimal => "strait_wasm_abi_minimal_requests_total",
+            RpsFilter::AbiRequestOnly => "strait_wasm_abi_request_only_requests_total",
             RpsFilter::HttpPolicy100 => "strait_wasm_http_policy_allowed_total",
         }
     }
@@ -659,6 +686,15 @@ fn micro_cases() -> Vec<MicroCase> {
         case(
             "allow_list → path_rewrite → path_counter",
             Some(THREE.to_vec()),
+        ),
+        // Last, so the listeners above keep their places.
+        case(
+            "abi_minimal (the same work, no SDK)",
+            Some(vec![&ABI_MINIMAL]),
+        ),
+        case(
+            "abi_request_only (the same, 3 callbacks)",
+            Some(vec![&ABI_REQUEST_ONLY]),
         ),
     ]
 }
@@ -1756,6 +1792,15 @@ mod tests {
         let rewrite: serde_json::Value =
             serde_json::from_slice(&cfg.listeners[5].filters[1].config)?;
         assert_eq!(rewrite["rules"][1]["replace"], "/api/v1/");
+        // The filters without an SDK are the repository's WAT files, whatever the filters dir.
+        for (i, file) in [(6, "abi_minimal.wat"), (7, "abi_request_only.wat")] {
+            let module = &cfg.listeners[i].filters[0].module;
+            assert!(
+                module.ends_with(file) && module.is_file(),
+                "{}",
+                module.display()
+            );
+        }
         Ok(())
     }
 
