@@ -1437,7 +1437,6 @@ impl Validator {
     }
 }
 
-/// Parses `512KiB`, `64MiB`, `1GiB` or a plain byte count.
 /// Why `name` cannot be a Linux interface name (as the kernel's `dev_valid_name`: 1-15 bytes,
 /// not `.` or `..`, no `/`, `:` or white space), or `None`.
 fn bad_interface_name(name: &str) -> Option<String> {
@@ -1445,9 +1444,10 @@ fn bad_interface_name(name: &str) -> Option<String> {
         && name.len() <= 15
         && name != "."
         && name != ".."
+        // Bytes, as the kernel's `isspace` sees them (its Latin-1 table counts 0xA0).
         && !name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace());
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0x0b || b == 0xa0);
     (!ok).then(|| {
         format!(
             "`{name}` is not an interface name (1-15 bytes, not `.` or `..`, no `/`, `:` or white space)"
@@ -1462,6 +1462,7 @@ pub fn link_pin_name(iface: &str) -> String {
     iface.replace('.', "_")
 }
 
+/// Parses `512KiB`, `64MiB`, `1GiB` or a plain byte count.
 pub fn parse_size(s: &str) -> Result<usize, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -1603,6 +1604,7 @@ mod tests {
             ("[\"..\"]", "is not an interface name"),
             ("[\"eth 0\"]", "is not an interface name"),
             ("[\"eth0:1\"]", "is not an interface name"),
+            ("[\"lxc\\u00e0\"]", "is not an interface name"),
             (
                 "[eth0.100, eth0_100]",
                 "would share the pinned tc link name `eth0_100`",

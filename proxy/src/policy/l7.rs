@@ -20,8 +20,8 @@ use super::cnp::{self, HttpRule, KafkaRule, L7Rules, PortRule, Selector};
 use datapath_bpf::{DIR_EGRESS, DIR_INGRESS, IDENTITY_HOST, IDENTITY_WORLD};
 
 use super::{
-    cidr_identities, cidr_selects, parse_cidr, port_protocols, sections, Identities, Labels, Peers,
-    Policy, IDENTITY_FIRST_CIDR, PROTO_TCP,
+    cidr_contains, cidr_identities, cidr_selects, parse_cidr, port_protocols, sections, Identities,
+    Labels, Peers, Policy, IDENTITY_FIRST_CIDR, PROTO_TCP,
 };
 
 /// Name of the built-in HTTP policy filter in a listener's chain (and in flow records).
@@ -502,11 +502,24 @@ fn peer_matches(r: &Peers<'_>, remote: Remote<'_>) -> bool {
                 _ => false,
             };
             // As `remotes()`: a CIDR selects the CIDR identities inside it, but none inside
-            // one of its excepts.
+            // one of its excepts; `/0` also selects `world`. An entry `remotes()` would refuse
+            // (a CIDR or except that does not parse, an except outside its CIDR) selects
+            // nothing: fail closed.
             let selects = |c: &str, except: &[String]| {
-                let excepts: Vec<_> = except.iter().filter_map(|e| parse_cidr(e)).collect();
-                matches!((parse_cidr(c), cidr), (Some(sel), Some(inner))
-                    if cidr_selects(sel, &excepts, inner))
+                let Some(sel) = parse_cidr(c) else {
+                    return false;
+                };
+                let excepts: Option<Vec<_>> = except
+                    .iter()
+                    .map(|e| parse_cidr(e).filter(|e| cidr_contains(sel, *e)))
+                    .collect();
+                let Some(excepts) = excepts else {
+                    return false;
+                };
+                match cidr {
+                    Some(inner) => cidr_selects(sel, &excepts, inner),
+                    None => sel.1 == 0 && identity == IDENTITY_WORLD,
+                }
             };
             r.entities.is_some_and(|es| es.iter().any(entity))
                 || r.cidr.is_some_and(|cs| cs.iter().any(|c| selects(c, &[])))

@@ -383,7 +383,9 @@ pub fn cidr_identities(policies: &[Policy]) -> BTreeMap<(IpAddr, u8), u32> {
             for sec in sections(spec) {
                 for r in &sec.peers {
                     let plain = r.cidr.into_iter().flatten().map(String::as_str);
-                    let sets = r.cidr_set.into_iter().flatten().map(|c| c.cidr.as_str());
+                    let sets = r.cidr_set.into_iter().flatten().flat_map(|c| {
+                        std::iter::once(c.cidr.as_str()).chain(c.except.iter().map(String::as_str))
+                    });
                     all.extend(plain.chain(sets).filter_map(parse_cidr));
                 }
             }
@@ -739,7 +741,11 @@ impl Compiler<'_> {
                 );
                 return None;
             };
-            self.ipcache_entry(addr, prefix, id);
+            // `/0` is `world` itself (below): no ipcache entry, so the addresses no other prefix
+            // covers stay `world`.
+            if prefix > 0 {
+                self.ipcache_entry(addr, prefix, id);
+            }
             let mut excepts = Vec::with_capacity(except.len());
             for ex in except {
                 let Some((ea, ep)) = parse_cidr(&ex) else {
@@ -750,14 +756,37 @@ impl Compiler<'_> {
                     );
                     return None;
                 };
-                // The longest prefix must land on something this rule does not select: the
-                // except's own CIDR identity when another rule names it, else `world`.
-                let identity = self.cidrs.get(&(ea, ep)).copied().unwrap_or(IDENTITY_WORLD);
-                self.ipcache_entry(ea, ep, identity);
+                if !cidr_contains((addr, prefix), (ea, ep)) {
+                    // As Cilium's `CIDRRule.sanitize`.
+                    self.err(
+                        p,
+                        &format!("{field}.cidr[{i}].except"),
+                        format!("`{ex}` is not inside `{cidr}`"),
+                    );
+                    return None;
+                }
+                // An except has a CIDR identity of its own (as in Cilium): the addresses in it
+                // land on that, which this rule does not select and any other CIDR containing
+                // them does.
+                let Some(&eid) = self.cidrs.get(&(ea, ep)) else {
+                    self.err(
+                        p,
+                        &format!("{field}.cidr[{i}].except"),
+                        format!("`{ex}` has no CIDR identity (internal error)"),
+                    );
+                    return None;
+                };
+                self.ipcache_entry(ea, ep, eid);
                 excepts.push((ea, ep));
             }
+            // `/0` also selects `world`: the addresses no policy CIDR covers (Cilium's
+            // `MatchesAll`).
+            if prefix == 0 {
+                out.insert(IDENTITY_WORLD);
+            }
             // As Cilium's `cidr:` labels: a CIDR selects every CIDR identity inside it (its
-            // own and the more specific ones other rules name), but none inside an except.
+            // own, the more specific ones other rules name, and excepts of other rules), but
+            // none inside one of its own excepts.
             out.extend(
                 self.cidrs
                     .iter()
@@ -769,7 +798,7 @@ impl Compiler<'_> {
     }
 
     /// Adds `addr/prefix → identity` to the ipcache once. Every prefix has one identity (its
-    /// CIDR identity, else `world` for an except), so a second entry would only repeat it.
+    /// CIDR identity), so a second entry would only repeat it.
     fn ipcache_entry(&mut self, addr: IpAddr, prefix: u8, identity: u32) {
         if !self
             .st
@@ -1063,13 +1092,18 @@ spec:
             )
         };
         // The except comes first, so its prefix is seen before the rule that names it.
+        // 10.9.0.0/16 is an except no rule names; 0.0.0.0/0 takes in `world` too.
         let body = format!(
             "    - fromCIDRSet: [{{cidr: 10.0.0.0/8, except: [10.1.0.0/16]}}]\n{}\
              \x20   - fromCIDR: [10.1.0.0/16]\n{}\
-             \x20   - fromCIDR: [10.2.3.4/16]\n{}",
+             \x20   - fromCIDR: [10.2.3.4/16]\n{}\
+             \x20   - fromCIDRSet: [{{cidr: 10.0.0.0/8, except: [10.9.0.0/16]}}]\n{}\
+             \x20   - fromCIDR: [0.0.0.0/0]\n{}",
             port(80),
             port(81),
-            port(82)
+            port(82),
+            port(83),
+            port(84)
         );
         let pols = parse(Path::new("p.yaml"), &format!("{head}{body}")).expect("policy");
         let cidrs = cidr_identities(&pols);
@@ -1096,6 +1130,16 @@ spec:
         // The narrower rules select only their own prefix.
         assert!(allows(excepted, 81) && !allows(wide, 81) && !allows(inner, 81));
         assert!(allows(inner, 82) && !allows(wide, 82) && !allows(excepted, 82));
+        // An except no rule names has an identity of its own: the other CIDRs containing it
+        // still select it (port 80's), its own rule does not.
+        let nine = id([10, 9, 0, 0], 16);
+        assert!(nine >= IDENTITY_FIRST_CIDR, "{cidrs:?}");
+        assert!(allows(nine, 80) && !allows(nine, 83) && allows(excepted, 83));
+        // 0.0.0.0/0: world and every IPv4 CIDR identity.
+        for remote in [IDENTITY_WORLD, wide, excepted, inner, nine] {
+            assert!(allows(remote, 84), "{remote}");
+        }
+        assert!(!allows(IDENTITY_WORLD, 80));
         // One ipcache entry per prefix, with the CIDR's identity (not `world` from the except).
         let mut entries: Vec<_> = st
             .ipcache
@@ -1109,6 +1153,7 @@ spec:
                 (IpAddr::from([10, 0, 0, 0]), 8, wide),
                 (IpAddr::from([10, 1, 0, 0]), 16, excepted),
                 (IpAddr::from([10, 2, 0, 0]), 16, inner),
+                (IpAddr::from([10, 9, 0, 0]), 16, nine),
             ]
         );
         // The transparent listener's L7 sets judge the same peers the same way.
@@ -1126,6 +1171,10 @@ spec:
             (excepted, 80, false),
             (excepted, 81, true),
             (inner, 81, false),
+            (nine, 80, true),
+            (nine, 83, false),
+            (IDENTITY_WORLD, 84, true),
+            (IDENTITY_WORLD, 80, false),
         ] {
             assert_eq!(
                 has_set(src, port),
@@ -1141,6 +1190,20 @@ spec:
         assert_eq!(peer("10.2.9.9"), Some(inner));
         assert_eq!(peer("10.3.9.9"), Some(wide));
         assert_eq!(peer("11.0.0.1"), Some(IDENTITY_WORLD));
+        assert_eq!(peer("10.9.0.1"), Some(nine));
+        // An except outside its CIDR is refused, as Cilium's `CIDRRule.sanitize` does.
+        for except in ["10.0.0.0/7", "192.168.0.0/16", "fd00::/64"] {
+            let bad = format!(
+                "{head}    - fromCIDRSet: [{{cidr: 10.0.0.0/8, except: [\"{except}\"]}}]\n{}",
+                port(80)
+            );
+            let pols = parse(Path::new("p.yaml"), &bad).expect("policy");
+            let e = compile(&c, &ids, &pols, &[]).expect_err(except);
+            assert!(
+                e.to_string().contains("is not inside `10.0.0.0/8`"),
+                "{except}: {e}"
+            );
+        }
         assert_eq!(
             parse_cidr("fd00::1/64"),
             Some(("fd00::".parse().unwrap_or(IpAddr::from([0; 4])), 64))

@@ -501,8 +501,10 @@ spec:
     );
     let ids_of = |ps: &[Policy]| cidr_identities(ps).into_iter().collect::<Vec<_>>();
     let numbered = ids_of(&ps);
-    assert_eq!(numbered.len(), 1);
+    // The CIDR and its except, each with an identity (as in Cilium).
+    assert_eq!(numbered.len(), 2, "{numbered:?}");
     assert_eq!(numbered[0].0, ("192.0.2.0".parse().unwrap(), 24));
+    assert_eq!(numbered[1].0, ("192.0.2.128".parse().unwrap(), 25));
     let cidr_id = numbered[0].1;
     assert!(cidr_id >= IDENTITY_FIRST_CIDR);
     // A CIDR's number does not depend on the others: adding one (lower in address order)
@@ -512,7 +514,7 @@ spec:
     ));
     let both: Vec<_> = ps.iter().chain(&more).cloned().collect();
     let numbered = ids_of(&both);
-    assert_eq!(numbered.len(), 3, "{numbered:?}");
+    assert_eq!(numbered.len(), 4, "{numbered:?}");
     assert!(numbered.contains(&(("192.0.2.0".parse().unwrap(), 24), cidr_id)));
     let c = filter_config_transparent::<RuleConfig>(&ps, &ids);
     let set = |src: u32| {
