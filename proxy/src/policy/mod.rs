@@ -724,60 +724,21 @@ impl Compiler<'_> {
             cidrs.extend(cs.iter().map(|c| (c.cidr.clone(), c.except.clone())));
         }
         for (i, (cidr, except)) in cidrs.into_iter().enumerate() {
-            let Some((addr, prefix)) = parse_cidr(&cidr) else {
-                self.err(
-                    p,
-                    &format!("{field}.cidr[{i}]"),
-                    format!("`{cidr}` is not a CIDR (e.g. 10.0.0.0/8)"),
-                );
-                return None;
-            };
-            // Numbered for every CIDR of the policies up front (`cidr_identities`).
-            let Some(&id) = self.cidrs.get(&(addr, prefix)) else {
-                self.err(
-                    p,
-                    &format!("{field}.cidr[{i}]"),
-                    format!("`{cidr}` has no CIDR identity (internal error)"),
-                );
-                return None;
-            };
-            // `/0` is `world` itself (below): no ipcache entry, so the addresses no other prefix
-            // covers stay `world`.
-            if prefix > 0 {
-                self.ipcache_entry(addr, prefix, id);
-            }
+            let f = format!("{field}.cidr[{i}]");
+            let (addr, prefix) = self.cidr_prefix(p, &f, &cidr)?;
             let mut excepts = Vec::with_capacity(except.len());
             for ex in except {
-                let Some((ea, ep)) = parse_cidr(&ex) else {
-                    self.err(
-                        p,
-                        &format!("{field}.cidr[{i}].except"),
-                        format!("`{ex}` is not a CIDR"),
-                    );
-                    return None;
-                };
-                if !cidr_contains((addr, prefix), (ea, ep)) {
+                let e = self.cidr_prefix(p, &format!("{f}.except"), &ex)?;
+                if !cidr_contains((addr, prefix), e) {
                     // As Cilium's `CIDRRule.sanitize`.
                     self.err(
                         p,
-                        &format!("{field}.cidr[{i}].except"),
+                        &format!("{f}.except"),
                         format!("`{ex}` is not inside `{cidr}`"),
                     );
                     return None;
                 }
-                // An except has a CIDR identity of its own (as in Cilium): the addresses in it
-                // land on that, which this rule does not select and any other CIDR containing
-                // them does.
-                let Some(&eid) = self.cidrs.get(&(ea, ep)) else {
-                    self.err(
-                        p,
-                        &format!("{field}.cidr[{i}].except"),
-                        format!("`{ex}` has no CIDR identity (internal error)"),
-                    );
-                    return None;
-                };
-                self.ipcache_entry(ea, ep, eid);
-                excepts.push((ea, ep));
+                excepts.push(e);
             }
             // `/0` also selects `world`: the addresses no policy CIDR covers (Cilium's
             // `MatchesAll`).
@@ -795,6 +756,34 @@ impl Compiler<'_> {
             );
         }
         Some(out.into_iter().collect())
+    }
+
+    /// A CIDR or except prefix of a rule, parsed, with its identity (numbered for every prefix
+    /// of the policies up front, `cidr_identities`) entered in the ipcache. An except has an
+    /// identity of its own, as in Cilium: the addresses in it land on that, which its rule does
+    /// not select and any other CIDR containing them does. `/0` is `world` itself (see
+    /// `remotes`): no entry, so the addresses no other prefix covers stay `world`.
+    fn cidr_prefix(&mut self, p: &Policy, field: &str, text: &str) -> Option<(IpAddr, u8)> {
+        let Some((addr, prefix)) = parse_cidr(text) else {
+            self.err(
+                p,
+                field,
+                format!("`{text}` is not a CIDR (e.g. 10.0.0.0/8)"),
+            );
+            return None;
+        };
+        let Some(&id) = self.cidrs.get(&(addr, prefix)) else {
+            self.err(
+                p,
+                field,
+                format!("`{text}` has no CIDR identity (internal error)"),
+            );
+            return None;
+        };
+        if prefix > 0 {
+            self.ipcache_entry(addr, prefix, id);
+        }
+        Some((addr, prefix))
     }
 
     /// Adds `addr/prefix → identity` to the ipcache once. Every prefix has one identity (its
